@@ -1,0 +1,21 @@
+// Package bus is edgenode's message bus: the beehive model of KubeEdge (seed
+// docs, "Beehive") over bounded Go channels.
+//
+// A module registers a name and a group with AddModule and then reads its own
+// queue with Receive. Any module sends to a name (Send), to every member of a
+// group (Send2Group), or sends and waits for the answer (SendSync,
+// Send2GroupSync); the answering module replies with SendResp, which hands the
+// message to the waiter whose request id equals the reply's parent id.
+//
+// What flows in and out: Message values. A Message is a value (header, route,
+// content); its content stays raw JSON bytes while it travels and is decoded
+// once by the module that needs it. The wire form of a Message, in both
+// KubeEdge eras (spec 1.1 and 1.2), is written and read by Encode and Decode.
+//
+// Operations, groups, module names and resource types are typed constants
+// here and nowhere else.
+//
+// Goroutines: none. Persistence: none. Every queue is bounded
+// (Config.QueueLen); a Send to a full queue or an unknown module is an error,
+// never a silent drop. Send, Receive, SendSync and SendResp do not allocate.
+package bus

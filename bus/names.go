@@ -1,0 +1,166 @@
+package bus
+
+// Module names a bus module. The constants are the names edgenode's own
+// modules register with and the names KubeEdge's cloud modules use as
+// route.source (spec 1.5). The wire spelling of the v0.3 era differs for
+// MetaManager; Encode maps it.
+type Module string
+
+// Modules of the edge node (spec 1.5, v1.23.1 spelling).
+const (
+	ModuleHub     Module = "websocket"   // EdgeHub
+	ModuleMeta    Module = "metamanager" // MetaManager
+	ModulePod     Module = "edged"       // Edged
+	ModuleTwin    Module = "twin"        // DeviceTwin
+	ModuleMQTT    Module = "eventbus"    // EventBus
+	ModuleBoard   Module = "board"       // node facts and node status (no KubeEdge name)
+	ModuleEdgeHub Module = "edgehub"     // source of node/connection events
+	ModuleBusSrc  Module = "bus"         // source of messages from MQTT to twin and cloud
+	ModuleTest    Module = "testManager" // KubeEdge's test harness module
+)
+
+// Cloud module names seen in route.source (spec 1.5).
+const (
+	SourceController        Module = "controller"     // v0.3.0 edge controller
+	SourceEdgeController    Module = "edgecontroller" // v1.23.1 edge controller
+	SourceDeviceController  Module = "devicecontroller"
+	SourceEdgeMgr           Module = "edgemgr"
+	SourceCloudHub          Module = "cloudhub"
+	SourcePolicyController  Module = "policycontroller"
+	SourceDynamicController Module = "dynamiccontroller"
+	SourceSyncController    Module = "synccontroller"
+	SourceTaskManager       Module = "taskmanager"
+	SourceNodeUpgrade       Module = "nodeupgradejobcontroller"
+	SourceRouterEventBus    Module = "router_eventbus"
+	SourceRouterServiceBus  Module = "router_servicebus"
+	SourceFuncMgr           Module = "funcmgr"
+	SourceEdgeFunction      Module = "edgefunction"
+	// SourceMetaManagerV03 is MetaManager's name in v0.3.0; it reaches the
+	// wire as the source of the podstatus resync (spec 8 item 6).
+	SourceMetaManagerV03 Module = "metaManager"
+)
+
+// IsEdgeController reports whether m is the edge controller of either era
+// (spec 8 item 7).
+func (m Module) IsEdgeController() bool {
+	return m == SourceController || m == SourceEdgeController
+}
+
+// IsDeviceController reports whether m is the cloud's device controller of
+// either era.
+func (m Module) IsDeviceController() bool {
+	return m == SourceDeviceController || m == SourceEdgeMgr
+}
+
+// Group names a beehive group (Send2Group) or a route.group on the wire.
+type Group string
+
+// Beehive groups (spec 1.5).
+const (
+	GroupHub  Group = "hub"
+	GroupMeta Group = "meta"
+	GroupPod  Group = "edged"
+	GroupTwin Group = "twin"
+	GroupBus  Group = "bus"
+)
+
+// Route groups on the wire (spec 1.5, 2.1, 2.4).
+const (
+	GroupResource    Group = "resource"
+	GroupUser        Group = "user"
+	GroupFunc        Group = "func"
+	GroupApp         Group = "app"
+	GroupTaskManager Group = "taskmanager"
+)
+
+// Op is a message operation (spec 1.4).
+type Op string
+
+// Operations of both eras (spec 1.4, 3.2, 4.3).
+const (
+	OpInsert        Op = "insert"
+	OpDelete        Op = "delete"
+	OpQuery         Op = "query"
+	OpUpdate        Op = "update"
+	OpPatch         Op = "patch"
+	OpUpload        Op = "upload"
+	OpResponse      Op = "response"
+	OpError         Op = "error"
+	OpKeepalive     Op = "keepalive"
+	OpConnect       Op = "connect" // node connection, v1.23.1
+	OpPublish       Op = "publish" // node connection (v0.3.0) and MQTT publish
+	OpSubscribe     Op = "subscribe"
+	OpUnsubscribe   Op = "unsubscribe"
+	OpMessage       Op = "message"
+	OpGet           Op = "get"
+	OpGetResult     Op = "get_result"
+	OpList          Op = "list"
+	OpDetail        Op = "detail"
+	OpDelta         Op = "delta"
+	OpDocument      Op = "document"
+	OpUpdated       Op = "updated"
+	OpDeleted       Op = "deleted"
+	OpConnected     Op = "connected"
+	OpDisconnected  Op = "disconnected"
+	OpUnholdUpgrade Op = "unhold-upgrade"
+	OpAction        Op = "action"
+	OpActionResult  Op = "action_result"
+	OpMetaSync      Op = "meta-internal-sync"
+	OpPing          Op = "ping"
+	OpPong          Op = "pong"
+	OpConfig        Op = "config"
+)
+
+// Kind is a resource type, the middle token of an edge-side resource path
+// (spec 1.6, 1.7).
+type Kind string
+
+// Resource types of both eras (spec 1.6).
+const (
+	KindPod                  Kind = "pod"
+	KindConfigMap            Kind = "configmap"
+	KindSecret               Kind = "secret"
+	KindNode                 Kind = "node"
+	KindPodList              Kind = "podlist"
+	KindPodStatus            Kind = "podstatus"
+	KindNodeStatus           Kind = "nodestatus"
+	KindEvent                Kind = "event"
+	KindServiceAccountToken  Kind = "serviceaccounttoken"
+	KindPodPatch             Kind = "podpatch"
+	KindNodePatch            Kind = "nodepatch"
+	KindRule                 Kind = "rule"
+	KindRuleEndpoint         Kind = "ruleendpoint"
+	KindRuleStatus           Kind = "rulestatus"
+	KindLease                Kind = "lease"
+	KindServiceAccountAccess Kind = "serviceaccountaccess"
+	KindCSR                  Kind = "certificatesigningrequest"
+	KindKubeCA               Kind = "k8s/ca.crt"
+	KindService              Kind = "service"
+	KindEndpoints            Kind = "endpoints"
+	KindPV                   Kind = "persistentvolume"
+	KindPVC                  Kind = "persistentvolumeclaim"
+	KindVolumeAttachment     Kind = "volumeattachment"
+	KindVolume               Kind = "volume"
+	KindDevice               Kind = "device"
+)
+
+// Device and twin resources, and the edge-internal node connection resource
+// (spec 1.6).
+const (
+	ResMembership       = "membership"
+	ResMembershipDetail = "membership/detail"
+	ResTwin             = "twin"
+	ResAuthInfo         = "auth_info"
+	ResNodeConnection   = "node/connection"
+	ResNode             = "node" // resource of the keepalive
+)
+
+// Contents of node/connection messages (spec 1.6).
+const (
+	CloudConnected    = "cloud_connected"
+	CloudDisconnected = "cloud_disconnected"
+)
+
+// NullNamespace is the namespace of cluster-scoped objects in v1.23.1
+// resource paths, e.g. null/node/<name> (spec 1.7).
+const NullNamespace = "null"

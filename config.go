@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"edgenode/bus"
+)
+
+// Defaults for the files on the board (design "Files on the board").
+const (
+	DefaultConfigPath = "/etc/edgenode/config.yaml"
+	DefaultDataDir    = "/var/lib/edgenode"
+	ConfigVersion     = 1
+)
+
+// Config is the whole configuration: the file's shape, compiled-in defaults
+// for every zero field. Each module's section is that module's own Config.
+type Config struct {
+	Version  int        `yaml:"version"`
+	NodeName string     `yaml:"nodeName"`
+	DataDir  string     `yaml:"dataDir"`
+	Era      string     `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
+	Log      LogConfig  `yaml:"log"`
+	Bus      bus.Config `yaml:"bus"`
+}
+
+// LogConfig configures the logger.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// defaults fills zero fields.
+func (c *Config) defaults() {
+	if c.Version == 0 {
+		c.Version = ConfigVersion
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.NodeName == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.NodeName = h
+		}
+	}
+	if c.Era == "" {
+		c.Era = bus.EraV123.String()
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Bus.QueueLen == 0 {
+		c.Bus.QueueLen = bus.DefaultQueueLen
+	}
+}
+
+// validate returns every problem at once.
+func (c *Config) validate() error {
+	var errs []error
+	if c.Version != ConfigVersion {
+		errs = append(errs, fmt.Errorf("version: %d is not supported (want %d)", c.Version, ConfigVersion))
+	}
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("nodeName: empty and the hostname is unknown"))
+	} else if strings.ContainsAny(c.NodeName, "/ \t\n") {
+		errs = append(errs, fmt.Errorf("nodeName: %q must not contain '/' or spaces", c.NodeName))
+	}
+	if !strings.HasPrefix(c.DataDir, "/") {
+		errs = append(errs, fmt.Errorf("dataDir: %q must be an absolute path", c.DataDir))
+	}
+	if _, err := bus.ParseEra(c.Era); err != nil {
+		errs = append(errs, fmt.Errorf("era: %w", err))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		errs = append(errs, fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
+	}
+	if c.Bus.QueueLen < 1 {
+		errs = append(errs, fmt.Errorf("bus.queueLen: %d must be at least 1", c.Bus.QueueLen))
+	}
+	errs = append(errs, c.validateModules()...)
+	return errors.Join(errs...)
+}
+
+// EraValue returns the configured era; validate has checked it.
+func (c *Config) EraValue() bus.Era {
+	e, _ := bus.ParseEra(c.Era)
+	return e
+}
+
+// loadConfig reads the file (absent is fine unless --config named it
+// explicitly), applies flags, fills defaults and validates.
+func loadConfig(o *options) (*Config, error) {
+	var cfg Config
+	b, err := os.ReadFile(o.configPath)
+	switch {
+	case err == nil:
+		if err := decodeConfig(b, &cfg); err != nil {
+			return nil, fmt.Errorf("config %s: %w", o.configPath, err)
+		}
+	case errors.Is(err, fs.ErrNotExist) && !o.set["config"]:
+		// No file: compiled-in defaults.
+	default:
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if o.dataDir != "" {
+		cfg.DataDir = o.dataDir
+	}
+	if o.nodeName != "" {
+		cfg.NodeName = o.nodeName
+	}
+	for _, f := range o.extra {
+		f(&cfg)
+	}
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("config %s: invalid:\n%w", o.configPath, indent(err))
+	}
+	return &cfg, nil
+}
+
+// decodeConfig decodes strictly: unknown keys and type mismatches are
+// errors, and yaml reports all of them together.
+func decodeConfig(b []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		if errors.Is(err, errEOF) {
+			return nil // an empty file is all defaults
+		}
+		return err
+	}
+	return nil
+}
+
+// YAML returns the config as YAML.
+func (c *Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("config: encode: %w", err)
+	}
+	return buf.Bytes(), enc.Close()
+}
+
+func indent(err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = "  - " + l
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
