@@ -64,7 +64,9 @@ func Layer(extra map[string]string) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	now := time.Unix(1700000000, 0)
-	dir := func(n string) { _ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: n, Mode: 0o755, ModTime: now}) }
+	dir := func(n string) {
+		_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: n, Mode: 0o755, ModTime: now})
+	}
 	file := func(n string, b []byte, mode int64) {
 		_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: mode, Size: int64(len(b)), ModTime: now})
 		_, _ = tw.Write(b)
