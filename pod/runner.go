@@ -338,9 +338,9 @@ func (r *Runner) restore(ctx context.Context) {
 		}
 		w := newWorker(r, p, err, byPod[p.Metadata.UID])
 		delete(byPod, p.Metadata.UID)
+		r.log.Info("pod restored", "pod", p.Metadata.Namespace+"/"+p.Metadata.Name, "adopted", len(w.ctrs))
 		r.workers[p.Metadata.UID] = w
 		r.startWorker(w)
-		r.log.Info("pod restored", "pod", w.key(), "adopted", len(w.ctrs))
 	}
 	// Containers of pods we have no record of: remove them.
 	for uid, ss := range byPod {

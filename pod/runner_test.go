@@ -74,7 +74,7 @@ func newHarness(t *testing.T, dataDir string, mod func(*Config)) *harness {
 		Platform:     "linux/" + podtest.BusyboxArch(),
 		SyncInterval: 50 * time.Millisecond, StatusInterval: time.Millisecond,
 		BackoffBase: 100 * time.Millisecond, BackoffMax: 400 * time.Millisecond,
-		HostIP: "127.0.0.1",
+		HostIP: "127.0.0.1", QueryTimeout: time.Second,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -478,7 +478,9 @@ func TestBadSpecsReportReason(t *testing.T) {
 		{"badvol", badvol, waitingReason("CreateContainerConfigError")},
 		{"nocm", nocm, waitingReason("CreateContainerConfigError")},
 		{"badpolicy", json.RawMessage(`{"metadata":{"name":"badpolicy","uid":"uid-bp"},"spec":{"restartPolicy":"Sometimes","containers":[{"name":"c","image":"x"}]}}`),
-			func(s PodStatus) bool { return s.Phase == "Failed" && s.Reason == "InvalidSpec" && strings.Contains(s.Message, "restartPolicy") }},
+			func(s PodStatus) bool {
+				return s.Phase == "Failed" && s.Reason == "InvalidSpec" && strings.Contains(s.Message, "restartPolicy")
+			}},
 		{"nfs", json.RawMessage(`{"metadata":{"name":"nfs","uid":"uid-nfs"},"spec":{"volumes":[{"name":"v","nfs":{"server":"s","path":"/"}}],"containers":[{"name":"c","image":"x"}]}}`),
 			func(s PodStatus) bool { return s.Phase == "Failed" && strings.Contains(s.Message, "not supported") }},
 	}

@@ -33,6 +33,7 @@ type worker struct {
 	cancelRun context.CancelFunc
 
 	// Owned by the worker goroutine.
+	cur        *Pod // the spec being synced
 	ctrs       map[string]*ctr
 	prepared   bool
 	nsPaths    map[string]string
@@ -78,7 +79,7 @@ func newWorker(r *Runner, p *Pod, specErr error, adopt []ociState) *worker {
 	w := &worker{
 		r: r, uid: p.Metadata.UID, dir: filepath.Join(r.cfg.podsDir(), p.Metadata.UID),
 		wake: make(chan struct{}, 1), stopc: make(chan struct{}),
-		pod: p, specErr: specErr, ctrs: map[string]*ctr{}, conds: map[string]PodCondition{},
+		pod: p, cur: p, specErr: specErr, ctrs: map[string]*ctr{}, conds: map[string]PodCondition{},
 		static: p.Metadata.Annotations[annConfigSource] == "file",
 	}
 	for _, s := range adopt {
@@ -118,7 +119,7 @@ func (w *worker) ctrFor(name string) *ctr {
 	if c, ok := w.ctrs[name]; ok {
 		return c
 	}
-	for i, cs := range [][]Container{w.pod.Spec.InitContainers, w.pod.Spec.Containers} {
+	for i, cs := range [][]Container{w.cur.Spec.InitContainers, w.cur.Spec.Containers} {
 		for _, c := range cs {
 			if c.Name == name {
 				st := &ctr{spec: c, init: i == 0, id: w.containerID(name)}
@@ -228,6 +229,7 @@ func (w *worker) sync(ctx context.Context) bool {
 	p, specErr, removing, refresh := w.pod, w.specErr, w.removing, w.refresh
 	w.refresh = false
 	w.mu.Unlock()
+	w.cur = p
 	if removing {
 		w.teardown(ctx)
 		w.mu.Lock()
@@ -322,9 +324,7 @@ func (w *worker) saveSpec(p *Pod) {
 
 // setWaiting marks every container that is not running as waiting.
 func (w *worker) setWaiting(reason, msg string) {
-	w.mu.Lock()
-	p := w.pod
-	w.mu.Unlock()
+	p := w.cur
 	for _, cs := range [][]Container{p.Spec.InitContainers, p.Spec.Containers} {
 		for _, c := range cs {
 			if st := w.ctrFor(c.Name); st != nil && !st.running {
