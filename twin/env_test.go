@@ -181,3 +181,31 @@ func (e *env) rows() rows {
 	}
 	return r
 }
+
+// settle waits until everything sent to the module so far is handled: a
+// twin get for an unknown device proves the dispatcher got past earlier
+// messages, then a marker job through every worker proves they did.
+func (e *env) settle() {
+	e.t.Helper()
+	e.mqtt("$hw/events/device/settle/twin/get", `{"event_id":"settle"}`)
+	if p := e.pub(); p.Topic != "$hw/events/device/settle/twin/get/result" {
+		e.t.Fatalf("settle: got publish on %s, want the settle result", p.Topic)
+	}
+	for _, w := range []*worker{e.tw.mem, e.tw.twin, e.tw.dev, e.tw.com} {
+		done := make(chan struct{})
+		w.inbox <- job{done: done}
+		<-done
+	}
+}
+
+// quiet checks that nothing was published or sent to the cloud.
+func (e *env) quiet() {
+	e.t.Helper()
+	if n := e.b.Depth(bus.ModuleMQTT); n != 0 {
+		e.t.Errorf("%d unexpected publishes, first %+v", n, e.pub())
+	}
+	if n := e.b.Depth(bus.ModuleHub); n != 0 {
+		m := e.recv(bus.ModuleHub)
+		e.t.Errorf("%d unexpected cloud messages, first %s %s", n, m.Route.Resource, m.Content)
+	}
+}

@@ -85,7 +85,8 @@ func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 	}
 	if out.changed {
 		if dev := t.store.device(id); dev != nil {
-			if d, ok := delta(t.cfg.Era, dev, t.newID(), now); ok {
+			if d, ok := delta(t.cfg.Era, dev, now); ok {
+				d.EventID = t.newID()
 				t.publish(deviceTopic(id, sufDelta), d)
 			}
 		}

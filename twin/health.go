@@ -18,6 +18,7 @@ type job struct {
 	msg     bus.Message
 	payload []byte
 	err     error // classification problem (bad topic levels)
+	done    chan struct{} // closed once handled, if set (lets a caller wait)
 }
 
 // worker is one of the DeviceTwin workers (spec 5.5): membership, twin,
@@ -58,6 +59,9 @@ func (w *worker) loop(ctx context.Context) {
 			w.last.Store(time.Now().UnixNano())
 		case j := <-w.inbox:
 			w.handle(ctx, j)
+			if j.done != nil {
+				close(j.done)
+			}
 			if tm != nil {
 				tm.Reset(w.idle)
 			}

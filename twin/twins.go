@@ -264,8 +264,8 @@ func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *m
 
 // delta returns the twin/update/delta payload of dev, or false when no
 // twin has an expected value that differs from the actual (spec 5.2).
-func delta(era bus.Era, dev *deviceState, eventID string, now int64) (twinDelta, bool) {
-	d := twinDelta{baseMessage: baseMessage{EventID: eventID, Timestamp: now},
+func delta(era bus.Era, dev *deviceState, now int64) (twinDelta, bool) {
+	d := twinDelta{baseMessage: baseMessage{Timestamp: now},
 		Twin: map[string]*msgTwin{}, Delta: map[string]string{}}
 	for k, t := range dev.Twins {
 		if t.deleted() || t.Expected == nil {
