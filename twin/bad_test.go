@@ -108,7 +108,10 @@ func TestBadInput(t *testing.T) {
 func TestBadCloudInput(t *testing.T) {
 	e := setupS1(t, Config{})
 	before := e.rows()
-	for _, c := range []struct{ op bus.Op; res, content string }{
+	for _, c := range []struct {
+		op           bus.Op
+		res, content string
+	}{
 		{bus.OpUpdate, bus.ResMembership, `{"added_devices":{}}`},
 		{bus.OpUpdate, bus.ResMembershipDetail, `[]`},
 		{bus.OpUpdate, "device/default/s1/twin/cloud_updated", `{"twin":"x"}`},

@@ -17,7 +17,7 @@ type job struct {
 	topic   string // MQTT topic of the request, "" for cloud messages
 	msg     bus.Message
 	payload []byte
-	err     error // classification problem (bad topic levels)
+	err     error         // classification problem (bad topic levels)
 	done    chan struct{} // closed once handled, if set (lets a caller wait)
 }
 
