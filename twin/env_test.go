@@ -21,7 +21,7 @@ var fixedNow = time.UnixMilli(1700000000123)
 // env is a twin module on a real bus and a real SQLite file; the eventbus
 // and the hub are plain bus modules the test reads.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	b      *bus.Bus
 	d      *db.DB
@@ -31,12 +31,12 @@ type env struct {
 	ids    atomic.Int64
 }
 
-func newEnv(t *testing.T, cfg Config) *env {
+func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
 	return startEnv(t, cfg, t.TempDir())
 }
 
-func startEnv(t *testing.T, cfg Config, dir string) *env {
+func startEnv(t testing.TB, cfg Config, dir string) *env {
 	t.Helper()
 	d, err := db.Open(context.Background(), filepath.Join(dir, db.FileName), db.Config{})
 	if err != nil {
