@@ -43,6 +43,7 @@ type Stats struct {
 	ClientDrops   uint64 // messages the embedded broker dropped for slow clients
 	AuthRefused   uint64 // clients the embedded broker refused
 	External      bool   // the external subscriber is connected
+	ExternalSubs  uint64 // connects to the external broker after which every filter was subscribed
 }
 
 type inMsg struct {
@@ -246,6 +247,7 @@ func (e *EventBus) Stats() Stats {
 	}
 	if e.remote != nil {
 		s.External = e.remote.connected()
+		s.ExternalSubs = e.remote.subscribed.Load()
 	}
 	return s
 }

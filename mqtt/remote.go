@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -32,6 +33,8 @@ type remote struct {
 
 	mu      sync.Mutex
 	filters []string // current filters, in subscription order
+
+	subscribed atomic.Uint64 // connects after which every filter was subscribed
 }
 
 // newRemote prepares the clients. It connects nothing.
@@ -136,15 +139,16 @@ func (r *remote) onConnect(c paho.Client) {
 	}
 	r.mu.Unlock()
 	r.log.Info("mqtt external subscriber connected", "server", r.cfg.Server, "filters", len(filters))
-	if len(filters) == 0 {
-		return
+	if len(filters) > 0 {
+		// nil handler: every message goes to the default handler, once,
+		// however many filters match it.
+		t := c.SubscribeMultiple(filters, nil)
+		if !t.WaitTimeout(r.cfg.PublishTimeout) || t.Error() != nil {
+			r.log.Warn("mqtt external subscribe failed", "err", t.Error())
+			return
+		}
 	}
-	// nil handler: every message goes to the default handler, once, however
-	// many filters match it.
-	t := c.SubscribeMultiple(filters, nil)
-	if !t.WaitTimeout(r.cfg.PublishTimeout) || t.Error() != nil {
-		r.log.Warn("mqtt external subscribe failed", "err", t.Error())
-	}
+	r.subscribed.Add(1)
 }
 
 func (r *remote) onMessage(_ paho.Client, m paho.Message) {

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,7 +151,13 @@ func StartMosquitto(tb testing.TB, extra string) *Mosquitto {
 	addr := FreeAddr(tb)
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(tb.TempDir(), "mosquitto.conf")
-	text := "listener " + port + " 127.0.0.1\nallow_anonymous true\npersistence false\n" + extra
+	// "user root" keeps a root-started mosquitto from switching to user
+	// mosquitto, which could not read the test's temp dir; it is ignored
+	// when not root.
+	text := "listener " + port + " 127.0.0.1\npersistence false\nuser root\n" + extra
+	if !strings.Contains(extra, "allow_anonymous") {
+		text += "allow_anonymous true\n"
+	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		tb.Fatal(err)
 	}
