@@ -14,6 +14,7 @@ import (
 
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/mqtt"
 	"edgenode/twin"
 )
 
@@ -23,16 +24,36 @@ var errEOF = io.EOF
 // addFlags adds the flags of one subcommand beyond the shared ones. Each
 // module's command-line settings are wired here.
 func addFlags(cmd string, fs *flag.FlagSet, o *options) {
-	_ = cmd
-	_ = fs
-	_ = o
+	if cmd == "run" || cmd == "config" {
+		fs.Func("mqtt-mode", "MQTT mode: internal, external or both (default internal)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Mode = mqtt.Mode(s) })
+			return nil
+		})
+		fs.Func("mqtt-listen", "`ADDR` of the embedded MQTT broker (default "+mqtt.DefaultListen+", "+mqtt.DefaultListenBoth+" in both mode)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Internal.Listen = s })
+			return nil
+		})
+	}
 }
 
 // validateModules checks each module's section of the config.
 func (c *Config) validateModules() []error {
 	var errs []error
+	if err := c.MQTT.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("mqtt.%w", e))
+		}
+	}
 	errs = append(errs, c.Twin.validate()...)
 	return errs
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // runner is what every module is to main: Run blocks until ctx ends and
@@ -55,6 +76,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	var mods []runner
 	// Modules are wired here, one block each.
+
+	// mqtt: EventBus, the embedded and/or external MQTT broker.
+	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, eb)
 
 	// twin: DeviceTwin, the device API on the $hw/events topics.
 	tw, err := twin.New(cfg.twinConfig(), b, store, log.With("module", "twin"))
