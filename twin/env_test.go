@@ -38,18 +38,27 @@ func newEnv(t testing.TB, cfg Config) *env {
 
 func startEnv(t testing.TB, cfg Config, dir string) *env {
 	t.Helper()
+	return startEnvWith(t, cfg, dir, nil)
+}
+
+// startEnvWith is startEnv with the eventbus set up by eventbus (nil: a
+// plain bus module the test reads).
+func startEnvWith(t testing.TB, cfg Config, dir string, eventbus func(e *env)) *env {
+	t.Helper()
 	d, err := db.Open(context.Background(), filepath.Join(dir, db.FileName), db.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, dir: dir, d: d, b: bus.New(bus.Config{}, nil), done: make(chan error, 1)}
-	for _, m := range []struct {
-		n bus.Module
-		g bus.Group
-	}{{bus.ModuleMQTT, bus.GroupBus}, {bus.ModuleHub, bus.GroupHub}} {
-		if err := e.b.AddModule(m.n, m.g); err != nil {
+	if err := e.b.AddModule(bus.ModuleHub, bus.GroupHub); err != nil {
+		t.Fatal(err)
+	}
+	if eventbus == nil {
+		if err := e.b.AddModule(bus.ModuleMQTT, bus.GroupBus); err != nil {
 			t.Fatal(err)
 		}
+	} else {
+		eventbus(e)
 	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = "edge-node"
