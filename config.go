@@ -30,6 +30,7 @@ type Config struct {
 	Era      string     `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
 	Log      LogConfig  `yaml:"log"`
 	Bus      bus.Config `yaml:"bus"`
+	Twin     TwinConfig `yaml:"twin"`
 }
 
 // LogConfig configures the logger.
