@@ -92,11 +92,11 @@ func TestCollectBoards(t *testing.T) {
 			name:  "pc",
 			uname: Uname{Machine: "x86_64", Release: "6.8.0-49-generic"},
 			want: Facts{
-				CPU:    CPUInfo{Processors: 4, ModelName: "Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz"},
-				CPUs:   4,
-				Memory: MemInfo{Total: 16262044 << 10, Free: 9817236 << 10, Available: 12903544 << 10, HasAvailable: true},
-				Uname:  Uname{Machine: "x86_64", Release: "6.8.0-49-generic"},
-				Arch:   "amd64",
+				CPU:       CPUInfo{Processors: 4, ModelName: "Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz"},
+				CPUs:      4,
+				Memory:    MemInfo{Total: 16262044 << 10, Free: 9817236 << 10, Available: 12903544 << 10, HasAvailable: true},
+				Uname:     Uname{Machine: "x86_64", Release: "6.8.0-49-generic"},
+				Arch:      "amd64",
 				OSImage:   "Ubuntu 24.04.1 LTS",
 				MachineID: "c0ffee00d15ea5e5deadbeef01234567",
 				BootID:    "7d6c5b4a-3928-4716-a504-f3e2d1c0b9a8",
@@ -224,8 +224,8 @@ func TestARMVariant(t *testing.T) {
 func TestArch(t *testing.T) {
 	v6 := CPUInfo{ModelName: "ARMv6-compatible processor rev 7 (v6l)", Architecture: "7"}
 	tests := []struct {
-		machine  string
-		c        CPUInfo
+		machine string
+		c       CPUInfo
 		arch, v string
 	}{
 		{"armv6l", v6, "arm", "v6"},

@@ -92,3 +92,24 @@ func FuzzParseLoadavg(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseRuncVersion(f *testing.F) {
+	for _, tt := range runcTests {
+		f.Add([]byte(tt.in))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := ParseRuncVersion(bytes.NewReader(b))
+		if err == nil && !validVersion(v) {
+			t.Fatalf("ParseRuncVersion = %q", v)
+		}
+	})
+}
+
+func FuzzParseObjectResp(f *testing.F) {
+	f.Add([]byte(`"OK"`))
+	f.Add([]byte(`{"Object":{"metadata":{"name":"n"}},"Err":null}`))
+	f.Add([]byte(`{"Object":null,"Err":{"ErrStatus":{"reason":"NotFound","code":404}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseObjectResp(b)
+	})
+}
