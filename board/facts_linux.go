@@ -34,3 +34,5 @@ func StatDisk(path string) (Disk, error) {
 		InodesFree: uint64(s.Ffree),
 	}, nil
 }
+
+var errAddrInUse = unix.EADDRINUSE

@@ -18,3 +18,5 @@ func HostUname() (Uname, error) {
 
 // StatDisk is not supported outside Linux.
 func StatDisk(path string) (Disk, error) { return Disk{}, errNotLinux }
+
+var errAddrInUse = errors.New("address in use")

@@ -30,7 +30,9 @@ func (h *fakeHost) host() Host {
 		Interfaces: func() ([]IfaceAddrs, error) {
 			return []IfaceAddrs{{Name: "wlan0", Up: true, Addrs: []net.IP{net.ParseIP("192.168.1.23")}}}, nil
 		},
-		StatDisk: func(string) (Disk, error) { return Disk{Total: 8 << 30, Free: 6 << 30, Inodes: 500000, InodesFree: 400000}, nil },
+		StatDisk: func(string) (Disk, error) {
+			return Disk{Total: 8 << 30, Free: 6 << 30, Inodes: 500000, InodesFree: 400000}, nil
+		},
 		Runtime: func(context.Context) (string, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()

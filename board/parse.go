@@ -13,7 +13,7 @@ import (
 var (
 	ErrSyntax      = errors.New("board: syntax error")
 	ErrNoInterface = errors.New("board: no usable network interface")
-	ErrReadOnly    = errors.New("board: data dir is not writable")
+	ErrDataDir     = errors.New("board: data dir is not usable")
 )
 
 // maxLine bounds one line of a /proc or /etc file; longer lines are an
