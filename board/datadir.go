@@ -73,5 +73,5 @@ func dataDirError(dir, what string, err error) error {
 	default:
 		hint = "check the mount and the path"
 	}
-	return fmt.Errorf("board: data dir %s: %s (%s): %w", dir, what, hint, errors.Join(ErrDataDir, err))
+	return fmt.Errorf("board: data dir %s: %s (%s): %w: %w", dir, what, hint, ErrDataDir, err)
 }

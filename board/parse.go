@@ -134,7 +134,7 @@ func ParseMemInfo(r io.Reader) (MemInfo, error) {
 		}
 		x, err := strconv.ParseUint(f[0], 10, 64)
 		if err != nil {
-			return fmt.Errorf("board: meminfo line %d: %w", n, errors.Join(ErrSyntax, err))
+			return fmt.Errorf("board: meminfo line %d: %w: %w", n, ErrSyntax, err)
 		}
 		if len(f) == 2 {
 			if x > 1<<53 {
@@ -298,7 +298,7 @@ func parseInt(r io.Reader) (int, error) {
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil {
-		return 0, errors.Join(ErrSyntax, err)
+		return 0, fmt.Errorf("%w: %w", ErrSyntax, err)
 	}
 	return n, nil
 }

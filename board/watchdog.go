@@ -104,6 +104,11 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	defer t.Stop()
 	var withheld bool
 	for {
+		if ctx.Err() != nil {
+			// Modules read as stopped while the node shuts down; that is
+			// not a reason to withhold the keep-alive.
+			return w.close(dev)
+		}
 		if bad := w.reg.Unhealthy(); len(bad) == 0 {
 			if withheld {
 				w.log.Info("watchdog: modules healthy again, keep-alive resumed")
