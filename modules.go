@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"golang.org/x/sync/errgroup"
 
+	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/db"
 	"edgenode/mqtt"
@@ -34,6 +34,9 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 			return nil
 		})
 	}
+	if cmd == "check" {
+		addCheckFlags(fs, o)
+	}
 }
 
 // validateModules checks each module's section of the config.
@@ -45,6 +48,10 @@ func (c *Config) validateModules() []error {
 		}
 	}
 	errs = append(errs, c.Twin.validate()...)
+	errs = append(errs, c.Board.Validate()...)
+	if err := c.Health.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errs
 }
 
@@ -56,6 +63,15 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
+// boardDefaults fills the board, watchdog and health sections; the board
+// takes node name, era and data dir from the top level.
+func (c *Config) boardDefaults() {
+	c.Board.NodeName, c.Board.DataDir, c.Board.Era = c.NodeName, c.DataDir, c.EraValue()
+	c.Board = c.Board.Defaults()
+	c.Watchdog = c.Watchdog.Defaults()
+	c.Health.defaults()
+}
+
 // runner is what every module is to main: Run blocks until ctx ends and
 // returns after all its goroutines have exited.
 type runner interface {
@@ -64,8 +80,10 @@ type runner interface {
 
 // run wires the modules and runs them under one errgroup until ctx ends.
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	// Everything edgenode writes lives under the data dir, so that the
+	// root may be read-only; say clearly when it is not writable.
+	if err := board.CheckDataDir(cfg.DataDir); err != nil {
+		return err
 	}
 	store, err := db.Open(ctx, filepath.Join(cfg.DataDir, db.FileName), db.Config{})
 	if err != nil {
@@ -74,8 +92,20 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer store.Close()
 	b := bus.New(cfg.Bus, log.With("module", "bus"))
 
+	reg := board.NewRegistry()
+	hs := newHealth(cfg.Health, cfg.NodeName, b, cfg.Bus.QueueLen, reg, log.With("module", "health"))
+
 	var mods []runner
-	// Modules are wired here, one block each.
+	// Modules are wired here, one block each. A module with counters adds
+	// them to /metrics with hs.stats("<package>", func() any { return m.Stats() }).
+
+	// board: node facts, node status and lease through meta.
+	node, err := board.New(cfg.Board, b, log.With("module", "board"), board.Host{Unhealthy: reg.Unhealthy})
+	if err != nil {
+		return err
+	}
+	mods = append(mods, node)
+	hs.stats("board", func() any { return node.Stats() })
 
 	// mqtt: EventBus, the embedded and/or external MQTT broker.
 	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
@@ -90,11 +120,20 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	mods = append(mods, tw)
+	hs.stats("twin", func() any { return tw.Stats() })
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
-		g.Go(func() error { return m.Run(gctx) })
+		name := moduleName(m)
+		reg.Add(name)
+		probeQueue(reg, b, name, cfg.Bus.QueueLen)
+		g.Go(func() error { return runTracked(gctx, reg, name, m) })
 	}
+	// The health server and the watchdog serve the modules; they are not
+	// modules themselves.
+	hs.wd = board.NewWatchdog(cfg.Watchdog, reg, log.With("module", "watchdog"), nil)
+	g.Go(func() error { return hs.wd.Run(gctx) })
+	g.Go(func() error { return hs.Run(gctx) })
 	log.Info("edgenode ready", "node", cfg.NodeName, "data_dir", cfg.DataDir, "db", store.Path(), "version", version)
 	<-gctx.Done()
 	err = g.Wait()
