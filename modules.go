@@ -14,6 +14,7 @@ import (
 
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/meta"
 )
 
 // errEOF is what the YAML decoder returns for an empty document.
@@ -29,7 +30,9 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 
 // validateModules checks each module's section of the config.
 func (c *Config) validateModules() []error {
-	return nil
+	var errs []error
+	errs = append(errs, c.Meta.Validate()...)
+	return errs
 }
 
 // runner is what every module is to main: Run blocks until ctx ends and
@@ -52,6 +55,16 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	var mods []runner
 	// Modules are wired here, one block each.
+
+	// meta: MetaManager, the store's keeper between edged, twin and hub.
+	metaCfg := cfg.Meta
+	metaCfg.Era = cfg.EraValue()
+	metaCfg.NodeName = cfg.NodeName
+	mm, err := meta.New(metaCfg, b, store, log.With("module", "meta"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, mm)
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
