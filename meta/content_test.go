@@ -1,11 +1,18 @@
 package meta
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"edgenode/bus"
+	"edgenode/db"
 )
 
 // contentTests seed FuzzStoredValue.
@@ -113,4 +120,92 @@ func FuzzStoredValue(f *testing.F) {
 			t.Fatalf("decodeObjectResp(%q) Object = %q, not valid JSON", content, or.Object)
 		}
 	})
+}
+
+// fuzzSources are the senders FuzzHandle picks from.
+var fuzzSources = []bus.Module{
+	bus.SourceEdgeController, bus.SourceController, bus.SourceDeviceController, bus.ModulePod,
+	bus.ModuleBoard, bus.ModuleEdgeHub, bus.SourcePolicyController, bus.Module("stranger"),
+}
+
+// FuzzHandle feeds arbitrary messages to MetaManager: it must not panic,
+// and a message it answers with an error must leave table meta as it was
+// (a failed remote operation excepted: a patch is stored before it goes
+// to the cloud).
+func FuzzHandle(f *testing.F) {
+	for i, tt := range contentTests {
+		f.Add(uint8(i), string(bus.OpInsert), "default/"+string(tt.kind)+"/a", []byte(tt.content), i%2 == 0)
+		f.Add(uint8(i+3), string(bus.OpUpdate), "default/"+string(tt.kind)+"/a", []byte(tt.content), false)
+	}
+	f.Add(uint8(3), string(bus.OpPatch), "default/podpatch/a", []byte(`"{}"`), true)
+	f.Add(uint8(0), string(bus.OpDelete), "default/pod/nginx", []byte(podJSON), false)
+	f.Add(uint8(3), string(bus.OpQuery), "default/configmap", []byte(nil), false)
+	f.Add(uint8(0), string(bus.OpResponse), "default/podpatch/nginx", []byte(`{"Object":{},"Err":null}`), false)
+	f.Add(uint8(5), string(bus.OpConnect), bus.ResNodeConnection, []byte(`"cloud_connected"`), false)
+
+	ctx := context.Background()
+	d, err := db.Open(ctx, filepath.Join(f.TempDir(), db.FileName), db.Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { d.Close() })
+	b := bus.New(bus.Config{QueueLen: 1024}, nil)
+	for _, fk := range fakes {
+		if err := b.AddModule(fk.name, fk.group); err != nil {
+			f.Fatal(err)
+		}
+	}
+	m, err := New(Config{RemoteQueryTimeout: time.Millisecond}, b, d, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := d.UpsertMeta(ctx, db.Meta{Key: "default/pod/nginx", Type: "pod", Value: podJSON}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, src uint8, op, res string, content []byte, connected bool) {
+		m.connected.Store(connected)
+		before := allRows(t, d)
+		msg := bus.NewMessage(fuzzSources[int(src)%len(fuzzSources)], bus.GroupResource, bus.Op(op), res, content)
+		m.handle(ctx, msg)
+		m.wg.Wait()
+		failed := false
+		for _, fk := range fakes {
+			for q := b.Queue(fk.name); len(q) > 0; {
+				got := <-q
+				reason, _ := bus.ContentString(got.Content)
+				if got.Route.Operation == bus.OpError && got.Header.ParentID == msg.Header.ID &&
+					!strings.HasPrefix(reason, reasonRemote) {
+					failed = true
+				}
+			}
+		}
+		if failed {
+			if diff := cmp.Diff(before, allRows(t, d)); diff != "" {
+				t.Fatalf("message %+v %q answered with an error changed table meta (-before +after):\n%s", msg.Route, content, diff)
+			}
+		}
+	})
+}
+
+func allRows(t *testing.T, d *db.DB) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, kind := range knownKindNames() {
+		rows, err := d.MetaByType(context.Background(), kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			out[r.Key] = r.Value
+		}
+	}
+	return out
+}
+
+func knownKindNames() []string {
+	var out []string
+	for k := range knownKinds {
+		out = append(out, string(k))
+	}
+	return out
 }

@@ -372,6 +372,8 @@ func TestRemote(t *testing.T) {
 			answer: cmJSON, wantRows: map[string]string{"default/configmap/cm": cmJSON}},
 		{name: "v0.3 secret missing locally", era: bus.EraV03, op: bus.OpQuery, res: "default/secret/s",
 			answer: `{"metadata":{"name":"s"}}`, wantRows: map[string]string{"default/secret/s": `{"metadata":{"name":"s"}}`}},
+		{name: "cluster CA", op: bus.OpQuery, res: "default/k8s/ca.crt",
+			answer: `{"Object":"-----BEGIN CERTIFICATE-----\n","Err":null}`, wantRows: map[string]string{"default/k8s/ca.crt": `"-----BEGIN CERTIFICATE-----\n"`}},
 		{name: "OK answer stores nothing", op: bus.OpInsert, res: "kube-node-lease/lease/edge-1", content: `{"metadata":{"name":"edge-1"}}`,
 			answer: `"OK"`, wantRows: map[string]string{}},
 	}

@@ -37,7 +37,7 @@ func (m *Meta) handle(ctx context.Context, msg bus.Message) {
 		m.fail(msg, ErrBadContent.Error()+": not JSON")
 		return
 	}
-	r, err := bus.ParseResource(msg.Route.Resource, op)
+	r, err := parseResource(msg.Route.Resource, op)
 	if err != nil {
 		m.fail(msg, reasonBadResource+msg.Route.Resource)
 		return
@@ -62,6 +62,17 @@ func (m *Meta) handle(ctx context.Context, msg bus.Message) {
 	default:
 		m.fail(msg, reasonBadOp+string(op))
 	}
+}
+
+// parseResource is bus.ParseResource, except that the one resource type
+// holding a '/' (k8s/ca.crt, spec 1.6) is read as a type:
+// <ns>/k8s/ca.crt is kind k8s/ca.crt, name ca.crt.
+func parseResource(res string, op bus.Op) (bus.Resource, error) {
+	r, err := bus.ParseResource(res, op)
+	if err == nil && string(r.Kind)+"/"+r.Name == string(bus.KindKubeCA) {
+		r.Kind, r.Name = bus.KindKubeCA, "ca.crt"
+	}
+	return r, err
 }
 
 // fromCloud reports whether msg came from the cloud: its source is not one
@@ -320,12 +331,13 @@ func (m *Meta) storeResponse(ctx context.Context, key string, r bus.Resource, co
 	}
 	val := content
 	if or, ok := decodeObjectResp(content); ok {
-		if !isNull(or.Err) || isNull(or.Object) || !isObject(or.Object) {
+		if !isNull(or.Err) || isNull(or.Object) {
 			return nil
 		}
 		val = or.Object
-	} else if !isObject(content) {
-		return nil
+	}
+	if _, isString := bus.ContentString(val); !isObject(val) && !(isString && r.Kind == bus.KindKubeCA) {
+		return nil // "OK", an error text, an array: nothing to keep
 	}
 	kind := r.Kind
 	switch kind {
