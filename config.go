@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/meta"
 )
@@ -25,13 +26,17 @@ const (
 // Config is the whole configuration: the file's shape, compiled-in defaults
 // for every zero field. Each module's section is that module's own Config.
 type Config struct {
-	Version  int         `yaml:"version"`
-	NodeName string      `yaml:"nodeName"`
-	DataDir  string      `yaml:"dataDir"`
-	Era      string      `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
-	Log      LogConfig   `yaml:"log"`
-	Bus      bus.Config  `yaml:"bus"`
-	Meta     meta.Config `yaml:"meta"`
+	Version  int                  `yaml:"version"`
+	NodeName string               `yaml:"nodeName"`
+	DataDir  string               `yaml:"dataDir"`
+	Era      string               `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
+	Log      LogConfig            `yaml:"log"`
+	Bus      bus.Config           `yaml:"bus"`
+	Board    board.Config         `yaml:"board"`
+	Watchdog board.WatchdogConfig `yaml:"watchdog"`
+	Health   HealthConfig         `yaml:"health"`
+	Twin     TwinConfig           `yaml:"twin"`
+	Meta     meta.Config          `yaml:"meta"`
 }
 
 // LogConfig configures the logger.
@@ -66,6 +71,7 @@ func (c *Config) defaults() {
 		c.Bus.QueueLen = bus.DefaultQueueLen
 	}
 	c.Meta = c.Meta.Defaults()
+	c.boardDefaults()
 }
 
 // validate returns every problem at once.

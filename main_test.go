@@ -128,7 +128,15 @@ func TestConfigPrintsDefaults(t *testing.T) {
 	if err := dec.Decode(&got); err != nil {
 		t.Fatalf("edgenode config printed YAML that does not decode strictly: %v", err)
 	}
-	want := Config{
+	// The sections this file's keys document, spelled out.
+	type owned struct {
+		Version                int
+		NodeName, DataDir, Era string
+		Log                    LogConfig
+		Bus                    bus.Config
+		Meta                   meta.Config
+	}
+	wantOwned := owned{
 		Version:  ConfigVersion,
 		NodeName: "edge-1",
 		DataDir:  DefaultDataDir,
@@ -141,8 +149,25 @@ func TestConfigPrintsDefaults(t *testing.T) {
 			MaxRemote:             meta.DefaultMaxRemote,
 		},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	gotOwned := owned{got.Version, got.NodeName, got.DataDir, got.Era, got.Log, got.Bus, got.Meta}
+	if diff := cmp.Diff(wantOwned, gotOwned); diff != "" {
 		t.Errorf("edgenode config mismatch (-want +got):\n%s", diff)
+	}
+	// Every section prints what the compiled-in defaults are (compared
+	// after the same YAML round trip, which drops the fields a section
+	// takes from the top level).
+	defaults := Config{NodeName: "edge-1"}
+	defaults.defaults()
+	b, err := defaults.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want Config
+	if err := yaml.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("edgenode config differs from the defaults (-want +got):\n%s", diff)
 	}
 }
 
