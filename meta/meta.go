@@ -185,11 +185,16 @@ func (m *Meta) sendFailed(to bus.Module, msg bus.Message, err error) {
 		"failures", m.sendFails.Load())
 }
 
-// reply answers an edge request: to the waiting SendSync if the request
-// was sync and its asker still waits, else to the asker's queue.
+// reply answers an edge request: a sync request through its waiting
+// SendSync, an asynchronous one on the asker's queue. A sync request whose
+// asker stopped waiting (its own timeout ran out before the cloud
+// answered) gets no answer: putting it on the asker's queue would hand it
+// a reply to a question it no longer asks.
 func (m *Meta) reply(req, resp bus.Message) {
-	if req.Header.Sync && m.b.IsWaiting(req.Header.ID) && m.b.SendResp(resp) {
-		m.out.Add(1)
+	if req.Header.Sync {
+		if m.b.IsWaiting(req.Header.ID) && m.b.SendResp(resp) {
+			m.out.Add(1)
+		}
 		return
 	}
 	m.send(bus.Module(req.Route.Source), resp)

@@ -782,3 +782,38 @@ func TestNewConfig(t *testing.T) {
 		t.Error("New(bad config) = nil error")
 	}
 }
+
+// TestRemoteAskerGaveUp: the cloud answers after the asker's own timeout.
+// The answer is still stored and acknowledged, and nothing lands on the
+// asker's queue.
+func TestRemoteAskerGaveUp(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.setConnected(true)
+	gaveUp := make(chan struct{})
+	answered := make(chan bus.Message, 1)
+	go func() {
+		req, err := e.b.Receive(e.ctx, bus.ModuleHub)
+		if err != nil {
+			close(answered)
+			return
+		}
+		<-gaveUp
+		resp := cloudResp(req, `{"Object":`+nodeJSON+`,"Err":null}`)
+		e.b.SendResp(resp)
+		answered <- resp
+	}()
+	msg := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpInsert, "null/node/edge-1", []byte(nodeJSON))
+	if _, err := e.b.SendSync(e.ctx, bus.ModuleMeta, msg, 20*time.Millisecond); !errors.Is(err, bus.ErrTimeout) {
+		t.Fatalf("SendSync() = %v, want the asker's timeout", err)
+	}
+	close(gaveUp)
+	cloud := <-answered
+	e.checkAck(e.recvAll(bus.ModuleHub, 1), cloud)
+	if got := e.rows()["null/node/edge-1"]; got != nodeJSON {
+		t.Errorf("node row = %q, want the cloud's object", got)
+	}
+	e.m.wg.Wait() // the remote operation has ended
+	if got := e.drain(bus.ModulePod); len(got) != 0 {
+		t.Errorf("edged got %+v, want nothing after it stopped waiting", got)
+	}
+}

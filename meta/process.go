@@ -196,8 +196,10 @@ func (m *Meta) patch(ctx context.Context, msg bus.Message, r bus.Resource) {
 	case m.connected.Load():
 		m.remote(ctx, msg, r, false)
 	default:
-		m.send(bus.ModuleHub, msg)
+		// Answer first: the hub answers the waiter of a sync message it
+		// cannot queue, and the asker should hear meta's reason.
 		m.fail(msg, reasonNotConnected)
+		m.send(bus.ModuleHub, msg)
 	}
 }
 
@@ -328,6 +330,9 @@ func (m *Meta) response(ctx context.Context, msg bus.Message, r bus.Resource) {
 func (m *Meta) storeResponse(ctx context.Context, key string, r bus.Resource, content []byte) error {
 	if r.Name == "" || len(content) == 0 || !json.Valid(content) {
 		return nil
+	}
+	if r.Kind == bus.KindPodStatus || r.Kind == bus.KindNodeStatus {
+		return nil // the edge's own reports; an answer does not replace them
 	}
 	val := content
 	if or, ok := decodeObjectResp(content); ok {
