@@ -45,7 +45,9 @@
 // for cloud messages, else to the sending module, with SendResp when the
 // request was sync) and changes nothing stored. Successful edge requests
 // that were sent with SendSync are answered "OK"; asynchronous ones are
-// not, so an edge module that does not wait gets only errors back.
+// not, so an edge module that does not wait gets only errors back. An
+// asker whose SendSync timed out before the cloud answered gets nothing
+// (the answer is still stored and acknowledged).
 //
 // Bus rule, followed by every module: New registers the module on the bus
 // (AddModule with its name and group) and starts nothing; Run receives
