@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +19,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sync/errgroup"
 
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/hub"
+	"edgenode/hub/hubtest"
 	"edgenode/meta"
 )
 
@@ -241,6 +245,130 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(dir, "data", db.FileName)); err == nil {
 				t.Errorf("edgenode %s created the database despite the invalid config", sub)
+			}
+		})
+	}
+}
+
+// TestMetaThroughHub runs MetaManager behind the real hub client against
+// the in-process cloud of each era: a pod the cloud pushes is stored,
+// reaches edged and is acknowledged over the websocket; a configmap query
+// of edged goes to the cloud and back and is stored; the cloud's answer is
+// acknowledged too (spec 2.5, 3.2, 3.3, 9).
+func TestMetaThroughHub(t *testing.T) {
+	const (
+		node    = "edge-1"
+		podJSON = `{"metadata":{"name":"nginx","namespace":"default","uid":"u1"},"spec":{}}`
+		cmJSON  = `{"metadata":{"name":"cm","namespace":"default"},"data":{"k":"v"}}`
+	)
+	for _, era := range []bus.Era{bus.EraV123, bus.EraV03} {
+		t.Run(era.String(), func(t *testing.T) {
+			answer := cmJSON // v0.3: the object itself
+			if era == bus.EraV123 {
+				answer = `{"Object":` + cmJSON + `,"Err":null}`
+			}
+			srv := hubtest.NewServer(hubtest.Config{Era: era, Answer: func(req bus.Message) (bus.Message, bool) {
+				if req.Route.Operation != bus.OpQuery {
+					return bus.Message{}, false
+				}
+				src := bus.SourceEdgeController
+				if era == bus.EraV03 {
+					src = bus.SourceController
+				}
+				resp := bus.NewMessage(src, bus.GroupResource, bus.OpResponse, req.Route.Resource, []byte(answer))
+				resp.Header.ParentID = req.Header.ID
+				return resp, true
+			}})
+			defer srv.Close()
+
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			dir := t.TempDir()
+			store, err := db.Open(ctx, filepath.Join(dir, db.FileName), db.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			b := bus.New(bus.Config{}, nil)
+			// edged, and a probe in group meta that sees the connection
+			// event when meta does.
+			const probe bus.Module = "probe"
+			for _, m := range []struct {
+				name  bus.Module
+				group bus.Group
+			}{{bus.ModulePod, bus.GroupPod}, {probe, bus.GroupMeta}} {
+				if err := b.AddModule(m.name, m.group); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hc, err := hub.New(hub.Config{Server: srv.Addr, CertServer: srv.CertURL, Token: srv.Token(node),
+				InsecureSkipVerify: era == bus.EraV03, NodeName: node, DataDir: dir, Era: era,
+				BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, b, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mm, err := meta.New(meta.Config{Era: era, NodeName: node}, b, store, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var g errgroup.Group
+			runCtx, stop := context.WithCancel(ctx)
+			g.Go(func() error { return hc.Run(runCtx) })
+			g.Go(func() error { return mm.Run(runCtx) })
+			defer func() {
+				stop()
+				if err := g.Wait(); err != nil {
+					t.Errorf("Run() = %v", err)
+				}
+			}()
+			for {
+				ev, err := b.Receive(ctx, probe)
+				if err != nil {
+					t.Fatalf("no connection event: %v", err)
+				}
+				if s, _ := bus.ContentString(ev.Content); s == bus.CloudConnected {
+					break
+				}
+			}
+
+			// Cloud -> edge: a pod insert.
+			push := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpInsert, "default/pod/nginx", []byte(podJSON))
+			if era == bus.EraV03 {
+				push.Route.Source = bus.SourceController
+			}
+			srv.Push(push)
+			got, err := b.Receive(ctx, bus.ModulePod)
+			if err != nil || got.Header.ID != push.Header.ID || string(got.Content) != podJSON {
+				t.Fatalf("edged got %+v %s, %v, want the pod", got.Route, got.Content, err)
+			}
+			isAck := func(parent bus.ID) func(bus.Message) bool {
+				return func(m bus.Message) bool {
+					return m.Route.Operation == bus.OpResponse && m.Header.ParentID == parent && bus.IsOK(m.Content)
+				}
+			}
+			if _, err := srv.WaitFor(ctx, isAck(push.Header.ID)); err != nil {
+				t.Fatalf("the cloud got no OK for the pod: %v", err)
+			}
+			if era == bus.EraV123 {
+				if err := srv.WaitAcked(ctx, push.Header.ID); err != nil {
+					t.Errorf("WaitAcked(pod) = %v", err)
+				}
+			}
+			if row, err := store.MetaByKey(ctx, "default/pod/nginx"); err != nil || row.Value != podJSON {
+				t.Errorf("pod row = %+v, %v", row, err)
+			}
+
+			// Edge -> cloud -> edge: a configmap query.
+			q := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpQuery, "default/configmap/cm", nil)
+			resp, err := b.SendSync(ctx, bus.ModuleMeta, q, 30*time.Second)
+			if err != nil || resp.Header.ParentID != q.Header.ID || string(resp.Content) != answer {
+				t.Fatalf("query answer = %+v %s, %v, want the cloud's %s", resp.Header, resp.Content, err, answer)
+			}
+			if _, err := srv.WaitFor(ctx, isAck(resp.Header.ID)); err != nil {
+				t.Errorf("the cloud got no OK for its answer: %v", err)
+			}
+			if row, err := store.MetaByKey(ctx, "default/configmap/cm"); err != nil || row.Value != cmJSON {
+				t.Errorf("configmap row = %+v, %v", row, err)
 			}
 		})
 	}
