@@ -77,6 +77,9 @@ func TestEraIdentity(t *testing.T) {
 			if got := n.recvConn(fakeTwin); got != bus.CloudConnected {
 				t.Fatalf("twin event = %q, want %q", got, bus.CloudConnected)
 			}
+			if err := srv.WaitConnects(ctxT(t), 1); err != nil {
+				t.Fatal(err)
+			}
 			if node, project := srv.Node(); node != testNode || project != "proj-1" {
 				t.Errorf("server sees node %q project %q, want %q proj-1", node, project, testNode)
 			}
