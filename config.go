@@ -13,6 +13,7 @@ import (
 
 	"edgenode/board"
 	"edgenode/bus"
+	"edgenode/hub"
 )
 
 // Defaults for the files on the board (design "Files on the board").
@@ -35,6 +36,7 @@ type Config struct {
 	Watchdog board.WatchdogConfig `yaml:"watchdog"`
 	Health   HealthConfig         `yaml:"health"`
 	Twin     TwinConfig           `yaml:"twin"`
+	Hub      hub.Config           `yaml:"hub"`
 }
 
 // LogConfig configures the logger.
@@ -69,6 +71,9 @@ func (c *Config) defaults() {
 		c.Bus.QueueLen = bus.DefaultQueueLen
 	}
 	c.boardDefaults()
+	if c.Hub.Enabled() {
+		c.Hub = c.hubConfig()
+	}
 }
 
 // validate returns every problem at once.
