@@ -62,8 +62,8 @@ func TestBootstrapThenReuseCertificate(t *testing.T) {
 	if got := srv.Issued(); got != 1 {
 		t.Errorf("certificates issued after restart = %d, want 1", got)
 	}
-	if got := srv.Connects(); got != 2 {
-		t.Errorf("server connects = %d, want 2", got)
+	if err := srv.WaitConnects(ctxT(t), 2); err != nil {
+		t.Errorf("server connects: %v", err)
 	}
 }
 
