@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,9 @@ type Client struct {
 	// queued, when set (by tests), is called after each message the
 	// offline path has handled.
 	queued func()
+	// dialConn, when set (by tests), replaces TCP and TLS: the websocket
+	// handshake runs over the connection it returns.
+	dialConn func(ctx context.Context) (net.Conn, error)
 }
 
 // New checks cfg, fills its defaults and registers the hub module
