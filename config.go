@@ -13,6 +13,7 @@ import (
 
 	"edgenode/board"
 	"edgenode/bus"
+	"edgenode/hub"
 	"edgenode/meta"
 )
 
@@ -37,6 +38,7 @@ type Config struct {
 	Health   HealthConfig         `yaml:"health"`
 	Twin     TwinConfig           `yaml:"twin"`
 	Meta     meta.Config          `yaml:"meta"`
+	Hub      hub.Config           `yaml:"hub"`
 }
 
 // LogConfig configures the logger.
@@ -72,6 +74,9 @@ func (c *Config) defaults() {
 	}
 	c.Meta = c.Meta.Defaults()
 	c.boardDefaults()
+	if c.Hub.Enabled() {
+		c.Hub = c.hubConfig()
+	}
 }
 
 // validate returns every problem at once.
