@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/mqtt"
 )
@@ -25,13 +26,17 @@ const (
 // Config is the whole configuration: the file's shape, compiled-in defaults
 // for every zero field. Each module's section is that module's own Config.
 type Config struct {
-	Version  int         `yaml:"version"`
-	NodeName string      `yaml:"nodeName"`
-	DataDir  string      `yaml:"dataDir"`
-	Era      string      `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
-	Log      LogConfig   `yaml:"log"`
-	Bus      bus.Config  `yaml:"bus"`
-	MQTT     mqtt.Config `yaml:"mqtt"`
+	Version  int                  `yaml:"version"`
+	NodeName string               `yaml:"nodeName"`
+	DataDir  string               `yaml:"dataDir"`
+	Era      string               `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
+	Log      LogConfig            `yaml:"log"`
+	Bus      bus.Config           `yaml:"bus"`
+	Board    board.Config         `yaml:"board"`
+	Watchdog board.WatchdogConfig `yaml:"watchdog"`
+	Health   HealthConfig         `yaml:"health"`
+	Twin     TwinConfig           `yaml:"twin"`
+	MQTT     mqtt.Config          `yaml:"mqtt"`
 }
 
 // LogConfig configures the logger.
@@ -67,6 +72,7 @@ func (c *Config) defaults() {
 	}
 	c.MQTT.NodeName, c.MQTT.Era, c.MQTT.DataDir = c.NodeName, c.EraValue(), c.DataDir
 	c.MQTT.Defaults()
+	c.boardDefaults()
 }
 
 // validate returns every problem at once.

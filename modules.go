@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"golang.org/x/sync/errgroup"
 
+	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/db"
 	"edgenode/mqtt"
+	"edgenode/twin"
 )
 
 // errEOF is what the YAML decoder returns for an empty document.
@@ -33,6 +34,9 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 			return nil
 		})
 	}
+	if cmd == "check" {
+		addCheckFlags(fs, o)
+	}
 }
 
 // validateModules checks each module's section of the config.
@@ -42,6 +46,11 @@ func (c *Config) validateModules() []error {
 		for _, e := range unjoin(err) {
 			errs = append(errs, fmt.Errorf("mqtt.%w", e))
 		}
+	}
+	errs = append(errs, c.Twin.validate()...)
+	errs = append(errs, c.Board.Validate()...)
+	if err := c.Health.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errs
 }
@@ -54,6 +63,15 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
+// boardDefaults fills the board, watchdog and health sections; the board
+// takes node name, era and data dir from the top level.
+func (c *Config) boardDefaults() {
+	c.Board.NodeName, c.Board.DataDir, c.Board.Era = c.NodeName, c.DataDir, c.EraValue()
+	c.Board = c.Board.Defaults()
+	c.Watchdog = c.Watchdog.Defaults()
+	c.Health.defaults()
+}
+
 // runner is what every module is to main: Run blocks until ctx ends and
 // returns after all its goroutines have exited.
 type runner interface {
@@ -62,8 +80,10 @@ type runner interface {
 
 // run wires the modules and runs them under one errgroup until ctx ends.
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	// Everything edgenode writes lives under the data dir, so that the
+	// root may be read-only; say clearly when it is not writable.
+	if err := board.CheckDataDir(cfg.DataDir); err != nil {
+		return err
 	}
 	store, err := db.Open(ctx, filepath.Join(cfg.DataDir, db.FileName), db.Config{})
 	if err != nil {
@@ -72,8 +92,27 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer store.Close()
 	b := bus.New(cfg.Bus, log.With("module", "bus"))
 
+	reg := board.NewRegistry()
+	hs := newHealth(cfg.Health, cfg.NodeName, b, cfg.Bus.QueueLen, reg, log.With("module", "health"))
+
 	var mods []runner
-	// Modules are wired here, one block each.
+	// Modules are wired here, one block each. A module with counters adds
+	// them to /metrics with hs.stats("<package>", func() any { return m.Stats() }).
+
+	// board: node facts, node status and lease through meta.
+	node, err := board.New(cfg.Board, b, log.With("module", "board"), board.Host{Unhealthy: reg.Unhealthy})
+	if err != nil {
+		return err
+	}
+	mods = append(mods, node)
+	hs.stats("board", func() any { return node.Stats() })
+
+	// twin: DeviceTwin, the device API on the $hw/events topics.
+	tw, err := twin.New(cfg.twinConfig(), b, store, log.With("module", "twin"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, tw)
 
 	// mqtt: EventBus, the embedded and/or external MQTT broker.
 	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
@@ -81,11 +120,20 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	mods = append(mods, eb)
+	hs.stats("mqtt", func() any { return eb.Stats() })
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
-		g.Go(func() error { return m.Run(gctx) })
+		name := moduleName(m)
+		reg.Add(name)
+		probeQueue(reg, b, name, cfg.Bus.QueueLen)
+		g.Go(func() error { return runTracked(gctx, reg, name, m) })
 	}
+	// The health server and the watchdog serve the modules; they are not
+	// modules themselves.
+	hs.wd = board.NewWatchdog(cfg.Watchdog, reg, log.With("module", "watchdog"), nil)
+	g.Go(func() error { return hs.wd.Run(gctx) })
+	g.Go(func() error { return hs.Run(gctx) })
 	log.Info("edgenode ready", "node", cfg.NodeName, "data_dir", cfg.DataDir, "db", store.Path(), "version", version)
 	<-gctx.Done()
 	err = g.Wait()
@@ -94,4 +142,53 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	_ = b
 	return err
+}
+
+// TwinConfig is the twin section of the config file.
+type TwinConfig struct {
+	// Era overrides the top-level era for the device payloads: v1.23 or
+	// v0.3 (last_online vs lastOnlineTime, device/<id>/state vs
+	// device/<id>/state/update, omitted vs always-present keys).
+	Era string `yaml:"era,omitempty"`
+	// DevicesDir holds local device files (*.json) applied at start like
+	// a membership update from the cloud. Default <dataDir>/devices;
+	// "none" disables them.
+	DevicesDir string `yaml:"devicesDir,omitempty"`
+	// QueueLen is each twin worker's queue length (default 256).
+	QueueLen int `yaml:"queueLen,omitempty"`
+	// MaxPayload is the largest MQTT payload twin handles (default 65536).
+	MaxPayload int `yaml:"maxPayload,omitempty"`
+}
+
+func (t *TwinConfig) validate() []error {
+	var errs []error
+	if t.Era != "" {
+		if _, err := bus.ParseEra(t.Era); err != nil {
+			errs = append(errs, fmt.Errorf("twin.era: %w", err))
+		}
+	}
+	if t.DevicesDir != "" && t.DevicesDir != "none" && !filepath.IsAbs(t.DevicesDir) {
+		errs = append(errs, fmt.Errorf("twin.devicesDir: %q must be an absolute path", t.DevicesDir))
+	}
+	if t.QueueLen < 0 || t.MaxPayload < 0 {
+		errs = append(errs, errors.New("twin.queueLen and twin.maxPayload must not be negative"))
+	}
+	return errs
+}
+
+// twinConfig is the twin module's Config from the file's settings.
+func (c *Config) twinConfig() twin.Config {
+	era := c.EraValue()
+	if c.Twin.Era != "" {
+		era, _ = bus.ParseEra(c.Twin.Era)
+	}
+	dir := c.Twin.DevicesDir
+	switch dir {
+	case "":
+		dir = filepath.Join(c.DataDir, "devices")
+	case "none":
+		dir = ""
+	}
+	return twin.Config{NodeName: c.NodeName, Era: era, DevicesDir: dir,
+		QueueLen: c.Twin.QueueLen, MaxPayload: c.Twin.MaxPayload}
 }
