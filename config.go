@@ -15,6 +15,7 @@ import (
 	"edgenode/bus"
 	"edgenode/hub"
 	"edgenode/meta"
+	"edgenode/mqtt"
 )
 
 // Defaults for the files on the board (design "Files on the board").
@@ -39,6 +40,7 @@ type Config struct {
 	Twin     TwinConfig           `yaml:"twin"`
 	Meta     meta.Config          `yaml:"meta"`
 	Hub      hub.Config           `yaml:"hub"`
+	MQTT     mqtt.Config          `yaml:"mqtt"`
 }
 
 // LogConfig configures the logger.
@@ -73,6 +75,8 @@ func (c *Config) defaults() {
 		c.Bus.QueueLen = bus.DefaultQueueLen
 	}
 	c.Meta = c.Meta.Defaults()
+	c.MQTT.NodeName, c.MQTT.Era, c.MQTT.DataDir = c.NodeName, c.EraValue(), c.DataDir
+	c.MQTT.Defaults()
 	c.boardDefaults()
 	if c.Hub.Enabled() {
 		c.Hub = c.hubConfig()

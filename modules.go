@@ -16,6 +16,7 @@ import (
 	"edgenode/db"
 	"edgenode/hub"
 	"edgenode/meta"
+	"edgenode/mqtt"
 	"edgenode/twin"
 )
 
@@ -25,6 +26,16 @@ var errEOF = io.EOF
 // addFlags adds the flags of one subcommand beyond the shared ones. Each
 // module's command-line settings are wired here.
 func addFlags(cmd string, fs *flag.FlagSet, o *options) {
+	if cmd == "run" || cmd == "config" {
+		fs.Func("mqtt-mode", "MQTT mode: internal, external or both (default internal)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Mode = mqtt.Mode(s) })
+			return nil
+		})
+		fs.Func("mqtt-listen", "`ADDR` of the embedded MQTT broker (default "+mqtt.DefaultListen+", "+mqtt.DefaultListenBoth+" in both mode)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Internal.Listen = s })
+			return nil
+		})
+	}
 	if cmd == "check" {
 		addCheckFlags(fs, o)
 	}
@@ -55,6 +66,11 @@ func addHubFlags(fs *flag.FlagSet, o *options) {
 // validateModules checks each module's section of the config.
 func (c *Config) validateModules() []error {
 	var errs []error
+	if err := c.MQTT.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("mqtt.%w", e))
+		}
+	}
 	errs = append(errs, c.Twin.validate()...)
 	if err := c.Hub.Validate(); err != nil {
 		errs = append(errs, err)
@@ -65,6 +81,14 @@ func (c *Config) validateModules() []error {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // boardDefaults fills the board, watchdog and health sections; the board
@@ -139,6 +163,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	} else {
 		log.Info("no cloud configured (hub.server or --cloud): running on its own")
 	}
+	// mqtt: EventBus, the embedded and/or external MQTT broker.
+	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, eb)
+	hs.stats("mqtt", func() any { return eb.Stats() })
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
