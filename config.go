@@ -34,6 +34,7 @@ type Config struct {
 	Board    board.Config         `yaml:"board"`
 	Watchdog board.WatchdogConfig `yaml:"watchdog"`
 	Health   HealthConfig         `yaml:"health"`
+	Twin     TwinConfig           `yaml:"twin"`
 }
 
 // LogConfig configures the logger.

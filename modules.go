@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/twin"
 )
 
 // errEOF is what the YAML decoder returns for an empty document.
@@ -29,6 +31,7 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 // validateModules checks each module's section of the config.
 func (c *Config) validateModules() []error {
 	var errs []error
+	errs = append(errs, c.Twin.validate()...)
 	errs = append(errs, c.Board.Validate()...)
 	if err := c.Health.validate(); err != nil {
 		errs = append(errs, err)
@@ -80,6 +83,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	mods = append(mods, node)
 	hs.stats("board", func() any { return node.Stats() })
 
+	// twin: DeviceTwin, the device API on the $hw/events topics.
+	tw, err := twin.New(cfg.twinConfig(), b, store, log.With("module", "twin"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, tw)
+
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
 		name := moduleName(m)
@@ -100,4 +110,53 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	_ = b
 	return err
+}
+
+// TwinConfig is the twin section of the config file.
+type TwinConfig struct {
+	// Era overrides the top-level era for the device payloads: v1.23 or
+	// v0.3 (last_online vs lastOnlineTime, device/<id>/state vs
+	// device/<id>/state/update, omitted vs always-present keys).
+	Era string `yaml:"era,omitempty"`
+	// DevicesDir holds local device files (*.json) applied at start like
+	// a membership update from the cloud. Default <dataDir>/devices;
+	// "none" disables them.
+	DevicesDir string `yaml:"devicesDir,omitempty"`
+	// QueueLen is each twin worker's queue length (default 256).
+	QueueLen int `yaml:"queueLen,omitempty"`
+	// MaxPayload is the largest MQTT payload twin handles (default 65536).
+	MaxPayload int `yaml:"maxPayload,omitempty"`
+}
+
+func (t *TwinConfig) validate() []error {
+	var errs []error
+	if t.Era != "" {
+		if _, err := bus.ParseEra(t.Era); err != nil {
+			errs = append(errs, fmt.Errorf("twin.era: %w", err))
+		}
+	}
+	if t.DevicesDir != "" && t.DevicesDir != "none" && !filepath.IsAbs(t.DevicesDir) {
+		errs = append(errs, fmt.Errorf("twin.devicesDir: %q must be an absolute path", t.DevicesDir))
+	}
+	if t.QueueLen < 0 || t.MaxPayload < 0 {
+		errs = append(errs, errors.New("twin.queueLen and twin.maxPayload must not be negative"))
+	}
+	return errs
+}
+
+// twinConfig is the twin module's Config from the file's settings.
+func (c *Config) twinConfig() twin.Config {
+	era := c.EraValue()
+	if c.Twin.Era != "" {
+		era, _ = bus.ParseEra(c.Twin.Era)
+	}
+	dir := c.Twin.DevicesDir
+	switch dir {
+	case "":
+		dir = filepath.Join(c.DataDir, "devices")
+	case "none":
+		dir = ""
+	}
+	return twin.Config{NodeName: c.NodeName, Era: era, DevicesDir: dir,
+		QueueLen: c.Twin.QueueLen, MaxPayload: c.Twin.MaxPayload}
 }

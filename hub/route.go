@@ -1,0 +1,52 @@
+package hub
+
+import (
+	"edgenode/bus"
+)
+
+// toEdge routes one message from the cloud (spec 2.1 and 2.4 "Cloud -> edge
+// dispatch"). Viaduct control messages are answered here; answers to our
+// probes end here; a reply whose parent a SendSync waits for goes to that
+// waiter; the rest goes by route.group. It returns an error only when an
+// answer could not be written.
+func (c *Client) toEdge(ws *wsConn, m bus.Message) error {
+	switch m.Route.Operation {
+	case bus.OpConfig, bus.OpPing, bus.OpPong:
+		return c.write(ws, m.Resp(bus.JSONString(ackContent)))
+	case bus.OpResponse:
+		if c.isPingAck(m) {
+			return nil
+		}
+	}
+	var err error
+	switch m.Route.Group {
+	case bus.GroupResource, bus.GroupFunc:
+		if c.deliverResp(m) {
+			return nil
+		}
+		err = c.b.Send2Group(bus.GroupMeta, m)
+	case bus.GroupTwin:
+		// DeviceTwin matches its own replies (spec 2.4, twin handler).
+		err = c.b.Send2Group(bus.GroupTwin, m)
+	case bus.GroupUser:
+		if c.deliverResp(m) {
+			return nil
+		}
+		err = c.b.Send2Group(bus.GroupBus, m)
+	default:
+		c.unknownGroups.Add(1)
+		c.log.Debug("hub: message for unknown group dropped", "group", m.Route.Group, "op", m.Route.Operation, "resource", m.Route.Resource)
+		return nil
+	}
+	if err != nil {
+		c.edgeDrops.Add(1)
+		c.log.Debug("hub: message to edge not delivered", "group", m.Route.Group, "resource", m.Route.Resource, "err", err)
+	}
+	return nil
+}
+
+// deliverResp hands m to the SendSync waiting for its parent, if any.
+func (c *Client) deliverResp(m bus.Message) bool {
+	p := m.Header.ParentID
+	return !p.IsZero() && c.b.IsWaiting(p) && c.b.SendResp(m)
+}

@@ -1,0 +1,23 @@
+// Package pod is edgenode's Edged: it turns the v1.Pod objects that meta
+// delivers into containers run by the OCI runtime binary (runc or crun),
+// with no daemon and no resident helper process per container.
+//
+// In: pod, configmap and secret messages from meta on the bus (spec 2.5,
+// 6), static pod manifests from a folder, image archives dropped in a
+// folder or imported with "edgenode image import".
+//
+// Out: pod status to meta, as podstatus (v0.3) or podpatch (v1.23)
+// messages, at most every 10 s per pod and only on change (spec 2.5);
+// configmap, secret and serviceaccounttoken queries to meta (spec 9).
+//
+// Persisted under the data dir: the image store (images/), pod bundles,
+// volumes and logs (pods/<uid>/). runc keeps its own state under the
+// runtime root. Containers are started detached with their stdio on log
+// files, so they keep running when edgenode stops; edgenode makes itself a
+// child subreaper to collect their exit codes while it runs, and adopts
+// running containers at start (runc list) without restarting them.
+//
+// Goroutines: Run serves the bus queue and one sync loop that relists
+// containers every second, runs probes, restarts, and reports status. Image
+// pulls and container starts run in per-pod workers that Run waits for.
+package pod
