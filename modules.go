@@ -89,6 +89,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	mods = append(mods, tw)
+	hs.stats("twin", func() any { return tw.Stats() })
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
