@@ -59,7 +59,7 @@ func buildEdgenode(t *testing.T) string {
 		t.Skipf("no go tool to build edgenode (%v)", err)
 	}
 	if host := strings.TrimSpace(string(out)); host != runtime.GOARCH {
-		t.Skipf("runs natively only: this test binary is %s under emulation on a %s host, where mount namespaces are not emulated", runtime.GOARCH, host)
+		t.Skipf("runs natively only: this test binary is %s under emulation on a %s host (qemu-user emulates no mount namespaces, and the edgenode it builds runs on the host)", runtime.GOARCH, host)
 	}
 	bin := filepath.Join(t.TempDir(), "edgenode")
 	build := exec.Command(goBin, "build", "-o", bin, ".")
