@@ -13,10 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"edgenode/db"
 )
 
 // roScript runs in a private mount namespace (the Go runtime makes / rprivate
@@ -115,6 +118,16 @@ func TestReadOnlyRoot(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A device file: twin applies it at start and keeps it in the
+	// database, which must survive the restart with the file gone.
+	if err := os.MkdirAll(filepath.Join(data, "devices"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	device := `{"added_devices":[{"id":"default/lamp","name":"lamp","state":"unknown",
+  "twin":{"power":{"expected":{"value":"off"},"metadata":{"type":"string"}}}}]}`
+	if err := os.WriteFile(filepath.Join(data, "devices", "lamp.json"), []byte(device), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ctx := t.Context()
 
 	t.Run("data dir on the read-only root", func(t *testing.T) {
@@ -170,6 +183,12 @@ func TestReadOnlyRoot(t *testing.T) {
 					t.Errorf("stderr has %q:\n%s", bad, stderr.String())
 				}
 			}
+			if names := deviceNames(t, data); !slices.Contains(names, "lamp") {
+				t.Errorf("devices in the database after run %d = %v, want lamp", round, names)
+			}
+			// The second run has no device file: the twin comes from the
+			// database written in the read-only namespace.
+			os.Remove(filepath.Join(data, "devices", "lamp.json"))
 		})
 	}
 	ents, err := os.ReadDir(data)
@@ -183,6 +202,25 @@ func TestReadOnlyRoot(t *testing.T) {
 	if !strings.Contains(strings.Join(names, " "), "edgenode.db") {
 		t.Errorf("data dir holds %v, want the database", names)
 	}
+}
+
+// deviceNames reads the device table the node left in data.
+func deviceNames(t *testing.T, data string) []string {
+	t.Helper()
+	store, err := db.Open(t.Context(), filepath.Join(data, db.FileName), db.Config{})
+	if err != nil {
+		t.Fatalf("open the node's database: %v", err)
+	}
+	defer store.Close()
+	devs, err := store.Devices(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range devs {
+		names = append(names, d.Name)
+	}
+	return names
 }
 
 // waitHealthy polls url until it answers 200, the process exits (exited
