@@ -13,6 +13,7 @@ import (
 
 	"edgenode/board"
 	"edgenode/bus"
+	"edgenode/meta"
 )
 
 // Defaults for the files on the board (design "Files on the board").
@@ -35,6 +36,7 @@ type Config struct {
 	Watchdog board.WatchdogConfig `yaml:"watchdog"`
 	Health   HealthConfig         `yaml:"health"`
 	Twin     TwinConfig           `yaml:"twin"`
+	Meta     meta.Config          `yaml:"meta"`
 }
 
 // LogConfig configures the logger.
@@ -68,6 +70,7 @@ func (c *Config) defaults() {
 	if c.Bus.QueueLen == 0 {
 		c.Bus.QueueLen = bus.DefaultQueueLen
 	}
+	c.Meta = c.Meta.Defaults()
 	c.boardDefaults()
 }
 
@@ -112,11 +115,20 @@ func (c *Config) EraValue() bus.Era {
 // explicitly), applies flags, fills defaults and validates.
 func loadConfig(o *options) (*Config, error) {
 	var cfg Config
+	// Problems of the file's keys and value types are reported together
+	// with the problems of its values (style rule 17: all at once).
+	var problems []error
 	b, err := os.ReadFile(o.configPath)
 	switch {
 	case err == nil:
 		if err := decodeConfig(b, &cfg); err != nil {
-			return nil, fmt.Errorf("config %s: %w", o.configPath, err)
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return nil, fmt.Errorf("config %s: %w", o.configPath, err)
+			}
+			for _, e := range te.Errors {
+				problems = append(problems, errors.New(e))
+			}
 		}
 	case errors.Is(err, fs.ErrNotExist) && !o.set["config"]:
 		// No file: compiled-in defaults.
@@ -134,7 +146,10 @@ func loadConfig(o *options) (*Config, error) {
 	}
 	cfg.defaults()
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("config %s: invalid:\n%w", o.configPath, indent(err))
+		problems = append(problems, err)
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("config %s: invalid:\n%w", o.configPath, indent(errors.Join(problems...)))
 	}
 	return &cfg, nil
 }

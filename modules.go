@@ -14,6 +14,7 @@ import (
 	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/meta"
 	"edgenode/twin"
 )
 
@@ -33,6 +34,7 @@ func (c *Config) validateModules() []error {
 	var errs []error
 	errs = append(errs, c.Twin.validate()...)
 	errs = append(errs, c.Board.Validate()...)
+	errs = append(errs, c.Meta.Validate()...)
 	if err := c.Health.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -90,6 +92,17 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	mods = append(mods, tw)
 	hs.stats("twin", func() any { return tw.Stats() })
+
+	// meta: MetaManager, the store's keeper between edged, twin and hub.
+	metaCfg := cfg.Meta
+	metaCfg.Era = cfg.EraValue()
+	metaCfg.NodeName = cfg.NodeName
+	mm, err := meta.New(metaCfg, b, store, log.With("module", "meta"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, mm)
+	hs.stats("meta", func() any { return mm.Stats() })
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
