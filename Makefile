@@ -45,8 +45,10 @@ fuzz:
 	    echo "== $$p $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$p || exit 1; \
 	  done; done
 
+# bench: one table of the budgets (binary size, idle memory on the host and
+# under qemu-arm-static, bus, twin and pod benchmarks) with the machine.
 bench: armv6
-	go run ./internal/benchcmd 2>/dev/null || { echo "--- go test -bench"; go test -run '^$$' -bench . -benchmem ./...; }
+	go run ./tools/bench
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

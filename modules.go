@@ -141,6 +141,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	mods = append(mods, tw)
+	hs.stats("twin", func() any { return tw.Stats() })
 
 	// meta: MetaManager, the store's keeper between edged, twin and hub.
 	metaCfg := cfg.Meta
