@@ -131,7 +131,10 @@ func (e *EventBus) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	e.mu.Lock()
 	e.filters = append(StaticTopics(), stored...)
+	filters := slices.Clone(e.filters)
+	e.mu.Unlock()
 	if e.broker != nil {
 		if err := e.broker.start(); err != nil {
 			return err
@@ -139,18 +142,20 @@ func (e *EventBus) Run(ctx context.Context) error {
 		defer e.broker.stop()
 	}
 	if e.remote != nil {
-		e.remote.filters = slices.Clone(e.filters)
+		e.remote.mu.Lock()
+		e.remote.filters = slices.Clone(filters)
+		e.remote.mu.Unlock()
 		e.remote.start()
 		defer e.remote.stop()
 	}
-	for _, f := range e.filters {
+	for _, f := range filters {
 		if e.broker != nil {
 			if err := e.broker.subscribe(f); err != nil {
 				e.log.Warn("mqtt stored topic not subscribed", "topic", f, "err", err)
 			}
 		}
 	}
-	e.log.Info("mqtt eventbus ready", "mode", e.cfg.Mode, "addr", e.Addr(), "topics", len(e.filters), "era", e.cfg.Era)
+	e.log.Info("mqtt eventbus ready", "mode", e.cfg.Mode, "addr", e.Addr(), "topics", len(filters), "era", e.cfg.Era)
 	close(e.ready)
 
 	var wg sync.WaitGroup
