@@ -37,6 +37,7 @@ var commands = []command{
 	{"run", "start the node (default)", cmdRun},
 	{"version", "print the version", cmdVersion},
 	{"config", "print the effective config as YAML", cmdConfig},
+	{"check", "preflight checks of this host (PASS/WARN/FAIL lines, exit 1 on a FAIL)", cmdCheck},
 }
 
 // options are the flags every subcommand shares.
@@ -46,6 +47,7 @@ type options struct {
 	nodeName   string
 	set        map[string]bool // which flags were given
 	extra      []func(*Config) // overrides from subcommand flags
+	check      checkOptions    // flags of the check command
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {

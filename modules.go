@@ -7,13 +7,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"golang.org/x/sync/errgroup"
 
+	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/hub"
+	"edgenode/meta"
+	"edgenode/mqtt"
+	"edgenode/twin"
 )
 
 // errEOF is what the YAML decoder returns for an empty document.
@@ -22,14 +26,78 @@ var errEOF = io.EOF
 // addFlags adds the flags of one subcommand beyond the shared ones. Each
 // module's command-line settings are wired here.
 func addFlags(cmd string, fs *flag.FlagSet, o *options) {
-	_ = cmd
-	_ = fs
-	_ = o
+	if cmd == "run" || cmd == "config" {
+		fs.Func("mqtt-mode", "MQTT mode: internal, external or both (default internal)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Mode = mqtt.Mode(s) })
+			return nil
+		})
+		fs.Func("mqtt-listen", "`ADDR` of the embedded MQTT broker (default "+mqtt.DefaultListen+", "+mqtt.DefaultListenBoth+" in both mode)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Internal.Listen = s })
+			return nil
+		})
+	}
+	if cmd == "check" {
+		addCheckFlags(fs, o)
+	}
+	if cmd == "run" || cmd == "config" {
+		addHubFlags(fs, o)
+	}
+}
+
+// addHubFlags adds the flags that join a cloud; each overrides its key in
+// the hub section of the config file.
+func addHubFlags(fs *flag.FlagSet, o *options) {
+	set := func(name, usage string, apply func(*Config, string)) {
+		fs.Func(name, usage, func(v string) error {
+			o.extra = append(o.extra, func(c *Config) { apply(c, v) })
+			return nil
+		})
+	}
+	set("cloud", "CloudHub websocket address HOST:PORT to join (hub.server); without it the node runs on its own",
+		func(c *Config, v string) { c.Hub.Server = v })
+	set("token", "KubeEdge join token <CA hash>.<JWT> (hub.token), used when there is no node certificate",
+		func(c *Config, v string) { c.Hub.Token = v })
+	set("cert-server", "certificate server URL (hub.certServer; default https://HOST:10002 of --cloud)",
+		func(c *Config, v string) { c.Hub.CertServer = v })
+	set("project-id", "project id in the link's path and headers (hub.projectID; default "+hub.DefaultProjectID+")",
+		func(c *Config, v string) { c.Hub.ProjectID = v })
 }
 
 // validateModules checks each module's section of the config.
 func (c *Config) validateModules() []error {
-	return nil
+	var errs []error
+	if err := c.MQTT.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("mqtt.%w", e))
+		}
+	}
+	errs = append(errs, c.Twin.validate()...)
+	if err := c.Hub.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.Board.Validate()...)
+	errs = append(errs, c.Meta.Validate()...)
+	if err := c.Health.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// boardDefaults fills the board, watchdog and health sections; the board
+// takes node name, era and data dir from the top level.
+func (c *Config) boardDefaults() {
+	c.Board.NodeName, c.Board.DataDir, c.Board.Era = c.NodeName, c.DataDir, c.EraValue()
+	c.Board = c.Board.Defaults()
+	c.Watchdog = c.Watchdog.Defaults()
+	c.Health.defaults()
 }
 
 // runner is what every module is to main: Run blocks until ctx ends and
@@ -40,8 +108,10 @@ type runner interface {
 
 // run wires the modules and runs them under one errgroup until ctx ends.
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	// Everything edgenode writes lives under the data dir, so that the
+	// root may be read-only; say clearly when it is not writable.
+	if err := board.CheckDataDir(cfg.DataDir); err != nil {
+		return err
 	}
 	store, err := db.Open(ctx, filepath.Join(cfg.DataDir, db.FileName), db.Config{})
 	if err != nil {
@@ -50,13 +120,70 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer store.Close()
 	b := bus.New(cfg.Bus, log.With("module", "bus"))
 
+	reg := board.NewRegistry()
+	hs := newHealth(cfg.Health, cfg.NodeName, b, cfg.Bus.QueueLen, reg, log.With("module", "health"))
+
 	var mods []runner
-	// Modules are wired here, one block each.
+	// Modules are wired here, one block each. A module with counters adds
+	// them to /metrics with hs.stats("<package>", func() any { return m.Stats() }).
+
+	// board: node facts, node status and lease through meta.
+	node, err := board.New(cfg.Board, b, log.With("module", "board"), board.Host{Unhealthy: reg.Unhealthy})
+	if err != nil {
+		return err
+	}
+	mods = append(mods, node)
+	hs.stats("board", func() any { return node.Stats() })
+
+	// twin: DeviceTwin, the device API on the $hw/events topics.
+	tw, err := twin.New(cfg.twinConfig(), b, store, log.With("module", "twin"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, tw)
+	hs.stats("twin", func() any { return tw.Stats() })
+
+	// meta: MetaManager, the store's keeper between edged, twin and hub.
+	metaCfg := cfg.Meta
+	metaCfg.Era = cfg.EraValue()
+	metaCfg.NodeName = cfg.NodeName
+	mm, err := meta.New(metaCfg, b, store, log.With("module", "meta"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, mm)
+	hs.stats("meta", func() any { return mm.Stats() })
+	// hub: EdgeHub, the link to the cloud, when one is configured.
+	if cfg.Hub.Enabled() {
+		h, err := hub.New(cfg.hubConfig(), b, log.With("module", "hub"))
+		if err != nil {
+			return err
+		}
+		mods = append(mods, h)
+		hs.stats("hub", func() any { return h.Stats() })
+	} else {
+		log.Info("no cloud configured (hub.server or --cloud): running on its own")
+	}
+	// mqtt: EventBus, the embedded and/or external MQTT broker.
+	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, eb)
+	hs.stats("mqtt", func() any { return eb.Stats() })
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
-		g.Go(func() error { return m.Run(gctx) })
+		name := moduleName(m)
+		reg.Add(name)
+		probeQueue(reg, b, name, cfg.Bus.QueueLen)
+		g.Go(func() error { return runTracked(gctx, reg, name, m) })
 	}
+	// The health server and the watchdog serve the modules; they are not
+	// modules themselves.
+	hs.wd = board.NewWatchdog(cfg.Watchdog, reg, log.With("module", "watchdog"), nil)
+	g.Go(func() error { return hs.wd.Run(gctx) })
+	g.Go(func() error { return hs.Run(gctx) })
 	log.Info("edgenode ready", "node", cfg.NodeName, "data_dir", cfg.DataDir, "db", store.Path(), "version", version)
 	<-gctx.Done()
 	err = g.Wait()
@@ -65,4 +192,61 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	_ = b
 	return err
+}
+
+// TwinConfig is the twin section of the config file.
+type TwinConfig struct {
+	// Era overrides the top-level era for the device payloads: v1.23 or
+	// v0.3 (last_online vs lastOnlineTime, device/<id>/state vs
+	// device/<id>/state/update, omitted vs always-present keys).
+	Era string `yaml:"era,omitempty"`
+	// DevicesDir holds local device files (*.json) applied at start like
+	// a membership update from the cloud. Default <dataDir>/devices;
+	// "none" disables them.
+	DevicesDir string `yaml:"devicesDir,omitempty"`
+	// QueueLen is each twin worker's queue length (default 256).
+	QueueLen int `yaml:"queueLen,omitempty"`
+	// MaxPayload is the largest MQTT payload twin handles (default 65536).
+	MaxPayload int `yaml:"maxPayload,omitempty"`
+}
+
+func (t *TwinConfig) validate() []error {
+	var errs []error
+	if t.Era != "" {
+		if _, err := bus.ParseEra(t.Era); err != nil {
+			errs = append(errs, fmt.Errorf("twin.era: %w", err))
+		}
+	}
+	if t.DevicesDir != "" && t.DevicesDir != "none" && !filepath.IsAbs(t.DevicesDir) {
+		errs = append(errs, fmt.Errorf("twin.devicesDir: %q must be an absolute path", t.DevicesDir))
+	}
+	if t.QueueLen < 0 || t.MaxPayload < 0 {
+		errs = append(errs, errors.New("twin.queueLen and twin.maxPayload must not be negative"))
+	}
+	return errs
+}
+
+// twinConfig is the twin module's Config from the file's settings.
+func (c *Config) twinConfig() twin.Config {
+	era := c.EraValue()
+	if c.Twin.Era != "" {
+		era, _ = bus.ParseEra(c.Twin.Era)
+	}
+	dir := c.Twin.DevicesDir
+	switch dir {
+	case "":
+		dir = filepath.Join(c.DataDir, "devices")
+	case "none":
+		dir = ""
+	}
+	return twin.Config{NodeName: c.NodeName, Era: era, DevicesDir: dir,
+		QueueLen: c.Twin.QueueLen, MaxPayload: c.Twin.MaxPayload}
+}
+
+// hubConfig is the hub's Config: the file's hub section with node name,
+// data dir and era from the top level, defaults filled.
+func (c *Config) hubConfig() hub.Config {
+	h := c.Hub
+	h.NodeName, h.DataDir, h.Era = c.NodeName, c.DataDir, c.EraValue()
+	return h.WithDefaults()
 }

@@ -151,6 +151,10 @@ const (
 	ResMembershipDetail = "membership/detail"
 	ResTwin             = "twin"
 	ResAuthInfo         = "auth_info"
+	ResTwinEdgeUpdated  = "twin/edge_updated"  // device/<id>/twin/edge_updated
+	ResTwinCloudUpdated = "twin/cloud_updated" // device/<id>/twin/cloud_updated
+	ResDeviceState      = "state"              // device/<id>/state, v0.3.0
+	ResDeviceStateV123  = "state/update"       // device/<id>/state/update, v1.23.1
 	ResNodeConnection   = "node/connection"
 	ResNode             = "node" // resource of the keepalive
 )

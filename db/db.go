@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Errors of the db package.
@@ -17,6 +18,9 @@ var (
 	ErrCorrupt  = errors.New("db: database is corrupt")
 	ErrTooNew   = errors.New("db: database schema is newer than this edgenode")
 	ErrNotFound = errors.New("db: not found")
+	// ErrLocked means another process (or another handle) holds the file's
+	// exclusive lock; see the package doc.
+	ErrLocked = errors.New("db: database is locked by another process")
 )
 
 // Config tunes the store. The zero value gives the defaults.
@@ -48,9 +52,12 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 	// Pragmas go in the DSN so that they apply to every connection the pool
 	// makes; with MaxOpenConns(1) there is only ever one. Order matters:
 	// locking_mode must be EXCLUSIVE before journal_mode=WAL so the WAL
-	// index lives in heap memory instead of an mmap'd -shm file.
+	// index lives in heap memory instead of an mmap'd -shm file. The driver
+	// runs the _pragma list sorted by name (journal_mode would come before
+	// locking_mode), then the _journal_mode and _synchronous keys, so
+	// journal mode and sync level must be those keys, not _pragma entries.
 	dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=foreign_keys(0)"+
-		"&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)",
+		"&_pragma=locking_mode(EXCLUSIVE)&_journal_mode=WAL&_synchronous=FULL",
 		path, cfg.BusyTimeout.Milliseconds())
 	s, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -76,10 +83,16 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 func (d *DB) check(ctx context.Context) error {
 	var mode string
 	if err := d.sql.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		if isBusy(err) {
+			return fmt.Errorf("db: open %s: %w (%w)", d.path, ErrLocked, err)
+		}
 		return fmt.Errorf("db: open %s: %w (%w)", d.path, ErrCorrupt, err)
 	}
 	if mode != "wal" {
 		return fmt.Errorf("db: open %s: journal_mode is %q, want wal", d.path, mode)
+	}
+	if err := d.sql.QueryRowContext(ctx, "PRAGMA locking_mode").Scan(&mode); err != nil || mode != "exclusive" {
+		return fmt.Errorf("db: open %s: locking_mode is %q, want exclusive (%v)", d.path, mode, err)
 	}
 	var res string
 	if err := d.sql.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
@@ -89,6 +102,13 @@ func (d *DB) check(ctx context.Context) error {
 		return fmt.Errorf("db: open %s: %w: %s", d.path, ErrCorrupt, res)
 	}
 	return nil
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (or an extended code of
+// it): the file is locked.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // Close closes the database. Pending WAL frames are checkpointed by SQLite.

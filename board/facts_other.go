@@ -1,0 +1,22 @@
+//go:build !linux
+
+package board
+
+import (
+	"errors"
+	"os"
+	"runtime"
+)
+
+var errNotLinux = errors.New("board: only supported on linux")
+
+// HostUname returns what the Go runtime knows; edgenode runs on Linux.
+func HostUname() (Uname, error) {
+	h, _ := os.Hostname()
+	return Uname{Machine: runtime.GOARCH, Nodename: h}, nil
+}
+
+// StatDisk is not supported outside Linux.
+func StatDisk(path string) (Disk, error) { return Disk{}, errNotLinux }
+
+var errAddrInUse = errors.New("address in use")

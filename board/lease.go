@@ -1,0 +1,215 @@
+package board
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"edgenode/bus"
+)
+
+// sendV123 registers the node with an insert until that succeeds, then
+// sends nodepatch when the status changed, or at least every
+// ReportFrequency (spec 2.5, 9 steps 5-7). A patch that fails is retried
+// next round because n.last still holds what the cloud has.
+func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) {
+	if !n.registered.Load() {
+		node := NodeObject(n.cfg, *st)
+		content, _ := json.Marshal(node)
+		obj, err := n.request(ctx, bus.OpInsert, bus.ResourcePath(bus.NullNamespace, bus.KindNode, n.cfg.NodeName), content)
+		switch {
+		case err == nil:
+			var created struct {
+				Metadata ObjectMeta `json:"metadata"`
+			}
+			if json.Unmarshal(obj, &created) == nil {
+				n.nodeUID = created.Metadata.UID
+			}
+			n.registered.Store(true)
+			n.sent.Add(1)
+			n.last, n.lastSent = st, now
+			n.log.Info("board: node registered", "node", n.cfg.NodeName)
+			return
+		case errors.Is(err, ErrAlreadyExists):
+			// The node exists from an earlier run: bring its status up
+			// to date with a patch, as the kubelet does.
+			n.registered.Store(true)
+			n.log.Info("board: node already registered", "node", n.cfg.NodeName)
+		default:
+			n.failed.Add(1)
+			n.log.Debug("board: node insert failed, retrying next round", "err", err)
+			return
+		}
+	}
+	if sameStatus(n.last, st) && now.Sub(n.lastSent) < n.cfg.ReportFrequency {
+		return
+	}
+	// The content is a strategic merge patch of the whole status, as a JSON
+	// string (spec 2.5, 9 step 7); conditions and addresses merge by type.
+	patch, _ := json.Marshal(struct {
+		Status *NodeStatus `json:"status"`
+	}{st})
+	res := bus.ResourcePath(bus.NullNamespace, bus.KindNodePatch, n.cfg.NodeName)
+	if _, err := n.request(ctx, bus.OpPatch, res, bus.JSONString(string(patch))); err != nil {
+		n.failed.Add(1)
+		n.log.Debug("board: nodepatch failed, retrying next round", "err", err)
+		return
+	}
+	n.sent.Add(1)
+	n.last, n.lastSent = st, now
+}
+
+// NodeObject returns the v1.Node the v1.23 edge registers: name, labels the
+// kubelet and KubeEdge set, and the status.
+func NodeObject(cfg Config, st NodeStatus) KubeNode {
+	labels := map[string]string{
+		"kubernetes.io/arch":            st.NodeInfo.Architecture,
+		"kubernetes.io/os":              "linux",
+		"kubernetes.io/hostname":        cfg.NodeName,
+		"node-role.kubernetes.io/edge":  "",
+		"node-role.kubernetes.io/agent": "",
+	}
+	for k, v := range cfg.Labels {
+		labels[k] = v
+	}
+	return KubeNode{Kind: "Node", APIVersion: "v1",
+		Metadata: ObjectMeta{Name: cfg.NodeName, Labels: labels}, Status: st}
+}
+
+// renewLease keeps kube-node-lease/lease/<node> fresh (spec 9 steps 3, 4,
+// 9): the first round queries it; a NotFound answer means insert; later
+// rounds update the object the cloud returned, with a new renewTime. Any
+// failure forgets the lease, so the next round queries again (this also
+// recovers from a resourceVersion conflict).
+func (n *Node) renewLease(ctx context.Context, now time.Time) {
+	if !n.registered.Load() {
+		return
+	}
+	res := bus.ResourcePath(LeaseNamespace, bus.KindLease, n.cfg.NodeName)
+	op := bus.OpUpdate
+	if n.lease == nil {
+		obj, err := n.request(ctx, bus.OpQuery, res, []byte("null"))
+		switch {
+		case errors.Is(err, ErrNotFound) || err == nil && isNull(obj):
+			op = bus.OpInsert
+			n.lease = n.newLease()
+		case err != nil:
+			n.leaseFailed.Add(1)
+			n.log.Debug("board: lease query failed", "err", err)
+			return
+		default:
+			var l Lease
+			if err := json.Unmarshal(obj, &l); err != nil {
+				n.leaseFailed.Add(1)
+				n.log.Debug("board: lease query answer", "err", err)
+				return
+			}
+			n.lease = &l
+		}
+	}
+	l := *n.lease
+	l.Kind, l.APIVersion = "Lease", "coordination.k8s.io/v1"
+	l.Spec.HolderIdentity = n.cfg.NodeName
+	l.Spec.LeaseDurationSeconds = int(n.cfg.LeaseDuration / time.Second)
+	l.Spec.RenewTime = now.UTC().Format(microTimeFormat)
+	content, _ := json.Marshal(l)
+	obj, err := n.request(ctx, op, res, content)
+	if err != nil {
+		n.lease = nil
+		n.leaseFailed.Add(1)
+		n.log.Debug("board: lease renew failed", "op", op, "err", err)
+		return
+	}
+	var got Lease
+	if !isNull(obj) && json.Unmarshal(obj, &got) == nil && got.Metadata.Name != "" {
+		l = got
+	}
+	n.lease = &l
+	n.leaseOK.Add(1)
+}
+
+func (n *Node) newLease() *Lease {
+	l := &Lease{Metadata: ObjectMeta{Name: n.cfg.NodeName, Namespace: LeaseNamespace}}
+	if n.nodeUID != "" {
+		l.Metadata.OwnerReferences = []OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.cfg.NodeName, UID: n.nodeUID}}
+	}
+	return l
+}
+
+func isNull(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) == 0 || string(b) == "null"
+}
+
+// request sends one sync request as edged to MetaManager and returns the
+// Object of the answer (nil for a plain "OK").
+func (n *Node) request(ctx context.Context, op bus.Op, res string, content []byte) (json.RawMessage, error) {
+	msg := bus.NewMessage(bus.ModulePod, bus.GroupMeta, op, res, content)
+	resp, err := n.b.SendSync(ctx, bus.ModuleMeta, msg, n.cfg.SyncTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("board: %s %s: %w", op, res, err)
+	}
+	if resp.Route.Operation == bus.OpError {
+		reason, _ := bus.ContentString(resp.Content)
+		return nil, fmt.Errorf("board: %s %s: %w: %s", op, res, ErrRejected, reason)
+	}
+	obj, err := ParseObjectResp(resp.Content)
+	if err != nil {
+		return obj, fmt.Errorf("board: %s %s: %w", op, res, err)
+	}
+	return obj, nil
+}
+
+// StatusError is a Kubernetes metav1.Status carried in the Err of a cloud
+// answer.
+type StatusError struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Code    int    `json:"code"`
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s (%d): %s", e.Reason, e.Code, e.Message)
+}
+
+// Is maps the Kubernetes reasons this module acts on to sentinels.
+func (e *StatusError) Is(target error) bool {
+	switch target {
+	case ErrNotFound:
+		return e.Reason == "NotFound" || e.Reason == "" && e.Code == 404
+	case ErrAlreadyExists:
+		return e.Reason == "AlreadyExists"
+	case ErrRejected:
+		return true
+	}
+	return false
+}
+
+// ParseObjectResp reads an answer to a remote request (spec 2.5): "OK"
+// (nil, nil), or {"Object":...,"Err":...} where a non-null Err is returned
+// as a *StatusError (or ErrRejected when it has no status).
+func ParseObjectResp(content []byte) (json.RawMessage, error) {
+	if bus.IsOK(content) || isNull(content) {
+		return nil, nil
+	}
+	var r struct {
+		Object json.RawMessage
+		Err    json.RawMessage
+	}
+	if err := json.Unmarshal(content, &r); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
+	}
+	if isNull(r.Err) {
+		return r.Object, nil
+	}
+	var e struct {
+		ErrStatus *StatusError
+	}
+	if err := json.Unmarshal(r.Err, &e); err != nil || e.ErrStatus == nil {
+		return r.Object, fmt.Errorf("%w: %s", ErrRejected, trunc(string(r.Err)))
+	}
+	return r.Object, e.ErrStatus
+}

@@ -1,0 +1,326 @@
+package board
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"edgenode/bus"
+)
+
+// Errors of node status reporting.
+var (
+	// ErrRejected is an "error" answer from MetaManager (e.g. "not
+	// connected") or a response whose Err is not a known status.
+	ErrRejected = errors.New("board: request rejected")
+	// ErrNotFound and ErrAlreadyExists are Kubernetes status reasons in
+	// the cloud's {"Object","Err"} answer (spec 2.5).
+	ErrNotFound      = errors.New("board: not found")
+	ErrAlreadyExists = errors.New("board: already exists")
+	// ErrBadResponse is a response whose content is not JSON of the
+	// expected shape.
+	ErrBadResponse = errors.New("board: bad response")
+)
+
+// Fixed protocol values.
+const (
+	// NodeStatusUID is the node UID the v0.3 edge hard-codes in every
+	// nodestatus message (spec 2.5, 6).
+	NodeStatusUID = "38796d14-1df3-11e8-8e5a-286ed488f209"
+	// LeaseNamespace holds node leases (spec 9).
+	LeaseNamespace = "kube-node-lease"
+)
+
+// Config configures node status. Zero fields get the defaults noted.
+// NodeName, Era and DataDir come from the top level of edgenode's config.
+type Config struct {
+	NodeName string  `yaml:"-"`
+	Era      bus.Era `yaml:"-"`
+	DataDir  string  `yaml:"-"`
+
+	// Namespace is v0.3's register-node-namespace, used in the nodestatus
+	// resource (spec 6). Default "default".
+	Namespace string `yaml:"namespace"`
+	// Interface names the interface whose address is the InternalIP.
+	// Default: the first non-loopback interface that is up (spec 6
+	// interface-name).
+	Interface string `yaml:"interface"`
+	// MaxPods is the pods capacity. Default 110 (spec 2.5).
+	MaxPods int `yaml:"maxPods"`
+	// ReservedCPU (millicores) and ReservedMemory (bytes) are taken off
+	// capacity to give allocatable, for the system and edgenode itself.
+	ReservedCPU    int    `yaml:"reservedCPU"`
+	ReservedMemory uint64 `yaml:"reservedMemory"`
+	// Thresholds of the pressure conditions.
+	Thresholds Thresholds `yaml:"thresholds"`
+	// UpdateFrequency is the status and lease period. Default 10 s (spec
+	// 2.5 node-status-update-frequency, NodeStatusUpdateFrequency).
+	UpdateFrequency time.Duration `yaml:"updateFrequency"`
+	// ReportFrequency is the longest gap between two v1.23 nodepatches
+	// when nothing changed. Default 5 min (NodeStatusReportFrequency).
+	ReportFrequency time.Duration `yaml:"reportFrequency"`
+	// LeaseDuration is the lease's leaseDurationSeconds. Default 40 s,
+	// the kubelet's.
+	LeaseDuration time.Duration `yaml:"leaseDuration"`
+	// SyncTimeout bounds each request to MetaManager. Default 10 s.
+	SyncTimeout time.Duration `yaml:"syncTimeout"`
+	// RuntimeCheck is how often the runc version is re-read. Default 5 min.
+	RuntimeCheck time.Duration `yaml:"runtimeCheck"`
+	// KubeletVersion is reported in nodeInfo. The default has KubeEdge's
+	// "<kubernetes>-kubeedge-<release>" shape for the era.
+	KubeletVersion string `yaml:"kubeletVersion"`
+	// KubeletPort is daemonEndpoints.kubeletEndpoint.Port: the pod
+	// module's read-only port, 10350 (v1.23) or 10255 (v0.3) (spec 6).
+	KubeletPort int `yaml:"kubeletPort"`
+	// Labels are added to the node's labels at registration (v1.23).
+	Labels map[string]string `yaml:"labels"`
+}
+
+// Defaults returns c with zero fields filled.
+func (c Config) Defaults() Config {
+	if c.Namespace == "" {
+		c.Namespace = "default"
+	}
+	if c.MaxPods == 0 {
+		c.MaxPods = 110
+	}
+	c.Thresholds.defaults()
+	if c.UpdateFrequency == 0 {
+		c.UpdateFrequency = 10 * time.Second
+	}
+	if c.ReportFrequency == 0 {
+		c.ReportFrequency = 5 * time.Minute
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = 40 * time.Second
+	}
+	if c.SyncTimeout == 0 {
+		c.SyncTimeout = 10 * time.Second
+	}
+	if c.RuntimeCheck == 0 {
+		c.RuntimeCheck = 5 * time.Minute
+	}
+	if c.KubeletVersion == "" {
+		c.KubeletVersion = "v1.31.12-kubeedge-v1.23.1"
+		if c.Era == bus.EraV03 {
+			c.KubeletVersion = "v1.10.9-kubeedge-v0.3.0"
+		}
+	}
+	if c.KubeletPort == 0 {
+		c.KubeletPort = 10350
+		if c.Era == bus.EraV03 {
+			c.KubeletPort = 10255
+		}
+	}
+	return c
+}
+
+// Validate returns every problem of c (after Defaults).
+func (c Config) Validate() []error {
+	var errs []error
+	if c.MaxPods < 0 {
+		errs = append(errs, fmt.Errorf("board.maxPods: %d is negative", c.MaxPods))
+	}
+	if c.ReservedCPU < 0 {
+		errs = append(errs, fmt.Errorf("board.reservedCPU: %d is negative", c.ReservedCPU))
+	}
+	for name, p := range map[string]int{"diskFreePercent": c.Thresholds.DiskFreePercent,
+		"inodesFreePercent": c.Thresholds.InodesFreePercent, "pidsFreePercent": c.Thresholds.PIDsFreePercent} {
+		if p < 0 || p > 100 {
+			errs = append(errs, fmt.Errorf("board.thresholds.%s: %d is not 0-100", name, p))
+		}
+	}
+	for name, d := range map[string]time.Duration{"updateFrequency": c.UpdateFrequency, "reportFrequency": c.ReportFrequency,
+		"leaseDuration": c.LeaseDuration, "syncTimeout": c.SyncTimeout, "runtimeCheck": c.RuntimeCheck} {
+		if d < time.Second {
+			errs = append(errs, fmt.Errorf("board.%s: %v is shorter than 1s", name, d))
+		}
+	}
+	return errs
+}
+
+// Host is where a Node reads its facts. Zero fields read the real host.
+type Host struct {
+	FS         fs.FS                        // root file system; default os.DirFS("/")
+	Uname      func() (Uname, error)        // default HostUname
+	Interfaces func() ([]IfaceAddrs, error) // default Interfaces
+	StatDisk   func(string) (Disk, error)   // default StatDisk
+	// Runtime returns runc's version; default RuncVersion("runc").
+	Runtime func(context.Context) (string, error)
+	// Unhealthy lists modules that are not healthy; default none.
+	Unhealthy func() []string
+}
+
+func (h Host) defaults() Host {
+	if h.FS == nil {
+		h.FS = os.DirFS("/")
+	}
+	if h.Uname == nil {
+		h.Uname = HostUname
+	}
+	if h.Interfaces == nil {
+		h.Interfaces = Interfaces
+	}
+	if h.StatDisk == nil {
+		h.StatDisk = StatDisk
+	}
+	if h.Runtime == nil {
+		h.Runtime = func(ctx context.Context) (string, error) { return RuncVersion(ctx, "runc") }
+	}
+	if h.Unhealthy == nil {
+		h.Unhealthy = func() []string { return nil }
+	}
+	return h
+}
+
+// Stats are the node status counters, for metrics.
+type Stats struct {
+	StatusSent, StatusFailed  uint64 // nodestatus / node insert / nodepatch
+	LeaseRenewed, LeaseFailed uint64
+	Registered                bool // v1.23: the node insert succeeded
+}
+
+// Node reports the node's status to the cloud through MetaManager. Create
+// it with New; Run does the work.
+type Node struct {
+	cfg  Config
+	b    *bus.Bus
+	log  *slog.Logger
+	host Host
+
+	// Owned by Run's goroutine.
+	last       *NodeStatus // last status sent (or built, in v0.3)
+	lastSent   time.Time
+	nodeUID    string
+	lease      *Lease
+	runtime    string
+	runtimeAt  time.Time
+	warnedOnce map[string]bool
+
+	sent, failed, leaseOK, leaseFailed atomic.Uint64
+	registered                         atomic.Bool
+}
+
+// New registers the board module on b; it starts nothing.
+func New(cfg Config, b *bus.Bus, log *slog.Logger, host Host) (*Node, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.Defaults()
+	if err := errors.Join(cfg.Validate()...); err != nil {
+		return nil, err
+	}
+	if cfg.NodeName == "" {
+		return nil, errors.New("board: node name is empty")
+	}
+	if err := b.AddModule(bus.ModuleBoard, ""); err != nil {
+		return nil, fmt.Errorf("board: %w", err)
+	}
+	return &Node{cfg: cfg, b: b, log: log, host: host.defaults(), warnedOnce: map[string]bool{}}, nil
+}
+
+// Stats returns the counters. It is safe to call while Run runs.
+func (n *Node) Stats() Stats {
+	return Stats{StatusSent: n.sent.Load(), StatusFailed: n.failed.Load(),
+		LeaseRenewed: n.leaseOK.Load(), LeaseFailed: n.leaseFailed.Load(), Registered: n.registered.Load()}
+}
+
+// Run sends the node status every UpdateFrequency, starting at once, until
+// ctx ends. Messages that reach the board module's queue are discarded.
+func (n *Node) Run(ctx context.Context) error {
+	t := time.NewTicker(n.cfg.UpdateFrequency)
+	defer t.Stop()
+	q := n.b.Queue(bus.ModuleBoard)
+	n.round(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-q:
+			n.log.Debug("board: ignoring message", "op", m.Route.Operation, "resource", m.Route.Resource)
+		case <-t.C:
+			n.round(ctx)
+		}
+	}
+}
+
+// round builds the status once and sends it in the era's shape.
+func (n *Node) round(ctx context.Context) {
+	now := time.Now()
+	st := BuildStatus(n.cfg, n.inputs(ctx, now), n.last, now)
+	if n.cfg.Era == bus.EraV03 {
+		n.sendV03(ctx, &st)
+		return
+	}
+	n.sendV123(ctx, &st, now)
+	n.renewLease(ctx, now)
+}
+
+// inputs gathers this round's facts. Failures degrade the status (no
+// address, no disk) and are logged once per kind.
+func (n *Node) inputs(ctx context.Context, now time.Time) Inputs {
+	var in Inputs
+	u, err := n.host.Uname()
+	n.warn("uname", err)
+	in.Facts, err = Collect(n.host.FS, u)
+	n.warn("facts", err)
+	if n.cfg.DataDir != "" {
+		in.Facts.Disk, err = n.host.StatDisk(n.cfg.DataDir)
+		n.warn("disk", err)
+	}
+	ifs, err := n.host.Interfaces()
+	if err == nil {
+		in.IP, err = PickAddress(ifs, n.cfg.Interface)
+	}
+	n.warn("address", err)
+	if n.runtime == "" || now.Sub(n.runtimeAt) >= n.cfg.RuntimeCheck {
+		n.runtime, err = n.host.Runtime(ctx)
+		n.runtimeAt = now
+		n.warn("runtime", err)
+	}
+	in.Runtime = n.runtime
+	in.Unhealthy = n.host.Unhealthy()
+	return in
+}
+
+// warn logs err the first time a kind of failure happens, and again after
+// it has cleared once.
+func (n *Node) warn(kind string, err error) {
+	if err == nil {
+		delete(n.warnedOnce, kind)
+		return
+	}
+	if !n.warnedOnce[kind] {
+		n.warnedOnce[kind] = true
+		n.log.Warn("board: node fact unavailable (logged once until it recovers)", "fact", kind, "err", err)
+	}
+}
+
+// sendV03 sends the v0.3 nodestatus update (spec 2.5). It goes out every
+// round whether or not it changed: in v0.3 it is the node's only heartbeat,
+// and its first delivery is the registration. The edge treats errors as
+// success, so only the counter moves.
+func (n *Node) sendV03(ctx context.Context, st *NodeStatus) {
+	n.last = st
+	content, err := json.Marshal(struct {
+		UID             string
+		Status          *NodeStatus
+		ExtendResources any
+	}{NodeStatusUID, st, nil})
+	if err != nil {
+		panic("board: marshal node status: " + err.Error()) // only plain types: a programmer error
+	}
+	res := bus.ResourcePath(n.cfg.Namespace, bus.KindNodeStatus, n.cfg.NodeName)
+	if _, err := n.request(ctx, bus.OpUpdate, res, content); err != nil {
+		n.failed.Add(1)
+		n.log.Debug("board: nodestatus not delivered", "err", err)
+		return
+	}
+	n.sent.Add(1)
+}

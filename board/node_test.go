@@ -1,0 +1,353 @@
+package board
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"edgenode/bus"
+)
+
+// fakeHost is a Pi Zero whose health can be changed by the test.
+type fakeHost struct {
+	mu        sync.Mutex
+	unhealthy []string
+	runtime   string
+}
+
+func (h *fakeHost) host() Host {
+	return Host{
+		FS:    os.DirFS("testdata/pizero"),
+		Uname: func() (Uname, error) { return Uname{Machine: "armv6l", Release: "6.6.51+rpt-rpi-v6"}, nil },
+		Interfaces: func() ([]IfaceAddrs, error) {
+			return []IfaceAddrs{{Name: "wlan0", Up: true, Addrs: []net.IP{net.ParseIP("192.168.1.23")}}}, nil
+		},
+		StatDisk: func(string) (Disk, error) {
+			return Disk{Total: 8 << 30, Free: 6 << 30, Inodes: 500000, InodesFree: 400000}, nil
+		},
+		Runtime: func(context.Context) (string, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.runtime, nil
+		},
+		Unhealthy: func() []string {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.unhealthy
+		},
+	}
+}
+
+func (h *fakeHost) setUnhealthy(m ...string) {
+	h.mu.Lock()
+	h.unhealthy = m
+	h.mu.Unlock()
+}
+
+// seen is one request the fake MetaManager got, with the fake time.
+type seen struct {
+	At       time.Duration
+	Op       bus.Op
+	Resource string
+}
+
+// fakeMeta serves module metamanager on b: answer decides each reply (nil
+// for no reply). It records what it got until ctx ends.
+type fakeMeta struct {
+	mu    sync.Mutex
+	start time.Time
+	got   []seen
+	msgs  []bus.Message
+}
+
+func (m *fakeMeta) run(ctx context.Context, t *testing.T, b *bus.Bus, answer func(bus.Message) *bus.Message) {
+	for {
+		msg, err := b.Receive(ctx, bus.ModuleMeta)
+		if err != nil {
+			return
+		}
+		m.mu.Lock()
+		m.got = append(m.got, seen{time.Since(m.start).Round(time.Second), msg.Route.Operation, msg.Route.Resource})
+		m.msgs = append(m.msgs, msg)
+		m.mu.Unlock()
+		if msg.Route.Source != bus.ModulePod || msg.Route.Group != bus.GroupMeta || !msg.Header.Sync {
+			t.Errorf("request route = %+v sync %v, want source edged, group meta, sync", msg.Route, msg.Header.Sync)
+		}
+		if r := answer(msg); r != nil && !b.SendResp(*r) {
+			t.Errorf("SendResp(%s %s): nobody waiting", msg.Route.Operation, msg.Route.Resource)
+		}
+	}
+}
+
+func (m *fakeMeta) seen() ([]seen, []bus.Message) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]seen(nil), m.got...), append([]bus.Message(nil), m.msgs...)
+}
+
+// runNode runs a board module and a fake meta in a synctest bubble for d
+// of fake time and returns what meta saw.
+func runNode(t *testing.T, cfg Config, h *fakeHost, d time.Duration, during func(elapsed time.Duration), answer func(bus.Message) *bus.Message) ([]seen, []bus.Message, Stats) {
+	var got []seen
+	var msgs []bus.Message
+	var stats Stats
+	synctest.Test(t, func(t *testing.T) {
+		b := bus.New(bus.Config{}, nil)
+		if err := b.AddModule(bus.ModuleMeta, bus.GroupMeta); err != nil {
+			t.Fatal(err)
+		}
+		n, err := New(cfg, b, nil, h.host())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		meta := &fakeMeta{start: time.Now()}
+		var wg sync.WaitGroup
+		wg.Go(func() { meta.run(ctx, t, b, answer) })
+		wg.Go(func() {
+			if err := n.Run(ctx); err != nil {
+				t.Errorf("Run() = %v", err)
+			}
+		})
+		for el := time.Duration(0); el < d; el += time.Second {
+			synctest.Wait()
+			if during != nil {
+				during(el)
+			}
+			time.Sleep(time.Second)
+		}
+		synctest.Wait()
+		cancel()
+		wg.Wait()
+		got, msgs = meta.seen()
+		stats = n.Stats()
+	})
+	return got, msgs, stats
+}
+
+func ok(m bus.Message) *bus.Message {
+	r := m.Resp(bus.OKContent)
+	return &r
+}
+
+func TestNodeStatusV03(t *testing.T) {
+	h := &fakeHost{runtime: "1.1.5"}
+	cfg := Config{NodeName: "pizero", Era: bus.EraV03, DataDir: "/var/lib/edgenode"}
+	got, msgs, stats := runNode(t, cfg, h, 35*time.Second, nil, ok)
+	res := "default/nodestatus/pizero"
+	want := []seen{{0, bus.OpUpdate, res}, {10 * time.Second, bus.OpUpdate, res}, {20 * time.Second, bus.OpUpdate, res}, {30 * time.Second, bus.OpUpdate, res}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("v0.3 requests mismatch (-want +got):\n%s", diff)
+	}
+	if stats.StatusSent != 4 || stats.StatusFailed != 0 {
+		t.Errorf("Stats() = %+v, want 4 sent", stats)
+	}
+	var body struct {
+		UID             string
+		Status          NodeStatus
+		ExtendResources json.RawMessage
+	}
+	if err := json.Unmarshal(msgs[0].Content, &body); err != nil {
+		t.Fatalf("nodestatus content %s: %v", msgs[0].Content, err)
+	}
+	if body.UID != NodeStatusUID || string(body.ExtendResources) != "null" {
+		t.Errorf("nodestatus content = %s, want UID %s and ExtendResources null", msgs[0].Content, NodeStatusUID)
+	}
+	if body.Status.NodeInfo.Architecture != "arm" || body.Status.Capacity["pods"] != "110" ||
+		body.Status.NodeInfo.KubeletVersion != "v1.10.9-kubeedge-v0.3.0" || body.Status.DaemonEndpoints.KubeletEndpoint.Port != 10255 {
+		t.Errorf("nodestatus status = %+v", body.Status)
+	}
+}
+
+func TestNodeStatusV03NoMeta(t *testing.T) {
+	// A meta that never answers: every round times out and is counted,
+	// and the loop keeps its 10 s cadence (timeout 3 s < period).
+	h := &fakeHost{runtime: "1.1.5"}
+	cfg := Config{NodeName: "pizero", Era: bus.EraV03, SyncTimeout: 3 * time.Second}
+	got, _, stats := runNode(t, cfg, h, 25*time.Second, nil, func(bus.Message) *bus.Message { return nil })
+	if len(got) != 3 || stats.StatusFailed != 3 || stats.StatusSent != 0 {
+		t.Errorf("no answers: requests %v, stats %+v, want 3 requests all failed", got, stats)
+	}
+}
+
+// cloud answers like MetaManager in front of a v1.23 cloud (spec 9): the
+// first node insert is refused (not connected yet), the lease does not
+// exist until inserted, updates bump the resourceVersion.
+type cloud struct {
+	mu         sync.Mutex
+	inserts    int
+	leaseRV    int
+	leaseSpecs []LeaseSpec
+	patches    []string
+}
+
+func (c *cloud) answer(m bus.Message) *bus.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	objResp := func(obj string) *bus.Message {
+		r := m.Resp([]byte(`{"Object":` + obj + `,"Err":null}`))
+		r.Route.Source = bus.SourceEdgeController
+		return &r
+	}
+	switch {
+	case m.Route.Resource == "null/node/pizero" && m.Route.Operation == bus.OpInsert:
+		c.inserts++
+		if c.inserts == 1 {
+			r := m.ErrorResp(bus.ModuleMeta, "failed to process remote: not connected")
+			return &r
+		}
+		return objResp(`{"metadata":{"name":"pizero","uid":"5b8f-node-uid"}}`)
+	case m.Route.Resource == "null/nodepatch/pizero":
+		s, _ := bus.ContentString(m.Content)
+		c.patches = append(c.patches, s)
+		return objResp(`{"metadata":{"name":"pizero"}}`)
+	case m.Route.Resource == "kube-node-lease/lease/pizero":
+		var l Lease
+		_ = json.Unmarshal(m.Content, &l)
+		switch m.Route.Operation {
+		case bus.OpQuery:
+			if c.leaseRV == 0 {
+				r := m.Resp([]byte(`{"Object":null,"Err":{"ErrStatus":{"kind":"Status","status":"Failure","reason":"NotFound","code":404}}}`))
+				return &r
+			}
+		case bus.OpInsert:
+			c.leaseRV = 1
+		case bus.OpUpdate:
+			if l.Metadata.ResourceVersion != itoa(c.leaseRV) {
+				r := m.Resp([]byte(`{"Object":null,"Err":{"ErrStatus":{"reason":"Conflict","code":409}}}`))
+				return &r
+			}
+			c.leaseRV++
+		}
+		c.leaseSpecs = append(c.leaseSpecs, l.Spec)
+		l.Metadata.ResourceVersion = itoa(c.leaseRV)
+		b, _ := json.Marshal(l)
+		return objResp(string(b))
+	}
+	r := m.ErrorResp(bus.ModuleMeta, "unexpected")
+	return &r
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func TestNodeStatusV123(t *testing.T) {
+	h := &fakeHost{runtime: "1.1.5"}
+	c := &cloud{}
+	cfg := Config{NodeName: "pizero", DataDir: "/var/lib/edgenode"}
+	const minute = 60 * time.Second
+	got, msgs, stats := runNode(t, cfg, h, 7*minute+5*time.Second, func(el time.Duration) {
+		switch el {
+		case 25 * time.Second:
+			h.setUnhealthy("eventbus")
+		case 35 * time.Second:
+			h.setUnhealthy()
+		}
+	}, c.answer)
+
+	node, lease, patch := "null/node/pizero", "kube-node-lease/lease/pizero", "null/nodepatch/pizero"
+	var want []seen
+	add := func(at time.Duration, op bus.Op, res string) { want = append(want, seen{at, op, res}) }
+	add(0, bus.OpInsert, node) // refused: not connected
+	add(10*time.Second, bus.OpInsert, node)
+	add(10*time.Second, bus.OpQuery, lease)
+	add(10*time.Second, bus.OpInsert, lease)
+	for at := 20 * time.Second; at <= 7*minute; at += 10 * time.Second {
+		// Patches only when the status changed (Ready false at 30 s,
+		// true again at 40 s) or 5 min after the last one.
+		if at == 30*time.Second || at == 40*time.Second || at == 40*time.Second+5*minute {
+			add(at, bus.OpPatch, patch)
+		}
+		add(at, bus.OpUpdate, lease)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("v1.23 requests mismatch (-want +got):\n%s", diff)
+	}
+	if !stats.Registered || stats.StatusFailed != 1 || stats.StatusSent != 4 || stats.LeaseFailed != 0 {
+		t.Errorf("Stats() = %+v, want registered, 1 failed insert, insert + 3 patches sent", stats)
+	}
+
+	// The node insert carries the v1.Node.
+	var n KubeNode
+	if err := json.Unmarshal(msgs[1].Content, &n); err != nil {
+		t.Fatal(err)
+	}
+	if n.Kind != "Node" || n.Metadata.Name != "pizero" || n.Metadata.Labels["kubernetes.io/arch"] != "arm" ||
+		n.Status.NodeInfo.ContainerRuntimeVersion != "runc://1.1.5" {
+		t.Errorf("node insert = %s", msgs[1].Content)
+	}
+	// Patches are JSON strings holding {"status":...}; the first says
+	// NotReady.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.patches) != 3 {
+		t.Fatalf("patches = %d, want 3", len(c.patches))
+	}
+	var p struct{ Status NodeStatus }
+	if err := json.Unmarshal([]byte(c.patches[0]), &p); err != nil {
+		t.Fatalf("patch %q: %v", c.patches[0], err)
+	}
+	if r := p.Status.Conditions[3]; r.Type != CondReady || r.Status != "False" || !strings.Contains(r.Message, "eventbus") {
+		t.Errorf("first patch Ready = %+v, want False naming eventbus", r)
+	}
+	// Lease: holder, duration, renew times 10 s apart, owner the node.
+	if len(c.leaseSpecs) < 3 {
+		t.Fatalf("lease writes = %d", len(c.leaseSpecs))
+	}
+	s0, s1 := c.leaseSpecs[0], c.leaseSpecs[1]
+	if s0.HolderIdentity != "pizero" || s0.LeaseDurationSeconds != 40 {
+		t.Errorf("lease spec = %+v", s0)
+	}
+	t0, err0 := time.Parse(microTimeFormat, s0.RenewTime)
+	t1, err1 := time.Parse(microTimeFormat, s1.RenewTime)
+	if err0 != nil || err1 != nil || t1.Sub(t0) != 10*time.Second {
+		t.Errorf("renew times %s, %s: want 10 s apart", s0.RenewTime, s1.RenewTime)
+	}
+	var l Lease
+	_ = json.Unmarshal(msgs[3].Content, &l)
+	if len(l.Metadata.OwnerReferences) != 1 || l.Metadata.OwnerReferences[0].UID != "5b8f-node-uid" {
+		t.Errorf("lease insert = %s, want owner the node's uid", msgs[3].Content)
+	}
+}
+
+func TestNodeAlreadyRegistered(t *testing.T) {
+	// A node that exists from an earlier run: insert answers
+	// AlreadyExists, and a patch brings the status up to date at once.
+	h := &fakeHost{runtime: "1.1.5"}
+	answer := func(m bus.Message) *bus.Message {
+		switch m.Route.Operation {
+		case bus.OpInsert:
+			if m.Route.Resource == "null/node/pizero" {
+				r := m.Resp([]byte(`{"Object":null,"Err":{"ErrStatus":{"reason":"AlreadyExists","code":409}}}`))
+				return &r
+			}
+		case bus.OpQuery:
+			r := m.Resp([]byte(`{"Object":{"metadata":{"name":"pizero","namespace":"kube-node-lease","resourceVersion":"77"}},"Err":null}`))
+			return &r
+		}
+		return ok(m)
+	}
+	got, msgs, _ := runNode(t, Config{NodeName: "pizero"}, h, 15*time.Second, nil, answer)
+	want := []seen{
+		{0, bus.OpInsert, "null/node/pizero"},
+		{0, bus.OpPatch, "null/nodepatch/pizero"},
+		{0, bus.OpQuery, "kube-node-lease/lease/pizero"},
+		{0, bus.OpUpdate, "kube-node-lease/lease/pizero"},
+		{10 * time.Second, bus.OpUpdate, "kube-node-lease/lease/pizero"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests mismatch (-want +got):\n%s", diff)
+	}
+	var l Lease
+	_ = json.Unmarshal(msgs[3].Content, &l)
+	if l.Metadata.ResourceVersion != "77" {
+		t.Errorf("lease update = %s, want the queried resourceVersion 77", msgs[3].Content)
+	}
+}

@@ -1,0 +1,213 @@
+package board
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func pizeroFacts(t *testing.T) Facts {
+	t.Helper()
+	f, err := Collect(os.DirFS("testdata/pizero"), Uname{Machine: "armv6l"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Disk = Disk{Total: 14 << 30, Free: 10 << 30, Inodes: 900000, InodesFree: 800000}
+	return f
+}
+
+func TestBuildStatusPiZero(t *testing.T) {
+	cfg := Config{NodeName: "edge-1", ReservedCPU: 100, ReservedMemory: 64 << 20}.Defaults()
+	now := time.Date(2026, 11, 30, 1, 2, 3, 0, time.UTC)
+	in := Inputs{Facts: pizeroFacts(t), IP: net.ParseIP("192.168.1.23"), Runtime: "1.1.5"}
+	got := BuildStatus(cfg, in, nil, now)
+	ts := "2026-11-30T01:02:03Z"
+	want := NodeStatus{
+		Capacity:    ResourceList{"cpu": "1", "memory": "439592Ki", "pods": "110", "ephemeral-storage": "14680064Ki"},
+		Allocatable: ResourceList{"cpu": "900m", "memory": "374056Ki", "pods": "110", "ephemeral-storage": "14680064Ki"},
+		Phase:       "Running",
+		Conditions: []NodeCondition{
+			{Type: CondMemoryPressure, Status: "False", LastHeartbeatTime: ts, LastTransitionTime: ts, Reason: "EdgeHasSufficientMemory", Message: "edge has sufficient memory available"},
+			{Type: CondDiskPressure, Status: "False", LastHeartbeatTime: ts, LastTransitionTime: ts, Reason: "EdgeHasNoDiskPressure", Message: "edge has no disk pressure"},
+			{Type: CondPIDPressure, Status: "False", LastHeartbeatTime: ts, LastTransitionTime: ts, Reason: "EdgeHasSufficientPID", Message: "edge has sufficient PID available"},
+			{Type: CondReady, Status: "True", LastHeartbeatTime: ts, LastTransitionTime: ts, Reason: "EdgeReady", Message: "edge is posting ready status"},
+		},
+		Addresses:       []NodeAddress{{"InternalIP", "192.168.1.23"}, {"Hostname", "edge-1"}},
+		DaemonEndpoints: NodeDaemonEndpoints{KubeletEndpoint: DaemonEndpoint{Port: 10350}},
+		NodeInfo: NodeSystemInfo{
+			MachineID: "0b7e2c9d4a1f4e8b9c3d5e6f7a8b9c0d", SystemUUID: "0b7e2c9d4a1f4e8b9c3d5e6f7a8b9c0d",
+			BootID: "4b0a6f1e-3c2d-4e5f-8a9b-0c1d2e3f4a5b", KernelVersion: "6.6.51+rpt-rpi-v6",
+			OSImage: "Raspbian GNU/Linux 12 (bookworm)", ContainerRuntimeVersion: "runc://1.1.5",
+			KubeletVersion: "v1.31.12-kubeedge-v1.23.1", OperatingSystem: "linux", Architecture: "arm",
+		},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("BuildStatus(pizero) mismatch (-want +got):\n%s", diff)
+	}
+	// The JSON uses Kubernetes' field names.
+	b, _ := json.Marshal(got)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"capacity", "allocatable", "conditions", "addresses", "nodeInfo", "daemonEndpoints"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("status JSON %s has no %q", b, k)
+		}
+	}
+	if m["nodeInfo"].(map[string]any)["containerRuntimeVersion"] != "runc://1.1.5" {
+		t.Errorf("status JSON nodeInfo = %v", m["nodeInfo"])
+	}
+}
+
+func TestConditions(t *testing.T) {
+	th := Thresholds{}
+	th.defaults()
+	base := Inputs{Runtime: "1.1.5", Facts: Facts{
+		Memory: MemInfo{Total: 512 << 20, Available: 300 << 20},
+		Disk:   Disk{Total: 1000, Free: 500, Inodes: 100, InodesFree: 50},
+		Tasks:  100, PIDMax: 32768,
+	}}
+	tests := []struct {
+		name   string
+		change func(*Inputs)
+		want   map[string]string // type -> status
+		reason string            // reason of the changed condition
+	}{
+		{"all fine", func(*Inputs) {}, map[string]string{CondMemoryPressure: "False", CondDiskPressure: "False", CondPIDPressure: "False", CondReady: "True"}, ""},
+		{"memory below 100Mi", func(in *Inputs) { in.Facts.Memory.Available = 99 << 20 },
+			map[string]string{CondMemoryPressure: "True", CondDiskPressure: "False", CondPIDPressure: "False", CondReady: "True"}, "EdgeHasInsufficientMemory"},
+		{"disk below 10%", func(in *Inputs) { in.Facts.Disk.Free = 99 },
+			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "True", CondPIDPressure: "False", CondReady: "True"}, "EdgeHasDiskPressure"},
+		{"disk at 10%", func(in *Inputs) { in.Facts.Disk.Free = 100 },
+			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "False", CondPIDPressure: "False", CondReady: "True"}, ""},
+		{"inodes below 5%", func(in *Inputs) { in.Facts.Disk.InodesFree = 4 },
+			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "True", CondPIDPressure: "False", CondReady: "True"}, "EdgeHasDiskPressure"},
+		{"pids above 90%", func(in *Inputs) { in.Facts.Tasks = 29600 },
+			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "False", CondPIDPressure: "True", CondReady: "True"}, "EdgeHasInsufficientPID"},
+		{"no runc", func(in *Inputs) { in.Runtime = "" },
+			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "False", CondPIDPressure: "False", CondReady: "False"}, "EdgeNotReady"},
+		{"module down", func(in *Inputs) { in.Unhealthy = []string{"eventbus"} },
+			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "False", CondPIDPressure: "False", CondReady: "False"}, "EdgeNotReady"},
+		{"unknown disk", func(in *Inputs) { in.Facts.Disk = Disk{} },
+			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "False", CondPIDPressure: "False", CondReady: "True"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := base
+			tt.change(&in)
+			got := map[string]string{}
+			reason := ""
+			for _, c := range conditions(th, in) {
+				got[c.typ] = c.status
+				if (c.typ == CondReady) == (c.status == "False") && tt.reason != "" {
+					reason = c.reason
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("conditions(%s) mismatch (-want +got):\n%s", tt.name, diff)
+			}
+			if reason != tt.reason {
+				t.Errorf("conditions(%s) reason = %q, want %q", tt.name, reason, tt.reason)
+			}
+		})
+	}
+}
+
+func TestTransitionTime(t *testing.T) {
+	cfg := Config{NodeName: "n"}.Defaults()
+	in := Inputs{Facts: pizeroFacts(t), Runtime: "1.1.5"}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s0 := BuildStatus(cfg, in, nil, t0)
+	s1 := BuildStatus(cfg, in, &s0, t0.Add(10*time.Second))
+	if !sameStatus(&s0, &s1) {
+		t.Errorf("sameStatus(s0, s1 ten seconds later) = false, want true")
+	}
+	if got := s1.Conditions[3].LastTransitionTime; got != "2026-01-01T00:00:00Z" {
+		t.Errorf("Ready lastTransitionTime = %s, want the first time", got)
+	}
+	if got := s1.Conditions[3].LastHeartbeatTime; got != "2026-01-01T00:00:10Z" {
+		t.Errorf("Ready lastHeartbeatTime = %s, want now", got)
+	}
+	in.Runtime = ""
+	s2 := BuildStatus(cfg, in, &s1, t0.Add(20*time.Second))
+	if sameStatus(&s1, &s2) {
+		t.Errorf("sameStatus(ready, not ready) = true, want false")
+	}
+	if got := s2.Conditions[3].LastTransitionTime; got != "2026-01-01T00:00:20Z" {
+		t.Errorf("Ready lastTransitionTime after change = %s, want now", got)
+	}
+	if got := s2.Conditions[0].LastTransitionTime; got != "2026-01-01T00:00:00Z" {
+		t.Errorf("MemoryPressure lastTransitionTime = %s, want unchanged", got)
+	}
+}
+
+func TestQuantities(t *testing.T) {
+	if got := milli(1000); got != "1" {
+		t.Errorf("milli(1000) = %q", got)
+	}
+	if got := milli(3500); got != "3500m" {
+		t.Errorf("milli(3500) = %q", got)
+	}
+	if got := kib(1 << 20); got != "1024Ki" {
+		t.Errorf("kib(1Mi) = %q", got)
+	}
+	cfg := Config{NodeName: "n", ReservedCPU: 5000, ReservedMemory: 1 << 40}.Defaults()
+	st := BuildStatus(cfg, Inputs{Facts: pizeroFacts(t)}, nil, time.Now())
+	if st.Allocatable["cpu"] != "0" || st.Allocatable["memory"] != "0Ki" {
+		t.Errorf("allocatable with reservations above capacity = %v, want zeros", st.Allocatable)
+	}
+}
+
+func TestParseObjectResp(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		obj     string
+		wantErr error
+	}{
+		{"ok", `"OK"`, "", nil},
+		{"object", `{"Object":{"metadata":{"name":"n"}},"Err":null}`, `{"metadata":{"name":"n"}}`, nil},
+		{"not found", `{"Object":null,"Err":{"ErrStatus":{"kind":"Status","status":"Failure","reason":"NotFound","code":404}}}`, "null", ErrNotFound},
+		{"exists", `{"Object":null,"Err":{"ErrStatus":{"reason":"AlreadyExists","code":409}}}`, "null", ErrAlreadyExists},
+		{"plain error", `{"Object":null,"Err":{}}`, "null", ErrRejected},
+		{"garbage", `{"Object":`, "", ErrBadResponse},
+		{"array", `[1]`, "", ErrBadResponse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj, err := ParseObjectResp([]byte(tt.in))
+			if string(obj) != tt.obj || !errors.Is(err, tt.wantErr) {
+				t.Errorf("ParseObjectResp(%s) = %s, %v, want %s, %v", tt.in, obj, err, tt.obj, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseRuncVersion(t *testing.T) {
+	for _, tt := range runcTests {
+		got, err := ParseRuncVersion(strings.NewReader(tt.in))
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("ParseRuncVersion(%q) = %q, %v, want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+var runcTests = []struct {
+	in      string
+	want    string
+	wantErr bool
+}{
+	{"runc version 1.1.12\ncommit: v1.1.12-0-g51d5e946\nspec: 1.0.2-dev\ngo: go1.20.13\nlibseccomp: 2.5.4\n", "1.1.12", false},
+	{"runc version 1.3.0+dfsg1\n", "1.3.0+dfsg1", false},
+	{"runc version\n", "", true},
+	{"crun version 1.8\n", "", true},
+	{"runc version 1.1.12; rm -rf /\n", "", true},
+	{"", "", true},
+}

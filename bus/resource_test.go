@@ -1,0 +1,89 @@
+package bus
+
+import (
+	"errors"
+	"testing"
+)
+
+// resourceTests follow spec 1.7 (ParseResourceEdge); they also seed
+// FuzzParseResource.
+var resourceTests = []struct {
+	name    string
+	res     string
+	op      Op
+	want    Resource
+	wantErr bool
+}{
+	{name: "three tokens", res: "default/pod/nginx", op: OpInsert, want: Resource{"default", KindPod, "nginx"}},
+	{name: "cluster scoped", res: "null/node/edge-1", op: OpInsert, want: Resource{NullNamespace, KindNode, "edge-1"}},
+	{name: "podstatus", res: "default/podstatus/nginx", op: OpUpdate, want: Resource{"default", KindPodStatus, "nginx"}},
+	{name: "name with slash", res: "kube-node-lease/lease/a/b", op: OpQuery, want: Resource{"kube-node-lease", KindLease, "a/b"}},
+	{name: "list query", res: "default/pod", op: OpQuery, want: Resource{Namespace: "default", Kind: KindPod}},
+	{name: "list response", res: "default/configmap", op: OpResponse, want: Resource{Namespace: "default", Kind: KindConfigMap}},
+	{name: "podstatus resync is an update", res: "default/podstatus", op: OpUpdate, wantErr: true},
+	{name: "two tokens insert", res: "default/pod", op: OpInsert, wantErr: true},
+	{name: "two tokens delete", res: "default/pod", op: OpDelete, wantErr: true},
+	{name: "one token", res: "membership", op: OpQuery, wantErr: true},
+	{name: "empty", res: "", op: OpQuery, wantErr: true},
+	{name: "only slash", res: "/", op: OpQuery, wantErr: true},
+	{name: "empty namespace", res: "/pod/a", op: OpInsert, wantErr: true},
+	{name: "empty kind", res: "default//a", op: OpInsert, wantErr: true},
+	{name: "empty name", res: "default/pod/", op: OpInsert, wantErr: true},
+	{name: "empty kind in list", res: "default/", op: OpQuery, wantErr: true},
+	{name: "leading slash list", res: "/pod", op: OpQuery, wantErr: true},
+}
+
+func TestParseResource(t *testing.T) {
+	for _, tt := range resourceTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseResource(tt.res, tt.op)
+			if tt.wantErr {
+				if !errors.Is(err, ErrBadResource) {
+					t.Errorf("ParseResource(%q, %s) = %+v, %v, want ErrBadResource", tt.res, tt.op, got, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ParseResource(%q, %s) = %+v, %v, want %+v", tt.res, tt.op, got, err, tt.want)
+			}
+			if s := got.String(); s != tt.res {
+				t.Errorf("ParseResource(%q).String() = %q, want the input back", tt.res, s)
+			}
+		})
+	}
+}
+
+func TestResourcePath(t *testing.T) {
+	if got := ResourcePath("default", KindConfigMap, "c"); got != "default/configmap/c" {
+		t.Errorf("ResourcePath(default, configmap, c) = %q, want default/configmap/c", got)
+	}
+	if got := ResourcePath(NullNamespace, KindNodePatch, "n"); got != "null/nodepatch/n" {
+		t.Errorf("ResourcePath(null, nodepatch, n) = %q, want null/nodepatch/n", got)
+	}
+}
+
+// FuzzParseResource checks that ParseResource never panics, that what it
+// accepts has no empty token, and that String gives the input back.
+func FuzzParseResource(f *testing.F) {
+	for _, tt := range resourceTests {
+		f.Add(tt.res, string(tt.op))
+	}
+	f.Fuzz(func(t *testing.T, res, op string) {
+		r, err := ParseResource(res, Op(op))
+		if err != nil {
+			if !errors.Is(err, ErrBadResource) {
+				t.Fatalf("ParseResource(%q, %q) error = %v, want ErrBadResource", res, op, err)
+			}
+			return
+		}
+		if r.Namespace == "" || r.Kind == "" {
+			t.Fatalf("ParseResource(%q, %q) = %+v, empty token", res, op, r)
+		}
+		if r.Name == "" && Op(op) != OpQuery && Op(op) != OpResponse {
+			t.Fatalf("ParseResource(%q, %q) = %+v, no name for %q", res, op, r, op)
+		}
+		if s := r.String(); s != res {
+			t.Fatalf("ParseResource(%q).String() = %q", res, s)
+		}
+	})
+}

@@ -1,0 +1,48 @@
+// Package db is edgenode's store: one SQLite file (modernc.org/sqlite, pure
+// Go, no cgo) under the data dir, holding KubeEdge's tables (spec 3.1, 5.3)
+// with their names and column order, so KubeEdge's own checks can read it.
+//
+// What it owns: opening the file, its pragmas, the schema and its forward
+// migrations (PRAGMA user_version, schema.go), and the typed queries of each
+// module, one file per module (meta.go for MetaManager, device.go for
+// DeviceTwin, ...). SQL is constant; there is no ORM. New rows hold empty
+// strings, not NULL.
+//
+// Goroutines: none. Every module shares the one *DB; statements run one at a
+// time on its single connection.
+//
+// # Journal mode on 32-bit ARM
+//
+// SQLite's WAL mode normally keeps its WAL index in a "-shm" file that every
+// connection maps into memory (mmap). With modernc.org/sqlite that mapping
+// has crashed processes with SIGBUS on 32-bit ARM in public reports, a
+// Raspberry Pi Zero (armv6) among them (a Go backup tool that started to
+// die on a Pi Zero once it moved to modernc's SQLite in WAL mode; the fault
+// is in the WAL index code), and the same class of fault is reported on
+// other systems whenever the -shm mapping goes bad. A SIGBUS cannot be
+// recovered from: the node would die at start and on every restart.
+//
+// The choice here: set locking_mode=EXCLUSIVE before journal_mode=WAL. In
+// exclusive locking mode SQLite keeps the WAL index in heap memory instead
+// of a shared mapping, so no -shm file is ever created or mapped, and WAL
+// still gives us what we want from it: appends instead of rewrites, and
+// readers that do not block the writer inside the process. The price is
+// that the process holds an exclusive lock on the file for as long as it is
+// open: no second process (not the sqlite3 shell, not a second edgenode)
+// can open the database while the node runs. That suits an appliance whose
+// database belongs to one process; inspect a copy or stop the node first.
+// TestJournalModeNoShm proves the mode takes and no -shm file appears, and
+// runs under qemu-arm-static in the ARMv6 pass of make test.
+//
+// # Durability
+//
+// synchronous=FULL makes every commit fsync the WAL before it returns, so a
+// write the node has acknowledged survives kill -9 and power loss (normal
+// mode in WAL may lose the last commits on power loss). TestKill9Durability
+// kills a writer with SIGKILL at random points and checks every
+// acknowledged row is there and integrity_check is ok.
+//
+// Exactly one connection is open (SetMaxOpenConns(1)): the exclusive lock
+// belongs to a connection, and a second connection of the pool would find
+// the file locked by the first.
+package db

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"edgenode/board"
+	"edgenode/bus"
+)
+
+func TestSnake(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"MsgsIn", "msgs_in"},
+		{"DBWriteLatency", "db_write_latency"},
+		{"Connected", "connected"},
+		{"PodsByPhase", "pods_by_phase"},
+		{"TwinUpdates2", "twin_updates2"},
+		{"QoS1", "qo_s1"},
+	}
+	for _, tt := range tests {
+		if got := snake(tt.in); got != tt.want {
+			t.Errorf("snake(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// fakeStats has every field kind writeStats knows.
+type fakeStats struct {
+	Connected      bool
+	MsgsIn         uint64
+	Queue          int
+	DBWriteLatency time.Duration
+	PodsByPhase    map[string]int
+	Nested         struct{ Retries uint64 }
+	ignored        int
+}
+
+func TestWriteStats(t *testing.T) {
+	var m metricWriter
+	s := fakeStats{Connected: true, MsgsIn: 42, Queue: 3, DBWriteLatency: 1500 * time.Microsecond,
+		PodsByPhase: map[string]int{"Running": 2, "Pending": 1}}
+	s.Nested.Retries = 7
+	writeStats(&m, "edgenode_hub", s)
+	writeStats(&m, "edgenode_nil", (*fakeStats)(nil))
+	got := string(m.buf)
+	for _, want := range []string{
+		"# TYPE edgenode_hub_connected gauge\nedgenode_hub_connected 1\n",
+		"# TYPE edgenode_hub_msgs_in_total counter\nedgenode_hub_msgs_in_total 42\n",
+		"edgenode_hub_queue 3\n",
+		"edgenode_hub_db_write_latency_seconds 0.0015\n",
+		"edgenode_hub_pods_by_phase{key=\"Pending\"} 1\nedgenode_hub_pods_by_phase{key=\"Running\"} 2\n",
+		"edgenode_hub_nested_retries_total 7\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("metrics lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "ignored") || strings.Contains(got, "edgenode_nil") {
+		t.Errorf("metrics have unexported or nil stats:\n%s", got)
+	}
+	if n := strings.Count(got, "# TYPE edgenode_hub_pods_by_phase "); n != 1 {
+		t.Errorf("TYPE line for pods_by_phase appears %d times, want 1", n)
+	}
+}
+
+func TestLabelEscaping(t *testing.T) {
+	var m metricWriter
+	m.gauge("x", "help with \\ and\nnewline", 1, "l", "a\"b\\c\nd")
+	want := "# HELP x help with \\\\ and\\nnewline\n# TYPE x gauge\nx{l=\"a\\\"b\\\\c\\nd\"} 1\n"
+	if string(m.buf) != want {
+		t.Errorf("escaped = %q, want %q", m.buf, want)
+	}
+}
+
+func TestHealthValidate(t *testing.T) {
+	for _, tt := range []struct {
+		listen string
+		ok     bool
+	}{
+		{"127.0.0.1:10248", true}, {"[::1]:10248", true}, {"localhost:1", true}, {"off", true},
+		{"0.0.0.0:10248", false}, {":10248", false}, {"192.168.1.2:80", false}, {"nonsense", false},
+	} {
+		if err := (HealthConfig{Listen: tt.listen}).validate(); (err == nil) != tt.ok {
+			t.Errorf("validate(%q) = %v, want ok %v", tt.listen, err, tt.ok)
+		}
+	}
+}
+
+// stubModule is a runner that blocks until ctx ends, or fails.
+type stubModule struct{ fail error }
+
+func (s stubModule) Run(ctx context.Context) error {
+	if s.fail != nil {
+		return s.fail
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func TestHealthServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	b := bus.New(bus.Config{}, nil)
+	if err := b.AddModule(bus.ModuleMeta, bus.GroupMeta); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Send(bus.ModuleMeta, bus.NewMessage(bus.ModuleBoard, bus.GroupMeta, bus.OpUpdate, "default/nodestatus/n", nil))
+	reg := board.NewRegistry()
+	hs := newHealth(HealthConfig{Listen: addr}, "n1", b, 128, reg, slog.New(slog.DiscardHandler))
+	hs.stats("meta", func() any { return fakeStats{MsgsIn: 9} })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- hs.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("health Run() = %v", err)
+		}
+	}()
+	// Run records each module's state; meta is running, then fails.
+	mctx, mcancel := context.WithCancel(ctx)
+	defer mcancel()
+	go runTracked(mctx, reg, "meta", stubModule{})
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		for range 200 { // the server starts in Run's goroutine
+			resp, err := http.Get("http://" + addr + path)
+			if err != nil {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		t.Fatalf("GET %s: server never answered", path)
+		return 0, ""
+	}
+	waitState(t, reg, "meta", board.StateRunning)
+	code, body := get("/healthz")
+	var doc healthz
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatalf("/healthz %q: %v", body, err)
+	}
+	if code != 200 || doc.Status != "ok" || doc.Node != "n1" || len(doc.Modules) != 1 || doc.Modules[0].State != board.StateRunning {
+		t.Errorf("/healthz = %d %s, want 200 ok with meta running", code, body)
+	}
+	code, body = get("/metrics")
+	for _, want := range []string{
+		`edgenode_module_up{module="meta",state="running"} 1`,
+		`edgenode_bus_queue_depth{module="metamanager"} 1`,
+		"edgenode_bus_messages_sent_total 1",
+		"edgenode_meta_msgs_in_total 9",
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics (%d) lacks %q:\n%s", code, want, body)
+		}
+	}
+	runTracked(ctx, reg, "meta", stubModule{fail: errors.New("db: corrupt")})
+	code, body = get("/healthz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"unhealthy"`) || !strings.Contains(body, "db: corrupt") {
+		t.Errorf("/healthz after failure = %d %s, want 503 naming the error", code, body)
+	}
+}
+
+func waitState(t *testing.T, reg *board.Registry, name string, s board.State) {
+	t.Helper()
+	for range 1000 {
+		for _, m := range reg.Modules() {
+			if m.Name == name && m.State == s {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("module %s never reached %s", name, s)
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := dir + "/config.yaml"
+	if err := os.WriteFile(cfgPath, []byte("version: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(args ...string) (int, []string, string) {
+		var out, errb bytes.Buffer
+		code := realMain(append([]string{"check", "--config", cfgPath}, args...), &out, &errb)
+		return code, strings.Split(strings.TrimSpace(out.String()), "\n"), out.String() + errb.String()
+	}
+	code, _, text := check("--config", dir+"/absent.yaml")
+	if code != 1 || !strings.Contains(text, "absent.yaml") {
+		t.Errorf("check with a missing --config = %d, %q, want 1 naming the file", code, text)
+	}
+
+	code, lines, text := check("--data-dir", dir+"/data", "--broker", "")
+	if len(lines) != 7 {
+		t.Fatalf("check printed %d lines, want 7 (no broker check):\n%s", len(lines), text)
+	}
+	fails := 0
+	for _, l := range lines {
+		status, rest, _ := strings.Cut(l, " ")
+		if status != "PASS" && status != "WARN" && status != "FAIL" || !strings.Contains(rest, ": ") {
+			t.Errorf("line %q is not 'STATUS name: detail'", l)
+		}
+		if status == "FAIL" {
+			fails++
+		}
+	}
+	if (fails > 0) != (code == 1) || code != 0 && code != 1 {
+		t.Errorf("check exit %d with %d FAIL lines:\n%s", code, fails, text)
+	}
+	if !strings.Contains(text, "PASS data dir: "+dir+"/data is writable") {
+		t.Errorf("check output lacks the data dir PASS:\n%s", text)
+	}
+
+	// A data dir that cannot be created and a taken broker port fail.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	code, lines, text = check("--data-dir", cfgPath+"/data", "--broker", l.Addr().String())
+	if code != 1 || len(lines) != 8 {
+		t.Errorf("check with bad data dir and taken port = %d, want 1 and 8 lines:\n%s", code, text)
+	}
+	for _, want := range []string{"FAIL data dir: ", "FAIL broker port: " + l.Addr().String() + " is in use"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("check output lacks %q:\n%s", want, text)
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/net/websocket"
+)
+
+// Headers of the v1.23 identity (spec 2.4 "Required request headers").
+// They are set in the map directly so that they go on the wire spelled
+// exactly like this.
+const (
+	headerNodeID        = "node_id"
+	headerProjectID     = "project_id"
+	headerConnectionUse = "ConnectionUse"
+	connectionUseMsg    = "msg"
+)
+
+// maxPlacementBody bounds the placement answer.
+const maxPlacementBody = 4 << 10
+
+// linkURL is the websocket URL for both eras at once: the v0.3 cloud reads
+// the identity from the path, the v1.23 cloud ignores the path (spec 2.1,
+// 2.4, 8 item 2).
+func linkURL(base, project, node string) string {
+	return strings.TrimRight(base, "/") + "/" + project + "/" + node + "/events"
+}
+
+// tlsConfig is the client TLS config of the link: the cloud is verified
+// against the CA file unless InsecureSkipVerify, and the node certificate
+// is presented when there is one.
+func (c *Client) tlsConfig(cert *tls.Certificate) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	if c.cfg.InsecureSkipVerify {
+		tc.InsecureSkipVerify = true
+		return tc, nil
+	}
+	caPEM, err := os.ReadFile(c.cfg.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("hub: CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("hub: CA: no certificate in %s", c.cfg.CAFile)
+	}
+	tc.RootCAs = pool
+	return tc, nil
+}
+
+// placement asks the placement server for the CloudHub base URL (seed docs
+// "Get CloudHub URL", spec 2.1): HTTPS GET, the body of a 200 answer is the
+// base URL.
+func (c *Client) placement(ctx context.Context, tc *tls.Config) (string, error) {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: c.cfg.HandshakeTimeout}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.PlacementURL, nil)
+	if err != nil {
+		return "", fmt.Errorf("hub: placement: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("hub: placement: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxPlacementBody))
+	if err != nil {
+		return "", fmt.Errorf("hub: placement: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("hub: placement: %s", resp.Status)
+	}
+	base := strings.TrimSpace(string(b))
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "wss" && u.Scheme != "ws") || u.Host == "" {
+		return "", fmt.Errorf("hub: placement: answer %q is not a ws(s):// URL", base)
+	}
+	return base, nil
+}
+
+// dial opens the websocket link. It returns after the upgrade or when
+// HandshakeTimeout or ctx ends.
+func (c *Client) dial(ctx context.Context, cert *tls.Certificate) (*websocket.Conn, error) {
+	tc, err := c.tlsConfig(cert)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.InsecureSkipVerify {
+		c.log.Warn("hub: not verifying the cloud's certificate (insecureSkipVerify)")
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
+	defer cancel()
+	base := "wss://" + c.cfg.Server
+	if c.cfg.PlacementURL != "" {
+		if base, err = c.placement(ctx, tc); err != nil {
+			return nil, err
+		}
+	}
+	u := linkURL(base, c.cfg.ProjectID, c.cfg.NodeName)
+	wc, err := websocket.NewConfig(u, "https://"+c.cfg.NodeName)
+	if err != nil {
+		return nil, fmt.Errorf("hub: dial %s: %w", u, err)
+	}
+	wc.TlsConfig = tc
+	wc.Header = http.Header{
+		headerNodeID:        {c.cfg.NodeName},
+		headerProjectID:     {c.cfg.ProjectID},
+		headerConnectionUse: {connectionUseMsg},
+	}
+	wc.Dialer = &net.Dialer{
+		KeepAlive: c.cfg.Heartbeat,
+		Control:   userTimeout(2 * c.cfg.Heartbeat),
+	}
+	var ws *websocket.Conn
+	if c.dialConn != nil {
+		ws, err = c.dialOver(ctx, wc)
+	} else {
+		ws, err = wc.DialContext(ctx)
+	}
+	if err != nil {
+		var de *websocket.DialError
+		if errors.As(err, &de) {
+			err = de.Err
+		}
+		return nil, fmt.Errorf("hub: dial %s: %w", u, err)
+	}
+	ws.MaxPayloadBytes = c.cfg.MaxFrameBytes
+	ws.PayloadType = websocket.TextFrame
+	return ws, nil
+}
+
+// deadline returns now+d, or the zero time (no deadline) for d <= 0.
+func deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+// dialOver runs the websocket handshake over the connection of dialConn.
+func (c *Client) dialOver(ctx context.Context, wc *websocket.Config) (*websocket.Conn, error) {
+	conn, err := c.dialConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	ws, err := websocket.NewClient(wc, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return ws, nil
+}

@@ -1,0 +1,469 @@
+// Package hubtest is an in-process CloudHub for tests, in the manner of
+// net/http/httptest: NewServer starts a TLS websocket server on
+// 127.0.0.1:0 with its own ECDSA CA, and the certificate endpoints of
+// KubeEdge's port 10002 (/ca.crt, /edge.crt with token checks) on a
+// second port.
+//
+// It behaves like the cloud of the configured era (spec 2.1, 2.4):
+//   - v1.23: the upgrade must carry the node_id, project_id and
+//     ConnectionUse: msg headers and a client certificate signed by the
+//     CA; resource messages pushed with insert, update or delete are
+//     resent every Config.Retransmit (5 s) until the node answers with
+//     operation "response" and their id as parent; viaduct ping, pong and
+//     config messages are answered with "ack".
+//   - v0.3: the identity comes from the path /<project>/<node>/events, a
+//     client certificate is asked for but not verified, nothing is resent
+//     and nothing is answered.
+//
+// A test pushes messages (Push, PushFrame), reads what the node sent
+// (Records, WaitFor), answers queries (Config.Answer), drops the link
+// (Drop), makes it half-open (HalfOpen: TCP stays up, the server neither
+// reads nor writes), takes the whole server away and back (Pause,
+// Resume), and makes join tokens (Token). Close stops everything and
+// waits for the server's goroutines.
+package hubtest
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/websocket"
+
+	"edgenode/bus"
+)
+
+// Config configures a Server. The zero value is a v1.23 cloud.
+type Config struct {
+	Era bus.Era
+	// Retransmit is the resend period of unacknowledged resource messages
+	// (v1.23). Default 5 s (spec 2.4).
+	Retransmit time.Duration
+	// CertValidity is the lifetime of node certificates. Default 365 days.
+	CertValidity time.Duration
+	// Authorize requires the client certificate's CN to be
+	// system:node:<node_id> (v1.23 CloudHub authorization).
+	Authorize bool
+	// Binary makes the server write binary frames (as v1.0 did) instead
+	// of text frames.
+	Binary bool
+	// Answer, when set, is called for every message the node sends that
+	// is not a keepalive or an answer; if it returns true its message is
+	// written back, e.g. the response to a remote query.
+	Answer func(req bus.Message) (bus.Message, bool)
+}
+
+// Record is one message the server received.
+type Record struct {
+	Msg  bus.Message
+	Node string // node id of the connection
+	Time time.Time
+}
+
+// Server is an in-process CloudHub. Its methods are safe for concurrent
+// use.
+type Server struct {
+	// Addr is the websocket address HOST:PORT (hub.Config.Server).
+	Addr string
+	// CertURL is the base URL of the certificate endpoints
+	// (hub.Config.CertServer).
+	CertURL string
+
+	cfg    Config
+	ca     *authority
+	wsTLS  *tls.Config
+	crtTLS *tls.Config
+	wsSrv  *http.Server
+	crtSrv *http.Server
+
+	mu        sync.Mutex
+	wsL, crtL net.Listener
+	conns     map[*conn]struct{}
+	cur       *conn
+	records   []Record
+	badFrames int
+	pending   map[bus.ID]*pend
+	backlog   []bus.Message // pushed while no usable connection
+	seq       int
+	connects  int
+	issued    int
+	rejected  int
+	changed   chan struct{}
+	closed    bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+type pend struct {
+	msg   bus.Message
+	seq   int
+	sends int
+}
+
+// conn is one node connection.
+type conn struct {
+	ws      *websocket.Conn
+	node    string
+	project string
+	wmu     sync.Mutex
+	half    chan struct{} // closed by HalfOpen
+	done    chan struct{} // closed when the connection is dropped
+	once    sync.Once
+	halfOne sync.Once
+}
+
+func (c *conn) drop() {
+	c.once.Do(func() {
+		close(c.done)
+		c.ws.Close()
+	})
+}
+
+func (c *conn) isHalf() bool {
+	select {
+	case <-c.half:
+		return true
+	default:
+		return false
+	}
+}
+
+// NewServer starts a server. It panics if it cannot listen, as
+// httptest.NewServer does.
+func NewServer(cfg Config) *Server {
+	if cfg.Retransmit <= 0 {
+		cfg.Retransmit = 5 * time.Second
+	}
+	if cfg.CertValidity <= 0 {
+		cfg.CertValidity = 365 * 24 * time.Hour
+	}
+	ca, err := newAuthority()
+	if err != nil {
+		panic("hubtest: " + err.Error())
+	}
+	sc, err := ca.serverCert()
+	if err != nil {
+		panic("hubtest: " + err.Error())
+	}
+	s := &Server{
+		cfg:     cfg,
+		ca:      ca,
+		conns:   make(map[*conn]struct{}),
+		pending: make(map[bus.ID]*pend),
+		changed: make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	s.wsTLS = &tls.Config{Certificates: []tls.Certificate{sc}, ClientCAs: ca.pool, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequireAndVerifyClientCert}
+	if cfg.Era == bus.EraV03 {
+		s.wsTLS.ClientAuth = tls.RequestClientCert // spec 2.1: asked for, not verified
+	}
+	s.crtTLS = &tls.Config{Certificates: []tls.Certificate{sc}, ClientCAs: ca.pool, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.VerifyClientCertIfGiven}
+	s.wsSrv = &http.Server{Handler: websocket.Server{Handshake: s.handshake, Handler: s.serveConn},
+		ErrorLog: discardLog()}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ca.crt", s.serveCA)
+	mux.HandleFunc("GET /edge.crt", s.serveEdgeCert)
+	s.crtSrv = &http.Server{Handler: mux, ErrorLog: discardLog()}
+	if err := s.listen("127.0.0.1:0", "127.0.0.1:0"); err != nil {
+		panic("hubtest: " + err.Error())
+	}
+	s.Addr = s.wsL.Addr().String()
+	s.CertURL = "https://" + s.crtL.Addr().String()
+	if cfg.Era == bus.EraV123 {
+		s.wg.Go(s.retransmitLoop)
+	}
+	return s
+}
+
+func (s *Server) listen(wsAddr, crtAddr string) error {
+	wl, err := net.Listen("tcp", wsAddr)
+	if err != nil {
+		return err
+	}
+	cl, err := net.Listen("tcp", crtAddr)
+	if err != nil {
+		wl.Close()
+		return err
+	}
+	s.mu.Lock()
+	s.wsL, s.crtL = wl, cl
+	s.mu.Unlock()
+	s.wg.Go(func() { s.wsSrv.Serve(tls.NewListener(wl, s.wsTLS)) })
+	s.wg.Go(func() { s.crtSrv.Serve(tls.NewListener(cl, s.crtTLS)) })
+	return nil
+}
+
+// CAPEM returns the CA certificate in PEM.
+func (s *Server) CAPEM() []byte { return pemCert(s.ca.der) }
+
+// CAHash returns the sha256 hex of the CA's DER.
+func (s *Server) CAHash() string { return s.ca.caHash() }
+
+// Token returns a join token for node: <CA hash>.<JWT>, valid for a day
+// (spec 2.4 step 3).
+func (s *Server) Token(node string) string {
+	return s.ca.caHash() + "." + jwt(s.ca.jwtKey, map[string]any{
+		"exp": time.Now().Add(24 * time.Hour).Unix(), "node": node,
+	})
+}
+
+// handshake checks the identity of an upgrade (spec 2.1, 2.4).
+func (s *Server) handshake(_ *websocket.Config, r *http.Request) error {
+	node, project, err := s.identity(r)
+	if err != nil {
+		s.mu.Lock()
+		s.rejected++
+		s.notify()
+		s.mu.Unlock()
+		return err
+	}
+	if s.cfg.Authorize && s.cfg.Era == bus.EraV123 {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || r.TLS.PeerCertificates[0].Subject.CommonName != "system:node:"+node {
+			return fmt.Errorf("hubtest: certificate is not for node %q", node)
+		}
+	}
+	_ = project
+	return nil
+}
+
+// identity reads node and project from the headers (v1.23) or the path
+// (v0.3).
+func (s *Server) identity(r *http.Request) (node, project string, err error) {
+	if s.cfg.Era == bus.EraV123 {
+		node, project = r.Header.Get("node_id"), r.Header.Get("project_id")
+		if node == "" || project == "" || r.Header.Get("ConnectionUse") != "msg" {
+			return "", "", fmt.Errorf("hubtest: missing node_id, project_id or ConnectionUse header")
+		}
+		return node, project, nil
+	}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) != 3 || parts[2] != "events" || parts[0] == "" || parts[1] == "" {
+		return "", "", fmt.Errorf("hubtest: path %q is not /<project>/<node>/events", r.URL.Path)
+	}
+	return parts[1], parts[0], nil
+}
+
+func (s *Server) serveConn(ws *websocket.Conn) {
+	node, project, _ := s.identity(ws.Request())
+	c := &conn{ws: ws, node: node, project: project, half: make(chan struct{}), done: make(chan struct{})}
+	ws.MaxPayloadBytes = 32 << 20
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.cur != nil {
+		s.cur.drop() // a node has one session; the new link replaces the old
+	}
+	s.conns[c] = struct{}{}
+	s.cur = c
+	s.connects++
+	// Unacknowledged messages go first, in push order, then the rest.
+	var out []*pend
+	for _, p := range s.pending {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *pend) int { return a.seq - b.seq })
+	var backlog []bus.Message
+	for _, p := range out {
+		p.sends++
+		backlog = append(backlog, p.msg)
+	}
+	backlog = append(backlog, s.backlog...)
+	s.backlog = nil
+	s.notify()
+	s.mu.Unlock()
+	for _, m := range backlog {
+		s.write(c, m)
+	}
+	s.readLoop(c)
+
+	c.drop()
+	s.mu.Lock()
+	delete(s.conns, c)
+	if s.cur == c {
+		s.cur = nil
+	}
+	s.notify()
+	s.mu.Unlock()
+}
+
+func (s *Server) readLoop(c *conn) {
+	for {
+		var data []byte
+		err := websocket.Message.Receive(c.ws, &data)
+		if c.isHalf() {
+			<-c.done // half-open: read nothing more, keep TCP up
+			return
+		}
+		if err != nil {
+			return
+		}
+		m, err := bus.Decode(data)
+		if err != nil {
+			s.mu.Lock()
+			s.badFrames++
+			s.mu.Unlock()
+			continue
+		}
+		s.handle(c, m)
+	}
+}
+
+// handle records m and does what the cloud does with it.
+func (s *Server) handle(c *conn, m bus.Message) {
+	s.mu.Lock()
+	s.records = append(s.records, Record{Msg: m, Node: c.node, Time: time.Now()})
+	if m.Route.Operation == bus.OpResponse && s.cfg.Era == bus.EraV123 {
+		delete(s.pending, m.Header.ParentID) // the ACK (spec 2.4)
+	}
+	s.notify()
+	s.mu.Unlock()
+	switch m.Route.Operation {
+	case bus.OpPing, bus.OpPong, bus.OpConfig:
+		if s.cfg.Era == bus.EraV123 {
+			s.write(c, m.Resp(bus.JSONString("ack")))
+		}
+		return
+	case bus.OpKeepalive, bus.OpResponse:
+		return
+	}
+	if s.cfg.Answer != nil {
+		if resp, ok := s.cfg.Answer(m); ok {
+			s.write(c, resp)
+		}
+	}
+}
+
+// needsAck reports whether the v1.23 cloud resends m until it is
+// acknowledged (spec 2.4 "Reliable delivery", simplified to resource
+// messages that change objects).
+func needsAck(m bus.Message) bool {
+	if m.Route.Group != bus.GroupResource {
+		return false
+	}
+	switch m.Route.Operation {
+	case bus.OpInsert, bus.OpUpdate, bus.OpDelete:
+		return !strings.Contains(m.Route.Resource, string(bus.KindPodList))
+	}
+	return false
+}
+
+// Push sends m to the node. With no usable link (none yet, or
+// half-open) it is kept and sent when the node connects. In v1.23 mode
+// a resource insert, update or delete is resent every Retransmit until
+// acknowledged.
+func (s *Server) Push(m bus.Message) {
+	s.mu.Lock()
+	if s.cfg.Era == bus.EraV123 && needsAck(m) {
+		if _, ok := s.pending[m.Header.ID]; !ok {
+			s.seq++
+			s.pending[m.Header.ID] = &pend{msg: m, seq: s.seq}
+		}
+	}
+	c := s.cur
+	if c == nil || c.isHalf() {
+		if _, ok := s.pending[m.Header.ID]; !ok {
+			s.backlog = append(s.backlog, m)
+		}
+		s.mu.Unlock()
+		return
+	}
+	if p, ok := s.pending[m.Header.ID]; ok {
+		p.sends++
+	}
+	s.mu.Unlock()
+	s.write(c, m)
+}
+
+// PushFrame writes raw bytes as one text frame, e.g. a malformed message.
+// It reports whether there was a link to write to.
+func (s *Server) PushFrame(frame []byte) bool {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil || c.isHalf() {
+		return false
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return websocket.Message.Send(c.ws, string(frame)) == nil
+}
+
+func (s *Server) write(c *conn, m bus.Message) {
+	if c.isHalf() {
+		return
+	}
+	b, err := bus.Encode(nil, m, s.cfg.Era)
+	if err != nil {
+		return
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if s.cfg.Binary {
+		websocket.Message.Send(c.ws, b)
+	} else {
+		websocket.Message.Send(c.ws, string(b))
+	}
+}
+
+// retransmitLoop resends unacknowledged messages (spec 2.4).
+func (s *Server) retransmitLoop() {
+	t := time.NewTicker(s.cfg.Retransmit)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		c := s.cur
+		var resend []bus.Message
+		if c != nil && !c.isHalf() {
+			for _, p := range s.pending {
+				if p.sends > 0 {
+					p.sends++
+					resend = append(resend, p.msg)
+				}
+			}
+		}
+		s.notify()
+		s.mu.Unlock()
+		for _, m := range resend {
+			s.write(c, m)
+		}
+	}
+}
+
+// notify wakes the waiters; s.mu is held.
+func (s *Server) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// wait blocks until cond (called with s.mu held) is true or ctx ends.
+func (s *Server) wait(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		ok, ch := cond(), s.changed
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("hubtest: wait: %w", ctx.Err())
+		}
+	}
+}

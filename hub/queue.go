@@ -1,0 +1,151 @@
+package hub
+
+import (
+	"strings"
+	"time"
+
+	"edgenode/bus"
+)
+
+// outbox is the queue of cloud-bound messages waiting for a token of the
+// rate limit or for the link. Status messages are coalesced per resource:
+// a newer status replaces the queued one in place, so each resource keeps
+// its place in line and only its latest state is sent (KubeEdge issue
+// #3567 shows what sending every stale status after an outage does to a
+// cloud). The queue is bounded; it is used by one goroutine at a time.
+type outbox struct {
+	max   int
+	items []entry // FIFO; items[head:] are live, removed ones have a zero msg
+	head  int
+	live  int
+	index map[string]int // coalescing key -> position in items
+}
+
+type entry struct {
+	key string // empty for messages that are never coalesced
+	msg bus.Message
+	ok  bool
+}
+
+func newOutbox(max int) *outbox {
+	return &outbox{max: max, index: make(map[string]int)}
+}
+
+// isStatus reports whether msg is a status report whose latest value is
+// all that matters: pod and node statuses and patches, leases, twin and
+// device state reports (spec 2.5, 5.6).
+func isStatus(m bus.Message) bool {
+	res := m.Route.Resource
+	// <ns>/<kind>[/<name>] (spec 1.7); the v0.3 podstatus resync has no
+	// name (spec 2.5).
+	if ns, rest, ok := strings.Cut(res, "/"); ok && ns != "" && ns != "device" {
+		kind, _, _ := strings.Cut(rest, "/")
+		switch bus.Kind(kind) {
+		case bus.KindPodStatus, bus.KindNodeStatus, bus.KindPodPatch, bus.KindNodePatch:
+			return true
+		case bus.KindLease:
+			return m.Route.Operation == bus.OpUpdate
+		}
+	}
+	// Twin reports: device/<id>/twin/edge_updated, device/<id>/state[/update].
+	if strings.HasPrefix(res, "device/") {
+		return strings.HasSuffix(res, "/twin/edge_updated") || strings.HasSuffix(res, "/state") ||
+			strings.HasSuffix(res, "/state/update")
+	}
+	return false
+}
+
+// statusKey is the coalescing key of a status message.
+func statusKey(m bus.Message) string {
+	return string(m.Route.Operation) + " " + m.Route.Resource
+}
+
+// put queues m. A status replaces a queued status of the same resource and
+// keeps its place; the message it replaces is returned with replaced=true
+// (its waiter, if any, is answered by the caller). When the queue is full
+// put returns ok=false and the message is not queued.
+func (q *outbox) put(m bus.Message) (old bus.Message, replaced, ok bool) {
+	key := ""
+	if isStatus(m) {
+		key = statusKey(m)
+		if i, found := q.index[key]; found {
+			old = q.items[i].msg
+			q.items[i].msg = m
+			return old, true, true
+		}
+	}
+	if q.live >= q.max {
+		return bus.Message{}, false, false
+	}
+	q.compact()
+	q.items = append(q.items, entry{key: key, msg: m, ok: true})
+	if key != "" {
+		q.index[key] = len(q.items) - 1
+	}
+	q.live++
+	return bus.Message{}, false, true
+}
+
+// pop removes and returns the oldest message.
+func (q *outbox) pop() (bus.Message, bool) {
+	for q.head < len(q.items) {
+		e := q.items[q.head]
+		q.items[q.head] = entry{}
+		q.head++
+		if !e.ok {
+			continue
+		}
+		if e.key != "" {
+			delete(q.index, e.key)
+		}
+		q.live--
+		return e.msg, true
+	}
+	return bus.Message{}, false
+}
+
+func (q *outbox) len() int { return q.live }
+
+// compact moves the live items to the front when more than half of the
+// slice is consumed, so the slice does not grow without bound.
+func (q *outbox) compact() {
+	if q.head == 0 || q.head < len(q.items)/2 {
+		return
+	}
+	n := copy(q.items, q.items[q.head:])
+	clear(q.items[n:])
+	q.items = q.items[:n]
+	q.head = 0
+	for i, e := range q.items {
+		if e.key != "" {
+			q.index[e.key] = i
+		}
+	}
+}
+
+// limiter is a token bucket: rate tokens a second, at most burst saved.
+// It is used by one goroutine.
+type limiter struct {
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(qps float64, burst int, now time.Time) *limiter {
+	return &limiter{rate: qps, burst: float64(burst), tokens: float64(burst), last: now}
+}
+
+// take takes one token if there is one; otherwise it returns how long
+// until there is.
+func (l *limiter) take(now time.Time) (ok bool, wait time.Duration) {
+	if d := now.Sub(l.last); d > 0 {
+		l.tokens = min(l.burst, l.tokens+d.Seconds()*l.rate)
+		l.last = now
+	}
+	if l.tokens >= 1 {
+		l.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
+}

@@ -1,0 +1,301 @@
+package twin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"edgenode/bus"
+)
+
+// handleTwin is the twin worker: update, get, cloud sync (spec 5.2).
+func (t *Twin) handleTwin(ctx context.Context, j job) {
+	switch j.act {
+	case actTwinUpdate:
+		t.twinUpdates(ctx, j)
+	case actTwinGet:
+		t.twinGet(j)
+	case actTwinCloudSync:
+		t.twinSync(ctx, j)
+	}
+}
+
+// checkRequest answers a request that cannot be read on its result topic
+// and reports whether it may go on.
+func (t *Twin) checkRequest(j job, resultTopic string) bool {
+	switch {
+	case j.err != nil:
+		t.publishError(resultTopic, "", codeBadRequest, j.err.Error())
+	case len(j.payload) > t.cfg.MaxPayload:
+		t.publishError(resultTopic, "", codeBadRequest, ErrTooLarge.Error())
+	default:
+		return true
+	}
+	return false
+}
+
+// maxBatch bounds the twin updates committed in one transaction.
+const maxBatch = 64
+
+// update is one twin update request of a batch.
+type update struct {
+	topic   string
+	eventID string
+	code    int    // an error result, or 0
+	reason  string // of the error result
+	out     twinOutcome
+	now     int64
+}
+
+// twinUpdates handles the update j together with the updates queued
+// behind it, in one transaction: one fsync for the batch (group commit).
+// Each request keeps its own result, in order; a request that fails
+// leaves no trace in the transaction. A job of another kind ends the
+// batch and is handled after it.
+func (t *Twin) twinUpdates(ctx context.Context, j job) {
+	jobs := []job{j}
+	var next *job
+	for next == nil && len(jobs) < maxBatch {
+		select {
+		case j2 := <-t.twin.inbox:
+			if j2.act == actTwinUpdate && j2.done == nil {
+				jobs = append(jobs, j2)
+			} else {
+				next = &j2
+			}
+			continue
+		default:
+		}
+		break
+	}
+	tx := t.store.begin()
+	ups := make([]update, len(jobs))
+	for i, j := range jobs {
+		ups[i] = t.stageUpdate(tx, j)
+	}
+	if tx.change.Empty() {
+		tx.abort()
+	} else if err := tx.commit(ctx); err != nil {
+		t.log.Error("twin update", "err", err, "requests", len(jobs))
+		for i := range ups {
+			if ups[i].code == 0 {
+				ups[i].code, ups[i].reason = codeInternal, "twin: could not store the update"
+			}
+		}
+	}
+	for i, u := range ups {
+		if u.code != 0 {
+			t.publishError(u.topic, u.eventID, u.code, u.reason)
+			continue
+		}
+		t.publish(u.topic, twinMessage{baseMessage: baseMessage{EventID: u.eventID, Timestamp: u.now}, Twin: u.out.result})
+		t.twinAfter(jobs[i].id, u.eventID, u.out, u.now)
+	}
+	if next != nil {
+		t.handleTwin(ctx, *next)
+		if next.done != nil {
+			close(next.done)
+		}
+	}
+}
+
+// stageUpdate checks one update request and stages its change in tx.
+func (t *Twin) stageUpdate(tx *tx, j job) update {
+	u := update{topic: deviceTopic(j.id, sufTwinUpdate+sufResult), code: codeBadRequest, now: t.nowMS()}
+	if j.err != nil {
+		u.topic = j.topic + sufResult
+		u.reason = j.err.Error()
+		return u
+	}
+	if len(j.payload) > t.cfg.MaxPayload {
+		u.reason = ErrTooLarge.Error()
+		return u
+	}
+	req, err := decodeTwinUpdate(j.payload, t.cfg.Era)
+	u.eventID = req.EventID
+	if err != nil {
+		u.reason = err.Error()
+		return u
+	}
+	dev := tx.edit(j.id)
+	if dev == nil {
+		u.code, u.reason = codeNotFound, "Update rejected due to the device is not existed"
+		if t.cfg.Era != bus.EraV03 {
+			u.reason = "update rejected due to the device is not existed"
+		}
+		return u
+	}
+	saved, n := dev.clone(), len(tx.change.PutTwins)
+	u.out, err = dealTwins(tx, t.cfg.Era, dev, req.Twin, dealREST, u.now)
+	if err != nil {
+		// Nothing of the request is kept (spec 5.4).
+		tx.put[j.id] = saved
+		tx.change.PutTwins = tx.change.PutTwins[:n]
+		u.reason = err.Error()
+		return u
+	}
+	u.code = 0
+	return u
+}
+
+// twinAfter publishes the document and delta of a committed twin change
+// and sends accepted or rejected twins to the cloud (spec 5.2, 5.4).
+func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
+	if len(out.document) > 0 {
+		t.publish(deviceTopic(id, sufDocument),
+			twinDocument{baseMessage: baseMessage{EventID: eventID, Timestamp: now}, Twin: out.document})
+	}
+	if out.delta != nil {
+		out.delta.EventID = t.newID()
+		t.publish(deviceTopic(id, sufDelta), out.delta)
+	}
+	if len(out.toCloud) > 0 {
+		b, _ := json.Marshal(twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud})
+		t.toCloud(string(bus.KindDevice)+"/"+id+"/"+bus.ResTwinEdgeUpdated, b)
+	}
+}
+
+func (t *Twin) twinGet(j job) {
+	topic := deviceTopic(j.id, sufTwinGet+sufResult)
+	if j.err != nil {
+		topic = j.topic + sufResult
+	}
+	if !t.checkRequest(j, topic) {
+		return
+	}
+	var req baseMessage
+	if err := decode(j.payload, &req); err != nil {
+		t.publishError(topic, "", codeBadRequest, err.Error())
+		return
+	}
+	dev := t.store.device(j.id)
+	if dev == nil {
+		t.publishError(topic, req.EventID, codeNotFound, fmt.Sprintf("Device %s not found while getting twin", j.id))
+		return
+	}
+	twins := map[string]*msgTwin{}
+	for k, tw := range dev.Twins {
+		if !tw.deleted() {
+			twins[k] = tw.msg(t.cfg.Era, false)
+		}
+	}
+	t.publish(topic, twinMessage{baseMessage: baseMessage{EventID: req.EventID, Timestamp: t.nowMS()}, Twin: twins})
+}
+
+// twinSync applies a cloud_updated twin sync (spec 5.2): no result topic;
+// rejected keys are echoed to the cloud.
+func (t *Twin) twinSync(ctx context.Context, j job) {
+	var req twinMessage
+	if j.err != nil || len(j.payload) > t.cfg.MaxPayload || decode(j.payload, &req) != nil {
+		t.stats.dropped.Add(1)
+		return
+	}
+	tx := t.store.begin()
+	dev := tx.edit(j.id)
+	if dev == nil {
+		tx.abort()
+		t.stats.dropped.Add(1)
+		return
+	}
+	now := t.nowMS()
+	out, _ := dealTwins(tx, t.cfg.Era, dev, req.Twin, dealSync, now)
+	if err := tx.commit(ctx); err != nil {
+		t.log.Error("twin sync", "device", j.id, "err", err)
+		return
+	}
+	t.twinAfter(j.id, req.EventID, out, now)
+}
+
+// handleDevice is the device worker: state and attribute updates.
+func (t *Twin) handleDevice(ctx context.Context, j job) {
+	switch j.act {
+	case actStateUpdate:
+		t.stateUpdate(ctx, j)
+	case actDeviceUpdated:
+		t.deviceUpdated(ctx, j)
+	}
+}
+
+// stateOK reports whether s is a device state of the era (spec 5.2).
+func stateOK(era bus.Era, s string) bool {
+	if era == bus.EraV03 {
+		return s == "online" || s == "offline" || s == "unknown"
+	}
+	switch strings.ToLower(s) {
+	case "online", "offline", "ok", "unknown", "unhealthy":
+		return true
+	}
+	return false
+}
+
+// stateUpdate handles .../state/update. KubeEdge publishes nothing for a
+// bad request, so those are counted drops (spec 5.2).
+func (t *Twin) stateUpdate(ctx context.Context, j job) {
+	var req deviceUpdate
+	if j.err != nil || len(j.payload) > t.cfg.MaxPayload || decode(j.payload, &req) != nil ||
+		!stateOK(t.cfg.Era, req.State) {
+		t.stats.dropped.Add(1)
+		return
+	}
+	tx := t.store.begin()
+	dev := tx.edit(j.id)
+	if dev == nil {
+		tx.abort()
+		t.stats.dropped.Add(1)
+		return
+	}
+	now := t.now()
+	dev.State = req.State
+	res := stateResult{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now.UnixMilli()}}
+	resource := string(bus.KindDevice) + "/" + j.id + "/"
+	if t.cfg.Era == bus.EraV03 {
+		dev.LastOnline = now.Format(time.DateTime)
+		res.Device = stateDeviceV03{Name: dev.Name, State: dev.State, LastOnline: dev.LastOnline}
+		resource += bus.ResDeviceState
+	} else {
+		dev.LastOnline = ""
+		if s := strings.ToLower(req.State); s == "online" || s == "ok" {
+			dev.LastOnline = now.UTC().Format(time.RFC3339)
+		}
+		res.Device = stateDeviceV123{Name: dev.Name, State: dev.State, LastOnlineTime: dev.LastOnline}
+		resource += bus.ResDeviceStateV123
+	}
+	tx.change.PutDevices = append(tx.change.PutDevices, dev.row())
+	if err := tx.commit(ctx); err != nil {
+		t.log.Error("state update", "device", j.id, "err", err)
+		return
+	}
+	b, _ := json.Marshal(res)
+	t.publish(deviceTopic(j.id, sufStateUpdate+sufResult), json.RawMessage(b))
+	t.toCloud(resource, bus.JSONString(string(b)))
+}
+
+// deviceUpdated applies attribute changes (cloud "updated" on device/<id>
+// or the .../updated topic) and publishes them on .../updated.
+func (t *Twin) deviceUpdated(ctx context.Context, j job) {
+	var req deviceUpdate
+	if j.err != nil || len(j.payload) > t.cfg.MaxPayload || decode(j.payload, &req) != nil {
+		t.stats.dropped.Add(1)
+		return
+	}
+	tx := t.store.begin()
+	dev := tx.edit(j.id)
+	if dev == nil {
+		tx.abort()
+		t.stats.dropped.Add(1)
+		return
+	}
+	changes := dealAttrs(tx, dev, req.Attributes, dealREST)
+	if len(changes) == 0 {
+		tx.abort()
+		return
+	}
+	if err := tx.commit(ctx); err != nil {
+		t.log.Error("device update", "device", j.id, "err", err)
+		return
+	}
+	t.publish(deviceTopic(j.id, sufUpdated),
+		attrUpdated{baseMessage: baseMessage{EventID: req.EventID, Timestamp: t.nowMS()}, Attributes: changes})
+}

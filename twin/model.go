@@ -1,0 +1,218 @@
+package twin
+
+import (
+	"database/sql"
+	"encoding/json"
+	"strconv"
+
+	"edgenode/bus"
+	"edgenode/db"
+)
+
+// typeDeleted marks a tombstoned twin (spec 5.3, 5.4).
+const typeDeleted = "deleted"
+
+// value is one side of a twin: the value and the edge time it was set.
+type value struct {
+	V  string
+	TS int64 // ms
+}
+
+// twinState is a twin as the node holds it.
+type twinState struct {
+	Expected, Actual *value       // nil: side never set, or tombstone
+	ExpVer, ActVer   *twinVersion // nil: side never versioned
+	Optional         bool
+	Type             string
+}
+
+func (t *twinState) deleted() bool { return t.Type == typeDeleted }
+
+func (t *twinState) clone() *twinState {
+	c := *t
+	if t.Expected != nil {
+		v := *t.Expected
+		c.Expected = &v
+	}
+	if t.Actual != nil {
+		v := *t.Actual
+		c.Actual = &v
+	}
+	if t.ExpVer != nil {
+		v := *t.ExpVer
+		c.ExpVer = &v
+	}
+	if t.ActVer != nil {
+		v := *t.ActVer
+		c.ActVer = &v
+	}
+	return &c
+}
+
+// msg returns the twin as a payload entry; versions only when asked for
+// (payloads to apps strip them, spec 5.2).
+func (t *twinState) msg(era bus.Era, versions bool) *msgTwin {
+	side := func(v *value) *twinValue {
+		if v == nil {
+			return nil
+		}
+		s := v.V
+		return &twinValue{Value: &s, Metadata: &valueMetadata{Timestamp: v.TS}}
+	}
+	opt := t.Optional
+	m := &msgTwin{Expected: side(t.Expected), Actual: side(t.Actual), Optional: &opt,
+		Metadata: &typeMetadata{Type: t.Type}, era: era}
+	if versions {
+		if t.ExpVer != nil {
+			v := *t.ExpVer
+			m.ExpectedVersion = &v
+		}
+		if t.ActVer != nil {
+			v := *t.ActVer
+			m.ActualVersion = &v
+		}
+	}
+	return m
+}
+
+// attrState is a device attribute as the node holds it.
+type attrState struct {
+	Value    string
+	Optional bool
+	Type     string
+}
+
+func (a *attrState) msg() *msgAttr {
+	opt := a.Optional
+	return &msgAttr{Value: a.Value, Optional: &opt, Metadata: &typeMetadata{Type: a.Type}}
+}
+
+// deviceState is a device with its attributes and twins. Published
+// deviceStates are immutable: a change works on a clone, which replaces
+// the original once the change is committed.
+type deviceState struct {
+	ID, Name, Description, State, LastOnline string
+
+	Attrs map[string]*attrState
+	Twins map[string]*twinState
+}
+
+func (d *deviceState) clone() *deviceState {
+	c := *d
+	c.Attrs = make(map[string]*attrState, len(d.Attrs))
+	for k, a := range d.Attrs {
+		v := *a
+		c.Attrs[k] = &v
+	}
+	c.Twins = make(map[string]*twinState, len(d.Twins))
+	for k, t := range d.Twins {
+		c.Twins[k] = t.clone()
+	}
+	return &c
+}
+
+func (d *deviceState) row() db.Device {
+	return db.Device{ID: d.ID, Name: d.Name, Description: d.Description, State: d.State, LastOnline: d.LastOnline}
+}
+
+// wire returns the device for membership/get: no twins (spec 5.2).
+func (d *deviceState) wire() wireDevice {
+	w := wireDevice{ID: d.ID, Name: d.Name, Description: d.Description, State: d.State, LastOnline: d.LastOnline}
+	if len(d.Attrs) > 0 {
+		w.Attributes = make(map[string]*msgAttr, len(d.Attrs))
+		for k, a := range d.Attrs {
+			w.Attributes[k] = a.msg()
+		}
+	}
+	return w
+}
+
+// emptyMeta is the metadata column: KubeEdge's metadata JSON with its only
+// field, type, blanked (spec 5.3).
+const emptyMeta = "{}"
+
+func attrRow(dev, name string, a *attrState) db.DeviceAttr {
+	return db.DeviceAttr{DeviceID: dev, Name: name, Value: a.Value, Optional: a.Optional,
+		AttrType: a.Type, Metadata: emptyMeta}
+}
+
+// twinRow is the device_twin row of a twin (spec 5.3): meta columns hold
+// {"timestamp":ms}, versions {"cloud":c,"edge":e}; a side never set is ""
+// and a tombstone has NULL values.
+func twinRow(dev, name string, t *twinState) db.DeviceTwin {
+	r := db.DeviceTwin{DeviceID: dev, Name: name, Optional: t.Optional, AttrType: t.Type, Metadata: emptyMeta,
+		ExpectedVersion: versionJSON(t.ExpVer), ActualVersion: versionJSON(t.ActVer)}
+	if t.deleted() {
+		return r
+	}
+	r.Expected, r.ExpectedMeta = valueCols(t.Expected)
+	r.Actual, r.ActualMeta = valueCols(t.Actual)
+	return r
+}
+
+func valueCols(v *value) (val, meta sql.NullString) {
+	if v == nil {
+		return sql.NullString{Valid: true}, sql.NullString{Valid: true}
+	}
+	return sql.NullString{String: v.V, Valid: true},
+		sql.NullString{String: `{"timestamp":` + strconv.FormatInt(v.TS, 10) + `}`, Valid: true}
+}
+
+func versionJSON(v *twinVersion) string {
+	if v == nil {
+		return ""
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// fromRows builds the in-memory view from the tables. Unreadable JSON in a
+// meta or version column counts as an unset side.
+func fromRows(devs []db.Device, attrs []db.DeviceAttr, twins []db.DeviceTwin) map[string]*deviceState {
+	out := make(map[string]*deviceState, len(devs))
+	for _, r := range devs {
+		out[r.ID] = &deviceState{ID: r.ID, Name: r.Name, Description: r.Description, State: r.State,
+			LastOnline: r.LastOnline, Attrs: map[string]*attrState{}, Twins: map[string]*twinState{}}
+	}
+	for _, r := range attrs {
+		if d := out[r.DeviceID]; d != nil {
+			d.Attrs[r.Name] = &attrState{Value: r.Value, Optional: r.Optional, Type: r.AttrType}
+		}
+	}
+	for _, r := range twins {
+		d := out[r.DeviceID]
+		if d == nil {
+			continue
+		}
+		t := &twinState{Optional: r.Optional, Type: r.AttrType, ExpVer: parseVersion(r.ExpectedVersion),
+			ActVer: parseVersion(r.ActualVersion)}
+		if !t.deleted() {
+			t.Expected = parseValue(r.Expected, r.ExpectedMeta)
+			t.Actual = parseValue(r.Actual, r.ActualMeta)
+		}
+		d.Twins[r.Name] = t
+	}
+	return out
+}
+
+func parseVersion(s string) *twinVersion {
+	if s == "" {
+		return nil
+	}
+	var v twinVersion
+	if json.Unmarshal([]byte(s), &v) != nil {
+		return nil
+	}
+	return &v
+}
+
+func parseValue(val, meta sql.NullString) *value {
+	if !val.Valid || !meta.Valid || meta.String == "" {
+		return nil
+	}
+	var m valueMetadata
+	if json.Unmarshal([]byte(meta.String), &m) != nil {
+		return nil
+	}
+	return &value{V: val.String, TS: m.Timestamp}
+}

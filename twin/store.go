@@ -1,0 +1,159 @@
+package twin
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"edgenode/db"
+)
+
+// store is the in-memory view of the device tables. It is never ahead of
+// SQLite: a change is computed on clones, committed in one transaction,
+// and only then are the clones published. Readers take no lock beyond the
+// map lookup; writers are serialised by writeMu.
+type store struct {
+	db      *db.DB
+	w       *db.DeviceWriter // prepared statements while Run runs; nil: unprepared
+	retries int
+	delay   time.Duration
+
+	writeMu sync.Mutex // held by the one change being computed and committed
+
+	mu      sync.RWMutex
+	devices map[string]*deviceState
+}
+
+// load replaces the view with the tables' contents (spec 5.5: on start all
+// devices are loaded from SQLite).
+func (s *store) load(ctx context.Context) error {
+	devs, err := s.db.Devices(ctx)
+	if err != nil {
+		return fmt.Errorf("twin: load: %w", err)
+	}
+	attrs, err := s.db.DeviceAttrs(ctx)
+	if err != nil {
+		return fmt.Errorf("twin: load: %w", err)
+	}
+	twins, err := s.db.DeviceTwins(ctx)
+	if err != nil {
+		return fmt.Errorf("twin: load: %w", err)
+	}
+	m := fromRows(devs, attrs, twins)
+	s.mu.Lock()
+	s.devices = m
+	s.mu.Unlock()
+	return nil
+}
+
+// device returns the committed device, or nil. The result must not be
+// modified.
+func (s *store) device(id string) *deviceState {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.devices[id]
+}
+
+// list returns the committed devices ordered by id.
+func (s *store) list() []*deviceState {
+	s.mu.RLock()
+	out := make([]*deviceState, 0, len(s.devices))
+	for _, d := range s.devices {
+		out = append(out, d)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// tx is one change being prepared under writeMu.
+type tx struct {
+	s       *store
+	change  db.DeviceChange
+	put     map[string]*deviceState
+	removed map[string]bool
+}
+
+// begin takes the write lock; the caller must end with commit or abort.
+func (s *store) begin() *tx {
+	s.writeMu.Lock()
+	return &tx{s: s, put: map[string]*deviceState{}, removed: map[string]bool{}}
+}
+
+// edit returns a private clone of device id to change, or nil if it does
+// not exist (or is removed in this change).
+func (t *tx) edit(id string) *deviceState {
+	if d, ok := t.put[id]; ok {
+		return d
+	}
+	if t.removed[id] {
+		return nil
+	}
+	d := t.s.device(id)
+	if d == nil {
+		return nil
+	}
+	c := d.clone()
+	t.put[id] = c
+	return c
+}
+
+// add stages a new device.
+func (t *tx) add(d *deviceState) {
+	delete(t.removed, d.ID)
+	t.put[d.ID] = d
+	t.change.PutDevices = append(t.change.PutDevices, d.row())
+}
+
+// remove stages the removal of device id.
+func (t *tx) remove(id string) {
+	delete(t.put, id)
+	t.removed[id] = true
+	t.change.DeleteDevices = append(t.change.DeleteDevices, id)
+}
+
+func (t *tx) abort() { t.s.writeMu.Unlock() }
+
+// commit writes the change, retrying (spec 5.3: every write is retried),
+// then publishes the clones. On failure the view is reloaded from SQLite
+// and nothing staged is published.
+func (t *tx) commit(ctx context.Context) error {
+	defer t.s.writeMu.Unlock()
+	var err error
+	for i := 0; i < t.s.retries; i++ {
+		if t.s.w != nil {
+			err = t.s.w.Apply(ctx, t.change)
+		} else {
+			err = t.s.db.ApplyDevices(ctx, t.change)
+		}
+		if err == nil {
+			break
+		}
+		if i+1 < t.s.retries {
+			tm := time.NewTimer(t.s.delay)
+			select {
+			case <-ctx.Done():
+				tm.Stop()
+				i = t.s.retries
+			case <-tm.C:
+			}
+		}
+	}
+	if err != nil {
+		if lerr := t.s.load(context.WithoutCancel(ctx)); lerr != nil {
+			err = fmt.Errorf("%w (reload: %v)", err, lerr)
+		}
+		return fmt.Errorf("twin: commit: %w", err)
+	}
+	t.s.mu.Lock()
+	for id, d := range t.put {
+		t.s.devices[id] = d
+	}
+	for id := range t.removed {
+		delete(t.s.devices, id)
+	}
+	t.s.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,155 @@
+package twin
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"edgenode/bus"
+	"edgenode/db"
+)
+
+var topicCases = []struct {
+	name  string
+	topic string
+	act   action
+	id    string
+	err   error
+}{
+	{"v0.3 twin update", "$hw/events/device/s1/twin/update", actTwinUpdate, "s1", nil},
+	{"v1.23 twin update", "$hw/events/device/default/s1/twin/update", actTwinUpdate, "default/s1", nil},
+	{"cloud updated", "$hw/events/device/ns/s1/twin/cloud_updated", actTwinCloudSync, "ns/s1", nil},
+	{"twin get", "$hw/events/device/s1/twin/get", actTwinGet, "s1", nil},
+	{"state update two levels", "$hw/events/device/ns/s1/state/update", actStateUpdate, "ns/s1", nil},
+	{"state get", "$hw/events/device/s1/state/get", actStateGet, "s1", nil},
+	{"attribute updated", "$hw/events/device/ns/s1/updated", actDeviceUpdated, "ns/s1", nil},
+	{"device named twin", "$hw/events/device/twin/twin/update", actTwinUpdate, "twin", nil},
+	{"membership get", "$hw/events/node/edge-node/membership/get", actMemGet, "edge-node", nil},
+	{"membership updated", "$hw/events/node/n/membership/updated", actMemUpdated, "n", nil},
+	{"membership detail result", "$hw/events/node/n/membership/detail/result", actMemDetail, "n", nil},
+	{"three levels", "$hw/events/device/a/b/c/twin/update", actTwinUpdate, "a/b/c", ErrBadTopic},
+	{"empty id", "$hw/events/device//twin/update", actTwinUpdate, "", ErrBadTopic},
+	{"empty level", "$hw/events/device/a//twin/get", actTwinGet, "a/", ErrBadTopic},
+	{"wildcard id", "$hw/events/device/+/twin/get", actTwinGet, "+", ErrBadTopic},
+	{"node two levels", "$hw/events/node/a/b/membership/get", actMemGet, "a/b", ErrBadTopic},
+	{"result topic", "$hw/events/device/s1/twin/update/result", actNone, "", ErrUnknownTopic},
+	{"upload", "$hw/events/upload/x", actNone, "", ErrUnknownTopic},
+	{"short", "$hw/events/device/", actNone, "", ErrUnknownTopic},
+	{"empty", "", actNone, "", ErrUnknownTopic},
+	{"user topic", "a/user/b", actNone, "", ErrUnknownTopic},
+}
+
+func TestClassifyTopic(t *testing.T) {
+	for _, tc := range topicCases {
+		t.Run(tc.name, func(t *testing.T) {
+			act, id, err := classifyTopic(tc.topic)
+			if act != tc.act || (err == nil && id != tc.id) || !errors.Is(err, tc.err) {
+				t.Errorf("classifyTopic(%q) = %v, %q, %v, want %v, %q, %v", tc.topic, act, id, err, tc.act, tc.id, tc.err)
+			}
+		})
+	}
+}
+
+func FuzzClassifyTopic(f *testing.F) {
+	for _, tc := range topicCases {
+		f.Add(tc.topic)
+	}
+	f.Fuzz(func(t *testing.T, topic string) {
+		act, id, err := classifyTopic(topic)
+		if err != nil {
+			return
+		}
+		if act == actNone || id == "" || strings.Count(id, "/") > 1 || strings.ContainsAny(id, "+#") {
+			t.Fatalf("classifyTopic(%q) = %v, %q, nil: bad id accepted", topic, act, id)
+		}
+		// The id and action rebuild the topic.
+		suf := map[action]string{actTwinUpdate: sufTwinUpdate, actTwinCloudSync: sufTwinCloudUpdated, actTwinGet: sufTwinGet,
+			actStateUpdate: sufStateUpdate, actStateGet: sufStateGet, actDeviceUpdated: sufUpdated,
+			actMemGet: sufMemGet, actMemUpdated: sufMemUpdated, actMemDetail: sufMemDetailResult}[act]
+		re := deviceTopic(id, suf)
+		if act == actMemGet || act == actMemUpdated || act == actMemDetail {
+			re = nodeTopic(id, suf)
+		}
+		if re != topic {
+			t.Fatalf("classifyTopic(%q) = %v, %q: rebuilds %q", topic, act, id, re)
+		}
+	})
+}
+
+var payloadSeeds = []string{
+	`{"event_id":"ev-1","timestamp":1559123456000,"twin":{"temperature":{"actual":{"value":"25.5"},"metadata":{"type":"float"}},"fanspeed":{"expected":{"value":"3"},"optional":true},"oldkey":null}}`,
+	`{"twin":{"t":{"expected":{"value":"1"},"expected_version":{"cloud":2,"edge":1},"metadata":{"type":"int"}}}}`,
+	`{"twin":{"t":{"metadata":{"type":"deleted"},"actual_version":{"cloud":9,"edge":0}}}}`,
+	`{"twin":{"b":{"actual":{"value":"maybe"},"metadata":{"type":"boolean"}}}}`,
+	addSensor, addS1, `{"state":"online"}`, `{"attributes":{"a":{"value":"1"},"b":null}}`,
+	`{"event_id":`, `[]`, `null`, `{"twin":null}`, `{"twin":{"x y":{}}}`,
+}
+
+// FuzzTwinUpdate runs the update decoder and the twin rules of both
+// eras and both deal types on a device, checking that what is stored
+// round-trips through its rows.
+func FuzzTwinUpdate(f *testing.F) {
+	for _, s := range payloadSeeds {
+		f.Add([]byte(s), false, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, v03 bool, dt uint8) {
+		era := bus.EraV123
+		if v03 {
+			era = bus.EraV03
+		}
+		req, err := decodeTwinUpdate(b, era)
+		if err != nil {
+			return
+		}
+		dev := &deviceState{ID: "d", Attrs: map[string]*attrState{}, Twins: map[string]*twinState{
+			"t": {Expected: &value{V: "1", TS: 1}, ExpVer: &twinVersion{Cloud: 1, Edge: 1}, Type: "int"},
+			"o": {Actual: &value{V: "x", TS: 1}, Optional: true, Type: "string"},
+		}}
+		tx := &tx{}
+		if _, err := dealTwins(tx, era, dev, req.Twin, dealType(dt%3), 5); err != nil {
+			return
+		}
+		for _, r := range tx.change.PutTwins {
+			got := fromRows([]db.Device{{ID: "d"}}, nil, []db.DeviceTwin{r})["d"].Twins[r.Name]
+			if want := dev.Twins[r.Name]; string(mustJSON(t, got.msg(era, true))) != string(mustJSON(t, want.msg(era, true))) {
+				t.Fatalf("twin %q does not round-trip through its row: %+v vs %+v", r.Name, got, want)
+			}
+		}
+	})
+}
+
+// FuzzDecoders feeds every payload decoder of outside bytes.
+func FuzzDecoders(f *testing.F) {
+	for _, s := range payloadSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var mu membershipUpdate
+		if decode(b, &mu) == nil {
+			for _, d := range mu.Added {
+				mustJSON(t, announce(bus.EraV03, d))
+				dev := &deviceState{ID: "d", Attrs: map[string]*attrState{}, Twins: map[string]*twinState{}}
+				dealAttrs(&tx{}, dev, d.Attributes, dealSync)
+				dealTwins(&tx{}, bus.EraV123, dev, d.Twin, dealSync, 1)
+			}
+		}
+		var ml membershipList
+		_ = decode(b, &ml)
+		var du deviceUpdate
+		if decode(b, &du) == nil {
+			dev := &deviceState{ID: "d", Attrs: map[string]*attrState{"a": {Value: "1"}}, Twins: map[string]*twinState{}}
+			mustJSON(t, attrUpdated{Attributes: dealAttrs(&tx{}, dev, du.Attributes, dealREST)})
+		}
+		var base baseMessage
+		_ = decode(b, &base)
+	})
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("json.Marshal(%+v): %v", v, err)
+	}
+	return b
+}

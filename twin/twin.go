@@ -1,0 +1,309 @@
+package twin
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"edgenode/bus"
+	"edgenode/db"
+)
+
+// Config configures the twin module. The zero value of each field gives
+// its default.
+type Config struct {
+	// NodeName is the node id in membership topics and the detail request.
+	NodeName string
+	// Era picks the payload shapes that differ between KubeEdge releases
+	// (spec 8): last_online vs lastOnlineTime, device/<id>/state vs
+	// device/<id>/state/update, omitted vs always-present keys, the state
+	// values accepted, the case of error texts.
+	Era bus.Era
+	// DevicesDir holds local device files (*.json, membership update
+	// shape) applied at start; "" disables them.
+	DevicesDir string
+	// QueueLen is each worker's inbox length. Default 256.
+	QueueLen int
+	// MaxPayload is the largest MQTT payload handled. Default 64 KiB.
+	MaxPayload int
+	// MaxPending bounds the cloud-bound messages awaiting confirmation.
+	// Default 1024.
+	MaxPending int
+	// HealthInterval and HealthTimeout drive the health check (spec 5.5).
+	// Defaults 60 s and 120 s.
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	// ResendInterval is how long the communication worker waits with no
+	// input before it resends unconfirmed messages (spec 5.6). Default 60 s.
+	ResendInterval time.Duration
+	// WriteRetries and RetryDelay govern SQLite writes (spec 5.3).
+	// Defaults 5 and 1 s.
+	WriteRetries int
+	RetryDelay   time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.QueueLen <= 0 {
+		c.QueueLen = 256
+	}
+	if c.MaxPayload <= 0 {
+		c.MaxPayload = 64 << 10
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 1024
+	}
+	if c.HealthInterval <= 0 {
+		c.HealthInterval = 60 * time.Second
+	}
+	if c.HealthTimeout <= 0 {
+		c.HealthTimeout = 120 * time.Second
+	}
+	if c.ResendInterval <= 0 {
+		c.ResendInterval = 60 * time.Second
+	}
+	if c.WriteRetries <= 0 {
+		c.WriteRetries = 5
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+}
+
+// Stats are the module's counters.
+type Stats struct {
+	Dropped      uint64 // input dropped: unreadable with no result topic, unknown, or a full worker queue
+	Errors       uint64 // error results published
+	CloudDropped uint64 // cloud-bound messages dropped (disconnected, full)
+	Resent       uint64 // cloud-bound messages sent again
+	Published    uint64 // MQTT publishes handed to the eventbus
+	PublishFails uint64 // publishes the bus refused (eventbus queue full)
+	Restarts     uint64 // workers restarted by the health check
+}
+
+type stats struct {
+	dropped, errors, cloudDropped, resent, published, publishFails atomic.Uint64
+}
+
+// Twin is the DeviceTwin module. Create it with New; Run serves it.
+type Twin struct {
+	cfg   Config
+	bus   *bus.Bus
+	store *store
+	log   *slog.Logger
+	stats stats
+	comm  *comm
+
+	mem, twin, dev, com *worker
+
+	// now and newID are replaced by tests for exact payload bytes.
+	now   func() time.Time
+	newID func() string
+
+	mu      sync.Mutex
+	running bool
+}
+
+// New returns the module and registers it on b as ModuleTwin in GroupTwin.
+// It starts nothing and reads nothing; Run loads the device tables.
+func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Twin, error) {
+	cfg.defaults()
+	if cfg.NodeName == "" {
+		return nil, errors.New("twin: new: empty node name")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &Twin{cfg: cfg, bus: b, log: log, now: time.Now, newID: func() string { return bus.NewID().String() },
+		store: &store{db: d, retries: cfg.WriteRetries, delay: cfg.RetryDelay, devices: map[string]*deviceState{}}}
+	t.comm = &comm{t: t, pending: map[bus.ID]bus.Message{}}
+	t.mem = newWorker("membership", cfg.QueueLen, t.handleMembership)
+	t.twin = newWorker("twin", cfg.QueueLen, t.handleTwin)
+	t.dev = newWorker("device", cfg.QueueLen, t.handleDevice)
+	t.com = newWorker("communication", cfg.QueueLen, t.comm.handle)
+	t.com.idle, t.com.onIdle = cfg.ResendInterval, t.comm.resend
+	if err := b.AddModule(bus.ModuleTwin, bus.GroupTwin); err != nil {
+		return nil, fmt.Errorf("twin: new: %w", err)
+	}
+	return t, nil
+}
+
+// Stats returns the module's counters.
+func (t *Twin) Stats() Stats {
+	var r uint64
+	for _, w := range []*worker{t.mem, t.twin, t.dev, t.com} {
+		r += w.restarts.Load()
+	}
+	return Stats{Dropped: t.stats.dropped.Load(), Errors: t.stats.errors.Load(),
+		CloudDropped: t.stats.cloudDropped.Load(), Resent: t.stats.resent.Load(),
+		Published: t.stats.published.Load(), PublishFails: t.stats.publishFails.Load(), Restarts: r}
+}
+
+// Run loads the devices from SQLite, applies the local device files, then
+// serves the module's bus queue with the four workers and the health check
+// until ctx ends. It returns after every goroutine it started has exited.
+func (t *Twin) Run(ctx context.Context) error {
+	t.mu.Lock()
+	if t.running {
+		t.mu.Unlock()
+		return errors.New("twin: run: already running")
+	}
+	t.running = true
+	t.mu.Unlock()
+	w, err := t.store.db.DeviceWriter(ctx)
+	if err != nil {
+		return fmt.Errorf("twin: run: %w", err)
+	}
+	defer w.Close()
+	t.store.w = w
+	if err := t.store.load(ctx); err != nil {
+		return err
+	}
+	if err := t.applyLocal(ctx); err != nil {
+		return err
+	}
+	sup := &supervisor{workers: []*worker{t.mem, t.twin, t.dev, t.com},
+		interval: t.cfg.HealthInterval, timeout: t.cfg.HealthTimeout, log: t.log}
+	var wg sync.WaitGroup
+	wg.Go(func() { sup.run(ctx) })
+	defer wg.Wait()
+	q := t.bus.Queue(bus.ModuleTwin)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg := <-q:
+			t.dispatch(msg)
+		}
+	}
+}
+
+// dispatch classifies a bus message and queues it for its worker
+// (spec 5.1). It never blocks: a full worker inbox drops the message.
+func (t *Twin) dispatch(msg bus.Message) {
+	if !msg.Header.ParentID.IsZero() {
+		// Parent-id quirk (spec 5.1): v1.23.1 treats the message only as a
+		// confirmation, v0.3.0 also classifies it.
+		t.queue(t.com, job{act: actConfirm, msg: msg})
+		if t.cfg.Era != bus.EraV03 {
+			return
+		}
+	}
+	j, w := t.classify(msg)
+	if w == nil {
+		t.stats.dropped.Add(1)
+		t.log.Debug("dropped message", "source", msg.Route.Source, "resource", msg.Route.Resource, "op", msg.Route.Operation)
+		return
+	}
+	t.queue(w, j)
+}
+
+func (t *Twin) queue(w *worker, j job) {
+	select {
+	case w.inbox <- j:
+	default:
+		t.stats.dropped.Add(1)
+		t.log.Debug("worker queue full", "worker", w.name, "action", j.act)
+	}
+}
+
+// classify picks the action and worker of a message (spec 5.1).
+func (t *Twin) classify(msg bus.Message) (job, *worker) {
+	j := job{msg: msg}
+	r := msg.Route
+	switch {
+	case r.Source == bus.ModuleBusSrc:
+		raw, err := base64.URLEncoding.DecodeString(r.Resource)
+		if err != nil {
+			return j, nil
+		}
+		j.topic = string(raw)
+		j.act, j.id, j.err = classifyTopic(j.topic)
+		if j.act == actNone || j.act == actStateGet {
+			return j, nil
+		}
+		j.payload = msg.Content
+		if s, ok := bus.ContentString(msg.Content); ok {
+			j.payload = []byte(s)
+		}
+	case r.Source == bus.ModuleEdgeHub && r.Resource == bus.ResNodeConnection:
+		j.act = actLifeCycle
+	case r.Source.IsDeviceController() || r.Source == bus.ModuleTest:
+		j.payload = bus.ContentBytes(msg.Content)
+		res := r.Resource
+		switch {
+		case strings.Contains(res, bus.ResMembershipDetail):
+			j.act = actMemDetail
+		case strings.Contains(res, bus.ResMembership):
+			j.act = actMemUpdated
+		case strings.Contains(res, bus.ResTwinCloudUpdated):
+			id, ok := strings.CutSuffix(strings.TrimPrefix(res, string(bus.KindDevice)+"/"), "/"+bus.ResTwinCloudUpdated)
+			if !ok {
+				return j, nil
+			}
+			j.act, j.id = actTwinCloudSync, id
+		case strings.Contains(string(r.Operation), string(bus.OpUpdated)) && strings.HasPrefix(res, string(bus.KindDevice)+"/"):
+			j.act, j.id = actDeviceUpdated, strings.TrimPrefix(res, string(bus.KindDevice)+"/")
+		default:
+			return j, nil
+		}
+	default:
+		return j, nil
+	}
+	if j.err == nil && j.id != "" && j.act != actMemGet {
+		j.err = checkID(j.id, 2)
+	}
+	switch j.act {
+	case actMemGet, actMemUpdated, actMemDetail:
+		return j, t.mem
+	case actTwinUpdate, actTwinGet, actTwinCloudSync:
+		return j, t.twin
+	case actStateUpdate, actDeviceUpdated:
+		return j, t.dev
+	case actLifeCycle:
+		return j, t.com
+	}
+	return j, nil
+}
+
+func (t *Twin) nowMS() int64 { return t.now().UnixMilli() }
+
+// publish encodes v and hands it to the eventbus for topic (spec 4.3:
+// content is the payload bytes).
+func (t *Twin) publish(topic string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.log.Error("encode payload", "topic", topic, "err", err)
+		return
+	}
+	if err := t.bus.Send(bus.ModuleMQTT, bus.NewMessage(bus.ModuleTwin, bus.GroupBus, bus.OpPublish, topic, b)); err != nil {
+		t.stats.publishFails.Add(1)
+		t.log.Debug("publish", "topic", topic, "err", err)
+		return
+	}
+	t.stats.published.Add(1)
+}
+
+// publishError publishes an error result (spec 5.2).
+func (t *Twin) publishError(topic, eventID string, code int, reason string) {
+	t.stats.errors.Add(1)
+	t.publish(topic, result{baseMessage: baseMessage{EventID: eventID, Timestamp: t.nowMS()}, Code: code, Reason: reason})
+}
+
+// toCloud queues a message for the cloud through the communication worker.
+func (t *Twin) toCloud(resource string, content []byte) {
+	t.queue(t.com, job{act: actSendToCloud, msg: bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, resource, content)})
+}
+
+func (t *Twin) toHub(msg bus.Message) {
+	if err := t.bus.Send(bus.ModuleHub, msg); err != nil {
+		t.stats.cloudDropped.Add(1)
+		t.log.Debug("send to hub", "resource", msg.Route.Resource, "err", err)
+	}
+}

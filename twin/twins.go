@@ -1,0 +1,301 @@
+package twin
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	"edgenode/bus"
+)
+
+// dealType says where a twin change comes from (spec 5.4).
+type dealType uint8
+
+const (
+	dealREST  dealType = iota // an app over MQTT: edge versions bump
+	dealSync                  // the cloud: versions must be carried and not older
+	dealLocal                 // a local device file: sync rules, a missing version counts as {0,0}
+)
+
+// twinOutcome is what a twin change produced besides the rows.
+type twinOutcome struct {
+	result   map[string]*msgTwin // update/result entries (REST)
+	document map[string]*twinDoc // update/document entries
+	toCloud  map[string]*msgTwin // edge_updated entries: accepted REST changes, rejected sync sides
+	changed  bool                // a twin value, type or optional changed
+	delta    *twinDelta          // the device's delta after the change, if any (event_id set on publish)
+}
+
+// checkValue checks v against a twin type (spec 5.2). Unknown types are
+// rejected; "integer" exists from v1.23.
+func checkValue(era bus.Era, typ, v string) error {
+	var err error
+	switch typ {
+	case "", "string", typeDeleted:
+	case "integer":
+		if era == bus.EraV03 {
+			return fmt.Errorf("%w: type %q unknown", ErrBadType, typ)
+		}
+		_, err = strconv.ParseInt(v, 10, 64)
+	case "int":
+		_, err = strconv.ParseInt(v, 10, 64)
+	case "float":
+		_, err = strconv.ParseFloat(v, 64)
+	case "boolean":
+		if v != "true" && v != "false" {
+			err = strconv.ErrSyntax
+		}
+	default:
+		return fmt.Errorf("%w: type %q unknown", ErrBadType, typ)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %q is not %s", ErrBadType, v, typ)
+	}
+	return nil
+}
+
+// sideVersion computes the new version of one side (spec 5.4). ok is false
+// when a sync must be rejected.
+func sideVersion(dt dealType, stored, req *twinVersion) (v twinVersion, ok bool) {
+	if stored != nil {
+		v = *stored
+	}
+	switch dt {
+	case dealREST:
+		v.Edge++
+		return v, true
+	case dealLocal:
+		if req == nil {
+			req = &twinVersion{}
+		}
+	}
+	if req == nil || v.Cloud > req.Cloud || v.Edge > req.Edge {
+		return v, false
+	}
+	return *req, true
+}
+
+// dealTwins applies the requested twins to dev (a clone in tx). A REST
+// request with a value of the wrong type fails as a whole (400) and the
+// caller aborts tx; a sync skips that key.
+func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, dt dealType, now int64) (twinOutcome, error) {
+	out := twinOutcome{result: map[string]*msgTwin{}, document: map[string]*twinDoc{}, toCloud: map[string]*msgTwin{}}
+	keys := make([]string, 0, len(req))
+	for k := range req {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		r, cur := req[key], dev.Twins[key]
+		var nt *twinState
+		var err error
+		switch {
+		case r == nil || (r.Metadata != nil && r.Metadata.Type == typeDeleted):
+			nt = dealDelete(&out, era, key, cur, r, dt)
+		case cur == nil || cur.deleted():
+			nt, err = dealAdd(&out, era, key, cur, r, dt, now)
+		default:
+			nt, err = dealCompare(&out, era, key, cur, r, dt, now)
+		}
+		if err != nil {
+			return out, err
+		}
+		if nt != nil {
+			dev.Twins[key] = nt
+			tx.change.PutTwins = append(tx.change.PutTwins, twinRow(dev.ID, key, nt))
+		}
+	}
+	// The delta is taken now, from this change's result: a later change
+	// in the same transaction must not show in it (spec 5.2).
+	if out.changed {
+		if d, ok := delta(era, dev, now); ok {
+			out.delta = &d
+		}
+	}
+	return out, nil
+}
+
+// dealDelete tombstones a twin: REST only when it is optional, sync when
+// the carried versions are not older (spec 5.4).
+func dealDelete(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType) *twinState {
+	if cur == nil || cur.deleted() {
+		return nil
+	}
+	nt := cur.clone()
+	if dt == dealREST {
+		if !cur.Optional {
+			return nil
+		}
+		for _, v := range []**twinVersion{&nt.ExpVer, &nt.ActVer} {
+			nv, _ := sideVersion(dt, *v, nil)
+			*v = &nv
+		}
+	} else if r != nil {
+		for _, s := range []struct{ stored, req **twinVersion }{{&nt.ExpVer, &r.ExpectedVersion}, {&nt.ActVer, &r.ActualVersion}} {
+			if *s.req == nil {
+				continue // a delete without a version is accepted
+			}
+			nv, ok := sideVersion(dealSync, *s.stored, *s.req)
+			if !ok {
+				out.toCloud[key] = cur.msg(era, true)
+				return nil
+			}
+			*s.stored = &nv
+		}
+	}
+	nt.Expected, nt.Actual, nt.Type = nil, nil, typeDeleted
+	out.document[key] = &twinDoc{Last: cur.msg(era, false)}
+	if dt == dealREST {
+		if r == nil {
+			out.result[key] = nil // a twin deleted by type is left out
+		}
+		out.toCloud[key] = nt.msg(era, true)
+	}
+	out.changed = true
+	return nt
+}
+
+// dealAdd adds a new twin or revives a tombstone.
+func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType, now int64) (*twinState, error) {
+	nt := &twinState{Optional: true, Type: "string"}
+	if cur != nil {
+		nt = cur.clone()
+		nt.Type = "string"
+	}
+	if r.Metadata != nil && r.Metadata.Type != "" {
+		nt.Type = r.Metadata.Type
+	}
+	res := &msgTwin{era: era}
+	sides := []struct {
+		req    *twinValue
+		reqVer *twinVersion
+		val    **value
+		ver    **twinVersion
+		res    **twinValue
+	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected},
+		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual}}
+	for _, s := range sides {
+		if s.req == nil || s.req.Value == nil {
+			continue
+		}
+		v, ok := sideVersion(dt, *s.ver, s.reqVer)
+		if !ok {
+			if cur != nil {
+				out.toCloud[key] = cur.msg(era, true)
+			}
+			return nil, nil // a new twin whose side is rejected is not added
+		}
+		if err := checkValue(era, nt.Type, *s.req.Value); err != nil {
+			if dt == dealREST {
+				return nil, fmt.Errorf("twin %q: %w", key, err)
+			}
+			return nil, nil
+		}
+		*s.val = &value{V: *s.req.Value, TS: now}
+		*s.ver = &v
+		*s.res = &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
+	}
+	if r.Optional != nil && (cur == nil || nt.Optional) {
+		nt.Optional = *r.Optional
+	}
+	opt := nt.Optional
+	res.Optional, res.Metadata = &opt, &typeMetadata{Type: nt.Type}
+	out.document[key] = &twinDoc{Current: nt.msg(era, false)}
+	if dt == dealREST {
+		out.result[key] = res
+		out.toCloud[key] = nt.msg(era, true)
+	}
+	out.changed = true
+	return nt, nil
+}
+
+// dealCompare updates an existing twin side by side (spec 5.4).
+func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType, now int64) (*twinState, error) {
+	nt := cur.clone()
+	res := &msgTwin{era: era}
+	changed, bumped := false, false
+	sides := []struct {
+		req    *twinValue
+		reqVer *twinVersion
+		val    **value
+		ver    **twinVersion
+		res    **twinValue
+	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected},
+		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual}}
+	for _, s := range sides {
+		if s.req == nil || s.req.Value == nil {
+			continue
+		}
+		v, ok := sideVersion(dt, *s.ver, s.reqVer)
+		if !ok {
+			// Rejected: echo the edge's twin to the cloud, stop this key.
+			out.toCloud[key] = cur.msg(era, true)
+			return nil, nil
+		}
+		if err := checkValue(era, cur.Type, *s.req.Value); err != nil {
+			if dt == dealREST {
+				return nil, fmt.Errorf("twin %q: %w", key, err)
+			}
+			return nil, nil
+		}
+		if *s.ver == nil || **s.ver != v {
+			bumped = true
+		}
+		*s.ver = &v
+		if *s.val == nil || (*s.val).V != *s.req.Value {
+			*s.val = &value{V: *s.req.Value, TS: now}
+			*s.res = &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
+			changed = true
+		}
+	}
+	if r.Optional != nil && !*r.Optional && cur.Optional {
+		nt.Optional = false // optional only goes from true to false
+		changed = true
+	}
+	if r.Metadata != nil && r.Metadata.Type != "" && r.Metadata.Type != cur.Type {
+		nt.Type = r.Metadata.Type
+		changed = true
+	}
+	if !changed && !bumped {
+		return nil, nil
+	}
+	if changed {
+		opt := nt.Optional
+		res.Optional, res.Metadata = &opt, &typeMetadata{Type: nt.Type}
+		out.document[key] = &twinDoc{Last: cur.msg(era, false), Current: nt.msg(era, false)}
+		if dt == dealREST {
+			out.result[key] = res
+			out.toCloud[key] = nt.msg(era, true)
+		}
+		out.changed = true
+	}
+	return nt, nil
+}
+
+// delta returns the twin/update/delta payload of dev, or false when no
+// twin has an expected value that differs from the actual (spec 5.2).
+func delta(era bus.Era, dev *deviceState, now int64) (twinDelta, bool) {
+	d := twinDelta{baseMessage: baseMessage{Timestamp: now},
+		Twin: map[string]*msgTwin{}, Delta: map[string]string{}}
+	for k, t := range dev.Twins {
+		if t.deleted() || t.Expected == nil {
+			continue
+		}
+		exp := t.Expected.V
+		if era == bus.EraV03 {
+			d.Twin[k] = t.msg(era, false)
+			if (t.Actual != nil && t.Actual.V != exp) || (t.Actual == nil && exp != "") {
+				d.Delta[k] = exp
+			}
+			continue
+		}
+		if exp == "" {
+			continue
+		}
+		d.Twin[k] = t.msg(era, false)
+		if t.Actual == nil || t.Actual.V != exp {
+			d.Delta[k] = exp
+		}
+	}
+	return d, len(d.Delta) > 0
+}
