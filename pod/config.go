@@ -1,8 +1,13 @@
 package pod
 
 import (
+	"fmt"
+	"net"
 	"path/filepath"
+	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"edgenode/bus"
 )
@@ -123,3 +128,72 @@ func PodsDir(dataDir string) string { return filepath.Join(dataDir, "pods") }
 
 // ImagesStoreDir returns the image store dir for dataDir.
 func ImagesStoreDir(dataDir string) string { return filepath.Join(dataDir, "images") }
+
+// Defaults returns c with every zero field set to its default.
+func (c Config) Defaults() Config {
+	c.defaults()
+	return c
+}
+
+// Validate returns every problem of the section, each naming its key.
+func (c Config) Validate() []error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("pod.%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	for key, p := range map[string]string{"runtimeRoot": c.RuntimeRoot, "imagesDir": c.ImagesDir, "manifestsDir": c.ManifestsDir} {
+		if p != "" && !filepath.IsAbs(p) {
+			bad(key, "%q must be an absolute path", p)
+		}
+	}
+	if c.Platform != "" {
+		if _, err := v1.ParsePlatform(c.Platform); err != nil || !strings.Contains(c.Platform, "/") {
+			bad("platform", "%q is not os/arch[/variant]", c.Platform)
+		}
+	}
+	if c.HostIP != "" && net.ParseIP(c.HostIP) == nil {
+		bad("hostIP", "%q is not an IP address", c.HostIP)
+	}
+	for key, d := range map[string]time.Duration{"statusInterval": c.StatusInterval, "syncInterval": c.SyncInterval,
+		"backoffBase": c.BackoffBase, "backoffMax": c.BackoffMax, "queryTimeout": c.QueryTimeout} {
+		if d < 0 {
+			bad(key, "%s is negative", d)
+		}
+	}
+	if c.BackoffMax != 0 && c.BackoffBase > c.BackoffMax {
+		bad("backoffBase", "%s is above backoffMax %s", c.BackoffBase, c.BackoffMax)
+	}
+	if c.LogMaxSize != 0 && c.LogMaxSize < 4096 {
+		bad("logMaxSize", "%d is below 4096 bytes", c.LogMaxSize)
+	}
+	if c.LogMaxFiles < 0 || c.LogMaxFiles > 9 {
+		bad("logMaxFiles", "%d is not 1..9", c.LogMaxFiles)
+	}
+	if c.GCHighPercent < 0 || c.GCHighPercent > 100 || c.GCLowPercent < 0 || c.GCLowPercent > 100 {
+		bad("gcHighPercent", "percentages must be 0..100")
+	} else if c.GCHighPercent != 0 && c.GCLowPercent != 0 && c.GCLowPercent >= c.GCHighPercent {
+		bad("gcLowPercent", "%d must be below gcHighPercent %d", c.GCLowPercent, c.GCHighPercent)
+	}
+	return errs
+}
+
+// firstIPv4 returns the first non-loopback IPv4 address of an interface
+// that is up, for status.hostIP when none is configured.
+func firstIPv4() string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return ""
+}

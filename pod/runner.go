@@ -39,6 +39,9 @@ type Runner struct {
 // It starts nothing.
 func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Runner, error) {
 	cfg.defaults()
+	if cfg.HostIP == "" {
+		cfg.HostIP = firstIPv4()
+	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("pod: config: DataDir is required")
 	}
@@ -395,4 +398,27 @@ func (r *Runner) initialList(ctx context.Context) {
 			w.remove()
 		}
 	}
+}
+
+// Stats counts the pods and containers the runner manages.
+type Stats struct {
+	Pods       int `json:"pods"`
+	Containers int `json:"containers"`
+	Running    int `json:"running"`
+	Images     int `json:"images"`
+}
+
+// Stats returns current counts; safe for concurrent use.
+func (r *Runner) Stats() Stats {
+	s := Stats{Images: len(r.images.List())}
+	for _, p := range r.Pods() {
+		s.Pods++
+		for _, cs := range p.Status.ContainerStatuses {
+			s.Containers++
+			if cs.State.Running != nil {
+				s.Running++
+			}
+		}
+	}
+	return s
 }
