@@ -62,7 +62,7 @@ func (w *worker) prepare(ctx context.Context, p *Pod) error {
 	files := map[string][]byte{"hosts": []byte(hosts), "hostname": []byte(host + "\n"), "resolv.conf": resolv}
 	w.etcMounts = w.etcMounts[:0]
 	for n, b := range files {
-		if err := writeFileAtomic(filepath.Join(etc, n), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(etc, n), b, 0o644); err != nil {
 			return err
 		}
 		w.etcMounts = append(w.etcMounts, ociMount{Destination: "/etc/" + n, Type: "bind",
@@ -149,7 +149,9 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 		return
 	}
 	bdir := filepath.Join(w.dir, "containers", c.Name)
-	_ = w.r.rt.remove(ctx, st.id)
+	if w.r.rt.exists(st.id) {
+		_ = w.r.rt.remove(ctx, st.id)
+	}
 	rootfs, err := mountRootfs(w.r.images.Rootfs(img.ID), bdir)
 	if err != nil {
 		fail("CreateContainerError", err)
@@ -177,7 +179,9 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 		return
 	}
 	b, _ := json.MarshalIndent(spec, "", " ")
-	if err := writeFileAtomic(filepath.Join(bdir, "config.json"), b, 0o600); err != nil {
+	// Written on every start, so no fsync: after a power loss it is
+	// written again.
+	if err := os.WriteFile(filepath.Join(bdir, "config.json"), b, 0o600); err != nil {
 		fail("CreateContainerError", err)
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -86,6 +87,13 @@ func runcError(file string, err error) string {
 		}
 	}
 	return msg
+}
+
+// exists reports whether runc has state for id (a created or stopped
+// container), without running runc.
+func (r *ociRuntime) exists(id string) bool {
+	_, err := os.Stat(filepath.Join(r.root, id))
+	return err == nil
 }
 
 func (r *ociRuntime) state(ctx context.Context, id string) (ociState, error) {

@@ -21,18 +21,19 @@ import (
 const testImage = "busybox:test"
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	r      *Runner
 	b      *bus.Bus
 	cfg    Config
 	cancel context.CancelFunc
 	done   chan error
+	seen   map[string]PodStatus // last status read per pod
 }
 
 // needRunc skips unless the test can run containers: root, runc on PATH,
 // and a busybox built for this GOARCH (under qemu-arm-static the host's
 // busybox and runc are amd64 and cannot run ARM images).
-func needRunc(t *testing.T) {
+func needRunc(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run containers")
@@ -53,7 +54,7 @@ func needRunc(t *testing.T) {
 
 // newHarness starts a runner on a fresh data dir with a fake meta module
 // that records status messages. dataDir "" makes one.
-func newHarness(t *testing.T, dataDir string, mod func(*Config)) *harness {
+func newHarness(t testing.TB, dataDir string, mod func(*Config)) *harness {
 	t.Helper()
 	needRunc(t)
 	if dataDir == "" {
@@ -87,8 +88,9 @@ func newHarness(t *testing.T, dataDir string, mod func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.images.ImportDir(context.Background(), cfg.ImagesDir)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, r: r, b: b, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, r: r, b: b, cfg: cfg, cancel: cancel, done: make(chan error, 1), seen: map[string]PodStatus{}}
 	go func() { h.done <- r.Run(ctx) }()
 	t.Cleanup(func() { h.stop(); cleanupRunc(t, cfg) })
 	return h
@@ -105,7 +107,7 @@ func (h *harness) stop() {
 }
 
 // cleanupRunc removes every container and mount a test left.
-func cleanupRunc(t *testing.T, cfg Config) {
+func cleanupRunc(t testing.TB, cfg Config) {
 	rt := &ociRuntime{bin: "runc", root: cfg.RuntimeRoot}
 	if bin, err := exec.LookPath("runc"); err == nil {
 		rt.bin = bin
@@ -147,7 +149,10 @@ func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStat
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var last PodStatus
+	last, ok0 := h.seen[name]
+	if ok0 && ok(last) {
+		return last
+	}
 	for {
 		m, err := h.b.Receive(ctx, bus.ModuleMeta)
 		if err != nil {
@@ -155,7 +160,7 @@ func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStat
 			h.t.Fatalf("pod %s: no matching status within %s; last: %s", name, timeout, js)
 		}
 		res, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
-		if err != nil || res.Name != name {
+		if err != nil {
 			continue
 		}
 		var st PodStatus
@@ -179,6 +184,10 @@ func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStat
 			}
 			st = ps.Status
 		default:
+			continue
+		}
+		h.seen[res.Name] = st
+		if res.Name != name {
 			continue
 		}
 		last = st
@@ -291,7 +300,7 @@ func parentOf(pid int) int {
 }
 
 // waitGone waits for the worker of uid to finish.
-func waitGone(t *testing.T, h *harness, uid string) {
+func waitGone(t testing.TB, h *harness, uid string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
