@@ -182,3 +182,45 @@ func cleanupPods(dir string) {
 		exec.Command("umount", "-l", mps[i]).Run()
 	}
 }
+
+func TestImageAndLogsCommands(t *testing.T) {
+	img, err := podtest.Image([]string{"true"}, nil)
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "app.tar")
+	if err := podtest.WriteDockerSave(f, "example.org/app:1", img); err != nil {
+		t.Fatal(err)
+	}
+	plat := "--config=" + filepath.Join(dir, "c.yaml")
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("pod:\n  platform: linux/"+podtest.BusyboxArch()+"\n"), 0o600)
+	var out, errb strings.Builder
+	if rc := realMain([]string{"image", "--data-dir", dir, plat, "import", f}, &out, &errb); rc != 0 {
+		t.Fatalf("image import = %d, stderr %q", rc, errb.String())
+	}
+	if !strings.Contains(out.String(), "imported index.docker.io/example.org/app:1") && !strings.Contains(out.String(), "example.org/app:1 sha256:") {
+		t.Errorf("image import output = %q", out.String())
+	}
+	out.Reset()
+	if rc := realMain([]string{"image", "--data-dir", dir, plat, "list"}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "example.org/app:1") {
+		t.Errorf("image list = %d %q", rc, out.String())
+	}
+	errb.Reset()
+	if rc := realMain([]string{"image", "--data-dir", dir, plat, "import", filepath.Join(dir, "c.yaml")}, &out, &errb); rc != 1 || !strings.Contains(errb.String(), "bad image") {
+		t.Errorf("image import of a non-archive = %d %q, want 1 and bad image", rc, errb.String())
+	}
+	// logs reads the files of a stored pod.
+	pd := filepath.Join(pod.PodsDir(dir), "uid-1")
+	os.MkdirAll(filepath.Join(pd, "logs"), 0o700)
+	os.WriteFile(filepath.Join(pd, "pod.json"), []byte(`{"metadata":{"name":"web","namespace":"default","uid":"uid-1"},"spec":{"containers":[{"name":"main","image":"x"}]}}`), 0o600)
+	os.WriteFile(filepath.Join(pd, "logs", "main.log.1"), []byte("old\n"), 0o600)
+	os.WriteFile(filepath.Join(pd, "logs", "main.log"), []byte("new\n"), 0o600)
+	out.Reset()
+	if rc := realMain([]string{"logs", "--data-dir", dir, "default/web"}, &out, &errb); rc != 0 || out.String() != "old\nnew\n" {
+		t.Errorf("logs default/web = %d %q, want old then new", rc, out.String())
+	}
+	if rc := realMain([]string{"logs", "--data-dir", dir, "nope"}, &out, &errb); rc != 1 {
+		t.Errorf("logs of a missing pod = %d, want 1", rc)
+	}
+}
