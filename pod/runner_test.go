@@ -540,4 +540,130 @@ func TestStatusEras(t *testing.T) {
 	}
 }
 
-var _ sync.Mutex
+
+func TestGracefulStop(t *testing.T) {
+	h := newHarness(t, "", nil)
+	// A container that handles SIGTERM and one that ignores it (killed
+	// after the 1 s grace period).
+	p := testPod("grace",
+		sh("polite", "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"),
+		sh("stubborn", "trap '' TERM; echo ready; while true; do sleep 0.1; done"))
+	h.send(bus.OpInsert, bus.KindPod, "default", "grace", p)
+	h.waitStatus("grace", 30*time.Second, running("polite", "stubborn"))
+	h.waitLog("grace", "polite", "ready")
+	h.waitLog("grace", "stubborn", "ready")
+	dir := filepath.Join(PodsDir(h.cfg.DataDir), "uid-grace")
+	logOf := func(c string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, "logs", c+".log"))
+		return string(b)
+	}
+	var polite string
+	// Read the log just before the pod dir goes: keep a copy while deleting.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for range tick.C {
+			if s := logOf("polite"); s != "" {
+				polite = s
+			}
+			if _, err := os.Stat(dir); os.IsNotExist(err) {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	h.r.DeletePod("default", "grace")
+	waitGone(t, h, "uid-grace")
+	<-done
+	if !strings.Contains(polite, "got TERM") {
+		t.Errorf("polite container log = %q, want it to have seen SIGTERM", polite)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("delete took %s, want the stubborn container's 1 s grace period", d)
+	}
+	if ids := h.runcIDs(); len(ids) != 0 {
+		t.Errorf("runc list after delete = %v", ids)
+	}
+}
+
+func TestLogRotation(t *testing.T) {
+	h := newHarness(t, "", func(c *Config) { c.LogMaxSize = 4096; c.LogMaxFiles = 2 })
+	p := testPod("chatty", sh("main", `i=0; while [ $i -lt 400 ]; do echo "line $i padding padding padding"; i=$((i+1)); done; echo last-line; exec sleep 1000`))
+	h.send(bus.OpInsert, bus.KindPod, "default", "chatty", p)
+	h.waitLog("chatty", "main", "last-line")
+	dir := filepath.Join(PodsDir(h.cfg.DataDir), "uid-chatty", "logs")
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for range tick.C {
+		fi, err := os.Stat(filepath.Join(dir, "main.log"))
+		_, err1 := os.Stat(filepath.Join(dir, "main.log.1"))
+		if err == nil && err1 == nil && fi.Size() < 4096 {
+			break
+		}
+		if time.Now().After(deadline) {
+			ents, _ := os.ReadDir(dir)
+			t.Fatalf("log not rotated: %v", ents)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "main.log.3")); err == nil {
+		t.Errorf("main.log.3 kept, want at most 2 rotated files")
+	}
+}
+
+func TestProjectedServiceAccountVolume(t *testing.T) {
+	h := newHarness(t, "", nil)
+	// Answer meta's queries as the cloud would (spec 9): the token and the
+	// kube-root-ca.crt configmap.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var queries []string
+	go func() {
+		for {
+			m, err := h.b.Receive(ctx, bus.ModuleMeta)
+			if err != nil {
+				return
+			}
+			if m.Route.Operation != bus.OpQuery {
+				continue
+			}
+			mu.Lock()
+			queries = append(queries, m.Route.Resource)
+			mu.Unlock()
+			var content string
+			switch {
+			case strings.Contains(m.Route.Resource, "/serviceaccounttoken/"):
+				content = `{"Object":{"status":{"token":"tok-123"}},"Err":null}`
+			case strings.HasSuffix(m.Route.Resource, "/kube-root-ca.crt"):
+				content = `[` + string(bus.JSONString(`{"metadata":{"name":"kube-root-ca.crt"},"data":{"ca.crt":"CA-PEM"}}`)) + `]`
+			}
+			h.b.SendResp(m.Resp([]byte(content)))
+		}
+	}()
+	c := sh("main", `echo "token=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token) ca=$(cat /var/run/secrets/kubernetes.io/serviceaccount/ca.crt) ns=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)"; exec sleep 1000`)
+	c.VolumeMounts = []VolumeMount{{Name: "kube-api-access-x1", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}}
+	p := testPod("sa", c)
+	exp := int64(3607)
+	p.Spec.Volumes = []Volume{{Name: "kube-api-access-x1", Projected: &ProjectedVolumeSource{Sources: []VolumeProjection{
+		{ServiceAccountToken: &ServiceAccountTokenProjection{ExpirationSeconds: &exp, Path: "token"}},
+		{ConfigMap: &ConfigMapVolumeSource{Name: "kube-root-ca.crt", Items: []KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+		{DownwardAPI: &DownwardAPIVolumeSource{Items: []DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+	}}}}
+	h.send(bus.OpInsert, bus.KindPod, "default", "sa", p)
+	h.waitLog("sa", "main", "token=tok-123 ca=CA-PEM ns=default")
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"default/serviceaccounttoken/default", "default/configmap/kube-root-ca.crt"}
+	for _, w := range want {
+		found := false
+		for _, q := range queries {
+			found = found || q == w
+		}
+		if !found {
+			t.Errorf("queries = %v, want %s among them", queries, w)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package pod
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -472,4 +471,3 @@ func (w *worker) failedStatus(reason, msg string) PodStatus {
 			{Type: "Ready", Status: "False", Reason: reason, Message: msg}}}
 }
 
-var _ = fmt.Sprintf
