@@ -27,7 +27,7 @@ func (w *worker) prepare(ctx context.Context, p *Pod) error {
 		return err
 	}
 	if w.nsPaths == nil {
-		ns, err := podNamespaces(filepath.Join(w.dir, "ns"), hostnameOf(p), !p.Spec.HostNetwork, !p.Spec.HostIPC)
+		ns, fresh, err := podNamespaces(filepath.Join(w.dir, "ns"), hostnameOf(p), !p.Spec.HostNetwork, !p.Spec.HostIPC)
 		if err != nil {
 			return err
 		}
@@ -35,6 +35,13 @@ func (w *worker) prepare(ctx context.Context, p *Pod) error {
 			delete(ns, "uts") // hostNetwork pods see the node's hostname
 		}
 		w.nsPaths = ns
+		if !p.Spec.HostNetwork {
+			if err := w.networkUp(ctx, p, fresh); err != nil {
+				releaseNamespaces(filepath.Join(w.dir, "ns"))
+				w.nsPaths = nil
+				return err
+			}
+		}
 	}
 	vols, err := prepareVolumes(ctx, p, w.dir, w.objects(), w.facts())
 	if err != nil {
@@ -398,6 +405,9 @@ func (w *worker) teardown(ctx context.Context) {
 		if v.EmptyDir != nil && v.EmptyDir.Medium == "Memory" {
 			unmountAll(filepath.Join(w.dir, "volumes", v.Name))
 		}
+	}
+	if !p.Spec.HostNetwork {
+		w.networkDown(ctx, p)
 	}
 	releaseNamespaces(filepath.Join(w.dir, "ns"))
 	if err := os.RemoveAll(w.dir); err != nil {

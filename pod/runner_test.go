@@ -72,6 +72,7 @@ func newHarness(t testing.TB, dataDir string, mod func(*Config)) *harness {
 		RuntimeRoot:  filepath.Join(dataDir, "runc"),
 		ImagesDir:    filepath.Join(dataDir, "ro-images"),
 		ManifestsDir: filepath.Join(dataDir, "manifests"),
+		CNIConfDir:   filepath.Join(dataDir, "cni"),
 		Platform:     "linux/" + podtest.BusyboxArch(),
 		SyncInterval: 50 * time.Millisecond, StatusInterval: time.Millisecond,
 		BackoffBase: 100 * time.Millisecond, BackoffMax: 400 * time.Millisecond,
@@ -540,7 +541,6 @@ func TestStatusEras(t *testing.T) {
 	}
 }
 
-
 func TestGracefulStop(t *testing.T) {
 	h := newHarness(t, "", nil)
 	// A container that handles SIGTERM and one that ignores it (killed
@@ -665,5 +665,59 @@ func TestProjectedServiceAccountVolume(t *testing.T) {
 		if !found {
 			t.Errorf("queries = %v, want %s among them", queries, w)
 		}
+	}
+}
+
+// TestCNIAttach uses a fake plugin chain (shell scripts speaking the CNI
+// protocol, touching no network) to check ADD with chaining and port
+// mappings, the pod IP in the status, and DEL on delete.
+func TestCNIAttach(t *testing.T) {
+	tmp := t.TempDir()
+	bin, conf, rec := filepath.Join(tmp, "bin"), filepath.Join(tmp, "net.d"), filepath.Join(tmp, "calls")
+	os.MkdirAll(bin, 0o755)
+	os.MkdirAll(conf, 0o755)
+	os.MkdirAll(rec, 0o755)
+	plugin := `#!/bin/sh
+in=$(cat)
+n=$(ls ` + rec + ` | wc -l)
+{ echo "$CNI_COMMAND $CNI_IFNAME $CNI_NETNS"; echo "$in"; } > ` + rec + `/$n-$(basename $0)
+[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.0.0","ips":[{"address":"10.99.0.7/24"}]}'
+exit 0
+`
+	for _, n := range []string{"fakenet", "fakeport"} {
+		os.WriteFile(filepath.Join(bin, n), []byte(plugin), 0o755)
+	}
+	os.WriteFile(filepath.Join(conf, "10-test.conflist"), []byte(`{"cniVersion":"1.0.0","name":"testnet","plugins":[
+	  {"type":"fakenet"},{"type":"fakeport","capabilities":{"portMappings":true}}]}`), 0o644)
+	h := newHarness(t, "", func(c *Config) { c.CNIConfDir, c.CNIBinDirs = conf, []string{bin} })
+	c := sh("main", "exec sleep 1000")
+	c.Ports = []ContainerPort{{ContainerPort: 80, HostPort: 8080}}
+	p := testPod("net", c)
+	h.send(bus.OpInsert, bus.KindPod, "default", "net", p)
+	st := h.waitStatus("net", 30*time.Second, running("main"))
+	if st.PodIP != "10.99.0.7" {
+		t.Errorf("podIP = %q, want 10.99.0.7 from the CNI result", st.PodIP)
+	}
+	h.r.DeletePod("default", "net")
+	waitGone(t, h, "uid-net")
+	calls, _ := os.ReadDir(rec)
+	var got []string
+	for _, e := range calls {
+		b, _ := os.ReadFile(filepath.Join(rec, e.Name()))
+		first, rest, _ := strings.Cut(string(b), "\n")
+		got = append(got, e.Name()+" "+strings.Fields(first)[0])
+		if strings.HasSuffix(e.Name(), "fakeport") && strings.HasPrefix(first, "ADD") {
+			if !strings.Contains(rest, `"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"10.99.0.7/24"}]}`) ||
+				!strings.Contains(rest, `"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]`) {
+				t.Errorf("chained ADD config = %s, want prevResult and portMappings", rest)
+			}
+		}
+		if !strings.Contains(first, "/ns/net") || !strings.Contains(first, "eth0") {
+			t.Errorf("plugin env = %q, want eth0 and the pod's netns", first)
+		}
+	}
+	want := []string{"0-fakenet ADD", "1-fakeport ADD", "2-fakeport DEL", "3-fakenet DEL"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("plugin calls = %v, want %v", got, want)
 	}
 }

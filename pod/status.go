@@ -17,6 +17,9 @@ func (w *worker) computeStatus(p *Pod) PodStatus {
 			s.PodIP, s.PodIPs = s.HostIP, []PodIP{{IP: s.HostIP}}
 		}
 	}
+	if w.podIP != "" && !p.Spec.HostNetwork {
+		s.PodIP, s.PodIPs = w.podIP, []PodIP{{IP: w.podIP}}
+	}
 	initDone, initFailed := true, false
 	for _, c := range p.Spec.InitContainers {
 		st := w.ctrFor(c.Name)

@@ -36,6 +36,7 @@ type worker struct {
 	ctrs       map[string]*ctr
 	prepared   bool
 	nsPaths    map[string]string
+	podIP      string // from CNI
 	vols       map[string]string
 	etcMounts  []ociMount
 	savedSpec  []byte
@@ -470,4 +471,3 @@ func (w *worker) failedStatus(reason, msg string) PodStatus {
 		Conditions: []PodCondition{{Type: "PodScheduled", Status: "True"},
 			{Type: "Ready", Status: "False", Reason: reason, Message: msg}}}
 }
-
