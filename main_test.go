@@ -321,15 +321,7 @@ func TestMetaThroughHub(t *testing.T) {
 					t.Errorf("Run() = %v", err)
 				}
 			}()
-			for {
-				ev, err := b.Receive(ctx, probe)
-				if err != nil {
-					t.Fatalf("no connection event: %v", err)
-				}
-				if s, _ := bus.ContentString(ev.Content); s == bus.CloudConnected {
-					break
-				}
-			}
+			waitCloud(t, ctx, b, probe, bus.CloudConnected)
 
 			// Cloud -> edge: a pod insert.
 			push := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpInsert, "default/pod/nginx", []byte(podJSON))
@@ -370,6 +362,42 @@ func TestMetaThroughHub(t *testing.T) {
 			if row, err := store.MetaByKey(ctx, "default/configmap/cm"); err != nil || row.Value != cmJSON {
 				t.Errorf("configmap row = %+v, %v", row, err)
 			}
+
+			// Cloud away: a pod status is stored, answered, queued by the
+			// hub and delivered when the cloud is back.
+			srv.Pause()
+			waitCloud(t, ctx, b, probe, bus.CloudDisconnected)
+			res, status := "default/podstatus/nginx", `{"UID":"u1","Name":"nginx","Status":{"phase":"Running"}}`
+			op := bus.OpUpdate
+			if era == bus.EraV123 {
+				res, status, op = "default/podpatch/nginx", `"{\"status\":{\"phase\":\"Running\"}}"`, bus.OpPatch
+			}
+			st := bus.NewMessage(bus.ModulePod, bus.GroupMeta, op, res, []byte(status))
+			if _, err := b.SendSync(ctx, bus.ModuleMeta, st, 30*time.Second); err != nil {
+				t.Fatalf("status while disconnected: %v", err)
+			}
+			if err := srv.Resume(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := srv.WaitFor(ctx, func(m bus.Message) bool {
+				return m.Route.Resource == res && m.Route.Operation == op
+			}); err != nil {
+				t.Errorf("the status sent while the cloud was away never reached it: %v", err)
+			}
 		})
+	}
+}
+
+// waitCloud reads the probe's queue until the hub reports state.
+func waitCloud(t *testing.T, ctx context.Context, b *bus.Bus, probe bus.Module, state string) {
+	t.Helper()
+	for {
+		ev, err := b.Receive(ctx, probe)
+		if err != nil {
+			t.Fatalf("no %s event: %v", state, err)
+		}
+		if s, _ := bus.ContentString(ev.Content); s == state {
+			return
+		}
 	}
 }
