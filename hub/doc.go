@@ -90,5 +90,6 @@
 // and a keepalive goroutine (and one for each dial); all have exited when
 // Run returns. Reconnects wait a capped, jittered exponential backoff
 // (backoffMin to backoffMax) that starts again from backoffMin after
-// a link that came up. Only the certificate files are persisted.
+// a link that stayed up for two heartbeats. Only the certificate files
+// are persisted.
 package hub
