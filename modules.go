@@ -15,6 +15,8 @@ import (
 	"edgenode/bus"
 	"edgenode/db"
 	"edgenode/hub"
+	"edgenode/meta"
+	"edgenode/mqtt"
 	"edgenode/twin"
 )
 
@@ -24,6 +26,16 @@ var errEOF = io.EOF
 // addFlags adds the flags of one subcommand beyond the shared ones. Each
 // module's command-line settings are wired here.
 func addFlags(cmd string, fs *flag.FlagSet, o *options) {
+	if cmd == "run" || cmd == "config" {
+		fs.Func("mqtt-mode", "MQTT mode: internal, external or both (default internal)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Mode = mqtt.Mode(s) })
+			return nil
+		})
+		fs.Func("mqtt-listen", "`ADDR` of the embedded MQTT broker (default "+mqtt.DefaultListen+", "+mqtt.DefaultListenBoth+" in both mode)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Internal.Listen = s })
+			return nil
+		})
+	}
 	if cmd == "check" {
 		addCheckFlags(fs, o)
 	}
@@ -54,15 +66,29 @@ func addHubFlags(fs *flag.FlagSet, o *options) {
 // validateModules checks each module's section of the config.
 func (c *Config) validateModules() []error {
 	var errs []error
+	if err := c.MQTT.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("mqtt.%w", e))
+		}
+	}
 	errs = append(errs, c.Twin.validate()...)
 	if err := c.Hub.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Board.Validate()...)
+	errs = append(errs, c.Meta.Validate()...)
 	if err := c.Health.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // boardDefaults fills the board, watchdog and health sections; the board
@@ -115,7 +141,18 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	mods = append(mods, tw)
+	hs.stats("twin", func() any { return tw.Stats() })
 
+	// meta: MetaManager, the store's keeper between edged, twin and hub.
+	metaCfg := cfg.Meta
+	metaCfg.Era = cfg.EraValue()
+	metaCfg.NodeName = cfg.NodeName
+	mm, err := meta.New(metaCfg, b, store, log.With("module", "meta"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, mm)
+	hs.stats("meta", func() any { return mm.Stats() })
 	// hub: EdgeHub, the link to the cloud, when one is configured.
 	if cfg.Hub.Enabled() {
 		h, err := hub.New(cfg.hubConfig(), b, log.With("module", "hub"))
@@ -127,6 +164,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	} else {
 		log.Info("no cloud configured (hub.server or --cloud): running on its own")
 	}
+	// mqtt: EventBus, the embedded and/or external MQTT broker.
+	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, eb)
+	hs.stats("mqtt", func() any { return eb.Stats() })
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
