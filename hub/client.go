@@ -275,8 +275,8 @@ func (c *Client) waitQueueing(ctx context.Context, d time.Duration) {
 }
 
 // offline handles a cloud-bound message while the link is down: a status
-// is queued (coalesced per resource; a sync one is also answered with an
-// error at once); a sync request is answered at once
+// or device report is queued (statuses coalesced per resource; a sync one
+// is also answered with an error at once); a sync request is answered at once
 // with an error so that its sender does not wait for a timeout; anything
 // else is dropped and counted: the cloud resends what it needs, e.g.
 // unacknowledged objects (spec 2.4).
@@ -284,7 +284,7 @@ func (c *Client) offline(m bus.Message) {
 	if c.queued != nil {
 		defer c.queued()
 	}
-	if isStatus(m) {
+	if isStatus(m) || isDeviceReport(m) {
 		c.enqueue(m)
 		// The status goes out after the outage; its sender need not wait
 		// for that.
