@@ -142,6 +142,9 @@ func (c *Client) Run(ctx context.Context) error {
 			ws, err = c.dialQueueing(ctx, cert)
 		}
 		if ctx.Err() != nil {
+			if ws != nil {
+				ws.Close()
+			}
 			break
 		}
 		if err == nil {
