@@ -17,7 +17,7 @@
 //   - external: two paho clients to Config.External.Server, one subscribing
 //     and one publishing, as KubeEdge does (client ids
 //     hub-client-sub-<ms time prefix> and hub-client-pub-..., configurable).
-//     They reconnect on their own with capped back-off; the subscriber
+//     They reconnect with a capped, jittered back-off; the subscriber
 //     subscribes again to every filter after each connect (clean session),
 //     at QoS 1. TLS verifies the broker unless insecureSkipVerify is set.
 //   - both: the two at once; the embedded broker then defaults to

@@ -141,12 +141,17 @@ func (e *EventBus) Run(ctx context.Context) error {
 		}
 		defer e.broker.stop()
 	}
+	// Deferred calls run last to first: stop the goroutines, wait for them
+	// (the external clients disconnect), then stop the broker.
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(ctx)
+	defer wg.Wait()
+	defer stop()
 	if e.remote != nil {
 		e.remote.mu.Lock()
 		e.remote.filters = slices.Clone(filters)
 		e.remote.mu.Unlock()
-		e.remote.start()
-		defer e.remote.stop()
+		wg.Go(func() { e.remote.run(wctx) })
 	}
 	for _, f := range filters {
 		if e.broker != nil {
@@ -157,11 +162,6 @@ func (e *EventBus) Run(ctx context.Context) error {
 	}
 	e.log.Info("mqtt eventbus ready", "mode", e.cfg.Mode, "addr", e.Addr(), "topics", len(filters), "era", e.cfg.Era)
 	close(e.ready)
-
-	var wg sync.WaitGroup
-	wctx, stop := context.WithCancel(ctx)
-	defer wg.Wait() // runs after the broker and clients have stopped
-	defer stop()
 	wg.Go(func() { e.ingressLoop(wctx) })
 
 	q := e.b.Queue(bus.ModuleMQTT)

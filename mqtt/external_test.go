@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -141,4 +142,28 @@ func TestAuthExternal(t *testing.T) {
 		t.Fatal(err)
 	}
 	recv(t, b, bus.ModuleTwin)
+}
+
+// TestUnreachableExternal: with no broker to reach, egress publishes fail
+// at once and are counted, subscribes are kept for later, and Run still
+// returns promptly when stopped (checked by mqtttest.Start's cleanup).
+func TestUnreachableExternal(t *testing.T) {
+	b := standIns(t, 64)
+	store := mqtttest.Store(t)
+	eb := mqtttest.Start(t, externalConfig("tcp://"+mqtttest.FreeAddr(t)), b, store)
+	for _, m := range []bus.Message{
+		bus.NewMessage(bus.ModuleTwin, bus.GroupUser, bus.OpPublish, "dev/cmd", []byte("x")),
+		bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpSubscribe, "later/+", nil),
+	} {
+		if err := b.Send(bus.ModuleMQTT, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := waitStats(t, eb, func(s mqtt.Stats) bool { return s.PublishErrors == 1 && s.Subscribed == len(mqtt.StaticTopics())+1 })
+	if s.External || s.Published != 0 {
+		t.Errorf("Stats() = %+v, want not connected and nothing published", s)
+	}
+	if got, err := store.SubTopics(context.Background()); err != nil || len(got) != 1 {
+		t.Errorf("SubTopics() = %q, %v, want [later/+]", got, err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -237,5 +238,27 @@ func TestConfigValidate(t *testing.T) {
 	both.Defaults()
 	if both.Internal.Listen != DefaultListenBoth {
 		t.Errorf("both mode listen = %q, want %q", both.Internal.Listen, DefaultListenBoth)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	const base, max = 5 * time.Second, 30 * time.Second
+	cases := []struct {
+		n    int
+		rnd  float64
+		want time.Duration
+	}{
+		{0, 0, 5 * time.Second},
+		{0, 0.999999, 2500*time.Millisecond + 5*time.Microsecond},
+		{1, 0, 10 * time.Second},
+		{2, 0, 20 * time.Second},
+		{3, 0, 30 * time.Second},
+		{100, 0.5, 22500 * time.Millisecond},
+	}
+	for _, c := range cases {
+		got := Backoff(c.n, base, max, func() float64 { return c.rnd })
+		if got.Round(time.Millisecond) != c.want.Round(time.Millisecond) {
+			t.Errorf("Backoff(%d, rnd %v) = %v, want %v", c.n, c.rnd, got, c.want)
+		}
 	}
 }
