@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -153,17 +154,33 @@ func (b *broker) onMessage(_ *mochi.Client, _ packets.Subscription, pk packets.P
 }
 
 func (b *broker) subscribe(filter string) error {
-	if err := b.srv.Subscribe(filter, inlineSubID, b.onMessage); err != nil {
-		return fmt.Errorf("mqtt: internal subscribe %q: %w", filter, err)
+	for _, f := range inlineFilters(filter) {
+		if err := b.srv.Subscribe(f, inlineSubID, b.onMessage); err != nil {
+			return fmt.Errorf("mqtt: internal subscribe %q: %w", filter, err)
+		}
 	}
 	return nil
 }
 
 func (b *broker) unsubscribe(filter string) error {
-	if err := b.srv.Unsubscribe(filter, inlineSubID); err != nil {
-		return fmt.Errorf("mqtt: internal unsubscribe %q: %w", filter, err)
+	for _, f := range inlineFilters(filter) {
+		if err := b.srv.Unsubscribe(f, inlineSubID); err != nil {
+			return fmt.Errorf("mqtt: internal unsubscribe %q: %w", filter, err)
+		}
 	}
 	return nil
+}
+
+// inlineFilters are the inline subscriptions that stand for filter. "a/#"
+// also matches "a" (MQTT 3.1.1 4.7.1.2), which mochi-mqtt v2.7.9 honours
+// for its clients but not for inline subscriptions, so such a filter gets
+// its parent as a second inline filter. Both share inlineSubID, so a
+// message is still delivered once.
+func inlineFilters(filter string) []string {
+	if parent, ok := strings.CutSuffix(filter, "/#"); ok {
+		return []string{filter, parent}
+	}
+	return []string{filter}
 }
 
 func (b *broker) publish(topic string, payload []byte) error {
