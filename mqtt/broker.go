@@ -51,6 +51,9 @@ func newBroker(cfg Config, log *slog.Logger, deliver func(string, []byte)) (*bro
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(cfg.Internal.CredentialsFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("mqtt credentials file is readable by others; chmod 600 it", "file", cfg.Internal.CredentialsFile)
+	}
 	if len(users) == 0 {
 		if !loopback {
 			return nil, fmt.Errorf("mqtt: listen %s: %w", cfg.Internal.Listen, ErrNoCredentials)
