@@ -378,6 +378,7 @@ func (e *EventBus) unsubscribe(ctx context.Context, filter string) error {
 	n := len(e.filters)
 	e.filters = slices.DeleteFunc(e.filters, func(f string) bool { return f == filter })
 	removed := len(e.filters) != n
+	rest := slices.Clone(e.filters)
 	e.mu.Unlock()
 	if !removed {
 		return nil
@@ -385,6 +386,16 @@ func (e *EventBus) unsubscribe(ctx context.Context, filter string) error {
 	var errs []error
 	for _, t := range e.transports() {
 		errs = append(errs, t.unsubscribe(filter))
+	}
+	if e.broker != nil {
+		// "a/#" stands for "a" too on the embedded broker: subscribe again
+		// any remaining filter that shared an inline filter with it.
+		gone := inlineFilters(filter)
+		for _, f := range rest {
+			if slices.ContainsFunc(inlineFilters(f), func(x string) bool { return slices.Contains(gone, x) }) {
+				errs = append(errs, e.broker.subscribe(f))
+			}
+		}
 	}
 	e.log.Info("mqtt unsubscribed", "topic", filter)
 	return errors.Join(errs...)

@@ -156,6 +156,28 @@ func TestDeliveredOnce(t *testing.T) {
 		}
 	}
 	sentinel(t, c, b)
+
+	// Unsubscribing "x/#" leaves "x" to the stored filter "x".
+	for _, m := range []bus.Message{
+		bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpSubscribe, "x", nil),
+		bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpUnsubscribe, "x/#", nil),
+		bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpSubscribe, "bad/#/", nil), // done marker
+	} {
+		if err := b.Send(bus.ModuleMQTT, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStats(t, eb, func(s mqtt.Stats) bool { return s.BadRequests == 1 && s.Subscribed == len(mqtt.StaticTopics())+3 })
+	if err := mqtttest.Wait(c.Publish("x", 1, false, "still")); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, b, bus.ModuleHub); got.Route.Resource != "x" {
+		t.Fatalf("hub got %q, want x", got.Route.Resource)
+	}
+	if err := mqtttest.Wait(c.Publish("x/z", 1, false, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	sentinel(t, c, b)
 }
 
 // waitStats waits for the egress loop to have handled earlier messages. It
