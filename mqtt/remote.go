@@ -23,8 +23,8 @@ const subQoS = 1
 const pubQoS = 1
 
 // remote is EventBus's pair of paho clients to an external broker (spec
-// 4.1): one subscribes, one publishes, as in KubeEdge. Both reconnect on
-// their own; the subscriber subscribes again to every filter after each
+// 4.1): one subscribes, one publishes, as in KubeEdge. run keeps both
+// connected; the subscriber subscribes again to every filter after each
 // connect, since its sessions are clean.
 type remote struct {
 	cfg     ClientConfig
@@ -59,11 +59,8 @@ func newRemote(cfg ClientConfig, log *slog.Logger, deliver func(string, []byte))
 	if pubID == "" {
 		pubID = "hub-client-pub-" + stamp
 	}
-	r.sub = paho.NewClient(r.options(subID, tlsCfg, r.subLost).
-		SetDefaultPublishHandler(r.onMessage).
-		SetOnConnectHandler(r.onConnect))
-	r.pub = paho.NewClient(r.options(pubID, tlsCfg, r.pubLost).
-		SetOnConnectHandler(func(paho.Client) { log.Info("mqtt external publisher connected", "server", cfg.Server) }))
+	r.sub = paho.NewClient(r.options(subID, tlsCfg, r.subLost).SetDefaultPublishHandler(r.onMessage))
+	r.pub = paho.NewClient(r.options(pubID, tlsCfg, r.pubLost))
 	return r, nil
 }
 
@@ -134,16 +131,19 @@ const connectTimeout = 5 * time.Second
 // It returns when both are down.
 func (r *remote) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Go(func() { r.keep(ctx, r.sub, r.subLost) })
-	wg.Go(func() { r.keep(ctx, r.pub, r.pubLost) })
+	wg.Go(func() { r.keep(ctx, r.sub, r.subLost, r.onConnect) })
+	wg.Go(func() {
+		r.keep(ctx, r.pub, r.pubLost, func(paho.Client) { r.log.Info("mqtt external publisher connected", "server", r.cfg.Server) })
+	})
 	wg.Wait()
 }
 
 // keep connects c, and again after each lost connection, waiting
 // Backoff(n) after the n-th failed attempt in a row (spec 4.1: KubeEdge
-// retries every 5 s). An attempt in progress is allowed to finish (at most
-// connectTimeout) so that no connection outlives Run.
-func (r *remote) keep(ctx context.Context, c paho.Client, lost <-chan struct{}) {
+// retries every 5 s), and calls up after each connect. An attempt in
+// progress is allowed to finish (at most connectTimeout) so that no
+// connection outlives Run.
+func (r *remote) keep(ctx context.Context, c paho.Client, lost <-chan struct{}, up func(paho.Client)) {
 	defer c.Disconnect(250)
 	for n := 0; ctx.Err() == nil; {
 		t := c.Connect()
@@ -163,6 +163,7 @@ func (r *remote) keep(ctx context.Context, c paho.Client, lost <-chan struct{}) 
 			continue
 		}
 		n = 0
+		up(c)
 		select {
 		case <-ctx.Done():
 			return
@@ -183,8 +184,8 @@ func Backoff(n int, base, max time.Duration, rnd func() float64) time.Duration {
 	return d - time.Duration(rnd()*float64(d)/2)
 }
 
-// onConnect subscribes to every filter after each (re)connect. paho calls
-// it on a goroutine of its own, so waiting for the SUBACK here is fine.
+// onConnect subscribes to every filter after each (re)connect of the
+// subscriber. It runs on keep's goroutine, so it ends before Run returns.
 func (r *remote) onConnect(c paho.Client) {
 	r.mu.Lock()
 	filters := make(map[string]byte, len(r.filters))
