@@ -67,8 +67,9 @@
 //
 // # Goroutines, queues, persistence
 //
-// Run owns two goroutines of its own: the egress loop (Run itself) and the
-// ingress loop. Broker callbacks only put messages into the bounded ingress
+// Run's own goroutines: the egress loop (Run itself), the ingress loop and,
+// in external and both modes, one reconnect loop per paho client; the
+// broker and paho run theirs. Broker callbacks only put messages into the bounded ingress
 // queue (Config.QueueLen) and never block: a full queue or a payload over
 // Config.MaxPayload is a counted drop, so a slow bus never stalls the
 // broker. The embedded broker gives each client a bounded outgoing queue

@@ -24,7 +24,6 @@ var (
 	ErrTimeout        = errors.New("mqtt: timed out")
 	ErrBadTopic       = errors.New("mqtt: invalid topic")
 	ErrBadContent     = errors.New("mqtt: malformed message content")
-	ErrNotStarted     = errors.New("mqtt: not started")
 )
 
 // Stats are EventBus's counters since New.
