@@ -13,6 +13,8 @@ import (
 
 	"edgenode/board"
 	"edgenode/bus"
+	"edgenode/hub"
+	"edgenode/meta"
 	"edgenode/mqtt"
 )
 
@@ -36,6 +38,8 @@ type Config struct {
 	Watchdog board.WatchdogConfig `yaml:"watchdog"`
 	Health   HealthConfig         `yaml:"health"`
 	Twin     TwinConfig           `yaml:"twin"`
+	Meta     meta.Config          `yaml:"meta"`
+	Hub      hub.Config           `yaml:"hub"`
 	MQTT     mqtt.Config          `yaml:"mqtt"`
 }
 
@@ -70,9 +74,13 @@ func (c *Config) defaults() {
 	if c.Bus.QueueLen == 0 {
 		c.Bus.QueueLen = bus.DefaultQueueLen
 	}
+	c.Meta = c.Meta.Defaults()
 	c.MQTT.NodeName, c.MQTT.Era, c.MQTT.DataDir = c.NodeName, c.EraValue(), c.DataDir
 	c.MQTT.Defaults()
 	c.boardDefaults()
+	if c.Hub.Enabled() {
+		c.Hub = c.hubConfig()
+	}
 }
 
 // validate returns every problem at once.
@@ -116,11 +124,20 @@ func (c *Config) EraValue() bus.Era {
 // explicitly), applies flags, fills defaults and validates.
 func loadConfig(o *options) (*Config, error) {
 	var cfg Config
+	// Problems of the file's keys and value types are reported together
+	// with the problems of its values (style rule 17: all at once).
+	var problems []error
 	b, err := os.ReadFile(o.configPath)
 	switch {
 	case err == nil:
 		if err := decodeConfig(b, &cfg); err != nil {
-			return nil, fmt.Errorf("config %s: %w", o.configPath, err)
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return nil, fmt.Errorf("config %s: %w", o.configPath, err)
+			}
+			for _, e := range te.Errors {
+				problems = append(problems, errors.New(e))
+			}
 		}
 	case errors.Is(err, fs.ErrNotExist) && !o.set["config"]:
 		// No file: compiled-in defaults.
@@ -138,7 +155,10 @@ func loadConfig(o *options) (*Config, error) {
 	}
 	cfg.defaults()
 	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("config %s: invalid:\n%w", o.configPath, indent(err))
+		problems = append(problems, err)
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("config %s: invalid:\n%w", o.configPath, indent(errors.Join(problems...)))
 	}
 	return &cfg, nil
 }

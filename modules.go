@@ -14,6 +14,8 @@ import (
 	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/hub"
+	"edgenode/meta"
 	"edgenode/mqtt"
 	"edgenode/twin"
 )
@@ -37,6 +39,28 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 	if cmd == "check" {
 		addCheckFlags(fs, o)
 	}
+	if cmd == "run" || cmd == "config" {
+		addHubFlags(fs, o)
+	}
+}
+
+// addHubFlags adds the flags that join a cloud; each overrides its key in
+// the hub section of the config file.
+func addHubFlags(fs *flag.FlagSet, o *options) {
+	set := func(name, usage string, apply func(*Config, string)) {
+		fs.Func(name, usage, func(v string) error {
+			o.extra = append(o.extra, func(c *Config) { apply(c, v) })
+			return nil
+		})
+	}
+	set("cloud", "CloudHub websocket address HOST:PORT to join (hub.server); without it the node runs on its own",
+		func(c *Config, v string) { c.Hub.Server = v })
+	set("token", "KubeEdge join token <CA hash>.<JWT> (hub.token), used when there is no node certificate",
+		func(c *Config, v string) { c.Hub.Token = v })
+	set("cert-server", "certificate server URL (hub.certServer; default https://HOST:10002 of --cloud)",
+		func(c *Config, v string) { c.Hub.CertServer = v })
+	set("project-id", "project id in the link's path and headers (hub.projectID; default "+hub.DefaultProjectID+")",
+		func(c *Config, v string) { c.Hub.ProjectID = v })
 }
 
 // validateModules checks each module's section of the config.
@@ -48,7 +72,11 @@ func (c *Config) validateModules() []error {
 		}
 	}
 	errs = append(errs, c.Twin.validate()...)
+	if err := c.Hub.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, c.Board.Validate()...)
+	errs = append(errs, c.Meta.Validate()...)
 	if err := c.Health.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -113,7 +141,29 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	mods = append(mods, tw)
+	hs.stats("twin", func() any { return tw.Stats() })
 
+	// meta: MetaManager, the store's keeper between edged, twin and hub.
+	metaCfg := cfg.Meta
+	metaCfg.Era = cfg.EraValue()
+	metaCfg.NodeName = cfg.NodeName
+	mm, err := meta.New(metaCfg, b, store, log.With("module", "meta"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, mm)
+	hs.stats("meta", func() any { return mm.Stats() })
+	// hub: EdgeHub, the link to the cloud, when one is configured.
+	if cfg.Hub.Enabled() {
+		h, err := hub.New(cfg.hubConfig(), b, log.With("module", "hub"))
+		if err != nil {
+			return err
+		}
+		mods = append(mods, h)
+		hs.stats("hub", func() any { return h.Stats() })
+	} else {
+		log.Info("no cloud configured (hub.server or --cloud): running on its own")
+	}
 	// mqtt: EventBus, the embedded and/or external MQTT broker.
 	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
 	if err != nil {
@@ -191,4 +241,12 @@ func (c *Config) twinConfig() twin.Config {
 	}
 	return twin.Config{NodeName: c.NodeName, Era: era, DevicesDir: dir,
 		QueueLen: c.Twin.QueueLen, MaxPayload: c.Twin.MaxPayload}
+}
+
+// hubConfig is the hub's Config: the file's hub section with node name,
+// data dir and era from the top level, defaults filled.
+func (c *Config) hubConfig() hub.Config {
+	h := c.Hub
+	h.NodeName, h.DataDir, h.Era = c.NodeName, c.DataDir, c.EraValue()
+	return h.WithDefaults()
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 )
 
 // seedFixtures adds every fixture file called name under testdata/*/.
@@ -111,5 +112,23 @@ func FuzzParseObjectResp(f *testing.F) {
 	f.Add([]byte(`{"Object":null,"Err":{"ErrStatus":{"reason":"NotFound","code":404}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = ParseObjectResp(b)
+	})
+}
+
+func FuzzPreflightFiles(f *testing.F) {
+	f.Add([]byte("#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\nmemory\t3\t1\t1\npids\t4\t1\t1\n"), "6.6.51+rpt-rpi-v6")
+	f.Add([]byte("cpuset cpu io memory pids\n"), "4.19-rc1")
+	f.Add([]byte("nodev\toverlay\n"), "x")
+	f.Fuzz(func(t *testing.T, b []byte, kernel string) {
+		for _, fsys := range []fstest.MapFS{
+			{"proc/cgroups": {Data: b}, "proc/filesystems": {Data: b}},
+			{"sys/fs/cgroup/cgroup.controllers": {Data: b}},
+		} {
+			for _, r := range []CheckResult{checkCgroups(fsys), checkOverlay(fsys), checkKernel(kernel)} {
+				if r.Status != Pass && r.Status != Warn && r.Status != Fail || r.Name == "" {
+					t.Fatalf("check result %+v", r)
+				}
+			}
+		}
 	})
 }

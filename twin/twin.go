@@ -156,6 +156,12 @@ func (t *Twin) Run(ctx context.Context) error {
 	}
 	t.running = true
 	t.mu.Unlock()
+	w, err := t.store.db.DeviceWriter(ctx)
+	if err != nil {
+		return fmt.Errorf("twin: run: %w", err)
+	}
+	defer w.Close()
+	t.store.w = w
 	if err := t.store.load(ctx); err != nil {
 		return err
 	}

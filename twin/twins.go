@@ -138,7 +138,9 @@ func dealDelete(out *twinOutcome, era bus.Era, key string, cur *twinState, r *ms
 	nt.Expected, nt.Actual, nt.Type = nil, nil, typeDeleted
 	out.document[key] = &twinDoc{Last: cur.msg(era, false)}
 	if dt == dealREST {
-		out.result[key] = nil
+		if r == nil {
+			out.result[key] = nil // a twin deleted by type is left out
+		}
 		out.toCloud[key] = nt.msg(era, true)
 	}
 	out.changed = true

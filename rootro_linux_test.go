@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"edgenode/db"
+)
+
+// roScript runs in a private mount namespace (the Go runtime makes / rprivate
+// after unshare(CLONE_NEWNS), so nothing here reaches the host). It bind-
+// mounts the data dir onto itself so it stays writable, remounts every other
+// mount read-only (remount,bind changes only this namespace's mount flags,
+// never the file system), puts a fresh tmpfs on /run, proves / refuses a
+// write, and execs the command.
+const roScript = `set -e
+data="$1"; shift
+mount --bind "$data" "$data"
+awk '{print $2}' /proc/self/mounts | sort -u | while read -r mp; do
+  case "$mp" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|"$data") continue ;; esac
+  mount -o remount,bind,ro "$mp" 2>/dev/null || true
+done
+mount -t tmpfs -o mode=0755 tmpfs /run
+if touch /.edgenode-rw-probe 2>/dev/null; then rm -f /.edgenode-rw-probe; echo "root is still writable" >&2; exit 97; fi
+exec "$@"
+`
+
+// roCmd returns a command running argv in a private mount namespace with a
+// read-only root and data writable.
+func roCmd(ctx context.Context, data string, argv ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", roScript, "sh", data}, argv...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// buildEdgenode builds this package's binary for the host.
+func buildEdgenode(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goBin, "env", "GOHOSTARCH").Output()
+	if err != nil {
+		t.Skipf("no go tool to build edgenode (%v)", err)
+	}
+	if host := strings.TrimSpace(string(out)); host != runtime.GOARCH {
+		t.Skipf("runs natively only: this test binary is %s under emulation on a %s host (qemu-user emulates no mount namespaces, and the edgenode it builds runs on the host)", runtime.GOARCH, host)
+	}
+	bin := filepath.Join(t.TempDir(), "edgenode")
+	build := exec.Command(goBin, "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// needMountNS skips when mount namespaces are not available, saying why.
+func needMountNS(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts in a private mount namespace (run as root, as CI does)")
+	}
+	for _, tool := range []string{"mount", "awk", "touch"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (util-linux / coreutils)", tool)
+		}
+	}
+	probe := exec.Command("/bin/sh", "-c", "mount -t tmpfs tmpfs /mnt")
+	probe.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("the kernel forbids a private mount namespace here: %v %s", err, out)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestReadOnlyRoot runs the built edgenode with / read-only: it must refuse
+// a data dir on the read-only root with a clear message, run with a
+// writable data dir, stop cleanly and start again from what it wrote.
+func TestReadOnlyRoot(t *testing.T) {
+	needMountNS(t)
+	bin := buildEdgenode(t)
+	base := t.TempDir()
+	data := filepath.Join(base, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	health := freePort(t)
+	cfgPath := filepath.Join(base, "config.yaml")
+	cfg := fmt.Sprintf("version: 1\nnodeName: ro-node\nwatchdog:\n  device: off\nhealth:\n  listen: %s\n", health)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A device file: twin applies it at start and keeps it in the
+	// database, which must survive the restart with the file gone.
+	if err := os.MkdirAll(filepath.Join(data, "devices"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	device := `{"added_devices":[{"id":"default/lamp","name":"lamp","state":"unknown",
+  "twin":{"power":{"expected":{"value":"off"},"metadata":{"type":"string"}}}}]}`
+	if err := os.WriteFile(filepath.Join(data, "devices", "lamp.json"), []byte(device), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+
+	t.Run("data dir on the read-only root", func(t *testing.T) {
+		var stderr bytes.Buffer
+		cmd := roCmd(ctx, data, bin, "run", "--config", cfgPath, "--data-dir", filepath.Join(base, "elsewhere"))
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("edgenode with a read-only data dir: %v, want exit 1\n%s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "read-only") || !strings.Contains(stderr.String(), "mount a writable partition") {
+			t.Errorf("stderr does not say what is wrong and what to do:\n%s", stderr.String())
+		}
+	})
+
+	t.Run("check", func(t *testing.T) {
+		out, err := roCmd(ctx, data, bin, "check", "--config", cfgPath, "--data-dir", data, "--broker", "").CombinedOutput()
+		if !strings.Contains(string(out), "PASS data dir: "+data+" is writable") {
+			t.Errorf("check in the read-only namespace (%v):\n%s", err, out)
+		}
+	})
+
+	for round := 1; round <= 2; round++ {
+		t.Run(fmt.Sprintf("run %d", round), func(t *testing.T) {
+			var stderr bytes.Buffer
+			cmd := roCmd(ctx, data, bin, "run", "--config", cfgPath, "--data-dir", data)
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			var waitErr error
+			go func() { waitErr = cmd.Wait(); close(exited) }()
+			doc, err := waitHealthy(ctx, "http://"+health+"/healthz", exited)
+			if err != nil {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				<-exited
+				t.Fatalf("healthz: %v (exit %v)\nstderr:\n%s", err, waitErr, stderr.String())
+			}
+			if doc.Node != "ro-node" || doc.Status != "ok" {
+				t.Errorf("healthz = %+v, want ro-node ok", doc)
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			<-exited
+			if waitErr != nil {
+				t.Errorf("edgenode exit after SIGTERM: %v\n%s", waitErr, stderr.String())
+			}
+			for _, bad := range []string{"read-only file system", "level=ERROR"} {
+				if strings.Contains(stderr.String(), bad) {
+					t.Errorf("stderr has %q:\n%s", bad, stderr.String())
+				}
+			}
+			if names := deviceNames(t, data); !slices.Contains(names, "lamp") {
+				t.Errorf("devices in the database after run %d = %v, want lamp", round, names)
+			}
+			// The second run has no device file: the twin comes from the
+			// database written in the read-only namespace.
+			os.Remove(filepath.Join(data, "devices", "lamp.json"))
+		})
+	}
+	ents, err := os.ReadDir(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if !strings.Contains(strings.Join(names, " "), "edgenode.db") {
+		t.Errorf("data dir holds %v, want the database", names)
+	}
+}
+
+// deviceNames reads the device table the node left in data.
+func deviceNames(t *testing.T, data string) []string {
+	t.Helper()
+	store, err := db.Open(t.Context(), filepath.Join(data, db.FileName), db.Config{})
+	if err != nil {
+		t.Fatalf("open the node's database: %v", err)
+	}
+	defer store.Close()
+	devs, err := store.Devices(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range devs {
+		names = append(names, d.Name)
+	}
+	return names
+}
+
+// waitHealthy polls url until it answers 200, the process exits (exited
+// is closed), or 30 s pass. Polling is the only way to learn that another
+// process is ready.
+func waitHealthy(ctx context.Context, url string, exited <-chan struct{}) (healthz, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return healthz{}, errors.New("edgenode exited")
+		case <-ctx.Done():
+			return healthz{}, ctx.Err()
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var doc healthz
+			if resp.StatusCode == 200 && json.Unmarshal(b, &doc) == nil {
+				return doc, nil
+			}
+			last = fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		} else {
+			last = err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return healthz{}, fmt.Errorf("not healthy after 30 s: %v", last)
+}
