@@ -28,16 +28,18 @@ const sysInterval = 60
 // publishes and subscribes through the broker's inline client, with no
 // socket.
 type broker struct {
-	cfg      BrokerConfig
-	qos      byte
-	retain   bool
-	log      *slog.Logger
-	srv      *mochi.Server
-	hook     *authHook
-	ln       *listeners.TCP
-	deliver  func(topic string, payload []byte)
-	started  atomic.Bool
-	loopback bool
+	cfg       BrokerConfig
+	qos       byte
+	retain    bool
+	log       *slog.Logger
+	srv       *mochi.Server
+	hook      *authHook
+	ln        *listeners.TCP
+	deliver   func(topic string, payload []byte)
+	started   atomic.Bool // serve succeeded
+	listening atomic.Bool // listen succeeded
+	listenErr atomic.Uint64
+	loopback  bool
 }
 
 // newBroker checks the listen address and credentials and prepares the
@@ -117,18 +119,27 @@ func loadPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// start binds the listener and starts the broker's goroutines.
-func (b *broker) start() error {
+// serve starts the broker's goroutines, with no listener yet: the inline
+// client works at once, before and without a bound port.
+func (b *broker) serve() error {
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return fmt.Errorf("mqtt: broker hook: %w", err)
-	}
-	if err := b.srv.AddListener(b.ln); err != nil {
-		return fmt.Errorf("mqtt: listen %s: %w", b.cfg.Listen, err)
 	}
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("mqtt: serve: %w", err)
 	}
 	b.started.Store(true)
+	return nil
+}
+
+// listen binds the listener and accepts clients on it. It may be called
+// again after a failure.
+func (b *broker) listen() error {
+	if err := b.srv.AddListener(b.ln); err != nil {
+		return fmt.Errorf("mqtt: listen %s: %w", b.cfg.Listen, err)
+	}
+	b.srv.Listeners.Serve(b.ln.ID(), b.srv.EstablishConnection)
+	b.listening.Store(true)
 	b.log.Info("mqtt broker listening", "addr", b.ln.Address(), "tls", b.cfg.CertFile != "", "anonymous", b.hook.users == nil)
 	return nil
 }
@@ -141,8 +152,13 @@ func (b *broker) stop() {
 	}
 }
 
-// addr is the bound address once started.
-func (b *broker) addr() string { return b.ln.Address() }
+// addr is the bound address, or "" before listen succeeded.
+func (b *broker) addr() string {
+	if !b.listening.Load() {
+		return ""
+	}
+	return b.ln.Address()
+}
 
 // onMessage is the inline subscription handler. It runs on the publishing
 // client's goroutine, so it only hands the message on (deliver never

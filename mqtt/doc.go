@@ -13,7 +13,10 @@
 //     user name and password are required (Config.Internal.Username/Password
 //     or the credentials file, default <dataDir>/mqtt-users), and TLS is
 //     available (certFile/keyFile, optional client CA). Credentials that are
-//     configured are enforced on loopback too.
+//     configured are enforced on loopback too. If the port is taken (say,
+//     by a mosquitto still running), EventBus logs an error and retries
+//     with back-off; the rest of the node, and edgenode's own publishing,
+//     work meanwhile.
 //   - external: two paho clients to Config.External.Server, one subscribing
 //     and one publishing, as KubeEdge does (client ids
 //     hub-client-sub-<ms time prefix> and hub-client-pub-..., configurable).

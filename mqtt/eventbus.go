@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,21 +29,23 @@ var (
 
 // Stats are EventBus's counters since New.
 type Stats struct {
-	Received      uint64 // messages taken from the brokers into the ingress queue
-	ToTwin        uint64 // ingress messages sent to group twin
-	ToHub         uint64 // ingress messages sent to the cloud
-	DropQueueFull uint64 // ingress messages dropped: ingress queue full
-	DropOversize  uint64 // ingress messages dropped: payload over MaxPayload
-	DropBus       uint64 // ingress messages the bus refused (queue full, module missing)
-	Published     uint64 // egress publishes handed to a broker
-	PublishErrors uint64 // egress publishes a broker refused (or disconnected)
-	BadRequests   uint64 // egress messages with a bad topic, filter or content
-	Subscribed    int    // current topic filters (static and dynamic)
-	Clients       int64  // clients connected to the embedded broker
-	ClientDrops   uint64 // messages the embedded broker dropped for slow clients
-	AuthRefused   uint64 // clients the embedded broker refused
-	External      bool   // the external subscriber is connected
-	ExternalSubs  uint64 // connects to the external broker after which every filter was subscribed
+	Received       uint64 // messages taken from the brokers into the ingress queue
+	ToTwin         uint64 // ingress messages sent to group twin
+	ToHub          uint64 // ingress messages sent to the cloud
+	DropQueueFull  uint64 // ingress messages dropped: ingress queue full
+	DropOversize   uint64 // ingress messages dropped: payload over MaxPayload
+	DropBus        uint64 // ingress messages the bus refused (queue full, module missing)
+	Published      uint64 // egress publishes handed to a broker
+	PublishErrors  uint64 // egress publishes a broker refused (or disconnected)
+	BadRequests    uint64 // egress messages with a bad topic, filter or content
+	Subscribed     int    // current topic filters (static and dynamic)
+	Clients        int64  // clients connected to the embedded broker
+	ClientDrops    uint64 // messages the embedded broker dropped for slow clients
+	AuthRefused    uint64 // clients the embedded broker refused
+	Listening      bool   // the embedded broker has bound its port
+	ListenFailures uint64 // failed attempts to bind it
+	External       bool   // the external subscriber is connected
+	ExternalSubs   uint64 // connects to the external broker after which every filter was subscribed
 }
 
 type inMsg struct {
@@ -109,14 +112,15 @@ func New(cfg Config, b *bus.Bus, store *db.DB, log *slog.Logger) (*EventBus, err
 	return e, nil
 }
 
-// Ready is closed once Run has bound the embedded broker and subscribed to
-// every filter.
+// Ready is closed once Run has subscribed to every filter and, in internal
+// and both modes, the embedded broker has bound its port. Run retries a
+// port that is taken, so Ready may come late or, if it never frees, never.
 func (e *EventBus) Ready() <-chan struct{} { return e.ready }
 
 // Addr is the embedded broker's bound address (useful with port 0), or ""
 // in external mode or before Ready.
 func (e *EventBus) Addr() string {
-	if e.broker == nil || !e.broker.started.Load() {
+	if e.broker == nil {
 		return ""
 	}
 	return e.broker.addr()
@@ -135,7 +139,7 @@ func (e *EventBus) Run(ctx context.Context) error {
 	filters := slices.Clone(e.filters)
 	e.mu.Unlock()
 	if e.broker != nil {
-		if err := e.broker.start(); err != nil {
+		if err := e.broker.serve(); err != nil {
 			return err
 		}
 		defer e.broker.stop()
@@ -159,8 +163,12 @@ func (e *EventBus) Run(ctx context.Context) error {
 			}
 		}
 	}
-	e.log.Info("mqtt eventbus ready", "mode", e.cfg.Mode, "addr", e.Addr(), "topics", len(filters), "era", e.cfg.Era)
-	close(e.ready)
+	e.log.Info("mqtt eventbus running", "mode", e.cfg.Mode, "topics", len(filters), "era", e.cfg.Era)
+	if e.broker != nil {
+		wg.Go(func() { e.listenLoop(wctx) })
+	} else {
+		close(e.ready)
+	}
 	wg.Go(func() { e.ingressLoop(wctx) })
 
 	q := e.b.Queue(bus.ModuleMQTT)
@@ -170,6 +178,31 @@ func (e *EventBus) Run(ctx context.Context) error {
 			return nil
 		case msg := <-q:
 			e.egress(ctx, msg)
+		}
+	}
+}
+
+// listenLoop binds the embedded broker's port, retrying with back-off
+// while it fails (another broker may hold it, or be about to let it go),
+// so that the rest of the node keeps working meanwhile. It closes ready
+// once bound.
+func (e *EventBus) listenLoop(ctx context.Context) {
+	for n := 0; ; n++ {
+		err := e.broker.listen()
+		if err == nil {
+			close(e.ready)
+			return
+		}
+		e.broker.listenErr.Add(1)
+		if n%10 == 0 {
+			e.log.Error("mqtt broker cannot listen; devices cannot connect until it can, retrying", "addr", e.cfg.Internal.Listen, "attempts", n+1, "err", err)
+		}
+		t := time.NewTimer(Backoff(n, time.Second, 30*time.Second, rand.Float64))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -244,6 +277,10 @@ func (e *EventBus) Stats() Stats {
 	e.mu.Lock()
 	s.Subscribed = len(e.filters)
 	e.mu.Unlock()
+	if e.broker != nil {
+		s.Listening = e.broker.listening.Load()
+		s.ListenFailures = e.broker.listenErr.Load()
+	}
 	if e.broker != nil && e.broker.started.Load() {
 		s.Clients = e.broker.clients()
 		s.ClientDrops = e.broker.hook.dropped.Load()

@@ -496,3 +496,45 @@ func TestStuckBus(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// TestPortTaken: while another process holds the port, the node keeps
+// running and retries; once the port is free the broker binds it.
+func TestPortTaken(t *testing.T) {
+	blocker, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := blocker.Addr().String()
+	b := standIns(t, 64)
+	eb, err := mqtt.New(mqtt.Config{Internal: mqtt.BrokerConfig{Listen: addr}}, b, mqtttest.Store(t), mqtttest.Log(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eb.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}()
+	s := waitStats(t, eb, func(s mqtt.Stats) bool { return s.ListenFailures > 0 })
+	if s.Listening || eb.Addr() != "" {
+		t.Fatalf("Stats() = %+v, Addr() = %q while the port is taken", s, eb.Addr())
+	}
+	blocker.Close()
+	select {
+	case <-eb.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not ready 10 s after the port was freed: %+v", eb.Stats())
+	}
+	if eb.Addr() != addr {
+		t.Errorf("Addr() = %q, want %q", eb.Addr(), addr)
+	}
+	c := mqtttest.Connect(t, mqtttest.ClientOptions(addr))
+	if err := mqtttest.Wait(c.Publish("$hw/events/device/d/twin/get", 1, false, "{}")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, b, bus.ModuleTwin)
+}

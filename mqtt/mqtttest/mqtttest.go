@@ -77,6 +77,8 @@ func Start(tb testing.TB, cfg mqtt.Config, b *bus.Bus, store *db.DB) *mqtt.Event
 	case err := <-done:
 		done <- err
 		tb.Fatalf("EventBus.Run() = %v before ready", err)
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("EventBus not ready within 10 s: %+v", eb.Stats())
 	}
 	return eb
 }
