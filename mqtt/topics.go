@@ -81,9 +81,13 @@ func Ingress(topic string, payload []byte, e bus.Era) (Dest, bus.Message) {
 
 // ValidFilter reports whether f is a valid MQTT topic filter (MQTT 3.1.1
 // 4.7): 1 to 65535 bytes of UTF-8 without NUL, '+' alone in its level, '#'
-// alone in the last level.
+// alone in the last level. Shared subscriptions ($share/..., MQTT 5 4.8.2)
+// are refused: the brokers would treat them specially, KubeEdge has none.
 func ValidFilter(f string) bool {
 	if f == "" || len(f) > 65535 || !utf8.ValidString(f) || strings.IndexByte(f, 0) >= 0 {
+		return false
+	}
+	if first, _, _ := strings.Cut(f, "/"); strings.EqualFold(first, "$share") {
 		return false
 	}
 	levels := strings.Split(f, "/")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	mochi "github.com/mochi-mqtt/server/v2"
 
 	"edgenode/bus"
 )
@@ -121,6 +122,9 @@ func TestValidFilter(t *testing.T) {
 		{"a\x00b", false, false},
 		{"\xff", false, false},
 		{"/", true, true},
+		{"$share/g/a", false, false},
+		{"$SHARE", false, false},
+		{"$shared/a", true, true},
 	}
 	for _, c := range cases {
 		if got := ValidFilter(c.f); got != c.filter {
@@ -130,6 +134,22 @@ func TestValidFilter(t *testing.T) {
 			t.Errorf("ValidTopic(%q) = %v, want %v", c.f, got, c.name)
 		}
 	}
+}
+
+// FuzzValidFilter: every filter we accept, the embedded broker accepts too,
+// and every topic name we accept is a filter.
+func FuzzValidFilter(f *testing.F) {
+	for _, s := range []string{"a/b", "+/user/#", "#", "a/#/b", "a+", "$share/g/a", "", "/", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ValidFilter(s) && !mochi.IsValidFilter(s, false) {
+			t.Fatalf("ValidFilter(%q) = true, mochi refuses it", s)
+		}
+		if ValidTopic(s) && !ValidFilter(s) {
+			t.Fatalf("ValidTopic(%q) = true, ValidFilter false", s)
+		}
+	})
 }
 
 func TestIsLoopback(t *testing.T) {
