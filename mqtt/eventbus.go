@@ -246,6 +246,10 @@ func (e *EventBus) route(topic string, payload []byte) {
 		err = e.b.Send(bus.ModuleHub, msg)
 	}
 	switch {
+	case err != nil && d == DestHub && errors.Is(err, bus.ErrUnknownModule):
+		// No cloud configured: a node on its own has nowhere to upload to.
+		e.dropBus.Add(1)
+		e.log.Debug("mqtt upload dropped: no cloud module", "topic", topic)
 	case err != nil:
 		e.dropBus.Add(1)
 		e.warn("mqtt ingress not delivered to the bus", "topic", topic, "err", err)
