@@ -25,7 +25,7 @@ func externalConfig(server string) mqtt.Config {
 // more than n times.
 func subscribedOnce(t *testing.T, eb *mqtt.EventBus, n uint64) {
 	t.Helper()
-	waitStats(t, eb, func(s mqtt.Stats) bool { return s.External && s.ExternalSubs > n })
+	mqtttest.WaitSubscribed(t, eb, n)
 }
 
 // TestIngressExternal: the same topics as TestIngressInternal, published to

@@ -217,3 +217,17 @@ func (m *Mosquitto) Port() int {
 	n, _ := strconv.Atoi(p)
 	return n
 }
+
+// WaitSubscribed waits up to 10 s until eb's external subscriber is
+// connected and has subscribed to every filter at least n+1 times (n = 0:
+// the first connect). It polls Stats: paho offers no event to wait on.
+func WaitSubscribed(tb testing.TB, eb *mqtt.EventBus, n uint64) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s := eb.Stats(); !s.External || s.ExternalSubs <= n; s = eb.Stats() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("EventBus not subscribed to the external broker: %+v", s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
