@@ -361,26 +361,36 @@ func (e *EventBus) publish(topic string, payload []byte) error {
 }
 
 // message publishes the inner object of {"message":{"topic":...}} to its
-// topic, encoded as KubeEdge encodes it: a Go map, so keys sorted (spec 4.3).
+// topic (spec 4.3).
 func (e *EventBus) message(content []byte) error {
+	topic, payload, err := MessagePayload(content)
+	if err != nil {
+		e.badReqs.Add(1)
+		return err
+	}
+	return e.publish(topic, payload)
+}
+
+// MessagePayload decodes the content of a "message" operation (spec 4.3),
+// {"message":{"topic":"<t>",...}}, also when it arrives as a JSON string,
+// and returns the topic and the inner object encoded as KubeEdge encodes
+// it: a Go map, so keys sorted.
+func MessagePayload(content []byte) (topic string, payload []byte, err error) {
 	var body struct {
 		Message map[string]any `json:"message"`
 	}
 	if err := json.Unmarshal(bus.ContentBytes(content), &body); err != nil || body.Message == nil {
-		e.badReqs.Add(1)
-		return fmt.Errorf("mqtt: message: %w", ErrBadContent)
+		return "", nil, fmt.Errorf("mqtt: message: %w", ErrBadContent)
 	}
 	topic, ok := body.Message["topic"].(string)
 	if !ok {
-		e.badReqs.Add(1)
-		return fmt.Errorf("mqtt: message without topic: %w", ErrBadContent)
+		return "", nil, fmt.Errorf("mqtt: message without topic: %w", ErrBadContent)
 	}
-	payload, err := json.Marshal(body.Message)
+	payload, err = json.Marshal(body.Message)
 	if err != nil {
-		e.badReqs.Add(1)
-		return fmt.Errorf("mqtt: message: %w", err)
+		return "", nil, fmt.Errorf("mqtt: message: %w (%w)", ErrBadContent, err)
 	}
-	return e.publish(topic, payload)
+	return topic, payload, nil
 }
 
 // subscribe adds a dynamic filter: stored first, so it survives a restart

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -281,4 +282,50 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("Backoff(%d, rnd %v) = %v, want %v", c.n, c.rnd, got, c.want)
 		}
 	}
+}
+
+var messageCases = []struct {
+	name, content, topic, payload string
+	err                           bool
+}{
+	{"object", `{"message":{"topic":"a/b","z":1,"a":"x"}}`, "a/b", `{"a":"x","topic":"a/b","z":1}`, false},
+	{"as JSON string", `"{\"message\":{\"topic\":\"t\"}}"`, "t", `{"topic":"t"}`, false},
+	{"nested", `{"message":{"topic":"t","data":{"b":[1,2],"a":null}}}`, "t", `{"data":{"a":null,"b":[1,2]},"topic":"t"}`, false},
+	{"no topic", `{"message":{"a":1}}`, "", "", true},
+	{"topic not a string", `{"message":{"topic":5}}`, "", "", true},
+	{"no message", `{"other":{}}`, "", "", true},
+	{"message null", `{"message":null}`, "", "", true},
+	{"truncated", `{"message":`, "", "", true},
+	{"not an object", `[1]`, "", "", true},
+}
+
+func TestMessagePayload(t *testing.T) {
+	for _, c := range messageCases {
+		t.Run(c.name, func(t *testing.T) {
+			topic, payload, err := MessagePayload([]byte(c.content))
+			if (err != nil) != c.err || (err != nil && !errors.Is(err, ErrBadContent)) {
+				t.Fatalf("MessagePayload(%s) error = %v, want error %v", c.content, err, c.err)
+			}
+			if topic != c.topic || string(payload) != c.payload {
+				t.Errorf("MessagePayload(%s) = %q, %s; want %q, %s", c.content, topic, payload, c.topic, c.payload)
+			}
+		})
+	}
+}
+
+func FuzzMessagePayload(f *testing.F) {
+	for _, c := range messageCases {
+		f.Add([]byte(c.content))
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		topic, payload, err := MessagePayload(content)
+		if err != nil {
+			return
+		}
+		// The payload decodes back to an object carrying the same topic.
+		var m map[string]any
+		if err := json.Unmarshal(payload, &m); err != nil || m["topic"] != topic {
+			t.Fatalf("MessagePayload(%q) payload %s does not carry topic %q (%v)", content, payload, topic, err)
+		}
+	})
 }
