@@ -167,3 +167,28 @@ func TestUnreachableExternal(t *testing.T) {
 		t.Errorf("SubTopics() = %q, %v, want [later/+]", got, err)
 	}
 }
+
+// TestDeliveredOnceExternal: with overlapping filters on mosquitto, a
+// message is still routed once.
+func TestDeliveredOnceExternal(t *testing.T) {
+	m := mqtttest.StartMosquitto(t, "")
+	b := standIns(t, 64)
+	eb := mqtttest.Start(t, externalConfig(m.URL), b, mqtttest.Store(t))
+	mqtttest.WaitSubscribed(t, eb, 0)
+	for _, f := range []string{"x/user/y", "x/+/y", "x/#", "bad/#/"} {
+		if err := b.Send(bus.ModuleMQTT, bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpSubscribe, f, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStats(t, eb, func(s mqtt.Stats) bool { return s.BadRequests == 1 })
+	c := mqtttest.Connect(t, mqtttest.ClientOptions(m.Addr))
+	for _, topic := range []string{"x/user/y", "x"} {
+		if err := mqtttest.Wait(c.Publish(topic, 1, false, "once")); err != nil {
+			t.Fatal(err)
+		}
+		if got := recv(t, b, bus.ModuleHub); got.Route.Resource != topic {
+			t.Fatalf("hub got %q, want %q", got.Route.Resource, topic)
+		}
+	}
+	sentinel(t, c, b)
+}
