@@ -44,6 +44,17 @@ const (
 	DestHub                  // module websocket, to the cloud
 )
 
+// String names the destination, for logs.
+func (d Dest) String() string {
+	switch d {
+	case DestTwin:
+		return "twin"
+	case DestHub:
+		return "cloud"
+	}
+	return "unknown"
+}
+
 // Classify says where a message published on topic goes in era e (spec
 // 4.2): device and node topics to DeviceTwin, the rest to the cloud.
 // v0.3.0 tests the prefixes without their final slash.
