@@ -153,6 +153,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	mods = append(mods, mm)
 	hs.stats("meta", func() any { return mm.Stats() })
+
 	// hub: EdgeHub, the link to the cloud, when one is configured.
 	if cfg.Hub.Enabled() {
 		h, err := hub.New(cfg.hubConfig(), b, log.With("module", "hub"))
@@ -164,6 +165,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	} else {
 		log.Info("no cloud configured (hub.server or --cloud): running on its own")
 	}
+
 	// mqtt: EventBus, the embedded and/or external MQTT broker.
 	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
 	if err != nil {
