@@ -9,7 +9,7 @@ BIN := bin
 # Tests that need root tools (runc, mounts) skip themselves there.
 ARMV6_TEST_PKGS ?= ./...
 
-.PHONY: all build armv6 armv7 arm64 amd64 test test-host test-armv6 bench lint clean fuzz
+.PHONY: all build armv6 armv7 arm64 amd64 test test-host test-armv6 bench lint clean fuzz image test-board
 
 all: build
 
@@ -57,6 +57,20 @@ lint:
 	go run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
 	GOARCH=arm GOARM=6 go run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
 	go mod tidy -diff
+
+# image: the read-only SD card image for a Pi Zero / Pi 1 (and QEMU raspi0)
+# in $(IMAGE_DIR). Host packages: image/deps.sh. The first build needs root
+# (mmdebstrap, chroot); later builds reuse the cached steps.
+IMAGE_DIR ?= $(BIN)/image
+image: armv6
+	image/build.sh $(BIN)/edgenode-armv6 $(IMAGE_DIR)
+
+# test-board: boot the image under qemu-system-arm -M raspi0 (no NIC) twice
+# and run the guest checks (image/test-board.sh). BOARD_BREAK=1 makes one
+# guest check fail on purpose; the target must then fail.
+test-board: armv6
+	IMAGE_TEST=1 image/build.sh $(BIN)/edgenode-armv6 $(IMAGE_DIR)
+	BOARD_BREAK=$(BOARD_BREAK) image/test-board.sh $(IMAGE_DIR)
 
 clean:
 	rm -rf $(BIN)

@@ -13,7 +13,9 @@ import (
 
 	"edgenode/board"
 	"edgenode/bus"
+	"edgenode/hub"
 	"edgenode/meta"
+	"edgenode/mqtt"
 )
 
 // Defaults for the files on the board (design "Files on the board").
@@ -37,6 +39,8 @@ type Config struct {
 	Health   HealthConfig         `yaml:"health"`
 	Twin     TwinConfig           `yaml:"twin"`
 	Meta     meta.Config          `yaml:"meta"`
+	Hub      hub.Config           `yaml:"hub"`
+	MQTT     mqtt.Config          `yaml:"mqtt"`
 }
 
 // LogConfig configures the logger.
@@ -71,7 +75,12 @@ func (c *Config) defaults() {
 		c.Bus.QueueLen = bus.DefaultQueueLen
 	}
 	c.Meta = c.Meta.Defaults()
+	c.MQTT.NodeName, c.MQTT.Era, c.MQTT.DataDir = c.NodeName, c.EraValue(), c.DataDir
+	c.MQTT.Defaults()
 	c.boardDefaults()
+	if c.Hub.Enabled() {
+		c.Hub = c.hubConfig()
+	}
 }
 
 // validate returns every problem at once.

@@ -14,7 +14,9 @@ import (
 	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/hub"
 	"edgenode/meta"
+	"edgenode/mqtt"
 	"edgenode/twin"
 )
 
@@ -24,21 +26,69 @@ var errEOF = io.EOF
 // addFlags adds the flags of one subcommand beyond the shared ones. Each
 // module's command-line settings are wired here.
 func addFlags(cmd string, fs *flag.FlagSet, o *options) {
+	if cmd == "run" || cmd == "config" {
+		fs.Func("mqtt-mode", "MQTT mode: internal, external or both (default internal)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Mode = mqtt.Mode(s) })
+			return nil
+		})
+		fs.Func("mqtt-listen", "`ADDR` of the embedded MQTT broker (default "+mqtt.DefaultListen+", "+mqtt.DefaultListenBoth+" in both mode)", func(s string) error {
+			o.extra = append(o.extra, func(c *Config) { c.MQTT.Internal.Listen = s })
+			return nil
+		})
+	}
 	if cmd == "check" {
 		addCheckFlags(fs, o)
 	}
+	if cmd == "run" || cmd == "config" {
+		addHubFlags(fs, o)
+	}
+}
+
+// addHubFlags adds the flags that join a cloud; each overrides its key in
+// the hub section of the config file.
+func addHubFlags(fs *flag.FlagSet, o *options) {
+	set := func(name, usage string, apply func(*Config, string)) {
+		fs.Func(name, usage, func(v string) error {
+			o.extra = append(o.extra, func(c *Config) { apply(c, v) })
+			return nil
+		})
+	}
+	set("cloud", "CloudHub websocket address HOST:PORT to join (hub.server); without it the node runs on its own",
+		func(c *Config, v string) { c.Hub.Server = v })
+	set("token", "KubeEdge join token <CA hash>.<JWT> (hub.token), used when there is no node certificate",
+		func(c *Config, v string) { c.Hub.Token = v })
+	set("cert-server", "certificate server URL (hub.certServer; default https://HOST:10002 of --cloud)",
+		func(c *Config, v string) { c.Hub.CertServer = v })
+	set("project-id", "project id in the link's path and headers (hub.projectID; default "+hub.DefaultProjectID+")",
+		func(c *Config, v string) { c.Hub.ProjectID = v })
 }
 
 // validateModules checks each module's section of the config.
 func (c *Config) validateModules() []error {
 	var errs []error
+	if err := c.MQTT.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			errs = append(errs, fmt.Errorf("mqtt.%w", e))
+		}
+	}
 	errs = append(errs, c.Twin.validate()...)
+	if err := c.Hub.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, c.Board.Validate()...)
 	errs = append(errs, c.Meta.Validate()...)
 	if err := c.Health.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // boardDefaults fills the board, watchdog and health sections; the board
@@ -103,6 +153,24 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	mods = append(mods, mm)
 	hs.stats("meta", func() any { return mm.Stats() })
+	// hub: EdgeHub, the link to the cloud, when one is configured.
+	if cfg.Hub.Enabled() {
+		h, err := hub.New(cfg.hubConfig(), b, log.With("module", "hub"))
+		if err != nil {
+			return err
+		}
+		mods = append(mods, h)
+		hs.stats("hub", func() any { return h.Stats() })
+	} else {
+		log.Info("no cloud configured (hub.server or --cloud): running on its own")
+	}
+	// mqtt: EventBus, the embedded and/or external MQTT broker.
+	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, eb)
+	hs.stats("mqtt", func() any { return eb.Stats() })
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
@@ -173,4 +241,12 @@ func (c *Config) twinConfig() twin.Config {
 	}
 	return twin.Config{NodeName: c.NodeName, Era: era, DevicesDir: dir,
 		QueueLen: c.Twin.QueueLen, MaxPayload: c.Twin.MaxPayload}
+}
+
+// hubConfig is the hub's Config: the file's hub section with node name,
+// data dir and era from the top level, defaults filled.
+func (c *Config) hubConfig() hub.Config {
+	h := c.Hub
+	h.NodeName, h.DataDir, h.Era = c.NodeName, c.DataDir, c.EraValue()
+	return h.WithDefaults()
 }

@@ -173,8 +173,69 @@ func (d *DB) DeviceTwins(ctx context.Context) ([]DeviceTwin, error) {
 }
 
 // ApplyDevices applies c in one transaction: either all of it is committed
-// or none of it.
+// or none of it. Callers that write often use a DeviceWriter.
 func (d *DB) ApplyDevices(ctx context.Context, c DeviceChange) error {
+	return d.applyDevices(ctx, c, nil)
+}
+
+// Statements of a device change, in the order applyDevices runs them.
+const (
+	stDelDevice = iota
+	stDelDeviceAttrs
+	stDelDeviceTwins
+	stDelAttr
+	stDelTwin
+	stPutDevice
+	stPutAttr
+	stPutTwin
+	numDeviceStmts
+)
+
+var deviceSQL = [numDeviceStmts]string{sqlDelDevice, sqlDelDeviceAttrs, sqlDelDeviceTwins, sqlDelAttr,
+	sqlDelTwin, sqlPutDevice, sqlPutAttr, sqlPutTwin}
+
+// DeviceWriter applies device changes with statements prepared once, for
+// a module that writes on every message. It is safe for concurrent use.
+type DeviceWriter struct {
+	d     *DB
+	stmts [numDeviceStmts]*sql.Stmt
+}
+
+// DeviceWriter prepares the statements of device changes. Close it when
+// done.
+func (d *DB) DeviceWriter(ctx context.Context) (*DeviceWriter, error) {
+	w := &DeviceWriter{d: d}
+	for i, q := range deviceSQL {
+		st, err := d.sql.PrepareContext(ctx, q)
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("db: prepare device statements: %w", err)
+		}
+		w.stmts[i] = st
+	}
+	return w, nil
+}
+
+// Apply is ApplyDevices with the prepared statements.
+func (w *DeviceWriter) Apply(ctx context.Context, c DeviceChange) error {
+	return w.d.applyDevices(ctx, c, &w.stmts)
+}
+
+// Close releases the statements.
+func (w *DeviceWriter) Close() error {
+	var first error
+	for _, st := range w.stmts {
+		if st == nil {
+			continue
+		}
+		if err := st.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (d *DB) applyDevices(ctx context.Context, c DeviceChange, stmts *[numDeviceStmts]*sql.Stmt) error {
 	if c.Empty() {
 		return nil
 	}
@@ -182,7 +243,15 @@ func (d *DB) ApplyDevices(ctx context.Context, c DeviceChange) error {
 	if err != nil {
 		return fmt.Errorf("db: apply device change: %w", err)
 	}
-	if err := applyDevices(ctx, tx, &c); err != nil {
+	exec := func(i int, args ...any) error {
+		if stmts == nil {
+			_, err := tx.ExecContext(ctx, deviceSQL[i], args...)
+			return err
+		}
+		_, err := tx.StmtContext(ctx, stmts[i]).ExecContext(ctx, args...)
+		return err
+	}
+	if err := applyDevices(exec, &c); err != nil {
 		tx.Rollback()
 		return fmt.Errorf("db: apply device change: %w", err)
 	}
@@ -192,37 +261,37 @@ func (d *DB) ApplyDevices(ctx context.Context, c DeviceChange) error {
 	return nil
 }
 
-func applyDevices(ctx context.Context, tx *sql.Tx, c *DeviceChange) error {
+func applyDevices(exec func(int, ...any) error, c *DeviceChange) error {
 	for _, id := range c.DeleteDevices {
-		for _, q := range []string{sqlDelDevice, sqlDelDeviceAttrs, sqlDelDeviceTwins} {
-			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+		for _, st := range []int{stDelDevice, stDelDeviceAttrs, stDelDeviceTwins} {
+			if err := exec(st, id); err != nil {
 				return err
 			}
 		}
 	}
 	for _, k := range c.DeleteAttrs {
-		if _, err := tx.ExecContext(ctx, sqlDelAttr, k.DeviceID, k.Name); err != nil {
+		if err := exec(stDelAttr, k.DeviceID, k.Name); err != nil {
 			return err
 		}
 	}
 	for _, k := range c.DeleteTwins {
-		if _, err := tx.ExecContext(ctx, sqlDelTwin, k.DeviceID, k.Name); err != nil {
+		if err := exec(stDelTwin, k.DeviceID, k.Name); err != nil {
 			return err
 		}
 	}
 	for _, r := range c.PutDevices {
-		if _, err := tx.ExecContext(ctx, sqlPutDevice, r.ID, r.Name, r.Description, r.State, r.LastOnline); err != nil {
+		if err := exec(stPutDevice, r.ID, r.Name, r.Description, r.State, r.LastOnline); err != nil {
 			return err
 		}
 	}
 	for _, r := range c.PutAttrs {
-		if _, err := tx.ExecContext(ctx, sqlPutAttr, r.DeviceID, r.Name, r.Description, r.Value, r.Optional,
+		if err := exec(stPutAttr, r.DeviceID, r.Name, r.Description, r.Value, r.Optional,
 			r.AttrType, r.Metadata); err != nil {
 			return err
 		}
 	}
 	for _, r := range c.PutTwins {
-		if _, err := tx.ExecContext(ctx, sqlPutTwin, r.DeviceID, r.Name, r.Description, r.Expected, r.Actual,
+		if err := exec(stPutTwin, r.DeviceID, r.Name, r.Description, r.Expected, r.Actual,
 			r.ExpectedMeta, r.ActualMeta, r.ExpectedVersion, r.ActualVersion, r.Optional,
 			r.AttrType, r.Metadata); err != nil {
 			return err

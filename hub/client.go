@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,9 @@ type Client struct {
 	// queued, when set (by tests), is called after each message the
 	// offline path has handled.
 	queued func()
+	// dialConn, when set (by tests), replaces TCP and TLS: the websocket
+	// handshake runs over the connection it returns.
+	dialConn func(ctx context.Context) (net.Conn, error)
 }
 
 // New checks cfg, fills its defaults and registers the hub module
@@ -268,7 +272,8 @@ func (c *Client) waitQueueing(ctx context.Context, d time.Duration) {
 }
 
 // offline handles a cloud-bound message while the link is down: a status
-// is queued (coalesced per resource); a sync request is answered at once
+// is queued (coalesced per resource; a sync one is also answered with an
+// error at once); a sync request is answered at once
 // with an error so that its sender does not wait for a timeout; anything
 // else is dropped and counted: the cloud resends what it needs, e.g.
 // unacknowledged objects (spec 2.4).
@@ -278,6 +283,9 @@ func (c *Client) offline(m bus.Message) {
 	}
 	if isStatus(m) {
 		c.enqueue(m)
+		// The status goes out after the outage; its sender need not wait
+		// for that.
+		c.failSync(m, "cloud disconnected: queued for the cloud")
 		return
 	}
 	c.offDrops.Add(1)

@@ -37,55 +37,55 @@ const (
 type Config struct {
 	// Server is the CloudHub websocket address HOST:PORT (KubeEdge
 	// websocket.server). Empty means no cloud.
-	Server string `yaml:"server"`
+	Server string `yaml:"server,omitempty"`
 	// CertServer is the base URL of the certificate server. Default
 	// https://HOST:10002 with HOST taken from Server (spec 2.4 httpServer).
-	CertServer string `yaml:"certServer"`
+	CertServer string `yaml:"certServer,omitempty"`
 	// Token is the KubeEdge join token <sha256 hex of CA DER>.<JWT>. It is
 	// used when no valid node certificate is on disk.
-	Token string `yaml:"token"`
+	Token string `yaml:"token,omitempty"`
 	// ProjectID goes into the URL path and the project_id header.
-	ProjectID string `yaml:"projectID"`
+	ProjectID string `yaml:"projectID,omitempty"`
 	// PlacementURL, when set, is asked for the CloudHub base URL (seed docs
 	// "Get CloudHub URL", spec 2.1); the link then goes to
 	// <body>/<projectID>/<nodeName>/events.
-	PlacementURL string `yaml:"placementURL"`
+	PlacementURL string `yaml:"placementURL,omitempty"`
 	// CAFile, CertFile and KeyFile default to ca.crt, edge.crt and edge.key
 	// in <dataDir>/certs.
-	CAFile   string `yaml:"caFile"`
-	CertFile string `yaml:"certFile"`
-	KeyFile  string `yaml:"keyFile"`
+	CAFile   string `yaml:"caFile,omitempty"`
+	CertFile string `yaml:"certFile,omitempty"`
+	KeyFile  string `yaml:"keyFile,omitempty"`
 	// InsecureSkipVerify turns off verification of the cloud's
 	// certificate, as KubeEdge v0.3 did. It is logged at every connect.
-	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify,omitempty"`
 	// Heartbeat is the keepalive period. A link on which nothing arrives
 	// for two heartbeats is dead (see the package doc).
-	Heartbeat time.Duration `yaml:"heartbeat"`
+	Heartbeat time.Duration `yaml:"heartbeat,omitempty"`
 	// HandshakeTimeout bounds TCP, TLS and the websocket upgrade.
-	HandshakeTimeout time.Duration `yaml:"handshakeTimeout"`
+	HandshakeTimeout time.Duration `yaml:"handshakeTimeout,omitempty"`
 	// WriteDeadline bounds each frame write.
-	WriteDeadline time.Duration `yaml:"writeDeadline"`
+	WriteDeadline time.Duration `yaml:"writeDeadline,omitempty"`
 	// Probe chooses how a silent cloud is told from a dead one: "ping"
 	// (default for v1.23) sends a viaduct ping with each keepalive, which
 	// the cloud's viaduct layer answers with "ack" (spec 2.4); "none"
 	// (default for v0.3, whose cloud answers nothing) disables the read
 	// deadline and relies on the write deadline and TCP_USER_TIMEOUT.
-	Probe string `yaml:"probe"`
+	Probe string `yaml:"probe,omitempty"`
 	// MessageQPS and MessageBurst are the token bucket for edge->cloud
 	// messages; keepalives bypass it (spec 2.4).
-	MessageQPS   float64 `yaml:"messageQPS"`
-	MessageBurst int     `yaml:"messageBurst"`
+	MessageQPS   float64 `yaml:"messageQPS,omitempty"`
+	MessageBurst int     `yaml:"messageBurst,omitempty"`
 	// MaxFrameBytes is the largest frame read from the cloud.
-	MaxFrameBytes int `yaml:"maxFrameBytes"`
+	MaxFrameBytes int `yaml:"maxFrameBytes,omitempty"`
 	// OfflineQueue bounds the queue of cloud-bound statuses kept while the
 	// cloud is away (one entry per resource).
-	OfflineQueue int `yaml:"offlineQueue"`
+	OfflineQueue int `yaml:"offlineQueue,omitempty"`
 	// BackoffMin and BackoffMax bound the reconnect backoff.
-	BackoffMin time.Duration `yaml:"backoffMin"`
-	BackoffMax time.Duration `yaml:"backoffMax"`
+	BackoffMin time.Duration `yaml:"backoffMin,omitempty"`
+	BackoffMax time.Duration `yaml:"backoffMax,omitempty"`
 	// RenewRetry is the wait after a failed certificate renewal. Default
 	// one minute.
-	RenewRetry time.Duration `yaml:"renewRetry"`
+	RenewRetry time.Duration `yaml:"renewRetry,omitempty"`
 
 	// Set by main, not by the file.
 	NodeName string  `yaml:"-"`
@@ -183,7 +183,16 @@ func (c Config) Validate() error {
 	}
 	if c.Token != "" {
 		if _, _, err := splitToken(c.Token); err != nil {
-			errs = append(errs, fmt.Errorf("hub.token: %w", err))
+			errs = append(errs, errors.New("hub.token: malformed (want <sha256 hex of the CA>.<JWT>)"))
+		}
+	}
+	// A bare number in YAML is nanoseconds; KubeEdge's files give seconds.
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"hub.heartbeat", c.Heartbeat}, {"hub.handshakeTimeout", c.HandshakeTimeout}, {"hub.writeDeadline", c.WriteDeadline}} {
+		if d.v < 0 || (d.v > 0 && d.v < 10*time.Millisecond) {
+			errs = append(errs, fmt.Errorf("%s: %v is too short (write a unit, e.g. 15s)", d.key, d.v))
 		}
 	}
 	if c.Probe != "" && c.Probe != ProbePing && c.Probe != ProbeNone {

@@ -81,15 +81,10 @@ func (c *Client) readLoop(ws *wsConn) error {
 		case err != nil:
 			return fmt.Errorf("hub: read: %w", err)
 		}
-		c.framesIn.Add(1)
-		m, err := bus.Decode(data)
-		if err != nil {
-			c.badFrames.Add(1)
-			c.log.Debug("hub: bad frame, dropped", "err", err, "len", len(data))
-			continue
-		}
-		if err := c.toEdge(ws, m); err != nil {
-			return err
+		if reply, ok := c.onFrame(data); ok {
+			if err := c.write(ws, reply); err != nil {
+				return err
+			}
 		}
 	}
 }

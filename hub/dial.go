@@ -124,7 +124,12 @@ func (c *Client) dial(ctx context.Context, cert *tls.Certificate) (*websocket.Co
 		KeepAlive: c.cfg.Heartbeat,
 		Control:   userTimeout(2 * c.cfg.Heartbeat),
 	}
-	ws, err := wc.DialContext(ctx)
+	var ws *websocket.Conn
+	if c.dialConn != nil {
+		ws, err = c.dialOver(ctx, wc)
+	} else {
+		ws, err = wc.DialContext(ctx)
+	}
 	if err != nil {
 		var de *websocket.DialError
 		if errors.As(err, &de) {
@@ -143,4 +148,20 @@ func deadline(d time.Duration) time.Time {
 		return time.Time{}
 	}
 	return time.Now().Add(d)
+}
+
+// dialOver runs the websocket handshake over the connection of dialConn.
+func (c *Client) dialOver(ctx context.Context, wc *websocket.Config) (*websocket.Conn, error) {
+	conn, err := c.dialConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	ws, err := websocket.NewClient(wc, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return ws, nil
 }

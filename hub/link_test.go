@@ -62,8 +62,8 @@ func TestBootstrapThenReuseCertificate(t *testing.T) {
 	if got := srv.Issued(); got != 1 {
 		t.Errorf("certificates issued after restart = %d, want 1", got)
 	}
-	if got := srv.Connects(); got != 2 {
-		t.Errorf("server connects = %d, want 2", got)
+	if err := srv.WaitConnects(ctxT(t), 2); err != nil {
+		t.Errorf("server connects: %v", err)
 	}
 }
 
@@ -76,6 +76,9 @@ func TestEraIdentity(t *testing.T) {
 			n := startNode(t, cfg)
 			if got := n.recvConn(fakeTwin); got != bus.CloudConnected {
 				t.Fatalf("twin event = %q, want %q", got, bus.CloudConnected)
+			}
+			if err := srv.WaitConnects(ctxT(t), 1); err != nil {
+				t.Fatal(err)
 			}
 			if node, project := srv.Node(); node != testNode || project != "proj-1" {
 				t.Errorf("server sees node %q project %q, want %q proj-1", node, project, testNode)

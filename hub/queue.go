@@ -36,8 +36,11 @@ func newOutbox(max int) *outbox {
 // device state reports (spec 2.5, 5.6).
 func isStatus(m bus.Message) bool {
 	res := m.Route.Resource
-	if r, err := bus.ParseResource(res, m.Route.Operation); err == nil {
-		switch r.Kind {
+	// <ns>/<kind>[/<name>] (spec 1.7); the v0.3 podstatus resync has no
+	// name (spec 2.5).
+	if ns, rest, ok := strings.Cut(res, "/"); ok && ns != "" && ns != "device" {
+		kind, _, _ := strings.Cut(rest, "/")
+		switch bus.Kind(kind) {
 		case bus.KindPodStatus, bus.KindNodeStatus, bus.KindPodPatch, bus.KindNodePatch:
 			return true
 		case bus.KindLease:

@@ -16,7 +16,7 @@ const addS1 = `{"event_id":"u","added_devices":[{"id":"default/s1","name":"s1","
 	`"expected_version":{"cloud":1,"edge":1},"actual_version":{"cloud":1,"edge":1}}}}]}`
 
 // setupS1 adds default/s1 from the cloud and drains the publishes.
-func setupS1(t *testing.T, cfg Config) *env {
+func setupS1(t testing.TB, cfg Config) *env {
 	e := newEnv(t, cfg)
 	e.cloud(bus.OpUpdate, bus.ResMembership, addS1)
 	if p := e.pub(); !strings.HasSuffix(p.Topic, "/membership/updated") {

@@ -171,3 +171,33 @@ func TestMsgTwinEncoding(t *testing.T) {
 		}
 	}
 }
+
+// A message with a parent id is a confirmation; v0.3 also handles it as
+// a request, v1.23 does not (spec 5.1, parent-id quirk).
+func TestParentIDQuirk(t *testing.T) {
+	for _, tc := range []struct {
+		era     bus.Era
+		handled bool
+	}{{bus.EraV03, true}, {bus.EraV123, false}} {
+		t.Run(tc.era.String(), func(t *testing.T) {
+			e := newEnv(t, Config{Era: tc.era})
+			m := bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpUpdate, bus.ResMembership,
+				[]byte(`{"added_devices":[{"id":"s1","name":"s1"}]}`))
+			m.Header.ParentID = bus.NewID()
+			if err := e.b.Send(bus.ModuleTwin, m); err != nil {
+				t.Fatal(err)
+			}
+			e.settle()
+			if tc.handled {
+				if len(e.skipped) == 0 {
+					e.pub() // membership/updated after the settle result
+				}
+				e.skipped = nil
+			}
+			e.quiet()
+			if n := len(e.rows().Devices); (n == 1) != tc.handled {
+				t.Errorf("%s: %d devices after a membership update with a parent id, handled want %v", tc.era, n, tc.handled)
+			}
+		})
+	}
+}

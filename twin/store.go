@@ -16,6 +16,7 @@ import (
 // map lookup; writers are serialised by writeMu.
 type store struct {
 	db      *db.DB
+	w       *db.DeviceWriter // prepared statements while Run runs; nil: unprepared
 	retries int
 	delay   time.Duration
 
@@ -122,7 +123,12 @@ func (t *tx) commit(ctx context.Context) error {
 	defer t.s.writeMu.Unlock()
 	var err error
 	for i := 0; i < t.s.retries; i++ {
-		if err = t.s.db.ApplyDevices(ctx, t.change); err == nil {
+		if t.s.w != nil {
+			err = t.s.w.Apply(ctx, t.change)
+		} else {
+			err = t.s.db.ApplyDevices(ctx, t.change)
+		}
+		if err == nil {
 			break
 		}
 		if i+1 < t.s.retries {

@@ -78,7 +78,7 @@ func (c *Config) defaults() {
 
 // Stats are the module's counters.
 type Stats struct {
-	Dropped      uint64 // input dropped with no result topic to answer on
+	Dropped      uint64 // input dropped: unreadable with no result topic, unknown, or a full worker queue
 	Errors       uint64 // error results published
 	CloudDropped uint64 // cloud-bound messages dropped (disconnected, full)
 	Resent       uint64 // cloud-bound messages sent again
@@ -156,6 +156,12 @@ func (t *Twin) Run(ctx context.Context) error {
 	}
 	t.running = true
 	t.mu.Unlock()
+	w, err := t.store.db.DeviceWriter(ctx)
+	if err != nil {
+		return fmt.Errorf("twin: run: %w", err)
+	}
+	defer w.Close()
+	t.store.w = w
 	if err := t.store.load(ctx); err != nil {
 		return err
 	}

@@ -89,7 +89,7 @@ func (a *authority) sign(csr *x509.CertificateRequest, validity time.Duration) (
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      csr.Subject,
-		NotBefore:    now.Add(-time.Minute),
+		NotBefore:    now.Add(-time.Second),
 		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},

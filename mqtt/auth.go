@@ -1,0 +1,106 @@
+package mqtt
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Credentials maps user names to passwords of the embedded broker.
+type Credentials map[string]string
+
+// ParseCredentials reads "user:password" lines. Blank lines and lines
+// starting with '#' are skipped; the password is everything after the
+// first ':'. A line without ':' or with an empty user or password is an
+// error naming the line (never its content: it may hold a password).
+func ParseCredentials(b []byte) (Credentials, error) {
+	c := Credentials{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 1024), 64<<10)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		user, pass, ok := strings.Cut(line, ":")
+		if !ok || user == "" || pass == "" {
+			return nil, fmt.Errorf("mqtt: credentials line %d: want user:password: %w", n, ErrBadCredentials)
+		}
+		c[user] = pass
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("mqtt: credentials: %w (%w)", ErrBadCredentials, err)
+	}
+	return c, nil
+}
+
+// loadCredentials merges the configured user with the credentials file. A
+// missing file is not an error.
+func loadCredentials(cfg BrokerConfig) (Credentials, error) {
+	c := Credentials{}
+	if cfg.CredentialsFile != "" {
+		b, err := os.ReadFile(cfg.CredentialsFile)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("mqtt: read credentials: %w", err)
+		default:
+			if c, err = ParseCredentials(b); err != nil {
+				return nil, fmt.Errorf("%w (file %s)", err, cfg.CredentialsFile)
+			}
+		}
+	}
+	if cfg.Username != "" {
+		c[cfg.Username] = string(cfg.Password)
+	}
+	return c, nil
+}
+
+// authHook admits MQTT clients to the embedded broker: anyone when users is
+// nil (loopback listener), else only a matching user name and password. It
+// refuses the client id of the broker's inline client, which edgenode
+// itself publishes and subscribes as, so that no client can take over its
+// session. It also counts messages the broker dropped for slow clients.
+type authHook struct {
+	mochi.HookBase
+	users   Credentials
+	refused atomic.Uint64
+	dropped atomic.Uint64
+}
+
+func (h *authHook) ID() string { return "edgenode-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck || b == mochi.OnPublishDropped
+}
+
+func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	if cl.ID == mochi.InlineClientId {
+		h.refused.Add(1)
+		return false
+	}
+	if h.users == nil {
+		return true
+	}
+	want, ok := h.users[string(pk.Connect.Username)]
+	// Compare even for an unknown user, so timing does not tell users apart.
+	eq := subtle.ConstantTimeCompare([]byte(want), pk.Connect.Password) == 1
+	if !ok || !eq || !pk.Connect.PasswordFlag {
+		h.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+func (h *authHook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
+
+func (h *authHook) OnPublishDropped(*mochi.Client, packets.Packet) { h.dropped.Add(1) }

@@ -1,0 +1,177 @@
+package mqtt
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// inlineSubID is the one subscription identifier every inline subscription
+// of EventBus uses. The broker collects the inline subscribers of a message
+// in a map keyed by identifier, so a message that matches several of our
+// filters reaches the handler once.
+const inlineSubID = 1
+
+// sysInterval is how often the broker refreshes its $SYS topics, in
+// seconds: rarely, so an idle board stays idle.
+const sysInterval = 60
+
+// broker is the embedded MQTT broker (spec 4.1 internal mode). edgenode
+// publishes and subscribes through the broker's inline client, with no
+// socket.
+type broker struct {
+	cfg      BrokerConfig
+	qos      byte
+	retain   bool
+	log      *slog.Logger
+	srv      *mochi.Server
+	hook     *authHook
+	ln       *listeners.TCP
+	deliver  func(topic string, payload []byte)
+	started  atomic.Bool
+	loopback bool
+}
+
+// newBroker checks the listen address and credentials and prepares the
+// broker. It binds nothing.
+func newBroker(cfg Config, log *slog.Logger, deliver func(string, []byte)) (*broker, error) {
+	loopback, err := IsLoopback(cfg.Internal.Listen)
+	if err != nil {
+		return nil, err
+	}
+	users, err := loadCredentials(cfg.Internal)
+	if err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		if !loopback {
+			return nil, fmt.Errorf("mqtt: listen %s: %w", cfg.Internal.Listen, ErrNoCredentials)
+		}
+		users = nil // anonymous on loopback
+	}
+	var tlsCfg *tls.Config
+	if cfg.Internal.CertFile != "" {
+		if tlsCfg, err = serverTLS(cfg.Internal); err != nil {
+			return nil, err
+		}
+	}
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(cfg.Internal.MaxPacket)
+	caps.MaximumClientWritesPending = int32(cfg.Internal.ClientQueue)
+	caps.MaximumClients = int64(cfg.Internal.MaxClients)
+	caps.MaximumInflight = 1024
+	caps.MaximumSessionExpiryInterval = 3600
+	caps.MaximumMessageExpiryInterval = 3600
+	caps.ReceiveMaximum = 256
+	srv := mochi.New(&mochi.Options{
+		InlineClient:           true,
+		Logger:                 log,
+		Capabilities:           caps,
+		SysTopicResendInterval: sysInterval,
+	})
+	b := &broker{
+		cfg: cfg.Internal, qos: byte(cfg.QoS), retain: cfg.Retain, log: log, srv: srv,
+		hook: &authHook{users: users}, deliver: deliver, loopback: loopback,
+		ln: listeners.NewTCP(listeners.Config{ID: "edgenode", Address: cfg.Internal.Listen, TLSConfig: tlsCfg}),
+	}
+	return b, nil
+}
+
+// serverTLS builds the listener's TLS config.
+func serverTLS(cfg BrokerConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: broker certificate: %w", err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.ClientCAFile != "" {
+		pool, err := loadPool(cfg.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("mqtt: CA %s: %w", file, ErrNoCerts)
+	}
+	return pool, nil
+}
+
+// start binds the listener and starts the broker's goroutines.
+func (b *broker) start() error {
+	if err := b.srv.AddHook(b.hook, nil); err != nil {
+		return fmt.Errorf("mqtt: broker hook: %w", err)
+	}
+	if err := b.srv.AddListener(b.ln); err != nil {
+		return fmt.Errorf("mqtt: listen %s: %w", b.cfg.Listen, err)
+	}
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("mqtt: serve: %w", err)
+	}
+	b.started.Store(true)
+	b.log.Info("mqtt broker listening", "addr", b.ln.Address(), "tls", b.cfg.CertFile != "", "anonymous", b.hook.users == nil)
+	return nil
+}
+
+// stop disconnects every client, closes the listener and waits for the
+// client goroutines.
+func (b *broker) stop() {
+	if b.started.Load() {
+		b.srv.Close()
+	}
+}
+
+// addr is the bound address once started.
+func (b *broker) addr() string { return b.ln.Address() }
+
+// onMessage is the inline subscription handler. It runs on the publishing
+// client's goroutine, so it only hands the message on (deliver never
+// blocks). Our own publishes are skipped: KubeEdge's internal mode injects
+// edge publishes into the broker's backend, where its hook never sees them
+// (spec 4.1).
+func (b *broker) onMessage(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+	if pk.Origin == mochi.InlineClientId {
+		return
+	}
+	b.deliver(pk.TopicName, pk.Payload)
+}
+
+func (b *broker) subscribe(filter string) error {
+	if err := b.srv.Subscribe(filter, inlineSubID, b.onMessage); err != nil {
+		return fmt.Errorf("mqtt: internal subscribe %q: %w", filter, err)
+	}
+	return nil
+}
+
+func (b *broker) unsubscribe(filter string) error {
+	if err := b.srv.Unsubscribe(filter, inlineSubID); err != nil {
+		return fmt.Errorf("mqtt: internal unsubscribe %q: %w", filter, err)
+	}
+	return nil
+}
+
+func (b *broker) publish(topic string, payload []byte) error {
+	if err := b.srv.Publish(topic, payload, b.retain, b.qos); err != nil {
+		return fmt.Errorf("mqtt: internal publish %q: %w", topic, err)
+	}
+	return nil
+}
+
+// clients is the number of connected MQTT clients.
+func (b *broker) clients() int64 { return atomic.LoadInt64(&b.srv.Info.ClientsConnected) }

@@ -1,0 +1,78 @@
+// Package mqtt is EventBus: the MQTT side of edgenode. It runs an embedded
+// broker, connects to an external one, or both (spec 4.1), subscribes to the
+// device API topics, routes what devices and apps publish to DeviceTwin or
+// to the cloud, and publishes what other modules send.
+//
+// # Modes
+//
+//   - internal (default): an embedded broker (mochi-mqtt) on
+//     Config.Internal.Listen, 127.0.0.1:1883 by default. edgenode publishes
+//     and subscribes through the broker's inline client, with no socket.
+//     Anonymous clients are accepted only when the broker listens on a
+//     loopback address (127.0.0.0/8, ::1, localhost); on any other address a
+//     user name and password are required (Config.Internal.Username/Password
+//     or the credentials file, default <dataDir>/mqtt-users), and TLS is
+//     available (certFile/keyFile, optional client CA). Credentials that are
+//     configured are enforced on loopback too.
+//   - external: two paho clients to Config.External.Server, one subscribing
+//     and one publishing, as KubeEdge does (client ids
+//     hub-client-sub-<ms time prefix> and hub-client-pub-..., configurable).
+//     They reconnect on their own with capped back-off; the subscriber
+//     subscribes again to every filter after each connect (clean session),
+//     at QoS 1. TLS verifies the broker unless insecureSkipVerify is set.
+//   - both: the two at once; the embedded broker then defaults to
+//     127.0.0.1:1884. Each egress publish goes to both brokers, as in
+//     KubeEdge's eventbus.go (spec 4.1).
+//
+// # What flows in (MQTT to the bus, spec 4.2)
+//
+// Subscribed filters: the union of both eras' lists (StaticTopics), so
+// one-level device ids and <namespace>/<name> ids both work, plus every
+// filter stored in table sub_topics. A message that matches several filters
+// is routed once. Each accepted message becomes one bus message with source
+// "bus" (bus.ModuleBusSrc), group "user" and the payload as a JSON string in
+// content:
+//
+//   - topics under $hw/events/device/ and $hw/events/node/ go to group twin
+//     (Send2Group) with operation "response" and resource
+//     base64.URLEncoding(topic), padded;
+//   - every other topic goes to module websocket (the cloud): in the v1.23
+//     era with operation "upload" and the raw topic as resource; in the
+//     v0.3 era with operation "response" and the base64 resource, except
+//     SYS/dis/upload_records, which stays raw.
+//
+// In internal mode edgenode's own publishes are not routed back (KubeEdge
+// injects them past its hook); in external mode the broker echoes them to
+// the subscriber, as it does for KubeEdge.
+//
+// # What flows out (bus to MQTT, spec 4.3)
+//
+// Messages sent to module "eventbus", by operation:
+//
+//   - publish: topic route.resource, payload the content (a JSON string is
+//     unquoted, anything else is sent as is). A publish with resource
+//     node/connection is the v0.3 connection event and is ignored, as is
+//     operation connect.
+//   - message: content {"message":{"topic":"<t>",...}}; the inner object is
+//     published to <t>, JSON-encoded with sorted keys as KubeEdge does.
+//   - get_result with resource auth_info: the content is published to
+//     $hw/events/node/<node>/authInfo/get/result.
+//   - subscribe / unsubscribe: route.resource is a topic filter; it is
+//     stored in (or removed from) sub_topics first, so it survives a
+//     restart, then (un)subscribed on every broker. The static filters
+//     cannot be unsubscribed.
+//
+// No response is sent for any of them. Bad topics, filters and contents are
+// logged and counted (Stats.BadRequests).
+//
+// # Goroutines, queues, persistence
+//
+// Run owns two goroutines of its own: the egress loop (Run itself) and the
+// ingress loop. Broker callbacks only put messages into the bounded ingress
+// queue (Config.QueueLen) and never block: a full queue or a payload over
+// Config.MaxPayload is a counted drop, so a slow bus never stalls the
+// broker. The embedded broker gives each client a bounded outgoing queue
+// (internal.clientQueue) and drops, and counts, what a slow client cannot
+// take. Run returns after the brokers, the paho clients and the ingress loop
+// have stopped. The only state persisted is table sub_topics.
+package mqtt

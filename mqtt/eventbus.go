@@ -1,0 +1,391 @@
+package mqtt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"edgenode/bus"
+	"edgenode/db"
+)
+
+// Errors of the mqtt package.
+var (
+	ErrNoCredentials  = errors.New("mqtt: a broker listening beyond loopback needs a username and password")
+	ErrBadCredentials = errors.New("mqtt: malformed credentials")
+	ErrNoCerts        = errors.New("mqtt: no PEM certificates found")
+	ErrNotConnected   = errors.New("mqtt: not connected")
+	ErrTimeout        = errors.New("mqtt: timed out")
+	ErrBadTopic       = errors.New("mqtt: invalid topic")
+	ErrBadContent     = errors.New("mqtt: malformed message content")
+	ErrNotStarted     = errors.New("mqtt: not started")
+)
+
+// Stats are EventBus's counters since New.
+type Stats struct {
+	Received      uint64 // messages taken from the brokers into the ingress queue
+	ToTwin        uint64 // ingress messages sent to group twin
+	ToHub         uint64 // ingress messages sent to the cloud
+	DropQueueFull uint64 // ingress messages dropped: ingress queue full
+	DropOversize  uint64 // ingress messages dropped: payload over MaxPayload
+	DropBus       uint64 // ingress messages the bus refused (queue full, module missing)
+	Published     uint64 // egress publishes handed to a broker
+	PublishErrors uint64 // egress publishes a broker refused (or disconnected)
+	BadRequests   uint64 // egress messages with a bad topic, filter or content
+	Subscribed    int    // current topic filters (static and dynamic)
+	Clients       int64  // clients connected to the embedded broker
+	ClientDrops   uint64 // messages the embedded broker dropped for slow clients
+	AuthRefused   uint64 // clients the embedded broker refused
+	External      bool   // the external subscriber is connected
+	ExternalSubs  uint64 // connects to the external broker after which every filter was subscribed
+}
+
+type inMsg struct {
+	topic   string
+	payload []byte
+}
+
+// transport is one broker EventBus talks to: the embedded one or the
+// external one.
+type transport interface {
+	subscribe(filter string) error
+	unsubscribe(filter string) error
+	publish(topic string, payload []byte) error
+}
+
+// EventBus is the module "eventbus" (group bus). Create it with New and run
+// it with Run; see the package doc for the messages it takes and sends.
+type EventBus struct {
+	cfg   Config
+	b     *bus.Bus
+	store *db.DB
+	log   *slog.Logger
+
+	in     chan inMsg
+	broker *broker
+	remote *remote
+	ready  chan struct{}
+
+	mu      sync.Mutex // guards filters
+	filters []string
+
+	received, toTwin, toHub, dropQueue, dropSize, dropBus atomic.Uint64
+	published, pubErrs, badReqs                           atomic.Uint64
+	lastWarn                                              atomic.Int64
+}
+
+// New checks cfg (after filling defaults), registers the module "eventbus"
+// in group bus and prepares the brokers. It starts nothing and binds no
+// port. store keeps the dynamic subscriptions (table sub_topics).
+func New(cfg Config, b *bus.Bus, store *db.DB, log *slog.Logger) (*EventBus, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("mqtt: config: %w", err)
+	}
+	e := &EventBus{
+		cfg: cfg, b: b, store: store, log: log,
+		in:    make(chan inMsg, cfg.QueueLen),
+		ready: make(chan struct{}),
+	}
+	var err error
+	if cfg.Mode != ModeExternal {
+		if e.broker, err = newBroker(cfg, log.With("broker", "internal"), e.deliver); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Mode != ModeInternal {
+		if e.remote, err = newRemote(cfg.External, log.With("broker", "external"), e.deliver); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.AddModule(bus.ModuleMQTT, bus.GroupBus); err != nil {
+		return nil, fmt.Errorf("mqtt: register: %w", err)
+	}
+	return e, nil
+}
+
+// Ready is closed once Run has bound the embedded broker and subscribed to
+// every filter.
+func (e *EventBus) Ready() <-chan struct{} { return e.ready }
+
+// Addr is the embedded broker's bound address (useful with port 0), or ""
+// in external mode or before Ready.
+func (e *EventBus) Addr() string {
+	if e.broker == nil || !e.broker.started.Load() {
+		return ""
+	}
+	return e.broker.addr()
+}
+
+// Run starts the brokers, subscribes to the static topics and to those
+// stored in sub_topics, then serves ingress and egress until ctx ends. It
+// returns after every goroutine it started has exited.
+func (e *EventBus) Run(ctx context.Context) error {
+	stored, err := e.store.SubTopics(ctx)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.filters = append(StaticTopics(), stored...)
+	filters := slices.Clone(e.filters)
+	e.mu.Unlock()
+	if e.broker != nil {
+		if err := e.broker.start(); err != nil {
+			return err
+		}
+		defer e.broker.stop()
+	}
+	if e.remote != nil {
+		e.remote.mu.Lock()
+		e.remote.filters = slices.Clone(filters)
+		e.remote.mu.Unlock()
+		e.remote.start()
+		defer e.remote.stop()
+	}
+	for _, f := range filters {
+		if e.broker != nil {
+			if err := e.broker.subscribe(f); err != nil {
+				e.log.Warn("mqtt stored topic not subscribed", "topic", f, "err", err)
+			}
+		}
+	}
+	e.log.Info("mqtt eventbus ready", "mode", e.cfg.Mode, "addr", e.Addr(), "topics", len(filters), "era", e.cfg.Era)
+	close(e.ready)
+
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(ctx)
+	defer wg.Wait() // runs after the broker and clients have stopped
+	defer stop()
+	wg.Go(func() { e.ingressLoop(wctx) })
+
+	q := e.b.Queue(bus.ModuleMQTT)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg := <-q:
+			e.egress(ctx, msg)
+		}
+	}
+}
+
+// deliver hands a message from a broker to the ingress goroutine. It never
+// blocks: an oversize payload or a full queue is a counted drop.
+func (e *EventBus) deliver(topic string, payload []byte) {
+	if len(payload) > e.cfg.MaxPayload {
+		e.dropSize.Add(1)
+		e.warn("mqtt payload over maxPayload dropped", "topic", topic, "bytes", len(payload), "max", e.cfg.MaxPayload)
+		return
+	}
+	select {
+	case e.in <- inMsg{topic, payload}:
+		e.received.Add(1)
+	default:
+		e.dropQueue.Add(1)
+		e.warn("mqtt ingress queue full, message dropped", "topic", topic, "queueLen", e.cfg.QueueLen)
+	}
+}
+
+// ingressLoop routes queued messages to twin or the cloud (spec 4.2), in
+// arrival order.
+func (e *EventBus) ingressLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-e.in:
+			e.route(m.topic, m.payload)
+		}
+	}
+}
+
+func (e *EventBus) route(topic string, payload []byte) {
+	d, msg := Ingress(topic, payload, e.cfg.Era)
+	var err error
+	if d == DestTwin {
+		err = e.b.Send2Group(bus.GroupTwin, msg)
+	} else {
+		err = e.b.Send(bus.ModuleHub, msg)
+	}
+	switch {
+	case err != nil:
+		e.dropBus.Add(1)
+		e.warn("mqtt ingress not delivered to the bus", "topic", topic, "err", err)
+	case d == DestTwin:
+		e.toTwin.Add(1)
+	default:
+		e.toHub.Add(1)
+	}
+	e.log.Debug("mqtt ingress", "topic", topic, "dest", d, "bytes", len(payload))
+}
+
+// warn logs at most one warning per 10 s; the counters keep the totals.
+func (e *EventBus) warn(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := e.lastWarn.Load()
+	if now-last < int64(10*time.Second) || !e.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	e.log.Warn(msg, args...)
+}
+
+// Stats returns the counters. It is safe to call at any time.
+func (e *EventBus) Stats() Stats {
+	s := Stats{
+		Received: e.received.Load(), ToTwin: e.toTwin.Load(), ToHub: e.toHub.Load(),
+		DropQueueFull: e.dropQueue.Load(), DropOversize: e.dropSize.Load(), DropBus: e.dropBus.Load(),
+		Published: e.published.Load(), PublishErrors: e.pubErrs.Load(), BadRequests: e.badReqs.Load(),
+	}
+	e.mu.Lock()
+	s.Subscribed = len(e.filters)
+	e.mu.Unlock()
+	if e.broker != nil && e.broker.started.Load() {
+		s.Clients = e.broker.clients()
+		s.ClientDrops = e.broker.hook.dropped.Load()
+		s.AuthRefused = e.broker.hook.refused.Load()
+	}
+	if e.remote != nil {
+		s.External = e.remote.connected()
+		s.ExternalSubs = e.remote.subscribed.Load()
+	}
+	return s
+}
+
+// transports are the brokers of the mode. In both mode an egress message
+// goes to both, as KubeEdge publishes to both (spec 4.1, eventbus.go).
+func (e *EventBus) transports() []transport {
+	var ts []transport
+	if e.broker != nil {
+		ts = append(ts, e.broker)
+	}
+	if e.remote != nil {
+		ts = append(ts, e.remote)
+	}
+	return ts
+}
+
+// egress handles a message sent to module eventbus (spec 4.3).
+func (e *EventBus) egress(ctx context.Context, msg bus.Message) {
+	var err error
+	switch msg.Route.Operation {
+	case bus.OpPublish:
+		if msg.Route.Resource == bus.ResNodeConnection {
+			return // v0.3.0 spelling of a node connection event (spec 8 item 6)
+		}
+		err = e.publish(msg.Route.Resource, bus.ContentBytes(msg.Content))
+	case bus.OpMessage:
+		err = e.message(msg.Content)
+	case bus.OpGetResult:
+		if msg.Route.Resource != bus.ResAuthInfo {
+			e.log.Debug("mqtt get_result for other than auth_info skipped", "resource", msg.Route.Resource)
+			return
+		}
+		err = e.publish(prefixNode+e.cfg.NodeName+"/authInfo/get/result", msg.Content)
+	case bus.OpSubscribe:
+		err = e.subscribe(ctx, msg.Route.Resource)
+	case bus.OpUnsubscribe:
+		err = e.unsubscribe(ctx, msg.Route.Resource)
+	case bus.OpConnect: // node connection events: nothing to do
+		return
+	default:
+		e.log.Debug("mqtt egress: operation not handled", "op", msg.Route.Operation, "resource", msg.Route.Resource)
+		return
+	}
+	if err != nil {
+		e.log.Warn("mqtt egress failed", "op", msg.Route.Operation, "resource", msg.Route.Resource, "err", err)
+	}
+}
+
+// publish sends payload on topic through every broker of the mode.
+func (e *EventBus) publish(topic string, payload []byte) error {
+	if !ValidTopic(topic) {
+		e.badReqs.Add(1)
+		return fmt.Errorf("mqtt: publish %q: %w", topic, ErrBadTopic)
+	}
+	var errs []error
+	for _, t := range e.transports() {
+		if err := t.publish(topic, payload); err != nil {
+			e.pubErrs.Add(1)
+			errs = append(errs, err)
+			continue
+		}
+		e.published.Add(1)
+	}
+	return errors.Join(errs...)
+}
+
+// message publishes the inner object of {"message":{"topic":...}} to its
+// topic, encoded as KubeEdge encodes it: a Go map, so keys sorted (spec 4.3).
+func (e *EventBus) message(content []byte) error {
+	var body struct {
+		Message map[string]any `json:"message"`
+	}
+	if err := json.Unmarshal(bus.ContentBytes(content), &body); err != nil || body.Message == nil {
+		e.badReqs.Add(1)
+		return fmt.Errorf("mqtt: message: %w", ErrBadContent)
+	}
+	topic, ok := body.Message["topic"].(string)
+	if !ok {
+		e.badReqs.Add(1)
+		return fmt.Errorf("mqtt: message without topic: %w", ErrBadContent)
+	}
+	payload, err := json.Marshal(body.Message)
+	if err != nil {
+		e.badReqs.Add(1)
+		return fmt.Errorf("mqtt: message: %w", err)
+	}
+	return e.publish(topic, payload)
+}
+
+// subscribe adds a dynamic filter: stored first, so it survives a restart
+// even if a broker refuses it now.
+func (e *EventBus) subscribe(ctx context.Context, filter string) error {
+	if !ValidFilter(filter) {
+		e.badReqs.Add(1)
+		return fmt.Errorf("mqtt: subscribe %q: %w", filter, ErrBadTopic)
+	}
+	if err := e.store.AddSubTopic(ctx, filter); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if !slices.Contains(e.filters, filter) {
+		e.filters = append(e.filters, filter)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, t := range e.transports() {
+		errs = append(errs, t.subscribe(filter))
+	}
+	e.log.Info("mqtt subscribed", "topic", filter)
+	return errors.Join(errs...)
+}
+
+// unsubscribe removes a dynamic filter. The static topics stay subscribed.
+func (e *EventBus) unsubscribe(ctx context.Context, filter string) error {
+	if err := e.store.DeleteSubTopic(ctx, filter); err != nil && !errors.Is(err, db.ErrNotFound) {
+		return err
+	}
+	if slices.Contains(StaticTopics(), filter) {
+		return nil
+	}
+	e.mu.Lock()
+	n := len(e.filters)
+	e.filters = slices.DeleteFunc(e.filters, func(f string) bool { return f == filter })
+	removed := len(e.filters) != n
+	e.mu.Unlock()
+	if !removed {
+		return nil
+	}
+	var errs []error
+	for _, t := range e.transports() {
+		errs = append(errs, t.unsubscribe(filter))
+	}
+	e.log.Info("mqtt unsubscribed", "topic", filter)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,4 @@
+package mqtt
+
+// ClientTLS exposes clientTLS to the external tests.
+var ClientTLS = clientTLS

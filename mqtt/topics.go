@@ -1,0 +1,105 @@
+package mqtt
+
+import (
+	"encoding/base64"
+	"strings"
+	"unicode/utf8"
+
+	"edgenode/bus"
+)
+
+// Topic prefixes that route an ingress message to DeviceTwin (spec 4.2).
+const (
+	prefixDevice = "$hw/events/device/"
+	prefixNode   = "$hw/events/node/"
+	// TopicUploadRecords is the one non-device topic whose v0.3.0 resource
+	// stays raw (spec 4.2).
+	TopicUploadRecords = "SYS/dis/upload_records"
+)
+
+// StaticTopics returns the topic filters EventBus always subscribes to: the
+// union of both eras' lists (spec 4.2), so that one-level device ids (v0.3.0
+// to v1.16) and <namespace>/<name> ids (v1.17 on) both work. No two of them
+// match the same topic (the device filters differ in depth and '+' does not
+// match a leading '$', MQTT 3.1.1 4.7.2), so a message is delivered once.
+func StaticTopics() []string {
+	return []string{
+		"$hw/events/upload/#",
+		"$hw/events/device/+/state/update",
+		"$hw/events/device/+/+/state/update",
+		"$hw/events/device/+/twin/+",
+		"$hw/events/device/+/+/twin/+",
+		"$hw/events/node/+/membership/get",
+		TopicUploadRecords,
+		"+/user/#",
+	}
+}
+
+// Dest is where an ingress message goes.
+type Dest uint8
+
+// Destinations of ingress messages.
+const (
+	DestTwin Dest = iota + 1 // group twin (Send2Group)
+	DestHub                  // module websocket, to the cloud
+)
+
+// Classify says where a message published on topic goes in era e (spec
+// 4.2): device and node topics to DeviceTwin, the rest to the cloud.
+// v0.3.0 tests the prefixes without their final slash.
+func Classify(topic string, e bus.Era) Dest {
+	dev, node := prefixDevice, prefixNode
+	if e == bus.EraV03 {
+		dev, node = dev[:len(dev)-1], node[:len(node)-1]
+	}
+	if strings.HasPrefix(topic, dev) || strings.HasPrefix(topic, node) {
+		return DestTwin
+	}
+	return DestHub
+}
+
+// Ingress builds the bus message for a payload published on topic (spec
+// 4.2) and says where it goes. The envelope is source "bus", group "user";
+// content is the payload as a JSON string.
+//   - twin: operation "response", resource base64.URLEncoding(topic).
+//   - cloud, v1.23.1: operation "upload", resource the raw topic.
+//   - cloud, v0.3.0: operation "response", resource base64 of the topic,
+//     except SYS/dis/upload_records, which stays raw.
+func Ingress(topic string, payload []byte, e bus.Era) (Dest, bus.Message) {
+	d := Classify(topic, e)
+	op, res := bus.OpResponse, base64.URLEncoding.EncodeToString([]byte(topic))
+	if d == DestHub {
+		switch {
+		case e == bus.EraV123:
+			op, res = bus.OpUpload, topic
+		case topic == TopicUploadRecords:
+			res = topic
+		}
+	}
+	return d, bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, op, res, bus.JSONString(string(payload)))
+}
+
+// ValidFilter reports whether f is a valid MQTT topic filter (MQTT 3.1.1
+// 4.7): 1 to 65535 bytes of UTF-8 without NUL, '+' alone in its level, '#'
+// alone in the last level.
+func ValidFilter(f string) bool {
+	if f == "" || len(f) > 65535 || !utf8.ValidString(f) || strings.IndexByte(f, 0) >= 0 {
+		return false
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		if strings.ContainsAny(l, "+#") && len(l) != 1 {
+			return false
+		}
+		if l == "#" && i != len(levels)-1 {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidTopic reports whether t is a valid topic name to publish to: a valid
+// filter without wildcards (MQTT 3.1.1 4.7.3).
+func ValidTopic(t string) bool {
+	return ValidFilter(t) && !strings.ContainsAny(t, "+#")
+}
