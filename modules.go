@@ -161,6 +161,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		mods = append(mods, h)
 		hs.stats("hub", func() any { return h.Stats() })
+		hs.connected = h.Connected
 	} else {
 		log.Info("no cloud configured (hub.server or --cloud): running on its own")
 	}

@@ -145,7 +145,7 @@ func TestReadOnlyRoot(t *testing.T) {
 	})
 
 	t.Run("check", func(t *testing.T) {
-		out, err := roCmd(ctx, data, bin, "check", "--config", cfgPath, "--data-dir", data, "--broker", "").CombinedOutput()
+		out, err := roCmd(ctx, data, bin, "check", "--config", cfgPath, "--data-dir", data, "--broker", "off").CombinedOutput()
 		if !strings.Contains(string(out), "PASS data dir: "+data+" is writable") {
 			t.Errorf("check in the read-only namespace (%v):\n%s", err, out)
 		}
