@@ -61,16 +61,16 @@ type statsFunc func() any
 // per module where it is wired in run) and are tracked in reg around their
 // Run.
 type health struct {
-	cfg   HealthConfig
-	node  string
-	b     *bus.Bus
-	qlen  int
-	reg   *board.Registry
-	wd    *board.Watchdog
+	cfg  HealthConfig
+	node string
+	b    *bus.Bus
+	qlen int
+	reg  *board.Registry
+	wd   *board.Watchdog
 	// connected reports the cloud link; nil when no cloud is configured.
 	connected func() bool
-	log   *slog.Logger
-	start time.Time
+	log       *slog.Logger
+	start     time.Time
 
 	mu      sync.Mutex
 	sources []statsSource
