@@ -76,6 +76,7 @@ func (c *Config) validateModules() []error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Board.Validate()...)
+	errs = append(errs, c.Watchdog.Validate()...)
 	errs = append(errs, c.Meta.Validate()...)
 	if err := c.Health.validate(); err != nil {
 		errs = append(errs, err)
