@@ -83,6 +83,7 @@ func TestRunJoinsCloud(t *testing.T) {
 	o.extra = append(o.extra, func(c *Config) {
 		c.Hub.Server, c.Hub.Token, c.Hub.CertServer = srv.Addr, srv.Token("n1"), srv.CertURL
 		c.Health.Listen = "off"
+		c.MQTT.Internal.Listen = "127.0.0.1:0"
 	})
 	cfg, err := loadConfig(o)
 	if err != nil {

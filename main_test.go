@@ -179,7 +179,7 @@ func TestRunCreatesDatabaseAndStopsOnSIGTERM(t *testing.T) {
 	skipIfDefaultConfig(t)
 	bin := buildBinary(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	cmd := runBin(bin, "run", "--data-dir", dir, "--node-name", "edge-1")
+	cmd := runBin(bin, "run", "--data-dir", dir, "--node-name", "edge-1", "--mqtt-listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -114,7 +114,7 @@ func TestReadOnlyRoot(t *testing.T) {
 	}
 	health := freePort(t)
 	cfgPath := filepath.Join(base, "config.yaml")
-	cfg := fmt.Sprintf("version: 1\nnodeName: ro-node\nwatchdog:\n  device: off\nhealth:\n  listen: %s\n", health)
+	cfg := fmt.Sprintf("version: 1\nnodeName: ro-node\nwatchdog:\n  device: off\nhealth:\n  listen: %s\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", health)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
