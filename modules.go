@@ -77,6 +77,7 @@ func (c *Config) validateModules() []error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Board.Validate()...)
+	errs = append(errs, c.Watchdog.Validate()...)
 	errs = append(errs, c.Meta.Validate()...)
 	errs = append(errs, c.Pod.Validate()...)
 	if err := c.Health.validate(); err != nil {
@@ -164,6 +165,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		mods = append(mods, h)
 		hs.stats("hub", func() any { return h.Stats() })
+		hs.connected = h.Connected
 	} else {
 		log.Info("no cloud configured (hub.server or --cloud): running on its own")
 	}
