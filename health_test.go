@@ -42,7 +42,8 @@ type fakeStats struct {
 	DBWriteLatency time.Duration
 	PodsByPhase    map[string]int
 	Nested         struct{ Retries uint64 }
-	ignored        int
+	//lint:ignore U1000 writeStats must skip unexported fields
+	ignored int
 }
 
 func TestWriteStats(t *testing.T) {

@@ -55,7 +55,7 @@ func buildEdgenode(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Skip("the go command is not on PATH (needed to build the edgenode binary)")
 	}
 	out, err := exec.Command(goBin, "env", "GOHOSTARCH").Output()
 	if err != nil {
