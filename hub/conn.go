@@ -147,9 +147,11 @@ func (c *Client) sendLoop(ctx context.Context, ws *wsConn, cert *tls.Certificate
 	defer tokenT.Stop()
 	var tokenC <-chan time.Time
 	var renewC <-chan time.Time
+	renewT := time.NewTimer(time.Hour)
+	renewT.Stop()
+	defer renewT.Stop()
 	if cert != nil && cert.Leaf != nil && c.cfg.CertServer != "" && !c.cfg.InsecureSkipVerify {
-		renewT := time.NewTimer(time.Until(renewAt(cert.Leaf)))
-		defer renewT.Stop()
+		renewT.Reset(time.Until(renewAt(cert.Leaf)))
 		renewC = renewT.C
 	}
 	for {
@@ -176,9 +178,7 @@ func (c *Client) sendLoop(ctx context.Context, ws *wsConn, cert *tls.Certificate
 			if err := c.renewCert(ctx, *cert); err == nil {
 				return errRenewed
 			}
-			t := time.NewTimer(c.cfg.RenewRetry)
-			defer t.Stop()
-			renewC = t.C
+			renewT.Reset(c.cfg.RenewRetry)
 		}
 	}
 }
