@@ -364,8 +364,12 @@ func runTracked(ctx context.Context, reg *board.Registry, name string, m runner)
 	reg.Set(name, board.StateRunning, "")
 	err := m.Run(ctx)
 	switch {
-	case err == nil || errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	case ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)):
 		reg.Set(name, board.StateStopped, "")
+	case err == nil:
+		// Run must block until ctx ends: a module that quit early no
+		// longer serves, though nothing else stops.
+		reg.Set(name, board.StateFailed, "Run returned before shutdown")
 	default:
 		reg.Set(name, board.StateFailed, err.Error())
 	}

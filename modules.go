@@ -131,7 +131,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// them to /metrics with hs.stats("<package>", func() any { return m.Stats() }).
 
 	// board: node facts, node status and lease through meta.
-	node, err := board.New(cfg.Board, b, log.With("module", "board"), board.Host{Unhealthy: reg.Unhealthy})
+	runtime := cfg.Pod.Runtime // the OCI runtime the pod module drives
+	node, err := board.New(cfg.Board, b, log.With("module", "board"), board.Host{Unhealthy: reg.Unhealthy,
+		Runtime: func(ctx context.Context) (string, error) { return board.RuncVersion(ctx, runtime) }})
 	if err != nil {
 		return err
 	}

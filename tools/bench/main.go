@@ -165,7 +165,7 @@ func idleMemory(ctx context.Context, prefix []string, bin string, idle time.Dura
 	addr := l.Addr().String()
 	l.Close()
 	cfg := filepath.Join(dir, "config.yaml")
-	conf := fmt.Sprintf("version: 1\nnodeName: bench\ndataDir: %s/data\nwatchdog:\n  device: off\nhealth:\n  listen: %s\n", dir, addr)
+	conf := fmt.Sprintf("version: 1\nnodeName: bench\ndataDir: %s/data\nwatchdog:\n  device: off\nhealth:\n  listen: %s\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", dir, addr)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		return memory{}, err
 	}
