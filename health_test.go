@@ -207,7 +207,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Errorf("check with a missing --config = %d, %q, want 1 naming the file", code, text)
 	}
 
-	code, lines, text := check("--data-dir", dir+"/data", "--broker", "")
+	code, lines, text := check("--data-dir", dir+"/data", "--broker", "off")
 	if len(lines) != 7 {
 		t.Fatalf("check printed %d lines, want 7 (no broker check):\n%s", len(lines), text)
 	}

@@ -114,7 +114,7 @@ func TestReadOnlyRoot(t *testing.T) {
 	}
 	health := freePort(t)
 	cfgPath := filepath.Join(base, "config.yaml")
-	cfg := fmt.Sprintf("version: 1\nnodeName: ro-node\nwatchdog:\n  device: off\nhealth:\n  listen: %s\n", health)
+	cfg := fmt.Sprintf("version: 1\nnodeName: ro-node\nwatchdog:\n  device: off\nhealth:\n  listen: %s\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", health)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestReadOnlyRoot(t *testing.T) {
 	})
 
 	t.Run("check", func(t *testing.T) {
-		out, err := roCmd(ctx, data, bin, "check", "--config", cfgPath, "--data-dir", data, "--broker", "").CombinedOutput()
+		out, err := roCmd(ctx, data, bin, "check", "--config", cfgPath, "--data-dir", data, "--broker", "off").CombinedOutput()
 		if !strings.Contains(string(out), "PASS data dir: "+data+" is writable") {
 			t.Errorf("check in the read-only namespace (%v):\n%s", err, out)
 		}
@@ -170,6 +170,14 @@ func TestReadOnlyRoot(t *testing.T) {
 			}
 			if doc.Node != "ro-node" || doc.Status != "ok" {
 				t.Errorf("healthz = %+v, want ro-node ok", doc)
+			}
+			if round == 1 {
+				// twin applies the device file as it starts and then
+				// publishes membership/updated: wait for that before
+				// stopping the node.
+				if err := waitMetric(ctx, "http://"+health+"/metrics", "edgenode_twin_published_total ", exited); err != nil {
+					t.Errorf("twin never published the device file's membership: %v", err)
+				}
 			}
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
@@ -221,6 +229,32 @@ func deviceNames(t *testing.T, data string) []string {
 		names = append(names, d.Name)
 	}
 	return names
+}
+
+// waitMetric polls a /metrics page until the sample starting with prefix
+// has a value other than 0.
+func waitMetric(ctx context.Context, url, prefix string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("edgenode exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, prefix); ok && v != "0" {
+					return nil
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no %s> 0 after 30 s", prefix)
 }
 
 // waitHealthy polls url until it answers 200, the process exits (exited

@@ -78,7 +78,7 @@ func (c *Config) defaults() {
 
 // Stats are the module's counters.
 type Stats struct {
-	Dropped      uint64 // input dropped with no result topic to answer on
+	Dropped      uint64 // input dropped: unreadable with no result topic, unknown, or a full worker queue
 	Errors       uint64 // error results published
 	CloudDropped uint64 // cloud-bound messages dropped (disconnected, full)
 	Resent       uint64 // cloud-bound messages sent again

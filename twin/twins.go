@@ -22,7 +22,8 @@ type twinOutcome struct {
 	result   map[string]*msgTwin // update/result entries (REST)
 	document map[string]*twinDoc // update/document entries
 	toCloud  map[string]*msgTwin // edge_updated entries: accepted REST changes, rejected sync sides
-	changed  bool                // a twin value, type or optional changed: evaluate the delta
+	changed  bool                // a twin value, type or optional changed
+	delta    *twinDelta          // the device's delta after the change, if any (event_id set on publish)
 }
 
 // checkValue checks v against a twin type (spec 5.2). Unknown types are
@@ -102,6 +103,13 @@ func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, d
 		if nt != nil {
 			dev.Twins[key] = nt
 			tx.change.PutTwins = append(tx.change.PutTwins, twinRow(dev.ID, key, nt))
+		}
+	}
+	// The delta is taken now, from this change's result: a later change
+	// in the same transaction must not show in it (spec 5.2).
+	if out.changed {
+		if d, ok := delta(era, dev, now); ok {
+			out.delta = &d
 		}
 	}
 	return out, nil
