@@ -152,7 +152,7 @@ func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 		t.publish(deviceTopic(id, sufDelta), out.delta)
 	}
 	if len(out.toCloud) > 0 {
-		b, _ := json.Marshal(twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud})
+		b := twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud}.appendJSON(make([]byte, 0, 512))
 		t.toCloud(string(bus.KindDevice)+"/"+id+"/"+bus.ResTwinEdgeUpdated, b)
 	}
 }
