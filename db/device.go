@@ -239,6 +239,13 @@ func (d *DB) applyDevices(ctx context.Context, c DeviceChange, stmts *[numDevice
 	if c.Empty() {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("db: apply device change: %w", err)
+	}
+	// A device change is a few small statements on the node's one
+	// connection: once begun it runs to its end. A context that cannot be
+	// cancelled spares the driver a watcher goroutine per statement.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := d.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("db: apply device change: %w", err)
