@@ -127,12 +127,10 @@ func (t *Twin) stageUpdate(tx *tx, j job) update {
 		}
 		return u
 	}
-	saved, n := dev.clone(), len(tx.change.PutTwins)
 	u.out, err = dealTwins(tx, t.cfg.Era, dev, req.Twin, dealREST, u.now)
 	if err != nil {
-		// Nothing of the request is kept (spec 5.4).
-		tx.put[j.id] = saved
-		tx.change.PutTwins = tx.change.PutTwins[:n]
+		// Nothing of the request is kept (spec 5.4): dealTwins changed
+		// nothing.
 		u.reason = err.Error()
 		return u
 	}
