@@ -16,6 +16,7 @@ import (
 	"edgenode/hub"
 	"edgenode/meta"
 	"edgenode/mqtt"
+	"edgenode/pod"
 )
 
 // Defaults for the files on the board (design "Files on the board").
@@ -41,6 +42,7 @@ type Config struct {
 	Meta     meta.Config          `yaml:"meta"`
 	Hub      hub.Config           `yaml:"hub"`
 	MQTT     mqtt.Config          `yaml:"mqtt"`
+	Pod      pod.Config           `yaml:"pod"`
 }
 
 // LogConfig configures the logger.
@@ -78,6 +80,7 @@ func (c *Config) defaults() {
 	c.MQTT.NodeName, c.MQTT.Era, c.MQTT.DataDir = c.NodeName, c.EraValue(), c.DataDir
 	c.MQTT.Defaults()
 	c.boardDefaults()
+	c.Pod = c.Pod.Defaults()
 	if c.Hub.Enabled() {
 		c.Hub = c.hubConfig()
 	}

@@ -26,7 +26,7 @@ func TestInitScript(t *testing.T) {
 			dir := t.TempDir()
 			health := freePort(t)
 			cfg := filepath.Join(dir, "config.yaml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf("version: 1\nnodeName: init-node\ndataDir: %s/data\nwatchdog:\n  device: off\nhealth:\n  listen: %s\n", dir, health)), 0o600)
+			os.WriteFile(cfg, []byte(fmt.Sprintf("version: 1\nnodeName: init-node\ndataDir: %s/data\nwatchdog:\n  device: off\nhealth:\n  listen: %s\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", dir, health)), 0o600)
 			script := func(arg string) (int, string) {
 				cmd := exec.Command(sh[0], append(sh[1:], "init/edgenode.init", arg)...)
 				cmd.Env = append(os.Environ(), "DAEMON="+bin, "CONFIG="+cfg,

@@ -38,6 +38,8 @@ var commands = []command{
 	{"version", "print the version", cmdVersion},
 	{"config", "print the effective config as YAML", cmdConfig},
 	{"check", "preflight checks of this host (PASS/WARN/FAIL lines, exit 1 on a FAIL)", cmdCheck},
+	{"image", "image import FILE... | image list: the pod image store", cmdImage},
+	{"logs", "logs POD [CONTAINER]: print a container's log", cmdLogs},
 }
 
 // options are the flags every subcommand shares.

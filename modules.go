@@ -17,6 +17,7 @@ import (
 	"edgenode/hub"
 	"edgenode/meta"
 	"edgenode/mqtt"
+	"edgenode/pod"
 	"edgenode/twin"
 )
 
@@ -76,7 +77,9 @@ func (c *Config) validateModules() []error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Board.Validate()...)
+	errs = append(errs, c.Watchdog.Validate()...)
 	errs = append(errs, c.Meta.Validate()...)
+	errs = append(errs, c.Pod.Validate()...)
 	if err := c.Health.validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -128,7 +131,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// them to /metrics with hs.stats("<package>", func() any { return m.Stats() }).
 
 	// board: node facts, node status and lease through meta.
-	node, err := board.New(cfg.Board, b, log.With("module", "board"), board.Host{Unhealthy: reg.Unhealthy})
+	runtime := cfg.Pod.Runtime // the OCI runtime the pod module drives
+	node, err := board.New(cfg.Board, b, log.With("module", "board"), board.Host{Unhealthy: reg.Unhealthy,
+		Runtime: func(ctx context.Context) (string, error) { return board.RuncVersion(ctx, runtime) }})
 	if err != nil {
 		return err
 	}
@@ -153,6 +158,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	mods = append(mods, mm)
 	hs.stats("meta", func() any { return mm.Stats() })
+
 	// hub: EdgeHub, the link to the cloud, when one is configured.
 	if cfg.Hub.Enabled() {
 		h, err := hub.New(cfg.hubConfig(), b, log.With("module", "hub"))
@@ -161,9 +167,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		mods = append(mods, h)
 		hs.stats("hub", func() any { return h.Stats() })
+		hs.connected = h.Connected
 	} else {
 		log.Info("no cloud configured (hub.server or --cloud): running on its own")
 	}
+
 	// mqtt: EventBus, the embedded and/or external MQTT broker.
 	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
 	if err != nil {
@@ -171,6 +179,14 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	mods = append(mods, eb)
 	hs.stats("mqtt", func() any { return eb.Stats() })
+
+	// pod: Edged, the pods on runc.
+	pr, err := pod.New(cfg.podConfig(), b, log.With("module", "pod"))
+	if err != nil {
+		return err
+	}
+	mods = append(mods, pr)
+	hs.stats("pod", func() any { return pr.Stats() })
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {

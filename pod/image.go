@@ -63,9 +63,10 @@ type Images struct {
 	log      *slog.Logger
 	insecure bool
 
-	mu    sync.Mutex
-	index imageIndex
-	pull  map[string]*pullCall // in-flight pulls by ref
+	mu      sync.Mutex
+	index   imageIndex
+	indexAt time.Time            // mtime of index.json when read
+	pull    map[string]*pullCall // in-flight pulls by ref
 }
 
 type imageIndex struct {
@@ -129,20 +130,59 @@ func OpenImages(cfg ImagesConfig, log *slog.Logger) (*Images, error) {
 	// Leftovers of an interrupted import or unpack.
 	_ = os.RemoveAll(filepath.Join(s.dir, "tmp"))
 	_ = os.MkdirAll(filepath.Join(s.dir, "tmp"), 0o700)
-	b, err := os.ReadFile(filepath.Join(s.dir, "index.json"))
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &s.index); err != nil {
-			return nil, fmt.Errorf("pod: images: index.json: %w", err)
-		}
-	case errors.Is(err, fs.ErrNotExist):
-	default:
-		return nil, fmt.Errorf("pod: images: %w", err)
-	}
-	if s.index.Images == nil {
-		s.index.Images = map[string]*Image{}
+	if err := s.reloadLocked(); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// reloadLocked reads index.json again if another process (edgenode image
+// import beside a running node) changed it since it was read.
+func (s *Images) reloadLocked() error {
+	p := filepath.Join(s.dir, "index.json")
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if s.index.Images == nil {
+			s.index.Images = map[string]*Image{}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pod: images: %w", err)
+	}
+	if fi.ModTime().Equal(s.indexAt) && s.index.Images != nil {
+		return nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("pod: images: %w", err)
+	}
+	var idx imageIndex
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return fmt.Errorf("pod: images: index.json: %w", err)
+	}
+	if idx.Images == nil {
+		idx.Images = map[string]*Image{}
+	}
+	s.index, s.indexAt = idx, fi.ModTime()
+	return nil
+}
+
+// lock takes s.mu and the store's file lock, which serializes changes of
+// index.json between processes, and rereads the index.
+func (s *Images) lock() (unlock func(), err error) {
+	s.mu.Lock()
+	f, err := lockFile(filepath.Join(s.dir, "lock"))
+	if err != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("pod: images: lock: %w", err)
+	}
+	if err := s.reloadLocked(); err != nil {
+		f.Close()
+		s.mu.Unlock()
+		return nil, err
+	}
+	return func() { f.Close(); s.mu.Unlock() }, nil
 }
 
 // NormalizeRef returns the canonical form of an image reference
@@ -163,6 +203,7 @@ func (s *Images) Lookup(ref string) (Image, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.reloadLocked()
 	for _, img := range s.index.Images {
 		for _, r := range img.Refs {
 			if r == n {
@@ -180,6 +221,7 @@ func (s *Images) Lookup(ref string) (Image, bool) {
 func (s *Images) List() []Image {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.reloadLocked()
 	out := make([]Image, 0, len(s.index.Images))
 	for _, img := range s.index.Images {
 		out = append(out, *img)
@@ -195,8 +237,11 @@ func (s *Images) Rootfs(id string) string {
 
 // Touch records that a container started from id now.
 func (s *Images) Touch(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lock()
+	if err != nil {
+		return
+	}
+	defer unlock()
 	if img := s.index.Images[id]; img != nil {
 		img.LastUsed = time.Now().UTC().Truncate(time.Second)
 		_ = s.saveLocked()
@@ -295,8 +340,11 @@ func (s *Images) add(ctx context.Context, img v1.Image, refs []string, digest st
 			_ = writeFileAtomic(filepath.Join(s.dir, "blobs/sha256", strings.TrimPrefix(digest, "sha256:")), raw, 0o600)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	rec := s.index.Images[id.String()]
 	if rec == nil {
 		rec = &Image{
@@ -571,8 +619,11 @@ func (s *Images) ImportDir(ctx context.Context, dir string) int {
 
 // Remove deletes an image and its root filesystem.
 func (s *Images) Remove(id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if _, ok := s.index.Images[id]; !ok {
 		return fmt.Errorf("%w: image %s", ErrNotFound, id)
 	}
@@ -621,7 +672,14 @@ func (s *Images) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("pod: images index: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(s.dir, "index.json"), b, 0o600)
+	p := filepath.Join(s.dir, "index.json")
+	if err := writeFileAtomic(p, b, 0o600); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(p); err == nil {
+		s.indexAt = fi.ModTime()
+	}
+	return nil
 }
 
 func without(list []string, s string) []string {

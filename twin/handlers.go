@@ -14,7 +14,7 @@ import (
 func (t *Twin) handleTwin(ctx context.Context, j job) {
 	switch j.act {
 	case actTwinUpdate:
-		t.twinUpdate(ctx, j)
+		t.twinUpdates(ctx, j)
 	case actTwinGet:
 		t.twinGet(j)
 	case actTwinCloudSync:
@@ -36,44 +36,106 @@ func (t *Twin) checkRequest(j job, resultTopic string) bool {
 	return false
 }
 
-func (t *Twin) twinUpdate(ctx context.Context, j job) {
-	topic := deviceTopic(j.id, sufTwinUpdate+sufResult)
-	if j.err != nil {
-		topic = j.topic + sufResult
-	}
-	if !t.checkRequest(j, topic) {
-		return
-	}
-	req, err := decodeTwinUpdate(j.payload, t.cfg.Era)
-	if err != nil {
-		t.publishError(topic, req.EventID, codeBadRequest, err.Error())
-		return
+// maxBatch bounds the twin updates committed in one transaction.
+const maxBatch = 64
+
+// update is one twin update request of a batch.
+type update struct {
+	topic   string
+	eventID string
+	code    int    // an error result, or 0
+	reason  string // of the error result
+	out     twinOutcome
+	now     int64
+}
+
+// twinUpdates handles the update j together with the updates queued
+// behind it, in one transaction: one fsync for the batch (group commit).
+// Each request keeps its own result, in order; a request that fails
+// leaves no trace in the transaction. A job of another kind ends the
+// batch and is handled after it.
+func (t *Twin) twinUpdates(ctx context.Context, j job) {
+	jobs := []job{j}
+	var next *job
+	for next == nil && len(jobs) < maxBatch {
+		select {
+		case j2 := <-t.twin.inbox:
+			if j2.act == actTwinUpdate && j2.done == nil {
+				jobs = append(jobs, j2)
+			} else {
+				next = &j2
+			}
+			continue
+		default:
+		}
+		break
 	}
 	tx := t.store.begin()
+	ups := make([]update, len(jobs))
+	for i, j := range jobs {
+		ups[i] = t.stageUpdate(tx, j)
+	}
+	if tx.change.Empty() {
+		tx.abort()
+	} else if err := tx.commit(ctx); err != nil {
+		t.log.Error("twin update", "err", err, "requests", len(jobs))
+		for i := range ups {
+			if ups[i].code == 0 {
+				ups[i].code, ups[i].reason = codeInternal, "twin: could not store the update"
+			}
+		}
+	}
+	for i, u := range ups {
+		if u.code != 0 {
+			t.publishError(u.topic, u.eventID, u.code, u.reason)
+			continue
+		}
+		t.publish(u.topic, twinMessage{baseMessage: baseMessage{EventID: u.eventID, Timestamp: u.now}, Twin: u.out.result})
+		t.twinAfter(jobs[i].id, u.eventID, u.out, u.now)
+	}
+	if next != nil {
+		t.handleTwin(ctx, *next)
+		if next.done != nil {
+			close(next.done)
+		}
+	}
+}
+
+// stageUpdate checks one update request and stages its change in tx.
+func (t *Twin) stageUpdate(tx *tx, j job) update {
+	u := update{topic: deviceTopic(j.id, sufTwinUpdate+sufResult), code: codeBadRequest, now: t.nowMS()}
+	if j.err != nil {
+		u.topic = j.topic + sufResult
+		u.reason = j.err.Error()
+		return u
+	}
+	if len(j.payload) > t.cfg.MaxPayload {
+		u.reason = ErrTooLarge.Error()
+		return u
+	}
+	req, err := decodeTwinUpdate(j.payload, t.cfg.Era)
+	u.eventID = req.EventID
+	if err != nil {
+		u.reason = err.Error()
+		return u
+	}
 	dev := tx.edit(j.id)
 	if dev == nil {
-		tx.abort()
-		reason := "Update rejected due to the device is not existed"
+		u.code, u.reason = codeNotFound, "Update rejected due to the device is not existed"
 		if t.cfg.Era != bus.EraV03 {
-			reason = "update rejected due to the device is not existed"
+			u.reason = "update rejected due to the device is not existed"
 		}
-		t.publishError(topic, req.EventID, codeNotFound, reason)
-		return
+		return u
 	}
-	now := t.nowMS()
-	out, err := dealTwins(tx, t.cfg.Era, dev, req.Twin, dealREST, now)
+	u.out, err = dealTwins(tx, t.cfg.Era, dev, req.Twin, dealREST, u.now)
 	if err != nil {
-		tx.abort() // nothing of the request is kept (spec 5.4)
-		t.publishError(topic, req.EventID, codeBadRequest, err.Error())
-		return
+		// Nothing of the request is kept (spec 5.4): dealTwins changed
+		// nothing.
+		u.reason = err.Error()
+		return u
 	}
-	if err := tx.commit(ctx); err != nil {
-		t.log.Error("twin update", "device", j.id, "err", err)
-		t.publishError(topic, req.EventID, codeInternal, "twin: could not store the update")
-		return
-	}
-	t.publish(topic, twinMessage{baseMessage: baseMessage{EventID: req.EventID, Timestamp: now}, Twin: out.result})
-	t.twinAfter(j.id, req.EventID, out, now)
+	u.code = 0
+	return u
 }
 
 // twinAfter publishes the document and delta of a committed twin change
@@ -83,16 +145,12 @@ func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 		t.publish(deviceTopic(id, sufDocument),
 			twinDocument{baseMessage: baseMessage{EventID: eventID, Timestamp: now}, Twin: out.document})
 	}
-	if out.changed {
-		if dev := t.store.device(id); dev != nil {
-			if d, ok := delta(t.cfg.Era, dev, now); ok {
-				d.EventID = t.newID()
-				t.publish(deviceTopic(id, sufDelta), d)
-			}
-		}
+	if out.delta != nil {
+		out.delta.EventID = t.newID()
+		t.publish(deviceTopic(id, sufDelta), out.delta)
 	}
 	if len(out.toCloud) > 0 {
-		b, _ := json.Marshal(twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud})
+		b := twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud}.appendJSON(make([]byte, 0, 512))
 		t.toCloud(string(bus.KindDevice)+"/"+id+"/"+bus.ResTwinEdgeUpdated, b)
 	}
 }

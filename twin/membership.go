@@ -56,88 +56,105 @@ func (t *Twin) memGet(j job) {
 	t.publish(topic, res)
 }
 
+// memChange is what a membership change staged, to publish once it is
+// committed.
+type memChange struct {
+	added, removed []wireDevice                   // for membership/updated
+	attrs          map[string]map[string]*msgAttr // attribute changes of known devices
+	twins          map[string]twinOutcome
+}
+
 // applyMembership adds and removes devices in one transaction (spec 5.2).
 // With detail, every known device that is not in added is removed.
 func (t *Twin) applyMembership(ctx context.Context, eventID string, added, removed []wireDevice, detail bool, dt dealType) error {
 	now := t.nowMS()
 	tx := t.store.begin()
-	var newDevs, gone []wireDevice
-	outcomes := map[string]twinOutcome{}
-	attrChanges := map[string]map[string]*msgAttr{}
+	mc := memChange{attrs: map[string]map[string]*msgAttr{}, twins: map[string]twinOutcome{}}
 	listed := map[string]bool{}
 	for _, w := range added {
 		if checkID(w.ID, 2) != nil {
 			continue
 		}
 		listed[w.ID] = true
-		dev := tx.edit(w.ID)
-		if dev == nil {
-			dev = &deviceState{ID: w.ID, Name: w.Name, Description: w.Description, State: w.State,
-				Attrs: map[string]*attrState{}, Twins: map[string]*twinState{}}
-			tx.add(dev)
-			dealAttrs(tx, dev, w.Attributes, dt)
-			newDevs = append(newDevs, announce(t.cfg.Era, w))
-		} else {
-			if w.Name != "" && w.Name != dev.Name || w.Description != "" && w.Description != dev.Description {
-				dev.Name, dev.Description = w.Name, w.Description
-				tx.change.PutDevices = append(tx.change.PutDevices, dev.row())
-			}
-			if ch := dealAttrs(tx, dev, w.Attributes, dt); len(ch) > 0 {
-				attrChanges[w.ID] = ch
-			}
-		}
-		out, _ := dealTwins(tx, t.cfg.Era, dev, w.Twin, dt, now)
-		outcomes[w.ID] = out
+		t.stageDevice(tx, &mc, w, dt, now)
 	}
 	for _, w := range removed {
 		if !listed[w.ID] && tx.edit(w.ID) != nil {
 			tx.remove(w.ID)
-			gone = append(gone, w)
+			mc.removed = append(mc.removed, w)
 		}
 	}
 	if detail {
 		for _, d := range t.store.list() {
 			if !listed[d.ID] {
 				tx.remove(d.ID)
-				gone = append(gone, wireDevice{ID: d.ID, Name: d.Name, Description: d.Description})
+				mc.removed = append(mc.removed, wireDevice{ID: d.ID, Name: d.Name, Description: d.Description})
 			}
 		}
 	}
 	if tx.change.Empty() {
 		tx.abort()
-		t.echo(outcomes, now)
+		t.echo(mc.twins, now)
 		return nil
 	}
 	if err := tx.commit(ctx); err != nil {
 		return err
 	}
+	t.publishMembership(eventID, mc, now)
+	return nil
+}
+
+// stageDevice stages one listed device: a new one is added, a known one
+// gets its attributes and twins synced.
+func (t *Twin) stageDevice(tx *tx, mc *memChange, w wireDevice, dt dealType, now int64) {
+	dev := tx.edit(w.ID)
+	if dev == nil {
+		dev = &deviceState{ID: w.ID, Name: w.Name, Description: w.Description, State: w.State,
+			Attrs: map[string]*attrState{}, Twins: map[string]*twinState{}}
+		tx.add(dev)
+		dealAttrs(tx, dev, w.Attributes, dt)
+		mc.added = append(mc.added, announce(t.cfg.Era, w))
+	} else {
+		if w.Name != "" && w.Name != dev.Name || w.Description != "" && w.Description != dev.Description {
+			dev.Name, dev.Description = w.Name, w.Description
+			tx.change.PutDevices = append(tx.change.PutDevices, dev.row())
+		}
+		if ch := dealAttrs(tx, dev, w.Attributes, dt); len(ch) > 0 {
+			mc.attrs[w.ID] = ch
+		}
+	}
+	out, _ := dealTwins(tx, t.cfg.Era, dev, w.Twin, dt, now) // a sync never fails as a whole
+	mc.twins[w.ID] = out
+}
+
+// publishMembership publishes a committed membership change:
+// membership/updated, attribute changes, deltas and echoes to the cloud.
+func (t *Twin) publishMembership(eventID string, mc memChange, now int64) {
 	node := nodeTopic(t.cfg.NodeName, sufMemUpdated)
-	if len(newDevs) > 0 {
-		t.publish(node, membershipUpdate{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Added: newDevs})
+	if len(mc.added) > 0 {
+		t.publish(node, membershipUpdate{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Added: mc.added})
 	}
-	if len(gone) > 0 {
-		t.publish(node, membershipUpdate{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Removed: gone})
+	if len(mc.removed) > 0 {
+		t.publish(node, membershipUpdate{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Removed: mc.removed})
 	}
-	ids := make([]string, 0, len(attrChanges))
-	for id := range attrChanges {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range sortedKeys(mc.attrs) {
 		// event_id is empty when a membership update changed attributes.
-		t.publish(deviceTopic(id, sufUpdated), attrUpdated{baseMessage: baseMessage{Timestamp: now}, Attributes: attrChanges[id]})
+		t.publish(deviceTopic(id, sufUpdated), attrUpdated{baseMessage: baseMessage{Timestamp: now}, Attributes: mc.attrs[id]})
 	}
-	ids = ids[:0]
-	for id := range outcomes {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		out := outcomes[id]
+	for _, id := range sortedKeys(mc.twins) {
+		out := mc.twins[id]
 		out.document = nil // membership changes publish no document
 		t.twinAfter(id, eventID, out, now)
 	}
-	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // echo sends rejected twins to the cloud when nothing else changed.

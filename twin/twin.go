@@ -78,7 +78,7 @@ func (c *Config) defaults() {
 
 // Stats are the module's counters.
 type Stats struct {
-	Dropped      uint64 // input dropped with no result topic to answer on
+	Dropped      uint64 // input dropped: unreadable with no result topic, unknown, or a full worker queue
 	Errors       uint64 // error results published
 	CloudDropped uint64 // cloud-bound messages dropped (disconnected, full)
 	Resent       uint64 // cloud-bound messages sent again
@@ -277,10 +277,15 @@ func (t *Twin) nowMS() int64 { return t.now().UnixMilli() }
 // publish encodes v and hands it to the eventbus for topic (spec 4.3:
 // content is the payload bytes).
 func (t *Twin) publish(topic string, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.log.Error("encode payload", "topic", topic, "err", err)
-		return
+	var b []byte
+	if a, ok := v.(jsonAppender); ok {
+		b = a.appendJSON(make([]byte, 0, 512))
+	} else {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			t.log.Error("encode payload", "topic", topic, "err", err)
+			return
+		}
 	}
 	if err := t.bus.Send(bus.ModuleMQTT, bus.NewMessage(bus.ModuleTwin, bus.GroupBus, bus.OpPublish, topic, b)); err != nil {
 		t.stats.publishFails.Add(1)

@@ -1,0 +1,534 @@
+package pod
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"edgenode/bus"
+	"edgenode/pod/podtest"
+)
+
+// testImage is the tag of the busybox image every runner test imports.
+const testImage = "busybox:test"
+
+type harness struct {
+	t      *testing.T
+	r      *Runner
+	b      *bus.Bus
+	cfg    Config
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// needRunc skips unless the test can run containers: root, runc on PATH,
+// and a busybox built for this GOARCH (under qemu-arm-static the host's
+// busybox and runc are amd64 and cannot run ARM images).
+func needRunc(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run containers")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc missing: apt-get install runc")
+	}
+	if _, err := podtest.Busybox(); err != nil {
+		t.Skip(err.Error())
+	}
+	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
+		t.Skipf("host busybox is %s, this test binary is %s: containers cannot run here", a, runtime.GOARCH)
+	}
+	if out, err := exec.Command("runc", "--version").CombinedOutput(); err != nil {
+		t.Skipf("runc does not run here (%v): %s", err, out)
+	}
+}
+
+// newHarness starts a runner on a fresh data dir with a fake meta module
+// that records status messages. dataDir "" makes one.
+func newHarness(t *testing.T, dataDir string, mod func(*Config)) *harness {
+	t.Helper()
+	needRunc(t)
+	if dataDir == "" {
+		dataDir = t.TempDir()
+		img := busyboxImage(t)
+		f := filepath.Join(t.TempDir(), "bb.tar")
+		if err := podtest.WriteOCIArchive(f, testImage, img); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(dataDir, "ro-images"), 0o755)
+		os.Rename(f, filepath.Join(dataDir, "ro-images", "bb.tar"))
+	}
+	cfg := Config{
+		DataDir: dataDir, NodeName: "node1", Era: bus.EraV123,
+		RuntimeRoot:  filepath.Join(dataDir, "runc"),
+		ImagesDir:    filepath.Join(dataDir, "ro-images"),
+		ManifestsDir: filepath.Join(dataDir, "manifests"),
+		Platform:     "linux/" + podtest.BusyboxArch(),
+		SyncInterval: 50 * time.Millisecond, StatusInterval: time.Millisecond,
+		BackoffBase: 100 * time.Millisecond, BackoffMax: 400 * time.Millisecond,
+		HostIP: "127.0.0.1", QueryTimeout: time.Second,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	b := bus.New(bus.Config{QueueLen: 1024}, testLog())
+	if err := b.AddModule(bus.ModuleMeta, bus.GroupMeta); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(cfg, b, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, r: r, b: b, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- r.Run(ctx) }()
+	t.Cleanup(func() { h.stop(); cleanupRunc(t, cfg) })
+	return h
+}
+
+// stop ends Run, leaving containers running.
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	<-h.done
+	h.cancel = nil
+}
+
+// cleanupRunc removes every container and mount a test left.
+func cleanupRunc(t *testing.T, cfg Config) {
+	rt := &ociRuntime{bin: "runc", root: cfg.RuntimeRoot}
+	if bin, err := exec.LookPath("runc"); err == nil {
+		rt.bin = bin
+	}
+	states, _ := rt.list(context.Background())
+	for _, s := range states {
+		_ = rt.remove(context.Background(), s.ID)
+	}
+	ents, _ := os.ReadDir(PodsDir(cfg.DataDir))
+	for _, e := range ents {
+		dir := filepath.Join(PodsDir(cfg.DataDir), e.Name())
+		cs, _ := os.ReadDir(filepath.Join(dir, "containers"))
+		for _, c := range cs {
+			unmountRootfs(filepath.Join(dir, "containers", c.Name()))
+		}
+		vs, _ := os.ReadDir(filepath.Join(dir, "volumes"))
+		for _, v := range vs {
+			unmountAll(filepath.Join(dir, "volumes", v.Name()))
+		}
+		releaseNamespaces(filepath.Join(dir, "ns"))
+	}
+}
+
+// send delivers a message to the pod module as meta would.
+func (h *harness) send(op bus.Op, kind bus.Kind, ns, name string, obj any) {
+	h.t.Helper()
+	b, err := json.Marshal(obj)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	m := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, op, bus.ResourcePath(ns, kind, name), b)
+	if err := h.b.Send(bus.ModulePod, m); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// waitStatus reads status messages until ok accepts one for the named pod.
+func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStatus) bool) PodStatus {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last PodStatus
+	for {
+		m, err := h.b.Receive(ctx, bus.ModuleMeta)
+		if err != nil {
+			js, _ := json.MarshalIndent(last, "", " ")
+			h.t.Fatalf("pod %s: no matching status within %s; last: %s", name, timeout, js)
+		}
+		res, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
+		if err != nil || res.Name != name {
+			continue
+		}
+		var st PodStatus
+		switch res.Kind {
+		case bus.KindPodPatch:
+			s, _ := bus.ContentString(m.Content)
+			var patch struct {
+				Status PodStatus `json:"status"`
+			}
+			if err := json.Unmarshal([]byte(s), &patch); err != nil {
+				h.t.Fatalf("podpatch content %q: %v", s, err)
+			}
+			st = patch.Status
+		case bus.KindPodStatus:
+			var ps struct {
+				UID, Name string
+				Status    PodStatus
+			}
+			if err := json.Unmarshal(m.Content, &ps); err != nil {
+				h.t.Fatalf("podstatus content %q: %v", m.Content, err)
+			}
+			st = ps.Status
+		default:
+			continue
+		}
+		last = st
+		if ok(st) {
+			return st
+		}
+	}
+}
+
+func running(names ...string) func(PodStatus) bool {
+	return func(s PodStatus) bool {
+		if s.Phase != "Running" || len(s.ContainerStatuses) != len(names) {
+			return false
+		}
+		for _, cs := range s.ContainerStatuses {
+			if cs.State.Running == nil {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func testPod(name string, containers ...Container) *Pod {
+	zero := int64(1)
+	p := &Pod{Metadata: ObjectMeta{Name: name, Namespace: "default", UID: "uid-" + name},
+		Spec: PodSpec{Containers: containers, TerminationGracePeriodSeconds: &zero}}
+	return p
+}
+
+func sh(name, script string) Container {
+	return Container{Name: name, Image: testImage, ImagePullPolicy: PullNever, Command: []string{"sh", "-c", script}}
+}
+
+func (h *harness) logs(pod, container string) string {
+	var b strings.Builder
+	_ = WriteLogs(&b, h.cfg.DataDir, pod, container)
+	return b.String()
+}
+
+// waitLog waits until the container log holds want. Logs are files the
+// container writes itself, so there is no event to wait for: poll.
+func (h *harness) waitLog(pod, container, want string) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		got := h.logs(pod, container)
+		if strings.Contains(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("log of %s/%s = %q, want it to contain %q", pod, container, got, want)
+		}
+	}
+}
+
+func (h *harness) runcIDs() []string {
+	states, err := h.r.rt.list(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range states {
+		ids = append(ids, s.ID+":"+s.Status)
+	}
+	return ids
+}
+
+func TestPodRunsAndDeletes(t *testing.T) {
+	h := newHarness(t, "", nil)
+	p := testPod("hello", sh("main", "echo hello from $HOSTNAME; exec sleep 1000"))
+	h.send(bus.OpInsert, bus.KindPod, "default", "hello", p)
+	st := h.waitStatus("hello", 30*time.Second, running("main"))
+	cs := st.ContainerStatuses[0]
+	if !strings.HasPrefix(cs.ImageID, "sha256:") || cs.RestartCount != 0 || !cs.Ready {
+		t.Errorf("container status = %+v, want image id, 0 restarts, ready", cs)
+	}
+	h.waitLog("hello", "main", "hello from hello")
+	if ids := h.runcIDs(); len(ids) != 1 || !strings.HasSuffix(ids[0], ":running") {
+		t.Errorf("runc list = %v, want one running container", ids)
+	}
+	// No process of ours per container: the container's parent is this
+	// process (the subreaper), not a shim.
+	states, _ := h.r.rt.list(context.Background())
+	if ppid := parentOf(states[0].Pid); ppid != os.Getpid() {
+		t.Errorf("parent of container pid %d = %d, want this process %d", states[0].Pid, ppid, os.Getpid())
+	}
+	h.send(bus.OpDelete, bus.KindPod, "default", "hello", p)
+	waitGone(t, h, "uid-hello")
+	if ids := h.runcIDs(); len(ids) != 0 {
+		t.Errorf("after delete runc list = %v, want none", ids)
+	}
+	if _, err := os.Stat(filepath.Join(PodsDir(h.cfg.DataDir), "uid-hello")); !os.IsNotExist(err) {
+		t.Errorf("pod dir after delete: %v, want gone", err)
+	}
+}
+
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var ppid int
+	fmt.Sscan(fs[1], &ppid)
+	return ppid
+}
+
+// waitGone waits for the worker of uid to finish.
+func waitGone(t *testing.T, h *harness, uid string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		h.r.mu.Lock()
+		_, ok := h.r.workers[uid]
+		h.r.mu.Unlock()
+		if !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s not deleted within 30s", uid)
+		}
+	}
+}
+
+func TestTwoContainersShareLoopback(t *testing.T) {
+	h := newHarness(t, "", nil)
+	server := sh("server", "mkdir -p /www && echo pong > /www/index.html && exec httpd -f -p 8080 -h /www")
+	server.Ports = []ContainerPort{{Name: "http", ContainerPort: 8080}}
+	server.ReadinessProbe = &Probe{HTTPGet: &HTTPGetAction{Path: "/", Port: json.RawMessage(`"http"`)}, PeriodSeconds: 1}
+	client := sh("client", "until wget -qO- http://127.0.0.1:8080/; do sleep 0.1; done; exec sleep 1000")
+	p := testPod("pair", server, client)
+	h.send(bus.OpInsert, bus.KindPod, "default", "pair", p)
+	h.waitStatus("pair", 30*time.Second, func(s PodStatus) bool {
+		return running("server", "client")(s) && s.ContainerStatuses[0].Ready
+	})
+	h.waitLog("pair", "client", "pong")
+}
+
+func TestConfigMapAndSecret(t *testing.T) {
+	h := newHarness(t, "", nil)
+	h.send(bus.OpInsert, bus.KindConfigMap, "default", "cfg", ConfigMap{
+		Metadata: ObjectMeta{Name: "cfg", Namespace: "default"}, Data: map[string]string{"greeting": "hi-from-cm", "mode": "fast"}})
+	h.send(bus.OpUpdate, bus.KindSecret, "default", "sec", Secret{
+		Metadata: ObjectMeta{Name: "sec", Namespace: "default"}, Data: map[string][]byte{"password": []byte("s3cret")}})
+	c := sh("main", `echo "vol=$(cat /cfg/greeting) sec=$(cat /sec/password) env=$MODE envsec=$PASS down=$(cat /info/name)"; exec sleep 1000`)
+	c.Env = []EnvVar{
+		{Name: "MODE", ValueFrom: &EnvVarSource{ConfigMapKeyRef: &KeySelector{Name: "cfg", Key: "mode"}}},
+		{Name: "PASS", ValueFrom: &EnvVarSource{SecretKeyRef: &KeySelector{Name: "sec", Key: "password"}}},
+	}
+	c.VolumeMounts = []VolumeMount{{Name: "cfg", MountPath: "/cfg"}, {Name: "sec", MountPath: "/sec", ReadOnly: true}, {Name: "info", MountPath: "/info"}}
+	p := testPod("cfgpod", c)
+	p.Spec.Volumes = []Volume{
+		{Name: "cfg", ConfigMap: &ConfigMapVolumeSource{Name: "cfg"}},
+		{Name: "sec", Secret: &SecretVolumeSource{SecretName: "sec"}},
+		{Name: "info", DownwardAPI: &DownwardAPIVolumeSource{Items: []DownwardAPIVolumeFile{{Path: "name", FieldRef: &ObjectFieldSelector{FieldPath: "metadata.name"}}}}},
+	}
+	h.send(bus.OpInsert, bus.KindPod, "default", "cfgpod", p)
+	h.waitStatus("cfgpod", 30*time.Second, running("main"))
+	h.waitLog("cfgpod", "main", "vol=hi-from-cm sec=s3cret env=fast envsec=s3cret down=cfgpod")
+}
+
+func TestRestartPolicies(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy string
+		script string
+		want   func(PodStatus) bool
+	}{
+		{"always restarts a clean exit", RestartAlways, "exit 0", func(s PodStatus) bool {
+			return s.ContainerStatuses[0].RestartCount >= 2
+		}},
+		{"onfailure restarts a failure", RestartOnFailure, "exit 1", func(s PodStatus) bool {
+			cs := s.ContainerStatuses[0]
+			return cs.RestartCount >= 2 && cs.LastTerminationState.Terminated != nil && cs.LastTerminationState.Terminated.ExitCode == 1
+		}},
+		{"onfailure keeps a success", RestartOnFailure, "exit 0", func(s PodStatus) bool {
+			cs := s.ContainerStatuses[0]
+			return s.Phase == "Succeeded" && cs.RestartCount == 0 && cs.State.Terminated != nil && cs.State.Terminated.Reason == "Completed"
+		}},
+		{"never keeps a failure", RestartNever, "exit 3", func(s PodStatus) bool {
+			cs := s.ContainerStatuses[0]
+			return s.Phase == "Failed" && cs.RestartCount == 0 && cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 3
+		}},
+	}
+	h := newHarness(t, "", nil)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("restart%d", i)
+			p := testPod(name, sh("main", tt.script))
+			p.Spec.RestartPolicy = tt.policy
+			h.send(bus.OpInsert, bus.KindPod, "default", name, p)
+			h.waitStatus(name, 30*time.Second, func(s PodStatus) bool { return len(s.ContainerStatuses) == 1 && tt.want(s) })
+			h.send(bus.OpDelete, bus.KindPod, "default", name, p)
+			waitGone(t, h, "uid-"+name)
+		})
+	}
+}
+
+func TestInitContainersRunFirst(t *testing.T) {
+	h := newHarness(t, "", nil)
+	p := testPod("withinit", sh("main", "cat /work/done; exec sleep 1000"))
+	p.Spec.InitContainers = []Container{sh("init1", "echo one > /work/done"), sh("init2", "echo two >> /work/done")}
+	p.Spec.Volumes = []Volume{{Name: "work", EmptyDir: &EmptyDirVolumeSource{}}}
+	for i := range p.Spec.InitContainers {
+		p.Spec.InitContainers[i].VolumeMounts = []VolumeMount{{Name: "work", MountPath: "/work"}}
+	}
+	p.Spec.Containers[0].VolumeMounts = []VolumeMount{{Name: "work", MountPath: "/work"}}
+	h.send(bus.OpInsert, bus.KindPod, "default", "withinit", p)
+	st := h.waitStatus("withinit", 30*time.Second, running("main"))
+	for _, cs := range st.InitContainerStatuses {
+		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
+			t.Errorf("init %s state = %+v, want terminated 0", cs.Name, cs.State)
+		}
+	}
+	h.waitLog("withinit", "main", "one\ntwo\n")
+}
+
+func TestLivenessProbeRestarts(t *testing.T) {
+	h := newHarness(t, "", nil)
+	c := sh("main", "touch /tmp/healthy; sleep 1; rm /tmp/healthy; exec sleep 1000")
+	c.LivenessProbe = &Probe{Exec: &ExecAction{Command: []string{"cat", "/tmp/healthy"}}, PeriodSeconds: 1, FailureThreshold: 1}
+	p := testPod("live", c)
+	h.send(bus.OpInsert, bus.KindPod, "default", "live", p)
+	st := h.waitStatus("live", 60*time.Second, func(s PodStatus) bool {
+		return len(s.ContainerStatuses) == 1 && s.ContainerStatuses[0].RestartCount >= 1
+	})
+	if lt := st.ContainerStatuses[0].LastTerminationState.Terminated; lt == nil || lt.Message != "liveness probe failed" {
+		t.Errorf("last termination = %+v, want a liveness kill", lt)
+	}
+}
+
+func TestAdoptAfterStop(t *testing.T) {
+	h := newHarness(t, "", nil)
+	p := testPod("keep", sh("main", "exec sleep 1000"))
+	h.send(bus.OpInsert, bus.KindPod, "default", "keep", p)
+	st := h.waitStatus("keep", 30*time.Second, running("main"))
+	before := h.runcStates()
+	// edgenode goes away (Run returns; a crash does the same: nothing of
+	// ours stops containers). They keep running.
+	h.stop()
+	if after := h.runcStates(); len(after) != 1 || after[0].Status != "running" || after[0].Pid != before[0].Pid {
+		t.Fatalf("after stop runc list = %+v, want the same running container", after)
+	}
+	h2 := newHarness(t, h.cfg.DataDir, nil)
+	st2 := h2.waitStatus("keep", 30*time.Second, running("main"))
+	if got := h2.runcStates(); len(got) != 1 || got[0].Pid != before[0].Pid {
+		t.Errorf("after adoption runc list = %+v, want pid %d unchanged", got, before[0].Pid)
+	}
+	if cs := st2.ContainerStatuses[0]; cs.RestartCount != 0 || cs.State.Running.StartedAt != st.ContainerStatuses[0].State.Running.StartedAt {
+		t.Errorf("adopted status = %+v, want no restart and the same start time", cs)
+	}
+}
+
+func TestRestartAfterReboot(t *testing.T) {
+	h := newHarness(t, "", nil)
+	p := testPod("boot", sh("main", "echo started; exec sleep 1000"))
+	h.send(bus.OpInsert, bus.KindPod, "default", "boot", p)
+	h.waitStatus("boot", 30*time.Second, running("main"))
+	h.stop()
+	// A reboot loses every container and mount, keeps the data dir.
+	cleanupRunc(t, h.cfg)
+	h2 := newHarness(t, h.cfg.DataDir, nil)
+	h2.waitStatus("boot", 30*time.Second, running("main"))
+	if ids := h2.runcIDs(); len(ids) != 1 {
+		t.Errorf("after reboot runc list = %v, want the pod's container", ids)
+	}
+}
+
+func (h *harness) runcStates() []ociState {
+	s, err := h.r.rt.list(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func TestBadSpecsReportReason(t *testing.T) {
+	h := newHarness(t, "", nil)
+	missing := testPod("noimage", Container{Name: "main", Image: "nothere:1", ImagePullPolicy: PullNever})
+	badvol := testPod("badvol", sh("main", "true"))
+	badvol.Spec.Volumes = []Volume{{Name: "v", HostPath: &HostPathVolumeSource{Path: "/does/not/exist", Type: "Directory"}}}
+	badvol.Spec.Containers[0].VolumeMounts = []VolumeMount{{Name: "v", MountPath: "/v"}}
+	nocm := testPod("nocm", sh("main", "true"))
+	nocm.Spec.Containers[0].Env = []EnvVar{{Name: "X", ValueFrom: &EnvVarSource{ConfigMapKeyRef: &KeySelector{Name: "absent", Key: "k"}}}}
+	tests := []struct {
+		name string
+		raw  any
+		want func(PodStatus) bool
+	}{
+		{"noimage", missing, waitingReason("ErrImageNeverPull")},
+		{"badvol", badvol, waitingReason("CreateContainerConfigError")},
+		{"nocm", nocm, waitingReason("CreateContainerConfigError")},
+		{"badpolicy", json.RawMessage(`{"metadata":{"name":"badpolicy","uid":"uid-bp"},"spec":{"restartPolicy":"Sometimes","containers":[{"name":"c","image":"x"}]}}`),
+			func(s PodStatus) bool {
+				return s.Phase == "Failed" && s.Reason == "InvalidSpec" && strings.Contains(s.Message, "restartPolicy")
+			}},
+		{"nfs", json.RawMessage(`{"metadata":{"name":"nfs","uid":"uid-nfs"},"spec":{"volumes":[{"name":"v","nfs":{"server":"s","path":"/"}}],"containers":[{"name":"c","image":"x"}]}}`),
+			func(s PodStatus) bool { return s.Phase == "Failed" && strings.Contains(s.Message, "not supported") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h.send(bus.OpInsert, bus.KindPod, "default", tt.name, tt.raw)
+			h.waitStatus(tt.name, 30*time.Second, tt.want)
+		})
+	}
+	// The runner still works.
+	h.send(bus.OpInsert, bus.KindPod, "default", "fine", testPod("fine", sh("main", "exec sleep 1000")))
+	h.waitStatus("fine", 30*time.Second, running("main"))
+}
+
+func waitingReason(r string) func(PodStatus) bool {
+	return func(s PodStatus) bool {
+		return len(s.ContainerStatuses) > 0 && s.ContainerStatuses[0].State.Waiting != nil &&
+			s.ContainerStatuses[0].State.Waiting.Reason == r
+	}
+}
+
+func TestPullAndRun(t *testing.T) {
+	h := newHarness(t, "", nil)
+	reg := podtest.NewRegistry()
+	defer reg.Close()
+	ref, err := reg.Push("apps/sleeper:1", busyboxImage(t, "sleep", "1000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testPod("pulled", Container{Name: "main", Image: ref, ImagePullPolicy: PullAlways})
+	h.send(bus.OpInsert, bus.KindPod, "default", "pulled", p)
+	h.waitStatus("pulled", 60*time.Second, running("main"))
+}
+
+func TestStatusEras(t *testing.T) {
+	p := testPod("x", sh("main", "true"))
+	s := &PodStatus{Phase: "Running"}
+	m, err := statusMessage(bus.EraV03, p, s)
+	if err != nil || m.Route.Resource != "default/podstatus/x" || m.Route.Operation != bus.OpUpdate ||
+		!strings.Contains(string(m.Content), `"UID":"uid-x","Name":"x","Status":{"phase":"Running"`) {
+		t.Errorf("v0.3 status = %s %s %s, %v", m.Route.Operation, m.Route.Resource, m.Content, err)
+	}
+	m, err = statusMessage(bus.EraV123, p, s)
+	str, ok := bus.ContentString(m.Content)
+	if err != nil || m.Route.Resource != "default/podpatch/x" || m.Route.Operation != bus.OpPatch || !ok ||
+		!strings.Contains(str, `"status":{"phase":"Running"`) {
+		t.Errorf("v1.23 status = %s %s %s, %v", m.Route.Operation, m.Route.Resource, m.Content, err)
+	}
+}
+
+var _ sync.Mutex

@@ -1,0 +1,475 @@
+package pod
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// worker owns one pod: its goroutine relists the containers every
+// SyncInterval, starts and restarts them, runs probes and reports status.
+type worker struct {
+	r      *Runner
+	uid    string
+	dir    string
+	static bool
+
+	wake  chan struct{}
+	stopc chan struct{}
+	once  sync.Once
+
+	mu        sync.Mutex // guards the fields below against Runner calls
+	pod       *Pod
+	specErr   error
+	removing  bool
+	gone      bool
+	refresh   bool
+	status    PodStatus
+	cancelRun context.CancelFunc
+
+	// Owned by the worker goroutine.
+	cur        *Pod // the spec being synced
+	ctrs       map[string]*ctr
+	prepared   bool
+	nsPaths    map[string]string
+	vols       map[string]string
+	etcMounts  []ociMount
+	savedSpec  []byte
+	lastSent   []byte
+	lastSentAt time.Time
+	startTime  time.Time
+	conds      map[string]PodCondition
+	prepErr    error
+	prepNext   time.Time
+}
+
+// ctr is the state of one container of the pod.
+type ctr struct {
+	spec    Container
+	init    bool
+	id      string // runc container id
+	pid     int
+	running bool
+	adopted bool // started by an earlier run of edgenode
+
+	startedAt, finishedAt time.Time
+	term                  *ContainerStateTerminated // last termination
+	waiting               *ContainerStateWaiting    // why it is not running
+	restarts              int32
+	backoff               time.Duration
+	nextStart             time.Time
+	image, imageID        string
+
+	started, ready       bool
+	live, readyP, startP probeState
+	killedBy             string // "liveness" or "startup" when a probe killed it
+}
+
+type probeState struct {
+	next        time.Time
+	fails, succ int32
+}
+
+func newWorker(r *Runner, p *Pod, specErr error, adopt []ociState) *worker {
+	w := &worker{
+		r: r, uid: p.Metadata.UID, dir: filepath.Join(r.cfg.podsDir(), p.Metadata.UID),
+		wake: make(chan struct{}, 1), stopc: make(chan struct{}),
+		pod: p, cur: p, specErr: specErr, ctrs: map[string]*ctr{}, conds: map[string]PodCondition{},
+		static: p.Metadata.Annotations[annConfigSource] == "file",
+	}
+	for _, s := range adopt {
+		name := s.Annotations[annContainer]
+		c := w.ctrFor(name)
+		if c == nil {
+			continue
+		}
+		c.id = s.ID
+		c.adopted = true
+		c.imageID = s.Annotations[annImageID]
+		if n, err := strconv.Atoi(s.Annotations[annRestarts]); err == nil {
+			c.restarts = int32(n)
+		}
+		c.startedAt, _ = time.Parse(time.RFC3339, s.Annotations[annStarted])
+		switch s.Status {
+		case "running", "paused":
+			c.running, c.pid, c.started = true, s.Pid, true
+			c.ready = c.spec.ReadinessProbe == nil
+		default:
+			// It exited while edgenode was down: nobody reaped it, so the
+			// exit code is lost. Report it as unknown and let the restart
+			// policy decide.
+			c.finishedAt = time.Now()
+			c.term = &ContainerStateTerminated{ExitCode: 255, Reason: "Unknown",
+				Message:   "exited while edgenode was not running; exit code unknown",
+				StartedAt: fmtTime(c.startedAt), ContainerID: "runc://" + s.ID}
+			_ = r.rt.remove(context.Background(), s.ID)
+		}
+	}
+	return w
+}
+
+// ctrFor returns the state of the named container of the current spec,
+// creating it.
+func (w *worker) ctrFor(name string) *ctr {
+	if c, ok := w.ctrs[name]; ok {
+		return c
+	}
+	for i, cs := range [][]Container{w.cur.Spec.InitContainers, w.cur.Spec.Containers} {
+		for _, c := range cs {
+			if c.Name == name {
+				st := &ctr{spec: c, init: i == 0, id: w.containerID(name)}
+				w.ctrs[name] = st
+				return st
+			}
+		}
+	}
+	return nil
+}
+
+func (w *worker) containerID(name string) string { return w.uid + "_" + name }
+
+func (w *worker) key() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod.Metadata.Namespace + "/" + w.pod.Metadata.Name
+}
+
+func (w *worker) namespace() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod.Metadata.Namespace
+}
+
+func (w *worker) isGone() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gone
+}
+
+// update hands the worker a new spec.
+func (w *worker) update(p *Pod, specErr error) {
+	w.mu.Lock()
+	w.pod, w.specErr = p, specErr
+	w.mu.Unlock()
+	w.poke(false)
+}
+
+// remove asks the worker to stop the pod's containers and delete it.
+func (w *worker) remove() {
+	w.mu.Lock()
+	w.removing = true
+	if w.cancelRun != nil {
+		w.cancelRun() // abort a pull or start in progress
+	}
+	w.mu.Unlock()
+	w.poke(false)
+}
+
+// poke wakes the worker; refresh re-writes configmap and secret volumes.
+func (w *worker) poke(refresh bool) {
+	if refresh {
+		w.mu.Lock()
+		w.refresh = true
+		w.mu.Unlock()
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// quit stops the worker goroutine, leaving containers running.
+func (w *worker) quit() { w.once.Do(func() { close(w.stopc) }) }
+
+func (w *worker) snapshot() Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := *w.pod
+	p.Status = w.status
+	return p
+}
+
+func (w *worker) run(ctx context.Context) {
+	t := time.NewTicker(w.r.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		wctx, cancel := context.WithCancel(ctx)
+		w.cancelRun = cancel
+		if w.removing {
+			cancel()
+			wctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		}
+		w.mu.Unlock()
+		done := w.sync(wctx)
+		cancel()
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.stopc:
+			return
+		case <-w.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// sync moves the pod one step towards its spec. It returns true when the
+// pod is gone.
+func (w *worker) sync(ctx context.Context) bool {
+	w.mu.Lock()
+	p, specErr, removing, refresh := w.pod, w.specErr, w.removing, w.refresh
+	w.refresh = false
+	w.mu.Unlock()
+	w.cur = p
+	if removing {
+		w.teardown(ctx)
+		w.mu.Lock()
+		w.gone = true
+		w.mu.Unlock()
+		return true
+	}
+	if w.startTime.IsZero() {
+		w.startTime = time.Now()
+	}
+	if specErr != nil {
+		w.report(p, w.failedStatus("InvalidSpec", specErr.Error()))
+		return false
+	}
+	w.saveSpec(p)
+	w.retarget(p)
+	w.observe(ctx)
+	if w.r.rtErr != nil {
+		w.setWaiting("RuntimeUnavailable", w.r.rtErr.Error())
+		w.report(p, w.computeStatus(p))
+		return false
+	}
+	if !w.prepared || refresh {
+		if err := w.prepare(ctx, p); err != nil {
+			w.prepErr = err
+			w.setWaiting("CreateContainerConfigError", err.Error())
+			w.report(p, w.computeStatus(p))
+			return false
+		}
+		w.prepErr = nil
+	}
+	w.rotateLogs()
+	if w.runInits(ctx, p) {
+		w.runApps(ctx, p)
+	}
+	w.report(p, w.computeStatus(p))
+	return false
+}
+
+// retarget brings the container table in line with a new spec: containers
+// whose spec changed are restarted with the new one (the kubelet does the
+// same for an image change), containers no longer in the spec are stopped.
+func (w *worker) retarget(p *Pod) {
+	names := map[string]bool{}
+	for i, cs := range [][]Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			names[c.Name] = true
+			st := w.ctrs[c.Name]
+			if st == nil {
+				continue
+			}
+			if !sameJSON(st.spec, c) {
+				if st.running && i == 1 {
+					w.stop(context.Background(), st, p, "spec changed")
+				}
+				st.spec = c
+				st.nextStart = time.Time{}
+			}
+		}
+	}
+	for name, st := range w.ctrs {
+		if !names[name] {
+			if st.running {
+				w.stop(context.Background(), st, p, "removed from spec")
+			}
+			_ = w.r.rt.remove(context.Background(), st.id)
+			unmountRootfs(filepath.Join(w.dir, "containers", name))
+			delete(w.ctrs, name)
+		}
+	}
+}
+
+// saveSpec persists the spec under the pod dir: the record that brings the
+// pod back after a restart or reboot even with no meta and no cloud.
+func (w *worker) saveSpec(p *Pod) {
+	cp := *p
+	cp.Status = PodStatus{}
+	b, err := json.Marshal(&cp)
+	if err != nil || string(b) == string(w.savedSpec) {
+		return
+	}
+	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+		w.r.log.Warn("pod dir", "pod", w.uid, "err", err)
+		return
+	}
+	if err := writeFileAtomic(filepath.Join(w.dir, "pod.json"), b, 0o600); err != nil {
+		w.r.log.Warn("pod spec not saved", "pod", w.uid, "err", err)
+		return
+	}
+	w.savedSpec = b
+}
+
+// setWaiting marks every container that is not running as waiting.
+func (w *worker) setWaiting(reason, msg string) {
+	p := w.cur
+	for _, cs := range [][]Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			if st := w.ctrFor(c.Name); st != nil && !st.running {
+				st.waiting = &ContainerStateWaiting{Reason: reason, Message: msg}
+			}
+		}
+	}
+}
+
+// runInits runs init containers one at a time, in order. It returns true
+// once all have succeeded.
+func (w *worker) runInits(ctx context.Context, p *Pod) bool {
+	for _, c := range p.Spec.InitContainers {
+		st := w.ctrFor(c.Name)
+		if st.term != nil && st.term.ExitCode == 0 && !st.running {
+			continue
+		}
+		if st.running {
+			return false
+		}
+		if st.term != nil && p.Spec.RestartPolicy == RestartNever {
+			return false // the pod has failed
+		}
+		if time.Now().Before(st.nextStart) {
+			return false
+		}
+		if st.term != nil {
+			st.restarts++
+		}
+		w.start(ctx, p, st)
+		return false
+	}
+	return true
+}
+
+// runApps starts app containers that should run and probes running ones.
+func (w *worker) runApps(ctx context.Context, p *Pod) {
+	for _, c := range p.Spec.Containers {
+		st := w.ctrFor(c.Name)
+		switch {
+		case st.running:
+			w.probe(ctx, p, st)
+		case st.term == nil && st.startedAt.IsZero():
+			if time.Now().Before(st.nextStart) {
+				continue
+			}
+			w.start(ctx, p, st)
+		case st.term != nil && shouldRestart(p.Spec.RestartPolicy, st.term.ExitCode):
+			if time.Now().Before(st.nextStart) {
+				continue
+			}
+			st.restarts++
+			w.start(ctx, p, st)
+		case st.term == nil && !st.startedAt.IsZero():
+			// Adopted as stopped with no record: treat as an unknown exit.
+		}
+	}
+}
+
+func shouldRestart(policy string, exit int32) bool {
+	switch policy {
+	case RestartNever:
+		return false
+	case RestartOnFailure:
+		return exit != 0
+	}
+	return true // Always, the default
+}
+
+// exited records the end of a running container and schedules the next
+// start with back-off (10 s doubling to 300 s, reset after 10 minutes of
+// running, spec 6).
+func (w *worker) exited(st *ctr, code, sig int32, reason, msg string) {
+	now := time.Now()
+	st.running, st.ready, st.started = false, false, false
+	st.finishedAt = now
+	if reason == "" {
+		reason = "Completed"
+		if code != 0 {
+			reason = "Error"
+		}
+	}
+	st.term = &ContainerStateTerminated{ExitCode: code, Signal: sig, Reason: reason, Message: msg,
+		StartedAt: fmtTime(st.startedAt), FinishedAt: fmtTime(now), ContainerID: "runc://" + st.id}
+	if now.Sub(st.startedAt) > 10*time.Minute {
+		st.backoff = 0
+	}
+	switch {
+	case st.backoff == 0:
+		st.backoff = w.r.cfg.BackoffBase
+	default:
+		st.backoff = min(2*st.backoff, w.r.cfg.BackoffMax)
+	}
+	st.nextStart = now.Add(st.backoff)
+	st.pid = 0
+	_ = w.r.rt.remove(context.Background(), st.id)
+}
+
+// observe reaps exited containers. A container started by this run of
+// edgenode is our child (we are its subreaper) and gives its exit code;
+// an adopted one is not, and only its disappearance is seen.
+func (w *worker) observe(_ context.Context) {
+	for _, st := range w.ctrs {
+		if !st.running || st.pid <= 0 {
+			continue
+		}
+		ws, reaped, notChild := reapPid(st.pid)
+		switch {
+		case reaped:
+			code, sig := int32(ws.ExitStatus()), int32(0)
+			if ws.Signaled() {
+				sig = int32(ws.Signal())
+				code = 128 + sig
+			}
+			reason := ""
+			if st.killedBy != "" {
+				reason = "Error"
+			}
+			w.exited(st, code, sig, reason, st.killedBy)
+			st.killedBy = ""
+		case notChild && !alive(st.pid):
+			w.exited(st, 255, 0, "Unknown", "exit code unknown: the container was adopted from an earlier run of edgenode")
+		}
+	}
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func sameJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// failedStatus is the status of a pod that cannot run at all.
+func (w *worker) failedStatus(reason, msg string) PodStatus {
+	return PodStatus{Phase: "Failed", Reason: reason, Message: msg, HostIP: w.r.cfg.HostIP,
+		StartTime: fmtTime(w.startTime),
+		Conditions: []PodCondition{{Type: "PodScheduled", Status: "True"},
+			{Type: "Ready", Status: "False", Reason: reason, Message: msg}}}
+}
+
+var _ = fmt.Sprintf

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"edgenode/bus"
+	"edgenode/db"
+	"edgenode/meta"
+	"edgenode/pod"
+	"edgenode/pod/podtest"
+)
+
+// TestMetaPodFlow runs a pod the way the cloud delivers it: a pod insert
+// reaches meta, meta stores it and hands it to edged, edged runs it and
+// its podpatch goes back through meta to the hub. Then the node loses its
+// pods (reboot with a wiped pods dir) and edged gets the pod back from
+// meta's local pod list (spec 6 start-up), with no cloud.
+func TestMetaPodFlow(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run containers")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc missing: apt-get install runc")
+	}
+	if _, err := podtest.Busybox(); err != nil {
+		t.Skip(err.Error())
+	}
+	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
+		t.Skipf("host busybox is %s, this test binary is %s: containers cannot run here", a, runtime.GOARCH)
+	}
+	dir := t.TempDir()
+	img, err := podtest.Image([]string{"sleep", "1000"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "ro"), 0o755)
+	if err := podtest.WriteOCIArchive(filepath.Join(dir, "ro", "bb.tar"), "busybox:flow", img); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store, err := db.Open(ctx, filepath.Join(dir, db.FileName), db.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	b := bus.New(bus.Config{QueueLen: 1024}, log)
+	if err := b.AddModule(bus.ModuleHub, bus.GroupHub); err != nil { // the cloud side, observed
+		t.Fatal(err)
+	}
+	mm, err := meta.New(meta.Config{Era: bus.EraV123, NodeName: "n1"}.Defaults(), b, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metaDone := make(chan error, 1)
+	go func() { metaDone <- mm.Run(ctx) }()
+	defer func() { cancel(); <-metaDone }()
+	pcfg := pod.Config{DataDir: dir, NodeName: "n1", Era: bus.EraV123,
+		RuntimeRoot: filepath.Join(dir, "runc"), ImagesDir: filepath.Join(dir, "ro"), ManifestsDir: filepath.Join(dir, "manifests"),
+		Platform: "linux/" + podtest.BusyboxArch(), StatusInterval: time.Millisecond, SyncInterval: 50 * time.Millisecond}
+	startPod := func() (*pod.Runner, func()) {
+		pr, err := pod.New(pcfg, b, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pctx, pcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- pr.Run(pctx) }()
+		return pr, func() { pcancel(); <-done; b.CleanUp(bus.ModulePod) }
+	}
+	pr, stop := startPod()
+	defer func() { cleanupPods(dir) }()
+
+	podJSON := `{"metadata":{"name":"web","namespace":"default","uid":"uid-web","resourceVersion":"7"},
+	  "spec":{"terminationGracePeriodSeconds":1,"containers":[{"name":"main","image":"busybox:flow","imagePullPolicy":"Never"}]}}`
+	in := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpInsert, "default/pod/web", []byte(podJSON))
+	if err := b.Send(bus.ModuleMeta, in); err != nil {
+		t.Fatal(err)
+	}
+	waitPatch(t, b, "web", "Running")
+	if ps := pr.Pods(); len(ps) != 1 || ps[0].Status.Phase != "Running" {
+		t.Fatalf("Pods() = %+v, want web Running", ps)
+	}
+	stop()
+
+	// Reboot that lost the pods dir: only meta's store knows the pod.
+	cleanupPods(dir)
+	os.RemoveAll(pod.PodsDir(dir))
+	pr, stop = startPod()
+	// meta may drop a podpatch equal to the stored one, so read the state
+	// from edged itself.
+	waitRunning(t, pr, "web")
+
+	// The cloud deletes it: everything goes.
+	del := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpDelete, "default/pod/web", []byte(podJSON))
+	if err := b.Send(bus.ModuleMeta, del); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(pr.Pods()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pod not deleted: %+v", pr.Pods())
+		}
+		time.Sleep(20 * time.Millisecond) // no event marks the end of a delete; poll
+	}
+	stop()
+	out, _ := exec.Command("runc", "--root", filepath.Join(dir, "runc"), "list", "-q").Output()
+	if s := strings.TrimSpace(string(out)); s != "" {
+		t.Errorf("runc list after delete = %q, want empty", s)
+	}
+}
+
+// waitRunning polls edged's pod list: nothing is sent when the status
+// equals what meta already stored.
+func waitRunning(t *testing.T, pr *pod.Runner, name string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ps := pr.Pods()
+		if len(ps) == 1 && ps[0].Metadata.Name == name && ps[0].Status.Phase == "Running" &&
+			len(ps[0].Status.ContainerStatuses) == 1 && ps[0].Status.ContainerStatuses[0].State.Running != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s not running: %+v", name, ps)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitPatch reads hub-bound messages until a podpatch for name has phase.
+func waitPatch(t *testing.T, b *bus.Bus, name, phase string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		m, err := b.Receive(ctx, bus.ModuleHub)
+		if err != nil {
+			t.Fatalf("no podpatch for %s with phase %s: %v", name, phase, err)
+		}
+		if m.Route.Resource != "default/podpatch/"+name {
+			continue
+		}
+		s, _ := bus.ContentString(m.Content)
+		var p struct {
+			Status struct {
+				Phase string `json:"phase"`
+			} `json:"status"`
+		}
+		if json.Unmarshal([]byte(s), &p) == nil && p.Status.Phase == phase {
+			return
+		}
+	}
+}
+
+// cleanupPods removes containers and mounts a test left under dir.
+func cleanupPods(dir string) {
+	out, _ := exec.Command("runc", "--root", filepath.Join(dir, "runc"), "list", "-q").Output()
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("runc", "--root", filepath.Join(dir, "runc"), "delete", "-f", id).Run()
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	var mps []string
+	for _, l := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && strings.HasPrefix(f[4], pod.PodsDir(dir)) {
+			mps = append(mps, f[4])
+		}
+	}
+	for i := len(mps) - 1; i >= 0; i-- {
+		exec.Command("umount", "-l", mps[i]).Run()
+	}
+}

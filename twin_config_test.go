@@ -1,0 +1,49 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"edgenode/bus"
+	"edgenode/twin"
+)
+
+func TestTwinConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       twin.Config
+		err        string
+	}{
+		{"defaults", "", twin.Config{NodeName: "n1", Era: bus.EraV123, DevicesDir: "/data/devices"}, ""},
+		{"top-level era", "era: v0.3\n", twin.Config{NodeName: "n1", Era: bus.EraV03, DevicesDir: "/data/devices"}, ""},
+		{"twin era overrides", "era: v0.3\ntwin:\n  era: v1.23\n", twin.Config{NodeName: "n1", Era: bus.EraV123, DevicesDir: "/data/devices"}, ""},
+		{"no device files", "twin:\n  devicesDir: none\n  queueLen: 8\n  maxPayload: 1024\n", twin.Config{NodeName: "n1", DevicesDir: "", QueueLen: 8, MaxPayload: 1024}, ""},
+		{"bad era", "twin:\n  era: v9\n", twin.Config{}, "twin.era"},
+		{"relative dir", "twin:\n  devicesDir: devs\n", twin.Config{}, "twin.devicesDir"},
+		{"unknown key", "twin:\n  color: red\n", twin.Config{}, "color"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(&options{configPath: path, dataDir: "/data", nodeName: "n1", set: map[string]bool{"config": true}})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("loadConfig(%q) = %v, want an error naming %s", tc.yaml, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadConfig(%q) = %v", tc.yaml, err)
+			}
+			if diff := cmp.Diff(tc.want, cfg.twinConfig()); diff != "" {
+				t.Errorf("twinConfig() diff (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
