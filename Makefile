@@ -49,6 +49,8 @@ fuzz:
 # under qemu-arm-static, bus, twin and pod benchmarks) with the machine.
 bench: armv6
 	go run ./tools/bench
+	@# The emulated Pi Zero's numbers, from the last make test-board.
+	@if [ -f $(IMAGE_DIR)/test-board/bench.txt ]; then echo "emulated Pi Zero (make test-board, boot 1 then 2):"; cat $(IMAGE_DIR)/test-board/bench.txt; else echo "emulated Pi Zero: no numbers (run make test-board)"; fi
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

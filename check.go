@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"edgenode/board"
+	"edgenode/mqtt"
 )
 
 // checkOptions are the flags of `edgenode check`.
@@ -15,13 +16,9 @@ type checkOptions struct {
 	broker string
 }
 
-// DefaultBrokerAddr is the internal MQTT broker's address (spec 4.1
-// internal-server tcp://127.0.0.1:1884), checked to be free.
-const DefaultBrokerAddr = "127.0.0.1:1884"
-
 func addCheckFlags(fs *flag.FlagSet, o *options) {
-	fs.StringVar(&o.check.runc, "runc", "runc", "runc binary (path or name on PATH)")
-	fs.StringVar(&o.check.broker, "broker", DefaultBrokerAddr, "address the internal MQTT broker listens on; empty skips the check")
+	fs.StringVar(&o.check.runc, "runc", "", "runc binary, a path or a name on PATH (default: pod.runtime of the config)")
+	fs.StringVar(&o.check.broker, "broker", "", "`ADDR` the embedded MQTT broker will listen on (default: mqtt.internal.listen of the config; \"off\" skips the check)")
 }
 
 // cmdCheck prints one PASS/WARN/FAIL line per preflight check and exits 1
@@ -32,7 +29,18 @@ func cmdCheck(ctx context.Context, o *options, _ []string, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "edgenode: %v\n", err)
 		return 1
 	}
-	rs := board.Preflight(ctx, board.PreflightConfig{DataDir: cfg.DataDir, Runc: o.check.runc, BrokerAddr: o.check.broker})
+	broker := o.check.broker
+	switch {
+	case broker == "off":
+		broker = ""
+	case broker == "" && cfg.MQTT.Mode != mqtt.ModeExternal:
+		broker = cfg.MQTT.Internal.Listen
+	}
+	runc := o.check.runc
+	if runc == "" {
+		runc = cfg.Pod.Runtime
+	}
+	rs := board.Preflight(ctx, board.PreflightConfig{DataDir: cfg.DataDir, Runc: runc, BrokerAddr: broker})
 	for _, r := range rs {
 		fmt.Fprintln(stdout, r)
 	}

@@ -61,14 +61,16 @@ type statsFunc func() any
 // per module where it is wired in run) and are tracked in reg around their
 // Run.
 type health struct {
-	cfg   HealthConfig
-	node  string
-	b     *bus.Bus
-	qlen  int
-	reg   *board.Registry
-	wd    *board.Watchdog
-	log   *slog.Logger
-	start time.Time
+	cfg  HealthConfig
+	node string
+	b    *bus.Bus
+	qlen int
+	reg  *board.Registry
+	wd   *board.Watchdog
+	// connected reports the cloud link; nil when no cloud is configured.
+	connected func() bool
+	log       *slog.Logger
+	start     time.Time
 
 	mu      sync.Mutex
 	sources []statsSource
@@ -170,6 +172,11 @@ func (h *health) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		}
 		m.gauge("edgenode_module_up", "1 while a module runs and its probes pass.", up, "module", mod.Name, "state", string(mod.State))
 	}
+	cloud := 0.0
+	if h.connected != nil && h.connected() {
+		cloud = 1
+	}
+	m.gauge("edgenode_cloud_connected", "1 while the websocket link to the cloud is up.", cloud)
 	bs := h.b.Stats()
 	m.counter("edgenode_bus_messages_sent_total", "Messages queued on the bus.", float64(bs.Sent))
 	m.counter("edgenode_bus_messages_dropped_total", "Messages the bus refused: unknown module or full queue.", float64(bs.Dropped))
@@ -357,8 +364,12 @@ func runTracked(ctx context.Context, reg *board.Registry, name string, m runner)
 	reg.Set(name, board.StateRunning, "")
 	err := m.Run(ctx)
 	switch {
-	case err == nil || errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	case ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)):
 		reg.Set(name, board.StateStopped, "")
+	case err == nil:
+		// Run must block until ctx ends: a module that quit early no
+		// longer serves, though nothing else stops.
+		reg.Set(name, board.StateFailed, "Run returned before shutdown")
 	default:
 		reg.Set(name, board.StateFailed, err.Error())
 	}

@@ -42,7 +42,8 @@ type fakeStats struct {
 	DBWriteLatency time.Duration
 	PodsByPhase    map[string]int
 	Nested         struct{ Retries uint64 }
-	ignored        int
+	//lint:ignore U1000 writeStats must skip unexported fields
+	ignored int
 }
 
 func TestWriteStats(t *testing.T) {
@@ -96,11 +97,15 @@ func TestHealthValidate(t *testing.T) {
 	}
 }
 
-// stubModule is a runner that blocks until ctx ends, or fails.
-type stubModule struct{ fail error }
+// stubModule is a runner that blocks until ctx ends, fails, or returns
+// at once.
+type stubModule struct {
+	fail  error
+	early bool
+}
 
 func (s stubModule) Run(ctx context.Context) error {
-	if s.fail != nil {
+	if s.fail != nil || s.early {
 		return s.fail
 	}
 	<-ctx.Done()
@@ -178,6 +183,24 @@ func TestHealthServer(t *testing.T) {
 	}
 }
 
+func TestRunTrackedEarlyReturn(t *testing.T) {
+	reg := board.NewRegistry()
+	// A Run that returns nil while the node still runs broke its contract.
+	if err := runTracked(t.Context(), reg, "hub", stubModule{fail: nil, early: true}); err != nil {
+		t.Fatal(err)
+	}
+	m := reg.Modules()[0]
+	if m.State != board.StateFailed || !strings.Contains(m.Detail, "before shutdown") {
+		t.Errorf("after an early return: %+v, want failed", m)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_ = runTracked(ctx, reg, "hub", stubModule{})
+	if m := reg.Modules()[0]; m.State != board.StateStopped {
+		t.Errorf("after shutdown: %+v, want stopped", m)
+	}
+}
+
 func waitState(t *testing.T, reg *board.Registry, name string, s board.State) {
 	t.Helper()
 	for range 1000 {
@@ -207,7 +230,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Errorf("check with a missing --config = %d, %q, want 1 naming the file", code, text)
 	}
 
-	code, lines, text := check("--data-dir", dir+"/data", "--broker", "")
+	code, lines, text := check("--data-dir", dir+"/data", "--broker", "off")
 	if len(lines) != 7 {
 		t.Fatalf("check printed %d lines, want 7 (no broker check):\n%s", len(lines), text)
 	}

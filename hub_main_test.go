@@ -94,8 +94,21 @@ func TestRunJoinsCloud(t *testing.T) {
 	go func() { done <- run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer wcancel()
+	go func() {
+		select {
+		case err := <-done:
+			done <- err // run ended early: stop waiting for the cloud
+			wcancel()
+		case <-wctx.Done():
+		}
+	}()
 	ka, err := srv.WaitFor(wctx, func(m bus.Message) bool { return m.Route.Operation == bus.OpKeepalive })
 	if err != nil {
+		select {
+		case rerr := <-done:
+			t.Fatalf("run() ended before the node joined: %v", rerr)
+		default:
+		}
 		t.Fatalf("no keepalive from the node: %v", err)
 	}
 	if ka.Route.Source != bus.ModuleHub {

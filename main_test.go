@@ -175,11 +175,47 @@ func TestConfigPrintsDefaults(t *testing.T) {
 	}
 }
 
+// skipIfPortBusy skips a test of the default config whose fixed ports
+// (MQTT broker, health server) another process on this machine holds.
+func skipIfPortBusy(t *testing.T, log string) {
+	t.Helper()
+	if strings.Contains(log, "address already in use") {
+		t.Skipf("skipped: a port of the default config is held by another process on this machine:\n%s", log)
+	}
+}
+
 func TestRunCreatesDatabaseAndStopsOnSIGTERM(t *testing.T) {
 	skipIfDefaultConfig(t)
 	bin := buildBinary(t)
-	dir := filepath.Join(t.TempDir(), "data")
-	cmd := runBin(bin, "run", "--data-dir", dir, "--node-name", "edge-1", "--mqtt-listen", "127.0.0.1:0")
+	tests := []struct {
+		name   string
+		config string // empty: no config file at all
+	}{
+		{name: "no config file"},
+		// The same with the fixed ports moved to free ones, so that the
+		// run is checked also where another process holds them.
+		{name: "free ports", config: "health:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			args := []string{"run", "--data-dir", dir, "--node-name", "edge-1"}
+			if tt.config != "" {
+				path := filepath.Join(t.TempDir(), "config.yaml")
+				if err := os.WriteFile(path, []byte(tt.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", path)
+			}
+			runUntilSIGTERM(t, runBin(bin, args...), dir)
+		})
+	}
+}
+
+// runUntilSIGTERM starts edgenode run, waits for it to log ready, checks
+// the database exists, sends SIGTERM and checks it exits 0.
+func runUntilSIGTERM(t *testing.T, cmd *exec.Cmd, dir string) {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +237,7 @@ func TestRunCreatesDatabaseAndStopsOnSIGTERM(t *testing.T) {
 	}
 	if !ready {
 		cmd.Wait()
+		skipIfPortBusy(t, log.String())
 		t.Fatalf("edgenode run ended without logging ready:\n%s", log.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, db.FileName)); err != nil {
@@ -212,6 +249,7 @@ func TestRunCreatesDatabaseAndStopsOnSIGTERM(t *testing.T) {
 	rest, _ := io.ReadAll(stderr)
 	log.Write(rest)
 	if code := exitCode(cmd.Wait()); code != 0 {
+		skipIfPortBusy(t, log.String())
 		t.Fatalf("edgenode run exit code after SIGTERM = %d, want 0; log:\n%s", code, log.String())
 	}
 	if !strings.Contains(log.String(), "edgenode stopped") {
@@ -321,15 +359,7 @@ func TestMetaThroughHub(t *testing.T) {
 					t.Errorf("Run() = %v", err)
 				}
 			}()
-			for {
-				ev, err := b.Receive(ctx, probe)
-				if err != nil {
-					t.Fatalf("no connection event: %v", err)
-				}
-				if s, _ := bus.ContentString(ev.Content); s == bus.CloudConnected {
-					break
-				}
-			}
+			waitCloud(t, ctx, b, probe, bus.CloudConnected)
 
 			// Cloud -> edge: a pod insert.
 			push := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpInsert, "default/pod/nginx", []byte(podJSON))
@@ -370,6 +400,42 @@ func TestMetaThroughHub(t *testing.T) {
 			if row, err := store.MetaByKey(ctx, "default/configmap/cm"); err != nil || row.Value != cmJSON {
 				t.Errorf("configmap row = %+v, %v", row, err)
 			}
+
+			// Cloud away: a pod status is stored, answered, queued by the
+			// hub and delivered when the cloud is back.
+			srv.Pause()
+			waitCloud(t, ctx, b, probe, bus.CloudDisconnected)
+			res, status := "default/podstatus/nginx", `{"UID":"u1","Name":"nginx","Status":{"phase":"Running"}}`
+			op := bus.OpUpdate
+			if era == bus.EraV123 {
+				res, status, op = "default/podpatch/nginx", `"{\"status\":{\"phase\":\"Running\"}}"`, bus.OpPatch
+			}
+			st := bus.NewMessage(bus.ModulePod, bus.GroupMeta, op, res, []byte(status))
+			if _, err := b.SendSync(ctx, bus.ModuleMeta, st, 30*time.Second); err != nil {
+				t.Fatalf("status while disconnected: %v", err)
+			}
+			if err := srv.Resume(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := srv.WaitFor(ctx, func(m bus.Message) bool {
+				return m.Route.Resource == res && m.Route.Operation == op
+			}); err != nil {
+				t.Errorf("the status sent while the cloud was away never reached it: %v", err)
+			}
 		})
+	}
+}
+
+// waitCloud reads the probe's queue until the hub reports state.
+func waitCloud(t *testing.T, ctx context.Context, b *bus.Bus, probe bus.Module, state string) {
+	t.Helper()
+	for {
+		ev, err := b.Receive(ctx, probe)
+		if err != nil {
+			t.Fatalf("no %s event: %v", state, err)
+		}
+		if s, _ := bus.ContentString(ev.Content); s == state {
+			return
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package board
 
 import (
+	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,3 +38,17 @@ func StatDisk(path string) (Disk, error) {
 }
 
 var errAddrInUse = unix.EADDRINUSE
+
+// setTimeout programs a watchdog device's timeout (WDIOC_SETTIMEOUT, in
+// whole seconds). dev must be an open device file.
+func setTimeout(dev any, d time.Duration) error {
+	f, ok := dev.(interface{ Fd() uintptr })
+	if !ok {
+		return errors.New("board: not a device file")
+	}
+	secs := int((d + time.Second - 1) / time.Second)
+	if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.WDIOC_SETTIMEOUT, secs); err != nil {
+		return fmt.Errorf("board: WDIOC_SETTIMEOUT %d: %w", secs, err)
+	}
+	return nil
+}

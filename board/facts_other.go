@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"time"
 )
 
 var errNotLinux = errors.New("board: only supported on linux")
@@ -20,3 +21,5 @@ func HostUname() (Uname, error) {
 func StatDisk(path string) (Disk, error) { return Disk{}, errNotLinux }
 
 var errAddrInUse = errors.New("address in use")
+
+func setTimeout(any, time.Duration) error { return errNotLinux }

@@ -3,6 +3,7 @@ package board
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -21,10 +22,25 @@ type WatchdogConfig struct {
 	// Interval between keep-alives. It must be well below the device's
 	// timeout (BCM2835: 15 s at most). Default 5 s.
 	Interval time.Duration `yaml:"interval"`
+	// Timeout, when set, is programmed into the device at open
+	// (WDIOC_SETTIMEOUT); zero keeps the driver's default.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // WatchdogOff is the Device value that disables the watchdog.
 const WatchdogOff = "off"
+
+// Validate returns the problems of c (after Defaults).
+func (c WatchdogConfig) Validate() []error {
+	var errs []error
+	if c.Interval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("watchdog.interval: %v is shorter than 100ms", c.Interval))
+	}
+	if c.Timeout != 0 && (c.Timeout < time.Second || c.Timeout < 2*c.Interval) {
+		errs = append(errs, fmt.Errorf("watchdog.timeout: %v must be at least 1s and twice the interval %v", c.Timeout, c.Interval))
+	}
+	return errs
+}
 
 // Defaults returns c with zero fields filled.
 func (c WatchdogConfig) Defaults() WatchdogConfig {
@@ -99,6 +115,13 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		return nil
 	}
 	w.armed.Store(true)
+	if w.cfg.Timeout > 0 {
+		// Only a real device takes the ioctl; anything else keeps its
+		// default and says so.
+		if err := setTimeout(dev, w.cfg.Timeout); err != nil {
+			w.log.Warn("watchdog: cannot set the timeout, keeping the driver's", "timeout", w.cfg.Timeout, "err", err)
+		}
+	}
 	w.log.Info("watchdog: armed", "device", w.cfg.Device, "interval", w.cfg.Interval)
 	t := time.NewTicker(w.cfg.Interval)
 	defer t.Stop()

@@ -150,3 +150,41 @@ func TestWatchdogNoDevice(t *testing.T) {
 		})
 	}
 }
+
+func TestWatchdogTimeoutOnAFile(t *testing.T) {
+	// A regular file refuses WDIOC_SETTIMEOUT: one warning, and the
+	// keep-alives go on.
+	dev := filepath.Join(t.TempDir(), "watchdog")
+	if err := os.WriteFile(dev, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := NewWatchdog(WatchdogConfig{Device: dev, Timeout: 15 * time.Second}, NewRegistry(), logTo(&buf), nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "cannot set the timeout") {
+		t.Errorf("log = %q, want the timeout warning", buf.String())
+	}
+	if got, _ := os.ReadFile(dev); string(got) != "V" {
+		t.Errorf("device got %q, want the magic close", got)
+	}
+}
+
+func TestWatchdogValidate(t *testing.T) {
+	for _, tt := range []struct {
+		c  WatchdogConfig
+		ok bool
+	}{
+		{WatchdogConfig{}.Defaults(), true},
+		{WatchdogConfig{Timeout: 15 * time.Second}.Defaults(), true},
+		{WatchdogConfig{Timeout: 8 * time.Second}.Defaults(), false},
+		{WatchdogConfig{Interval: time.Millisecond}.Defaults(), false},
+	} {
+		if errs := tt.c.Validate(); (len(errs) == 0) != tt.ok {
+			t.Errorf("Validate(%+v) = %v, want ok %v", tt.c, errs, tt.ok)
+		}
+	}
+}

@@ -55,6 +55,7 @@ type Client struct {
 	errMu     sync.Mutex
 	lastErr   error
 	failLog   time.Time // last time a repeated failure was logged (Run goroutine only)
+	rejoin    bool      // bootstrap again before the next dial (Run goroutine only)
 
 	connects, dialFailures, framesIn, framesOut, keepalives  atomic.Uint64
 	badFrames, unknownGroups, edgeDrops, coalesced, offDrops atomic.Uint64
@@ -137,35 +138,44 @@ func (c *Client) Run(ctx context.Context) error {
 	attempt := 0
 	for ctx.Err() == nil {
 		cert, err := c.certificate(ctx)
+		var ws *wsConn
 		if err == nil {
-			var ws *wsConn
 			ws, err = c.dialQueueing(ctx, cert)
-			if err == nil {
-				c.setErr(nil)
-				attempt = 0
-				start := time.Now()
-				end := c.serve(ctx, ws, cert)
-				if ctx.Err() != nil {
-					break
-				}
-				c.setErr(end)
-				if errors.Is(end, errRenewed) {
-					continue // reconnect at once with the new certificate
-				}
-				c.log.Warn("hub: cloud link lost", "err", end, "after", time.Since(start).Round(time.Millisecond))
-				attempt = 1
-				c.waitQueueing(ctx, c.backoff(attempt))
-				continue
-			}
 		}
 		if ctx.Err() != nil {
+			if ws != nil {
+				ws.Close()
+			}
 			break
 		}
-		c.dialFailures.Add(1)
+		if err == nil {
+			c.setErr(nil)
+			start := time.Now()
+			err = c.serve(ctx, ws, cert)
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, errRenewed) {
+				attempt = 0
+				continue // reconnect at once with the new certificate
+			}
+			lived := time.Since(start)
+			if lived >= 2*c.cfg.Heartbeat {
+				attempt = 0 // a healthy link: back off from the start again
+			}
+			c.log.Warn("hub: cloud link lost", "err", err, "after", lived.Round(time.Millisecond))
+		} else {
+			c.dialFailures.Add(1)
+			// With a token, a cloud that no longer trusts us or that we
+			// no longer trust (reinstalled, new CA) gets a new join.
+			c.rejoin = c.cfg.Token != "" && isTrustFailure(err)
+		}
 		c.setErr(err)
 		attempt++
 		d := c.backoff(attempt)
-		c.logFailure(err, d)
+		if ws == nil {
+			c.logFailure(err, d)
+		}
 		c.waitQueueing(ctx, d)
 	}
 	return nil
@@ -201,9 +211,13 @@ func (c *Client) logFailure(err error, wait time.Duration) {
 // token: a v0.3 cloud does not ask for one.
 func (c *Client) certificate(ctx context.Context) (*tls.Certificate, error) {
 	cert, err := c.loadCert()
-	if err == nil {
+	if err == nil && !c.rejoin {
 		return &cert, nil
 	}
+	if err == nil {
+		err = errors.New("the cloud and the node do not trust each other's certificates")
+	}
+	c.rejoin = false
 	if c.cfg.Token == "" {
 		if _, serr := os.Stat(c.cfg.CertFile); errors.Is(serr, fs.ErrNotExist) {
 			return nil, nil
@@ -272,8 +286,8 @@ func (c *Client) waitQueueing(ctx context.Context, d time.Duration) {
 }
 
 // offline handles a cloud-bound message while the link is down: a status
-// is queued (coalesced per resource; a sync one is also answered with an
-// error at once); a sync request is answered at once
+// or device report is queued (statuses coalesced per resource; a sync one
+// is also answered with an error at once); a sync request is answered at once
 // with an error so that its sender does not wait for a timeout; anything
 // else is dropped and counted: the cloud resends what it needs, e.g.
 // unacknowledged objects (spec 2.4).
@@ -281,7 +295,7 @@ func (c *Client) offline(m bus.Message) {
 	if c.queued != nil {
 		defer c.queued()
 	}
-	if isStatus(m) {
+	if isStatus(m) || isDeviceReport(m) {
 		c.enqueue(m)
 		// The status goes out after the outage; its sender need not wait
 		// for that.

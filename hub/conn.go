@@ -147,9 +147,14 @@ func (c *Client) sendLoop(ctx context.Context, ws *wsConn, cert *tls.Certificate
 	defer tokenT.Stop()
 	var tokenC <-chan time.Time
 	var renewC <-chan time.Time
-	if cert != nil && cert.Leaf != nil && c.cfg.CertServer != "" && !c.cfg.InsecureSkipVerify {
-		renewT := time.NewTimer(time.Until(renewAt(cert.Leaf)))
-		defer renewT.Stop()
+	renewT := time.NewTimer(time.Hour)
+	renewT.Stop()
+	defer renewT.Stop()
+	// Only certificates of KubeEdge's token scheme (CN system:node:<node>)
+	// are renewed; v0.3 certificates come from outside.
+	if cert != nil && cert.Leaf != nil && cert.Leaf.Subject.CommonName == nodeCN(c.cfg.NodeName) &&
+		c.cfg.CertServer != "" && !c.cfg.InsecureSkipVerify {
+		renewT.Reset(time.Until(renewAt(cert.Leaf)))
 		renewC = renewT.C
 	}
 	for {
@@ -162,6 +167,9 @@ func (c *Client) sendLoop(ctx context.Context, ws *wsConn, cert *tls.Certificate
 			}
 			m, _ := c.out.pop()
 			if err := c.send(ws, m); err != nil {
+				if isStatus(m) || isDeviceReport(m) {
+					c.enqueue(m) // sent again on the next link
+				}
 				return err
 			}
 		}
@@ -176,9 +184,7 @@ func (c *Client) sendLoop(ctx context.Context, ws *wsConn, cert *tls.Certificate
 			if err := c.renewCert(ctx, *cert); err == nil {
 				return errRenewed
 			}
-			t := time.NewTimer(c.cfg.RenewRetry)
-			defer t.Stop()
-			renewC = t.C
+			renewT.Reset(c.cfg.RenewRetry)
 		}
 	}
 }

@@ -24,7 +24,10 @@
 // CSR, has /edge.crt sign it with the token's JWT, and writes ca.crt,
 // edge.key and edge.crt under <dataDir>/certs, each temp + fsync +
 // rename. At a random point between 70 % and 90 % of the certificate's
-// lifetime it renews with the current certificate and reconnects.
+// lifetime it renews with the current certificate and reconnects. When a
+// dial fails because either side does not trust the other's certificate
+// (a reinstalled cloud with a new CA) and a token is set, the node joins
+// again with the token.
 //
 // # Dead links
 //
@@ -69,11 +72,13 @@
 // bounds the wait. In v1.23 the sync flag is cleared on the wire, as the
 // v1.23 websocket layer does (spec 1.3).
 //
-// Offline (beyond KubeEdge): while the link is down, status messages
-// (podstatus, nodestatus, podpatch, nodepatch, lease updates, twin
-// edge_updated and device state) wait in a queue bounded by offlineQueue
-// with one entry per resource: a newer status replaces the queued one
-// and keeps its place. On reconnect they go out at the rate limit, so an
+// Offline (beyond KubeEdge): while the link is down, statuses
+// (podstatus, nodestatus, podpatch, nodepatch, lease updates) wait in a
+// queue bounded by offlineQueue with one entry per resource: a newer
+// status replaces the queued one and keeps its place. Twin edge_updated
+// and device state reports wait in the same queue without coalescing:
+// twin confirms each by its msg_id and resends unconfirmed ones (spec
+// 5.6), so replacing one would bring the older back after the newer. On reconnect they go out at the rate limit, so an
 // outage does not end in a flood of stale statuses (KubeEdge issue
 // #3567). A sync request made while the link is down is answered at once
 // with an error message; other messages are dropped and counted, since
@@ -90,5 +95,6 @@
 // and a keepalive goroutine (and one for each dial); all have exited when
 // Run returns. Reconnects wait a capped, jittered exponential backoff
 // (backoffMin to backoffMax) that starts again from backoffMin after
-// a link that came up. Only the certificate files are persisted.
+// a link that stayed up for two heartbeats. Only the certificate files
+// are persisted.
 package hub

@@ -3,7 +3,9 @@ package hub
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -169,7 +171,11 @@ func TestKeepaliveCadence(t *testing.T) {
 func TestHalfOpenDetectedWithinTwoHeartbeats(t *testing.T) {
 	srv := newServer(t, hubtest.Config{})
 	cfg := testConfig(t, srv, bus.EraV123)
-	cfg.Heartbeat = 100 * time.Millisecond
+	// Short enough for a quick test, long enough that a slow machine
+	// (ARMv6 under qemu) does not leave a healthy link silent for two
+	// heartbeats; exact timing is checked on fake time in
+	// TestLinkTimingSynctest.
+	cfg.Heartbeat = 400 * time.Millisecond
 	n := startNode(t, cfg)
 	if got := n.recvConn(fakeMeta); got != bus.CloudConnected {
 		t.Fatalf("event = %q", got)
@@ -179,7 +185,7 @@ func TestHalfOpenDetectedWithinTwoHeartbeats(t *testing.T) {
 	}
 	// A healthy but otherwise silent cloud keeps the link: the probes'
 	// answers are enough.
-	if err := srv.WaitCount(ctxT(t), 8, isOp(bus.OpKeepalive)); err != nil {
+	if err := srv.WaitCount(ctxT(t), 5, isOp(bus.OpKeepalive)); err != nil {
 		t.Fatal(err)
 	}
 	if got := srv.Connects(); got != 1 {
@@ -258,5 +264,34 @@ func TestReconnectAfterDrop(t *testing.T) {
 	}
 	if got := n.c.Stats().Connects; got != 4 {
 		t.Errorf("Stats().Connects = %d, want 4", got)
+	}
+}
+
+func TestPlacementURL(t *testing.T) {
+	// The seed-era way to find CloudHub: GET the placement URL, whose body
+	// is the base URL; the link goes to <base>/<project>/<node>/events
+	// (spec 2.1). The v0.3 cloud does not ask for a verified certificate,
+	// and v0.3 edges did not verify the cloud.
+	srv := newServer(t, hubtest.Config{Era: bus.EraV03})
+	place := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/placement_external/message_queue" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "wss://"+srv.Addr+"\n")
+	}))
+	defer place.Close()
+	cfg := Config{PlacementURL: place.URL + "/v1/placement_external/message_queue", InsecureSkipVerify: true,
+		NodeName: testNode, DataDir: t.TempDir(), Era: bus.EraV03, ProjectID: "proj",
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}
+	n := startNode(t, cfg)
+	if got := n.recvConn(fakeMeta); got != bus.CloudConnected {
+		t.Fatalf("event = %q, want connected", got)
+	}
+	if err := srv.WaitConnects(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if node, project := srv.Node(); node != testNode || project != "proj" {
+		t.Errorf("cloud sees node %q project %q, want %q proj", node, project, testNode)
 	}
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // outbox is the queue of cloud-bound messages waiting for a token of the
-// rate limit or for the link. Status messages are coalesced per resource:
+// rate limit or for the link. Statuses (isStatus) are coalesced per
+// resource:
 // a newer status replaces the queued one in place, so each resource keeps
 // its place in line and only its latest state is sent (KubeEdge issue
 // #3567 shows what sending every stale status after an outage does to a
@@ -18,46 +19,64 @@ type outbox struct {
 	items []entry // FIFO; items[head:] are live, removed ones have a zero msg
 	head  int
 	live  int
-	index map[string]int // coalescing key -> position in items
+	index map[coalesceKey]int // position in items of each queued status
 }
 
 type entry struct {
-	key string // empty for messages that are never coalesced
+	key coalesceKey // zero for messages that are never coalesced
 	msg bus.Message
 	ok  bool
 }
 
 func newOutbox(max int) *outbox {
-	return &outbox{max: max, index: make(map[string]int)}
+	return &outbox{max: max, index: make(map[coalesceKey]int)}
 }
 
-// isStatus reports whether msg is a status report whose latest value is
-// all that matters: pod and node statuses and patches, leases, twin and
-// device state reports (spec 2.5, 5.6).
+// isStatus reports whether m is a status whose latest value is all that
+// matters: pod and node statuses and patches, and lease updates (spec
+// 2.5). These are coalesced per resource.
 func isStatus(m bus.Message) bool {
-	res := m.Route.Resource
 	// <ns>/<kind>[/<name>] (spec 1.7); the v0.3 podstatus resync has no
 	// name (spec 2.5).
-	if ns, rest, ok := strings.Cut(res, "/"); ok && ns != "" && ns != "device" {
-		kind, _, _ := strings.Cut(rest, "/")
-		switch bus.Kind(kind) {
-		case bus.KindPodStatus, bus.KindNodeStatus, bus.KindPodPatch, bus.KindNodePatch:
-			return true
-		case bus.KindLease:
-			return m.Route.Operation == bus.OpUpdate
-		}
+	ns, rest, ok := strings.Cut(m.Route.Resource, "/")
+	if !ok || ns == "" || ns == string(bus.KindDevice) {
+		return false
 	}
-	// Twin reports: device/<id>/twin/edge_updated, device/<id>/state[/update].
-	if strings.HasPrefix(res, "device/") {
-		return strings.HasSuffix(res, "/twin/edge_updated") || strings.HasSuffix(res, "/state") ||
-			strings.HasSuffix(res, "/state/update")
+	kind, _, _ := strings.Cut(rest, "/")
+	switch bus.Kind(kind) {
+	case bus.KindPodStatus, bus.KindNodeStatus, bus.KindPodPatch, bus.KindNodePatch:
+		return true
+	case bus.KindLease:
+		return m.Route.Operation == bus.OpUpdate
 	}
 	return false
 }
 
+// isDeviceReport reports whether m is a twin or device state report to
+// the cloud (device/<id>/twin/edge_updated, device/<id>/state[/update]).
+// They wait in the offline queue but are not coalesced: twin keeps each
+// one until the cloud confirms its msg_id and resends the unconfirmed
+// ones (spec 5.6), so dropping an older report for a newer one would make
+// twin resend the older one after the newer.
+func isDeviceReport(m bus.Message) bool {
+	res := m.Route.Resource
+	if !strings.HasPrefix(res, string(bus.KindDevice)+"/") {
+		return false
+	}
+	return strings.HasSuffix(res, "/"+bus.ResTwinEdgeUpdated) || strings.HasSuffix(res, "/state") ||
+		strings.HasSuffix(res, "/state/update")
+}
+
+// coalesceKey identifies the statuses that replace each other. A struct,
+// not a joined string, so that looking one up does not allocate.
+type coalesceKey struct {
+	op  bus.Op
+	res string
+}
+
 // statusKey is the coalescing key of a status message.
-func statusKey(m bus.Message) string {
-	return string(m.Route.Operation) + " " + m.Route.Resource
+func statusKey(m bus.Message) coalesceKey {
+	return coalesceKey{m.Route.Operation, m.Route.Resource}
 }
 
 // put queues m. A status replaces a queued status of the same resource and
@@ -65,7 +84,7 @@ func statusKey(m bus.Message) string {
 // (its waiter, if any, is answered by the caller). When the queue is full
 // put returns ok=false and the message is not queued.
 func (q *outbox) put(m bus.Message) (old bus.Message, replaced, ok bool) {
-	key := ""
+	var key coalesceKey
 	if isStatus(m) {
 		key = statusKey(m)
 		if i, found := q.index[key]; found {
@@ -79,7 +98,7 @@ func (q *outbox) put(m bus.Message) (old bus.Message, replaced, ok bool) {
 	}
 	q.compact()
 	q.items = append(q.items, entry{key: key, msg: m, ok: true})
-	if key != "" {
+	if key != (coalesceKey{}) {
 		q.index[key] = len(q.items) - 1
 	}
 	q.live++
@@ -95,7 +114,7 @@ func (q *outbox) pop() (bus.Message, bool) {
 		if !e.ok {
 			continue
 		}
-		if e.key != "" {
+		if e.key != (coalesceKey{}) {
 			delete(q.index, e.key)
 		}
 		q.live--
@@ -117,7 +136,7 @@ func (q *outbox) compact() {
 	q.items = q.items[:n]
 	q.head = 0
 	for i, e := range q.items {
-		if e.key != "" {
+		if e.key != (coalesceKey{}) {
 			q.index[e.key] = i
 		}
 	}

@@ -21,9 +21,9 @@ func TestIsStatus(t *testing.T) {
 		{bus.OpPatch, "null/nodepatch/n", true},
 		{bus.OpUpdate, "kube-node-lease/lease/n", true},
 		{bus.OpInsert, "kube-node-lease/lease/n", false},
-		{bus.OpUpdate, "device/d1/twin/edge_updated", true},
-		{bus.OpUpdate, "device/ns/d1/state/update", true},
-		{bus.OpUpdate, "device/d1/state", true},
+		{bus.OpUpdate, "device/d1/twin/edge_updated", false},
+		{bus.OpUpdate, "device/ns/d1/state/update", false},
+		{bus.OpUpdate, "default/device/d1", false},
 		{bus.OpInsert, "null/node/n", false},
 		{bus.OpQuery, "default/configmap/c", false},
 		{bus.OpResponse, "default/pod/p", false},
@@ -35,6 +35,35 @@ func TestIsStatus(t *testing.T) {
 		if got := isStatus(m); got != tt.want {
 			t.Errorf("isStatus(%s %s) = %v, want %v", tt.op, tt.res, got, tt.want)
 		}
+	}
+}
+
+func TestIsDeviceReport(t *testing.T) {
+	tests := []struct {
+		res  string
+		want bool
+	}{
+		{"device/d1/twin/edge_updated", true},
+		{"device/ns/d1/twin/edge_updated", true},
+		{"device/d1/state", true},
+		{"device/ns/d1/state/update", true},
+		{"membership/detail", false},
+		{"device/d1/twin/cloud_updated", false},
+		{"default/podpatch/p", false},
+	}
+	for _, tt := range tests {
+		m := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, tt.res, nil)
+		if got := isDeviceReport(m); got != tt.want {
+			t.Errorf("isDeviceReport(%s) = %v, want %v", tt.res, got, tt.want)
+		}
+	}
+	// Two reports of one device both wait: neither replaces the other.
+	q := newOutbox(4)
+	a := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, "device/d1/twin/edge_updated", bus.JSONString("a"))
+	b := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, "device/d1/twin/edge_updated", bus.JSONString("b"))
+	q.put(a)
+	if _, replaced, _ := q.put(b); replaced || q.len() != 2 {
+		t.Errorf("second report: replaced %v, len %d, want false 2", replaced, q.len())
 	}
 }
 

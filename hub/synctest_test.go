@@ -31,6 +31,8 @@ type pipeCloud struct {
 	keepalives []time.Duration // since start, per keepalive
 	hung       bool
 	down       bool
+	dropAll    bool            // close every link right after the upgrade
+	connTimes  []time.Duration // since start, per link
 	start      time.Time
 	statuses   []stamped // podpatch messages received
 	conn       *websocket.Conn
@@ -83,9 +85,15 @@ func (pc *pipeCloud) dial(ctx context.Context) (net.Conn, error) {
 func (pc *pipeCloud) serve(ws *websocket.Conn) {
 	pc.mu.Lock()
 	pc.connects++
+	pc.connTimes = append(pc.connTimes, time.Since(pc.start))
 	pc.hung = false
 	pc.conn = ws
+	drop := pc.dropAll
 	pc.mu.Unlock()
+	if drop {
+		ws.Close()
+		return
+	}
 	for {
 		var data []byte
 		if err := websocket.Message.Receive(ws, &data); err != nil {
@@ -183,14 +191,14 @@ func TestLinkTimingSynctest(t *testing.T) {
 		// backoff.
 		pc.hang()
 		hangAt := time.Now()
-		for c.Stats().SilentLinks == 0 {
+		for k := 0; k < 600 && c.Stats().SilentLinks == 0; k++ {
 			time.Sleep(time.Second)
 			synctest.Wait()
 		}
 		if d := time.Since(hangAt); d > 2*hb {
 			t.Errorf("hung cloud detected after %v, want at most %v", d, 2*hb)
 		}
-		for {
+		for k := 0; k < 6000; k++ {
 			if n, _ := pc.stats(); n == 2 {
 				break
 			}
@@ -264,6 +272,66 @@ func TestOutageRateSynctest(t *testing.T) {
 			if s.at != wantAt {
 				t.Errorf("status #%d at %v, want %v", i, s.at-t0, wantAt-t0)
 			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+		pc.shutdown()
+	})
+}
+
+// TestBackoffGrowsSynctest checks that a cloud which drops every link at
+// once is retried with growing, capped waits, and that the wait starts
+// small again after a healthy link.
+func TestBackoffGrowsSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pc := newPipeCloud()
+		pc.dropAll = true
+		b := bus.New(bus.Config{}, nil)
+		cfg := Config{Server: "cloud:10000", NodeName: testNode, DataDir: t.TempDir(), InsecureSkipVerify: true,
+			BackoffMin: time.Second, BackoffMax: 16 * time.Second}
+		c, err := New(cfg, b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.dialConn = pc.dial
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		pc.mu.Lock()
+		times := append([]time.Duration(nil), pc.connTimes...)
+		pc.dropAll = false
+		pc.mu.Unlock()
+		if len(times) < 8 {
+			t.Fatalf("links in 3 min = %d, want at least 8", len(times))
+		}
+		for i := 1; i < len(times); i++ {
+			full := min(time.Second<<(i-1), cfg.BackoffMax)
+			if gap := times[i] - times[i-1]; gap < full/2 || gap > full {
+				t.Errorf("wait before link %d = %v, want within [%v, %v]", i, gap, full/2, full)
+			}
+		}
+		// Now the cloud keeps the link: after a healthy link is lost the
+		// next wait is short again.
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		n, _ := pc.stats()
+		pc.mu.Lock()
+		pc.conn.Close()
+		pc.mu.Unlock()
+		lost := time.Now()
+		for k := 0; k < 1000; k++ {
+			if got, _ := pc.stats(); got > n {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		if d := time.Since(lost); d > cfg.BackoffMin {
+			t.Errorf("reconnect after a healthy link took %v, want at most %v", d, cfg.BackoffMin)
 		}
 		cancel()
 		if err := <-done; err != nil {

@@ -5,7 +5,7 @@
 #   dtb       bcm2835-rpi-zero.dtb patched for QEMU (see patch_dtb)
 #   base      Debian armel user space (busybox-static, runc, mosquitto-clients,
 #             sqlite3) extracted with mmdebstrap, no maintainer scripts run
-#   rootfs    base + modules + image/rootfs + edgenode -> read-only squashfs
+#   rootfs    base + modules + image/rootfs + edgenode -> read-only squashfs (zstd)
 #   initramfs busybox + squashfs.ko: mounts the squashfs root, switch_root
 #   sd        sd.img: p1 squashfs root, p2 ext4 data (power-of-two size)
 #
@@ -23,6 +23,9 @@ suite=${IMAGE_SUITE:-bookworm}
 packages=${IMAGE_PACKAGES:-busybox-static,runc,mosquitto-clients,sqlite3,libc-bin}
 # Module folders left out of the image: hardware a Pi Zero does not have
 # or edgenode does not use. Everything else of the kernel's tree is kept.
+# zstd: ~10x faster to build than xz here and faster to read on an ARM1176,
+# for a root ~25% larger (about 40 MB).
+comp=${IMAGE_COMP:--comp zstd -Xcompression-level 6}
 skip_modules="sound drivers/media drivers/iio drivers/infiniband drivers/staging drivers/gpu drivers/target drivers/isdn"
 
 mkdir -p "$out"
@@ -111,7 +114,7 @@ fi
 build_rootfs() {
 	local name=$1 stage=$out/stage-$1
 	shift
-	fresh "$name" "$@" "$bin" "$out/.kernel.stamp" "$out/.base.stamp" && return
+	fresh "$name" "$@" "$bin" "$comp" "$out/.kernel.stamp" "$out/.base.stamp" && return
 	log "$name"
 	rm -rf "$stage" && cp -a "$base" "$stage"
 	mkdir -p "$stage/lib/modules"
@@ -123,12 +126,16 @@ build_rootfs() {
 	for d in proc sys dev run tmp data var/lib/edgenode etc/edgenode/manifests; do mkdir -p "$stage/$d"; done
 	chmod 1777 "$stage/tmp"
 	rm -f "$out/$name.squashfs"
-	mksquashfs "$stage" "$out/$name.squashfs" -comp xz -all-root -noappend -quiet -no-progress >/dev/null
+	mksquashfs "$stage" "$out/$name.squashfs" $comp -all-root -noappend -quiet -no-progress >/dev/null
 	rm -rf "$stage"
-	done_step "$name" "$@" "$bin" "$out/.kernel.stamp" "$out/.base.stamp"
+	done_step "$name" "$@" "$bin" "$comp" "$out/.kernel.stamp" "$out/.base.stamp"
 }
-build_rootfs rootfs "$here/rootfs"
-if [ "${IMAGE_TEST:-0}" = 1 ]; then build_rootfs rootfs-test "$here/rootfs" "$here/testkit/rootfs"; fi
+# IMAGE_TEST=1 (make test-board) builds only the test variant.
+if [ "${IMAGE_TEST:-0}" = 1 ]; then
+	build_rootfs rootfs-test "$here/rootfs" "$here/testkit/rootfs"
+else
+	build_rootfs rootfs "$here/rootfs"
+fi
 
 # --- initramfs ----------------------------------------------------------------
 if ! fresh initramfs "$here/initramfs-init" "$out/.kernel.stamp" "$out/.base.stamp"; then
@@ -155,7 +162,7 @@ fi
 # sd.img: 1 MiB of partition table, p1 = squashfs root (rounded up to MiB, with
 # room to grow), p2 = ext4 data, total a power of two (QEMU's SD card
 # model requires it). image/mksd.sh also builds the test-board copies.
-if ! fresh sd "$out/rootfs.squashfs" "$here/mksd.sh"; then
+if [ "${IMAGE_TEST:-0}" != 1 ] && ! fresh sd "$out/rootfs.squashfs" "$here/mksd.sh"; then
 	log "sd image"
 	empty=$out/data-empty
 	rm -rf "$empty" && mkdir -p "$empty/edgenode"

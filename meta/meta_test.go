@@ -374,6 +374,8 @@ func TestRemote(t *testing.T) {
 			answer: `{"metadata":{"name":"s"}}`, wantRows: map[string]string{"default/secret/s": `{"metadata":{"name":"s"}}`}},
 		{name: "cluster CA", op: bus.OpQuery, res: "default/k8s/ca.crt",
 			answer: `{"Object":"-----BEGIN CERTIFICATE-----\n","Err":null}`, wantRows: map[string]string{"default/k8s/ca.crt": `"-----BEGIN CERTIFICATE-----\n"`}},
+		{name: "cluster CA without namespace", op: bus.OpQuery, res: "k8s/ca.crt",
+			answer: `{"Object":"PEM","Err":null}`, wantRows: map[string]string{"k8s/ca.crt": `"PEM"`}},
 		{name: "OK answer stores nothing", op: bus.OpInsert, res: "kube-node-lease/lease/edge-1", content: `{"metadata":{"name":"edge-1"}}`,
 			answer: `"OK"`, wantRows: map[string]string{}},
 	}

@@ -65,9 +65,13 @@ func (m *Meta) handle(ctx context.Context, msg bus.Message) {
 }
 
 // parseResource is bus.ParseResource, except that the one resource type
-// holding a '/' (k8s/ca.crt, spec 1.6) is read as a type:
-// <ns>/k8s/ca.crt is kind k8s/ca.crt, name ca.crt.
+// holding a '/' (k8s/ca.crt, spec 1.6, 2.4) is read as a type, with or
+// without a namespace: <ns>/k8s/ca.crt and k8s/ca.crt are kind
+// k8s/ca.crt, name ca.crt.
 func parseResource(res string, op bus.Op) (bus.Resource, error) {
+	if res == string(bus.KindKubeCA) {
+		return bus.Resource{Kind: bus.KindKubeCA, Name: "ca.crt"}, nil
+	}
 	r, err := bus.ParseResource(res, op)
 	if err == nil && string(r.Kind)+"/"+r.Name == string(bus.KindKubeCA) {
 		r.Kind, r.Name = bus.KindKubeCA, "ca.crt"

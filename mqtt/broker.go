@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -27,16 +28,18 @@ const sysInterval = 60
 // publishes and subscribes through the broker's inline client, with no
 // socket.
 type broker struct {
-	cfg      BrokerConfig
-	qos      byte
-	retain   bool
-	log      *slog.Logger
-	srv      *mochi.Server
-	hook     *authHook
-	ln       *listeners.TCP
-	deliver  func(topic string, payload []byte)
-	started  atomic.Bool
-	loopback bool
+	cfg       BrokerConfig
+	qos       byte
+	retain    bool
+	log       *slog.Logger
+	srv       *mochi.Server
+	hook      *authHook
+	ln        *listeners.TCP
+	deliver   func(topic string, payload []byte)
+	started   atomic.Bool // serve succeeded
+	listening atomic.Bool // listen succeeded
+	listenErr atomic.Uint64
+	loopback  bool
 }
 
 // newBroker checks the listen address and credentials and prepares the
@@ -49,6 +52,9 @@ func newBroker(cfg Config, log *slog.Logger, deliver func(string, []byte)) (*bro
 	users, err := loadCredentials(cfg.Internal)
 	if err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(cfg.Internal.CredentialsFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("mqtt credentials file is readable by others; chmod 600 it", "file", cfg.Internal.CredentialsFile)
 	}
 	if len(users) == 0 {
 		if !loopback {
@@ -113,18 +119,27 @@ func loadPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// start binds the listener and starts the broker's goroutines.
-func (b *broker) start() error {
+// serve starts the broker's goroutines, with no listener yet: the inline
+// client works at once, before and without a bound port.
+func (b *broker) serve() error {
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return fmt.Errorf("mqtt: broker hook: %w", err)
-	}
-	if err := b.srv.AddListener(b.ln); err != nil {
-		return fmt.Errorf("mqtt: listen %s: %w", b.cfg.Listen, err)
 	}
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("mqtt: serve: %w", err)
 	}
 	b.started.Store(true)
+	return nil
+}
+
+// listen binds the listener and accepts clients on it. It may be called
+// again after a failure.
+func (b *broker) listen() error {
+	if err := b.srv.AddListener(b.ln); err != nil {
+		return fmt.Errorf("mqtt: listen %s: %w", b.cfg.Listen, err)
+	}
+	b.srv.Listeners.Serve(b.ln.ID(), b.srv.EstablishConnection)
+	b.listening.Store(true)
 	b.log.Info("mqtt broker listening", "addr", b.ln.Address(), "tls", b.cfg.CertFile != "", "anonymous", b.hook.users == nil)
 	return nil
 }
@@ -137,8 +152,13 @@ func (b *broker) stop() {
 	}
 }
 
-// addr is the bound address once started.
-func (b *broker) addr() string { return b.ln.Address() }
+// addr is the bound address, or "" before listen succeeded.
+func (b *broker) addr() string {
+	if !b.listening.Load() {
+		return ""
+	}
+	return b.ln.Address()
+}
 
 // onMessage is the inline subscription handler. It runs on the publishing
 // client's goroutine, so it only hands the message on (deliver never
@@ -153,17 +173,33 @@ func (b *broker) onMessage(_ *mochi.Client, _ packets.Subscription, pk packets.P
 }
 
 func (b *broker) subscribe(filter string) error {
-	if err := b.srv.Subscribe(filter, inlineSubID, b.onMessage); err != nil {
-		return fmt.Errorf("mqtt: internal subscribe %q: %w", filter, err)
+	for _, f := range inlineFilters(filter) {
+		if err := b.srv.Subscribe(f, inlineSubID, b.onMessage); err != nil {
+			return fmt.Errorf("mqtt: internal subscribe %q: %w", filter, err)
+		}
 	}
 	return nil
 }
 
 func (b *broker) unsubscribe(filter string) error {
-	if err := b.srv.Unsubscribe(filter, inlineSubID); err != nil {
-		return fmt.Errorf("mqtt: internal unsubscribe %q: %w", filter, err)
+	for _, f := range inlineFilters(filter) {
+		if err := b.srv.Unsubscribe(f, inlineSubID); err != nil {
+			return fmt.Errorf("mqtt: internal unsubscribe %q: %w", filter, err)
+		}
 	}
 	return nil
+}
+
+// inlineFilters are the inline subscriptions that stand for filter. "a/#"
+// also matches "a" (MQTT 3.1.1 4.7.1.2), which mochi-mqtt v2.7.9 honours
+// for its clients but not for inline subscriptions, so such a filter gets
+// its parent as a second inline filter. Both share inlineSubID, so a
+// message is still delivered once.
+func inlineFilters(filter string) []string {
+	if parent, ok := strings.CutSuffix(filter, "/#"); ok {
+		return []string{filter, parent}
+	}
+	return []string{filter}
 }
 
 func (b *broker) publish(topic string, payload []byte) error {

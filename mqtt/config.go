@@ -120,9 +120,10 @@ type ClientConfig struct {
 	CertFile           string `yaml:"certFile"`
 	KeyFile            string `yaml:"keyFile"`
 	InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
-	// RetryInterval is the wait between connect attempts before the first
-	// connection (default 5 s); MaxReconnect caps the back-off after a lost
-	// connection (default 30 s).
+	// RetryInterval is the wait after a failed connect (default 5 s, as
+	// KubeEdge); it doubles with each failure in a row up to MaxReconnect
+	// (default 30 s), less up to half at random. A lost connection is
+	// retried at once.
 	RetryInterval time.Duration `yaml:"retryInterval"`
 	MaxReconnect  time.Duration `yaml:"maxReconnect"`
 	// PublishTimeout bounds how long a publish may wait to be written.

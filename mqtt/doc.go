@@ -13,11 +13,14 @@
 //     user name and password are required (Config.Internal.Username/Password
 //     or the credentials file, default <dataDir>/mqtt-users), and TLS is
 //     available (certFile/keyFile, optional client CA). Credentials that are
-//     configured are enforced on loopback too.
+//     configured are enforced on loopback too. If the port is taken (say,
+//     by a mosquitto still running), EventBus logs an error and retries
+//     with back-off; the rest of the node, and edgenode's own publishing,
+//     work meanwhile.
 //   - external: two paho clients to Config.External.Server, one subscribing
 //     and one publishing, as KubeEdge does (client ids
 //     hub-client-sub-<ms time prefix> and hub-client-pub-..., configurable).
-//     They reconnect on their own with capped back-off; the subscriber
+//     They reconnect with a capped, jittered back-off; the subscriber
 //     subscribes again to every filter after each connect (clean session),
 //     at QoS 1. TLS verifies the broker unless insecureSkipVerify is set.
 //   - both: the two at once; the embedded broker then defaults to
@@ -67,8 +70,9 @@
 //
 // # Goroutines, queues, persistence
 //
-// Run owns two goroutines of its own: the egress loop (Run itself) and the
-// ingress loop. Broker callbacks only put messages into the bounded ingress
+// Run's own goroutines: the egress loop (Run itself), the ingress loop and,
+// in external and both modes, one reconnect loop per paho client; the
+// broker and paho run theirs. Broker callbacks only put messages into the bounded ingress
 // queue (Config.QueueLen) and never block: a full queue or a payload over
 // Config.MaxPayload is a counted drop, so a slow bus never stalls the
 // broker. The embedded broker gives each client a bounded outgoing queue

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,26 +25,27 @@ var (
 	ErrTimeout        = errors.New("mqtt: timed out")
 	ErrBadTopic       = errors.New("mqtt: invalid topic")
 	ErrBadContent     = errors.New("mqtt: malformed message content")
-	ErrNotStarted     = errors.New("mqtt: not started")
 )
 
 // Stats are EventBus's counters since New.
 type Stats struct {
-	Received      uint64 // messages taken from the brokers into the ingress queue
-	ToTwin        uint64 // ingress messages sent to group twin
-	ToHub         uint64 // ingress messages sent to the cloud
-	DropQueueFull uint64 // ingress messages dropped: ingress queue full
-	DropOversize  uint64 // ingress messages dropped: payload over MaxPayload
-	DropBus       uint64 // ingress messages the bus refused (queue full, module missing)
-	Published     uint64 // egress publishes handed to a broker
-	PublishErrors uint64 // egress publishes a broker refused (or disconnected)
-	BadRequests   uint64 // egress messages with a bad topic, filter or content
-	Subscribed    int    // current topic filters (static and dynamic)
-	Clients       int64  // clients connected to the embedded broker
-	ClientDrops   uint64 // messages the embedded broker dropped for slow clients
-	AuthRefused   uint64 // clients the embedded broker refused
-	External      bool   // the external subscriber is connected
-	ExternalSubs  uint64 // connects to the external broker after which every filter was subscribed
+	Received       uint64 // messages taken from the brokers into the ingress queue
+	ToTwin         uint64 // ingress messages sent to group twin
+	ToHub          uint64 // ingress messages sent to the cloud
+	DropQueueFull  uint64 // ingress messages dropped: ingress queue full
+	DropOversize   uint64 // ingress messages dropped: payload over MaxPayload
+	DropBus        uint64 // ingress messages the bus refused (queue full, module missing)
+	Published      uint64 // egress publishes handed to a broker
+	PublishErrors  uint64 // egress publishes a broker refused (or disconnected)
+	BadRequests    uint64 // egress messages with a bad topic, filter or content
+	Subscribed     int    // current topic filters (static and dynamic)
+	Clients        int64  // clients connected to the embedded broker
+	ClientDrops    uint64 // messages the embedded broker dropped for slow clients
+	AuthRefused    uint64 // clients the embedded broker refused
+	Listening      bool   // the embedded broker has bound its port
+	ListenFailures uint64 // failed attempts to bind it
+	External       bool   // the external subscriber is connected
+	ExternalSubs   uint64 // connects to the external broker after which every filter was subscribed
 }
 
 type inMsg struct {
@@ -110,14 +112,15 @@ func New(cfg Config, b *bus.Bus, store *db.DB, log *slog.Logger) (*EventBus, err
 	return e, nil
 }
 
-// Ready is closed once Run has bound the embedded broker and subscribed to
-// every filter.
+// Ready is closed once Run has subscribed to every filter and, in internal
+// and both modes, the embedded broker has bound its port. Run retries a
+// port that is taken, so Ready may come late or, if it never frees, never.
 func (e *EventBus) Ready() <-chan struct{} { return e.ready }
 
 // Addr is the embedded broker's bound address (useful with port 0), or ""
 // in external mode or before Ready.
 func (e *EventBus) Addr() string {
-	if e.broker == nil || !e.broker.started.Load() {
+	if e.broker == nil {
 		return ""
 	}
 	return e.broker.addr()
@@ -136,17 +139,22 @@ func (e *EventBus) Run(ctx context.Context) error {
 	filters := slices.Clone(e.filters)
 	e.mu.Unlock()
 	if e.broker != nil {
-		if err := e.broker.start(); err != nil {
+		if err := e.broker.serve(); err != nil {
 			return err
 		}
 		defer e.broker.stop()
 	}
+	// Deferred calls run last to first: stop the goroutines, wait for them
+	// (the external clients disconnect), then stop the broker.
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(ctx)
+	defer wg.Wait()
+	defer stop()
 	if e.remote != nil {
 		e.remote.mu.Lock()
 		e.remote.filters = slices.Clone(filters)
 		e.remote.mu.Unlock()
-		e.remote.start()
-		defer e.remote.stop()
+		wg.Go(func() { e.remote.run(wctx) })
 	}
 	for _, f := range filters {
 		if e.broker != nil {
@@ -155,13 +163,12 @@ func (e *EventBus) Run(ctx context.Context) error {
 			}
 		}
 	}
-	e.log.Info("mqtt eventbus ready", "mode", e.cfg.Mode, "addr", e.Addr(), "topics", len(filters), "era", e.cfg.Era)
-	close(e.ready)
-
-	var wg sync.WaitGroup
-	wctx, stop := context.WithCancel(ctx)
-	defer wg.Wait() // runs after the broker and clients have stopped
-	defer stop()
+	e.log.Info("mqtt eventbus running", "mode", e.cfg.Mode, "topics", len(filters), "era", e.cfg.Era)
+	if e.broker != nil {
+		wg.Go(func() { e.listenLoop(wctx) })
+	} else {
+		close(e.ready)
+	}
 	wg.Go(func() { e.ingressLoop(wctx) })
 
 	q := e.b.Queue(bus.ModuleMQTT)
@@ -171,6 +178,31 @@ func (e *EventBus) Run(ctx context.Context) error {
 			return nil
 		case msg := <-q:
 			e.egress(ctx, msg)
+		}
+	}
+}
+
+// listenLoop binds the embedded broker's port, retrying with back-off
+// while it fails (another broker may hold it, or be about to let it go),
+// so that the rest of the node keeps working meanwhile. It closes ready
+// once bound.
+func (e *EventBus) listenLoop(ctx context.Context) {
+	for n := 0; ; n++ {
+		err := e.broker.listen()
+		if err == nil {
+			close(e.ready)
+			return
+		}
+		e.broker.listenErr.Add(1)
+		if n%10 == 0 {
+			e.log.Error("mqtt broker cannot listen; devices cannot connect until it can, retrying", "addr", e.cfg.Internal.Listen, "attempts", n+1, "err", err)
+		}
+		t := time.NewTimer(Backoff(n, time.Second, 30*time.Second, rand.Float64))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }
@@ -214,6 +246,10 @@ func (e *EventBus) route(topic string, payload []byte) {
 		err = e.b.Send(bus.ModuleHub, msg)
 	}
 	switch {
+	case err != nil && d == DestHub && errors.Is(err, bus.ErrUnknownModule):
+		// No cloud configured: a node on its own has nowhere to upload to.
+		e.dropBus.Add(1)
+		e.log.Debug("mqtt upload dropped: no cloud module", "topic", topic)
 	case err != nil:
 		e.dropBus.Add(1)
 		e.warn("mqtt ingress not delivered to the bus", "topic", topic, "err", err)
@@ -245,6 +281,10 @@ func (e *EventBus) Stats() Stats {
 	e.mu.Lock()
 	s.Subscribed = len(e.filters)
 	e.mu.Unlock()
+	if e.broker != nil {
+		s.Listening = e.broker.listening.Load()
+		s.ListenFailures = e.broker.listenErr.Load()
+	}
 	if e.broker != nil && e.broker.started.Load() {
 		s.Clients = e.broker.clients()
 		s.ClientDrops = e.broker.hook.dropped.Load()
@@ -321,26 +361,36 @@ func (e *EventBus) publish(topic string, payload []byte) error {
 }
 
 // message publishes the inner object of {"message":{"topic":...}} to its
-// topic, encoded as KubeEdge encodes it: a Go map, so keys sorted (spec 4.3).
+// topic (spec 4.3).
 func (e *EventBus) message(content []byte) error {
+	topic, payload, err := MessagePayload(content)
+	if err != nil {
+		e.badReqs.Add(1)
+		return err
+	}
+	return e.publish(topic, payload)
+}
+
+// MessagePayload decodes the content of a "message" operation (spec 4.3),
+// {"message":{"topic":"<t>",...}}, also when it arrives as a JSON string,
+// and returns the topic and the inner object encoded as KubeEdge encodes
+// it: a Go map, so keys sorted.
+func MessagePayload(content []byte) (topic string, payload []byte, err error) {
 	var body struct {
 		Message map[string]any `json:"message"`
 	}
 	if err := json.Unmarshal(bus.ContentBytes(content), &body); err != nil || body.Message == nil {
-		e.badReqs.Add(1)
-		return fmt.Errorf("mqtt: message: %w", ErrBadContent)
+		return "", nil, fmt.Errorf("mqtt: message: %w", ErrBadContent)
 	}
 	topic, ok := body.Message["topic"].(string)
 	if !ok {
-		e.badReqs.Add(1)
-		return fmt.Errorf("mqtt: message without topic: %w", ErrBadContent)
+		return "", nil, fmt.Errorf("mqtt: message without topic: %w", ErrBadContent)
 	}
-	payload, err := json.Marshal(body.Message)
+	payload, err = json.Marshal(body.Message)
 	if err != nil {
-		e.badReqs.Add(1)
-		return fmt.Errorf("mqtt: message: %w", err)
+		return "", nil, fmt.Errorf("mqtt: message: %w (%w)", ErrBadContent, err)
 	}
-	return e.publish(topic, payload)
+	return topic, payload, nil
 }
 
 // subscribe adds a dynamic filter: stored first, so it survives a restart
@@ -378,6 +428,7 @@ func (e *EventBus) unsubscribe(ctx context.Context, filter string) error {
 	n := len(e.filters)
 	e.filters = slices.DeleteFunc(e.filters, func(f string) bool { return f == filter })
 	removed := len(e.filters) != n
+	rest := slices.Clone(e.filters)
 	e.mu.Unlock()
 	if !removed {
 		return nil
@@ -385,6 +436,16 @@ func (e *EventBus) unsubscribe(ctx context.Context, filter string) error {
 	var errs []error
 	for _, t := range e.transports() {
 		errs = append(errs, t.unsubscribe(filter))
+	}
+	if e.broker != nil {
+		// "a/#" stands for "a" too on the embedded broker: subscribe again
+		// any remaining filter that shared an inline filter with it.
+		gone := inlineFilters(filter)
+		for _, f := range rest {
+			if slices.ContainsFunc(inlineFilters(f), func(x string) bool { return slices.Contains(gone, x) }) {
+				errs = append(errs, e.broker.subscribe(f))
+			}
+		}
 	}
 	e.log.Info("mqtt unsubscribed", "topic", filter)
 	return errors.Join(errs...)

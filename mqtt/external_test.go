@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -24,7 +25,7 @@ func externalConfig(server string) mqtt.Config {
 // more than n times.
 func subscribedOnce(t *testing.T, eb *mqtt.EventBus, n uint64) {
 	t.Helper()
-	waitStats(t, eb, func(s mqtt.Stats) bool { return s.External && s.ExternalSubs > n })
+	mqtttest.WaitSubscribed(t, eb, n)
 }
 
 // TestIngressExternal: the same topics as TestIngressInternal, published to
@@ -141,4 +142,53 @@ func TestAuthExternal(t *testing.T) {
 		t.Fatal(err)
 	}
 	recv(t, b, bus.ModuleTwin)
+}
+
+// TestUnreachableExternal: with no broker to reach, egress publishes fail
+// at once and are counted, subscribes are kept for later, and Run still
+// returns promptly when stopped (checked by mqtttest.Start's cleanup).
+func TestUnreachableExternal(t *testing.T) {
+	b := standIns(t, 64)
+	store := mqtttest.Store(t)
+	eb := mqtttest.Start(t, externalConfig("tcp://"+mqtttest.FreeAddr(t)), b, store)
+	for _, m := range []bus.Message{
+		bus.NewMessage(bus.ModuleTwin, bus.GroupUser, bus.OpPublish, "dev/cmd", []byte("x")),
+		bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpSubscribe, "later/+", nil),
+	} {
+		if err := b.Send(bus.ModuleMQTT, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := waitStats(t, eb, func(s mqtt.Stats) bool { return s.PublishErrors == 1 && s.Subscribed == len(mqtt.StaticTopics())+1 })
+	if s.External || s.Published != 0 {
+		t.Errorf("Stats() = %+v, want not connected and nothing published", s)
+	}
+	if got, err := store.SubTopics(context.Background()); err != nil || len(got) != 1 {
+		t.Errorf("SubTopics() = %q, %v, want [later/+]", got, err)
+	}
+}
+
+// TestDeliveredOnceExternal: with overlapping filters on mosquitto, a
+// message is still routed once.
+func TestDeliveredOnceExternal(t *testing.T) {
+	m := mqtttest.StartMosquitto(t, "")
+	b := standIns(t, 64)
+	eb := mqtttest.Start(t, externalConfig(m.URL), b, mqtttest.Store(t))
+	mqtttest.WaitSubscribed(t, eb, 0)
+	for _, f := range []string{"x/user/y", "x/+/y", "x/#", "bad/#/"} {
+		if err := b.Send(bus.ModuleMQTT, bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpSubscribe, f, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStats(t, eb, func(s mqtt.Stats) bool { return s.BadRequests == 1 })
+	c := mqtttest.Connect(t, mqtttest.ClientOptions(m.Addr))
+	for _, topic := range []string{"x/user/y", "x"} {
+		if err := mqtttest.Wait(c.Publish(topic, 1, false, "once")); err != nil {
+			t.Fatal(err)
+		}
+		if got := recv(t, b, bus.ModuleHub); got.Route.Resource != topic {
+			t.Fatalf("hub got %q, want %q", got.Route.Resource, topic)
+		}
+	}
+	sentinel(t, c, b)
 }

@@ -100,6 +100,8 @@ func testIngress(t *testing.T, c paho.Client, b *bus.Bus, era bus.Era) {
 		{"$hw/events/device/default/dev1/twin/cloud_updated", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: enc("$hw/events/device/default/dev1/twin/cloud_updated")}},
 		{"$hw/events/node/node1/membership/get", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: enc("$hw/events/node/node1/membership/get")}},
 		{"$hw/events/upload/a/b", route{To: bus.ModuleHub, Op: hubOp, Resource: hubRes("$hw/events/upload/a/b")}},
+		{"$hw/events/upload", route{To: bus.ModuleHub, Op: hubOp, Resource: hubRes("$hw/events/upload")}},
+		{"a/user", route{To: bus.ModuleHub, Op: hubOp, Resource: hubRes("a/user")}},
 		{"SYS/dis/upload_records", route{To: bus.ModuleHub, Op: hubOp, Resource: "SYS/dis/upload_records"}},
 		{"default/user/temperature", route{To: bus.ModuleHub, Op: hubOp, Resource: hubRes("default/user/temperature")}},
 		{"app/user/a/b/c", route{To: bus.ModuleHub, Op: hubOp, Resource: hubRes("app/user/a/b/c")}},
@@ -145,11 +147,35 @@ func TestDeliveredOnce(t *testing.T) {
 	}
 	waitStats(t, eb, func(s mqtt.Stats) bool { return s.Subscribed == len(mqtt.StaticTopics())+3 })
 	c := mqtttest.Connect(t, mqtttest.ClientOptions(eb.Addr()))
-	if err := mqtttest.Wait(c.Publish("x/user/y", 1, false, "once")); err != nil {
+	for _, topic := range []string{"x/user/y", "x"} { // "x/#" matches "x" too
+		if err := mqtttest.Wait(c.Publish(topic, 1, false, "once")); err != nil {
+			t.Fatal(err)
+		}
+		if got := recv(t, b, bus.ModuleHub); got.Route.Resource != topic {
+			t.Fatalf("hub got %q, want %q", got.Route.Resource, topic)
+		}
+	}
+	sentinel(t, c, b)
+
+	// Unsubscribing "x/#" leaves "x" to the stored filter "x".
+	for _, m := range []bus.Message{
+		bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpSubscribe, "x", nil),
+		bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpUnsubscribe, "x/#", nil),
+		bus.NewMessage(bus.SourceRouterEventBus, bus.GroupUser, bus.OpSubscribe, "bad/#/", nil), // done marker
+	} {
+		if err := b.Send(bus.ModuleMQTT, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStats(t, eb, func(s mqtt.Stats) bool { return s.BadRequests == 1 && s.Subscribed == len(mqtt.StaticTopics())+3 })
+	if err := mqtttest.Wait(c.Publish("x", 1, false, "still")); err != nil {
 		t.Fatal(err)
 	}
-	if got := recv(t, b, bus.ModuleHub); got.Route.Resource != "x/user/y" {
-		t.Fatalf("hub got %q, want x/user/y", got.Route.Resource)
+	if got := recv(t, b, bus.ModuleHub); got.Route.Resource != "x" {
+		t.Fatalf("hub got %q, want x", got.Route.Resource)
+	}
+	if err := mqtttest.Wait(c.Publish("x/z", 1, false, "gone")); err != nil {
+		t.Fatal(err)
 	}
 	sentinel(t, c, b)
 }
@@ -470,3 +496,45 @@ func TestStuckBus(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// TestPortTaken: while another process holds the port, the node keeps
+// running and retries; once the port is free the broker binds it.
+func TestPortTaken(t *testing.T) {
+	blocker, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := blocker.Addr().String()
+	b := standIns(t, 64)
+	eb, err := mqtt.New(mqtt.Config{Internal: mqtt.BrokerConfig{Listen: addr}}, b, mqtttest.Store(t), mqtttest.Log(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eb.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	}()
+	s := waitStats(t, eb, func(s mqtt.Stats) bool { return s.ListenFailures > 0 })
+	if s.Listening || eb.Addr() != "" {
+		t.Fatalf("Stats() = %+v, Addr() = %q while the port is taken", s, eb.Addr())
+	}
+	blocker.Close()
+	select {
+	case <-eb.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not ready 10 s after the port was freed: %+v", eb.Stats())
+	}
+	if eb.Addr() != addr {
+		t.Errorf("Addr() = %q, want %q", eb.Addr(), addr)
+	}
+	c := mqtttest.Connect(t, mqtttest.ClientOptions(addr))
+	if err := mqtttest.Wait(c.Publish("$hw/events/device/d/twin/get", 1, false, "{}")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, b, bus.ModuleTwin)
+}

@@ -1,9 +1,11 @@
 package mqtt
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strconv"
@@ -21,8 +23,8 @@ const subQoS = 1
 const pubQoS = 1
 
 // remote is EventBus's pair of paho clients to an external broker (spec
-// 4.1): one subscribes, one publishes, as in KubeEdge. Both reconnect on
-// their own; the subscriber subscribes again to every filter after each
+// 4.1): one subscribes, one publishes, as in KubeEdge. run keeps both
+// connected; the subscriber subscribes again to every filter after each
 // connect, since its sessions are clean.
 type remote struct {
 	cfg     ClientConfig
@@ -35,11 +37,14 @@ type remote struct {
 	filters []string // current filters, in subscription order
 
 	subscribed atomic.Uint64 // connects after which every filter was subscribed
+
+	subLost, pubLost chan struct{} // a connection was lost (capacity 1)
 }
 
 // newRemote prepares the clients. It connects nothing.
 func newRemote(cfg ClientConfig, log *slog.Logger, deliver func(string, []byte)) (*remote, error) {
-	r := &remote{cfg: cfg, log: log, deliver: deliver}
+	r := &remote{cfg: cfg, log: log, deliver: deliver,
+		subLost: make(chan struct{}, 1), pubLost: make(chan struct{}, 1)}
 	tlsCfg, err := clientTLS(cfg, log)
 	if err != nil {
 		return nil, err
@@ -54,28 +59,29 @@ func newRemote(cfg ClientConfig, log *slog.Logger, deliver func(string, []byte))
 	if pubID == "" {
 		pubID = "hub-client-pub-" + stamp
 	}
-	r.sub = paho.NewClient(r.options(subID, tlsCfg).
-		SetDefaultPublishHandler(r.onMessage).
-		SetOnConnectHandler(r.onConnect))
-	r.pub = paho.NewClient(r.options(pubID, tlsCfg).
-		SetOnConnectHandler(func(paho.Client) { log.Info("mqtt external publisher connected", "server", cfg.Server) }))
+	r.sub = paho.NewClient(r.options(subID, tlsCfg, r.subLost).SetDefaultPublishHandler(r.onMessage))
+	r.pub = paho.NewClient(r.options(pubID, tlsCfg, r.pubLost))
 	return r, nil
 }
 
-func (r *remote) options(id string, tlsCfg *tls.Config) *paho.ClientOptions {
+// options are paho's options for one client. paho's own reconnect is off:
+// keep reconnects with a cancellable, jittered back-off instead.
+func (r *remote) options(id string, tlsCfg *tls.Config, lost chan struct{}) *paho.ClientOptions {
 	o := paho.NewClientOptions().
 		AddBroker(r.cfg.Server).
 		SetClientID(id).
 		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(r.cfg.RetryInterval).
-		SetMaxReconnectInterval(r.cfg.MaxReconnect).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
 		SetWriteTimeout(r.cfg.PublishTimeout).
-		SetConnectTimeout(10 * time.Second).
+		SetConnectTimeout(connectTimeout).
 		SetKeepAlive(30 * time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			r.log.Warn("mqtt external connection lost", "client", id, "err", err)
+			select {
+			case lost <- struct{}{}:
+			default:
+			}
 		})
 	if r.cfg.Username != "" {
 		o.SetUsername(r.cfg.Username).SetPassword(string(r.cfg.Password))
@@ -117,20 +123,69 @@ func clientTLS(cfg ClientConfig, log *slog.Logger) (*tls.Config, error) {
 	return c, nil
 }
 
-// start begins connecting both clients; they retry in the background.
-func (r *remote) start() {
-	r.sub.Connect()
-	r.pub.Connect()
+// connectTimeout bounds one connect attempt, and so also how long Run may
+// take to return while an attempt is under way.
+const connectTimeout = 5 * time.Second
+
+// run keeps both clients connected until ctx ends, then disconnects them.
+// It returns when both are down.
+func (r *remote) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.keep(ctx, r.sub, r.subLost, r.onConnect) })
+	wg.Go(func() {
+		r.keep(ctx, r.pub, r.pubLost, func(paho.Client) { r.log.Info("mqtt external publisher connected", "server", r.cfg.Server) })
+	})
+	wg.Wait()
 }
 
-// stop disconnects both clients and waits for their goroutines.
-func (r *remote) stop() {
-	r.sub.Disconnect(250)
-	r.pub.Disconnect(250)
+// keep connects c, and again after each lost connection, waiting
+// Backoff(n) after the n-th failed attempt in a row (spec 4.1: KubeEdge
+// retries every 5 s), and calls up after each connect. An attempt in
+// progress is allowed to finish (at most connectTimeout) so that no
+// connection outlives Run.
+func (r *remote) keep(ctx context.Context, c paho.Client, lost <-chan struct{}, up func(paho.Client)) {
+	defer c.Disconnect(250)
+	for n := 0; ctx.Err() == nil; {
+		t := c.Connect()
+		<-t.Done()
+		if err := t.Error(); err != nil {
+			if n == 0 || n%10 == 0 {
+				r.log.Warn("mqtt external connect failed", "server", r.cfg.Server, "attempts", n+1, "err", err)
+			}
+			timer := time.NewTimer(Backoff(n, r.cfg.RetryInterval, r.cfg.MaxReconnect, rand.Float64))
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			n++
+			continue
+		}
+		n = 0
+		up(c)
+		select {
+		case <-ctx.Done():
+			return
+		case <-lost:
+		}
+	}
 }
 
-// onConnect subscribes to every filter after each (re)connect. paho calls
-// it on a goroutine of its own, so waiting for the SUBACK here is fine.
+// Backoff is the wait after the n-th failed connect in a row (n from 0):
+// base doubled n times, capped at max, less a random part of up to half of
+// it (rnd returns [0, 1)) so that many nodes do not retry in step.
+func Backoff(n int, base, max time.Duration, rnd func() float64) time.Duration {
+	d := base
+	for i := 0; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d - time.Duration(rnd()*float64(d)/2)
+}
+
+// onConnect subscribes to every filter after each (re)connect of the
+// subscriber. It runs on keep's goroutine, so it ends before Run returns.
 func (r *remote) onConnect(c paho.Client) {
 	r.mu.Lock()
 	filters := make(map[string]byte, len(r.filters))

@@ -44,6 +44,17 @@ const (
 	DestHub                  // module websocket, to the cloud
 )
 
+// String names the destination, for logs.
+func (d Dest) String() string {
+	switch d {
+	case DestTwin:
+		return "twin"
+	case DestHub:
+		return "cloud"
+	}
+	return "unknown"
+}
+
 // Classify says where a message published on topic goes in era e (spec
 // 4.2): device and node topics to DeviceTwin, the rest to the cloud.
 // v0.3.0 tests the prefixes without their final slash.
@@ -81,9 +92,13 @@ func Ingress(topic string, payload []byte, e bus.Era) (Dest, bus.Message) {
 
 // ValidFilter reports whether f is a valid MQTT topic filter (MQTT 3.1.1
 // 4.7): 1 to 65535 bytes of UTF-8 without NUL, '+' alone in its level, '#'
-// alone in the last level.
+// alone in the last level. Shared subscriptions ($share/..., MQTT 5 4.8.2)
+// are refused: the brokers would treat them specially, KubeEdge has none.
 func ValidFilter(f string) bool {
 	if f == "" || len(f) > 65535 || !utf8.ValidString(f) || strings.IndexByte(f, 0) >= 0 {
+		return false
+	}
+	if first, _, _ := strings.Cut(f, "/"); strings.EqualFold(first, "$share") {
 		return false
 	}
 	levels := strings.Split(f, "/")

@@ -2,11 +2,14 @@ package mqtt
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	mochi "github.com/mochi-mqtt/server/v2"
 
 	"edgenode/bus"
 )
@@ -120,6 +123,9 @@ func TestValidFilter(t *testing.T) {
 		{"a\x00b", false, false},
 		{"\xff", false, false},
 		{"/", true, true},
+		{"$share/g/a", false, false},
+		{"$SHARE", false, false},
+		{"$shared/a", true, true},
 	}
 	for _, c := range cases {
 		if got := ValidFilter(c.f); got != c.filter {
@@ -129,6 +135,22 @@ func TestValidFilter(t *testing.T) {
 			t.Errorf("ValidTopic(%q) = %v, want %v", c.f, got, c.name)
 		}
 	}
+}
+
+// FuzzValidFilter: every filter we accept, the embedded broker accepts too,
+// and every topic name we accept is a filter.
+func FuzzValidFilter(f *testing.F) {
+	for _, s := range []string{"a/b", "+/user/#", "#", "a/#/b", "a+", "$share/g/a", "", "/", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ValidFilter(s) && !mochi.IsValidFilter(s, false) {
+			t.Fatalf("ValidFilter(%q) = true, mochi refuses it", s)
+		}
+		if ValidTopic(s) && !ValidFilter(s) {
+			t.Fatalf("ValidTopic(%q) = true, ValidFilter false", s)
+		}
+	})
 }
 
 func TestIsLoopback(t *testing.T) {
@@ -238,4 +260,72 @@ func TestConfigValidate(t *testing.T) {
 	if both.Internal.Listen != DefaultListenBoth {
 		t.Errorf("both mode listen = %q, want %q", both.Internal.Listen, DefaultListenBoth)
 	}
+}
+
+func TestBackoff(t *testing.T) {
+	const base, max = 5 * time.Second, 30 * time.Second
+	cases := []struct {
+		n    int
+		rnd  float64
+		want time.Duration
+	}{
+		{0, 0, 5 * time.Second},
+		{0, 0.999999, 2500*time.Millisecond + 5*time.Microsecond},
+		{1, 0, 10 * time.Second},
+		{2, 0, 20 * time.Second},
+		{3, 0, 30 * time.Second},
+		{100, 0.5, 22500 * time.Millisecond},
+	}
+	for _, c := range cases {
+		got := Backoff(c.n, base, max, func() float64 { return c.rnd })
+		if got.Round(time.Millisecond) != c.want.Round(time.Millisecond) {
+			t.Errorf("Backoff(%d, rnd %v) = %v, want %v", c.n, c.rnd, got, c.want)
+		}
+	}
+}
+
+var messageCases = []struct {
+	name, content, topic, payload string
+	err                           bool
+}{
+	{"object", `{"message":{"topic":"a/b","z":1,"a":"x"}}`, "a/b", `{"a":"x","topic":"a/b","z":1}`, false},
+	{"as JSON string", `"{\"message\":{\"topic\":\"t\"}}"`, "t", `{"topic":"t"}`, false},
+	{"nested", `{"message":{"topic":"t","data":{"b":[1,2],"a":null}}}`, "t", `{"data":{"a":null,"b":[1,2]},"topic":"t"}`, false},
+	{"no topic", `{"message":{"a":1}}`, "", "", true},
+	{"topic not a string", `{"message":{"topic":5}}`, "", "", true},
+	{"no message", `{"other":{}}`, "", "", true},
+	{"message null", `{"message":null}`, "", "", true},
+	{"truncated", `{"message":`, "", "", true},
+	{"not an object", `[1]`, "", "", true},
+}
+
+func TestMessagePayload(t *testing.T) {
+	for _, c := range messageCases {
+		t.Run(c.name, func(t *testing.T) {
+			topic, payload, err := MessagePayload([]byte(c.content))
+			if (err != nil) != c.err || (err != nil && !errors.Is(err, ErrBadContent)) {
+				t.Fatalf("MessagePayload(%s) error = %v, want error %v", c.content, err, c.err)
+			}
+			if topic != c.topic || string(payload) != c.payload {
+				t.Errorf("MessagePayload(%s) = %q, %s; want %q, %s", c.content, topic, payload, c.topic, c.payload)
+			}
+		})
+	}
+}
+
+func FuzzMessagePayload(f *testing.F) {
+	for _, c := range messageCases {
+		f.Add([]byte(c.content))
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		topic, payload, err := MessagePayload(content)
+		if err != nil {
+			return
+		}
+		// The payload decodes back to an object carrying the same topic.
+		var m map[string]any
+		if err := json.Unmarshal(payload, &m); err != nil || m["topic"] != topic {
+			t.Fatalf("MessagePayload(%q) payload %s does not carry topic %q (%v)", content, payload, topic, err)
+		}
+	})
 }

@@ -77,6 +77,8 @@ func Start(tb testing.TB, cfg mqtt.Config, b *bus.Bus, store *db.DB) *mqtt.Event
 	case err := <-done:
 		done <- err
 		tb.Fatalf("EventBus.Run() = %v before ready", err)
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("EventBus not ready within 10 s: %+v", eb.Stats())
 	}
 	return eb
 }
@@ -214,4 +216,18 @@ func (m *Mosquitto) Port() int {
 	_, p, _ := net.SplitHostPort(m.Addr)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// WaitSubscribed waits up to 10 s until eb's external subscriber is
+// connected and has subscribed to every filter at least n+1 times (n = 0:
+// the first connect). It polls Stats: paho offers no event to wait on.
+func WaitSubscribed(tb testing.TB, eb *mqtt.EventBus, n uint64) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s := eb.Stats(); !s.External || s.ExternalSubs <= n; s = eb.Stats() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("EventBus not subscribed to the external broker: %+v", s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"edgenode/board"
+	"edgenode/bus"
+	"edgenode/db"
+	"edgenode/hub"
+	"edgenode/hub/hubtest"
+	"edgenode/meta"
+)
+
+// fakeCloud answers node, nodepatch and lease requests as cloudcore v1.23
+// does (spec 9): the node insert returns the created node with a uid, the
+// lease is NotFound until inserted, and each write returns the object with
+// a new resourceVersion.
+type fakeCloud struct {
+	mu      sync.Mutex
+	leaseRV int
+}
+
+func (c *fakeCloud) answer(req bus.Message) (bus.Message, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reply := func(content string) (bus.Message, bool) {
+		resp := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpResponse, req.Route.Resource, []byte(content))
+		resp.Header.ParentID = req.Header.ID
+		return resp, true
+	}
+	r, err := bus.ParseResource(req.Route.Resource, req.Route.Operation)
+	if err != nil {
+		return bus.Message{}, false
+	}
+	switch {
+	case r.Kind == bus.KindNode && req.Route.Operation == bus.OpInsert:
+		var n board.KubeNode
+		_ = json.Unmarshal(req.Content, &n)
+		n.Metadata.UID = "0d9c-node-uid"
+		n.Metadata.ResourceVersion = "100"
+		b, _ := json.Marshal(n)
+		return reply(`{"Object":` + string(b) + `,"Err":null}`)
+	case r.Kind == bus.KindNodePatch:
+		return reply(`{"Object":{"metadata":{"name":"` + r.Name + `"}},"Err":null}`)
+	case r.Kind == bus.KindLease:
+		if req.Route.Operation == bus.OpQuery && c.leaseRV == 0 {
+			return reply(`{"Object":null,"Err":{"ErrStatus":{"kind":"Status","status":"Failure","reason":"NotFound","code":404}}}`)
+		}
+		var l board.Lease
+		if req.Route.Operation != bus.OpQuery {
+			_ = json.Unmarshal(req.Content, &l)
+			c.leaseRV++
+		}
+		l.Metadata.Name, l.Metadata.Namespace = r.Name, r.Namespace
+		l.Metadata.ResourceVersion = itoa(c.leaseRV)
+		b, _ := json.Marshal(l)
+		return reply(`{"Object":` + string(b) + `,"Err":null}`)
+	}
+	return bus.Message{}, false
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// TestNodeStatusThroughHub runs the board module behind the real
+// MetaManager and hub client against the in-process cloud of each era and
+// checks what reaches the cloud: v0.3 nodestatus updates on the cadence;
+// v1.23 node insert, nodepatch and lease insert then updates (spec 2.5, 9).
+func TestNodeStatusThroughHub(t *testing.T) {
+	const node = "edge-board"
+	for _, era := range []bus.Era{bus.EraV123, bus.EraV03} {
+		t.Run(era.String(), func(t *testing.T) {
+			cloud := &fakeCloud{}
+			cfg := hubtest.Config{Era: era}
+			if era == bus.EraV123 {
+				cfg.Answer = cloud.answer
+			}
+			srv := hubtest.NewServer(cfg)
+			defer srv.Close()
+
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			dir := t.TempDir()
+			store, err := db.Open(ctx, filepath.Join(dir, db.FileName), db.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			b := bus.New(bus.Config{}, nil)
+			// Stand-ins for edged and twin, which meta forwards to.
+			for _, m := range []struct {
+				name  bus.Module
+				group bus.Group
+			}{{bus.ModulePod, bus.GroupPod}, {bus.ModuleTwin, bus.GroupTwin}} {
+				if err := b.AddModule(m.name, m.group); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hc, err := hub.New(hub.Config{Server: srv.Addr, CertServer: srv.CertURL, Token: srv.Token(node),
+				InsecureSkipVerify: era == bus.EraV03, NodeName: node, DataDir: dir, Era: era,
+				BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, b, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mm, err := meta.New(meta.Config{Era: era, NodeName: node}, b, store, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bn, err := board.New(board.Config{NodeName: node, Era: era, DataDir: dir,
+				UpdateFrequency: time.Second, ReportFrequency: 2 * time.Second, SyncTimeout: 5 * time.Second},
+				b, nil, board.Host{
+					Interfaces: func() ([]board.IfaceAddrs, error) {
+						return []board.IfaceAddrs{{Name: "eth0", Up: true, Addrs: []net.IP{net.ParseIP("10.1.2.3")}}}, nil
+					},
+					Runtime: func(context.Context) (string, error) { return "1.1.12", nil },
+				})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var g errgroup.Group
+			runCtx, stop := context.WithCancel(ctx)
+			for _, m := range []runner{hc, mm, bn} {
+				g.Go(func() error { return m.Run(runCtx) })
+			}
+			defer func() {
+				stop()
+				if err := g.Wait(); err != nil {
+					t.Errorf("Run() = %v", err)
+				}
+			}()
+			// Drain what meta forwards to the stand-ins.
+			for _, m := range []bus.Module{bus.ModulePod, bus.ModuleTwin} {
+				g.Go(func() error {
+					for {
+						if _, err := b.Receive(runCtx, m); err != nil {
+							return nil
+						}
+					}
+				})
+			}
+			is := func(op bus.Op, res string) func(bus.Message) bool {
+				return func(m bus.Message) bool { return m.Route.Operation == op && m.Route.Resource == res }
+			}
+
+			if era == bus.EraV03 {
+				res := "default/nodestatus/" + node
+				if err := srv.WaitCount(ctx, 2, is(bus.OpUpdate, res)); err != nil {
+					t.Fatalf("the cloud got fewer than 2 nodestatus updates: %v", err)
+				}
+				m, _ := srv.WaitFor(ctx, is(bus.OpUpdate, res))
+				var body struct {
+					UID             string
+					Status          board.NodeStatus
+					ExtendResources json.RawMessage
+				}
+				if err := json.Unmarshal(m.Content, &body); err != nil {
+					t.Fatalf("nodestatus content %s: %v", m.Content, err)
+				}
+				st := body.Status
+				if body.UID != board.NodeStatusUID || st.NodeInfo.ContainerRuntimeVersion != "runc://1.1.12" ||
+					len(st.Addresses) != 2 || st.Addresses[0].Address != "10.1.2.3" || st.Capacity["pods"] != "110" ||
+					len(st.Conditions) != 4 || m.Route.Source != bus.ModulePod || m.Route.Group != bus.GroupMeta {
+					t.Errorf("nodestatus at the cloud = %+v %s", m.Route, m.Content)
+				}
+				return
+			}
+
+			ins, err := srv.WaitFor(ctx, is(bus.OpInsert, "null/node/"+node))
+			if err != nil {
+				t.Fatalf("no node insert at the cloud: %v", err)
+			}
+			var n board.KubeNode
+			if err := json.Unmarshal(ins.Content, &n); err != nil || n.Kind != "Node" || n.Metadata.Name != node ||
+				n.Status.NodeInfo.KubeletVersion == "" || n.Status.Allocatable["cpu"] == "" {
+				t.Errorf("node insert = %s, %v", ins.Content, err)
+			}
+			lease := "kube-node-lease/lease/" + node
+			for _, want := range []func(bus.Message) bool{is(bus.OpQuery, lease), is(bus.OpInsert, lease)} {
+				if _, err := srv.WaitFor(ctx, want); err != nil {
+					t.Fatalf("lease: %v", err)
+				}
+			}
+			if err := srv.WaitCount(ctx, 2, is(bus.OpUpdate, lease)); err != nil {
+				t.Fatalf("fewer than 2 lease updates: %v", err)
+			}
+			// Nothing changes on this node, so the patch comes after
+			// ReportFrequency; it is a JSON string holding the status.
+			p, err := srv.WaitFor(ctx, is(bus.OpPatch, "null/nodepatch/"+node))
+			if err != nil {
+				t.Fatalf("no nodepatch: %v", err)
+			}
+			s, ok := bus.ContentString(p.Content)
+			var patch struct{ Status board.NodeStatus }
+			if !ok || json.Unmarshal([]byte(s), &patch) != nil || len(patch.Status.Conditions) != 4 {
+				t.Errorf("nodepatch content = %s", p.Content)
+			}
+			if st := bn.Stats(); !st.Registered || st.LeaseRenewed < 2 {
+				t.Errorf("board Stats() = %+v, want registered and at least the insert and one update (the cloud saw two updates)", st)
+			}
+		})
+	}
+}
