@@ -368,7 +368,7 @@ func (w *worker) waitExit(st *ctr, d time.Duration) bool {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		w.observe(nil)
+		w.observe()
 		if !st.running {
 			return true
 		}

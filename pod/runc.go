@@ -96,21 +96,6 @@ func (r *ociRuntime) exists(id string) bool {
 	return err == nil
 }
 
-func (r *ociRuntime) state(ctx context.Context, id string) (ociState, error) {
-	b, err := r.output(ctx, "state", id)
-	if err != nil {
-		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "not exist") {
-			return ociState{}, fmt.Errorf("%w: container %s", ErrNotFound, id)
-		}
-		return ociState{}, err
-	}
-	var s ociState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return ociState{}, fmt.Errorf("pod: runc state %s: %w", id, err)
-	}
-	return s, nil
-}
-
 func (r *ociRuntime) list(ctx context.Context) ([]ociState, error) {
 	b, err := r.output(ctx, "list", "--format", "json")
 	if err != nil {
