@@ -174,7 +174,7 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 	now := time.Now()
 	spec, err := buildSpec(bundleInput{
 		pod: p, c: &cc, img: img, rootfs: rootfs, env: env, mounts: mounts, nsPaths: w.nsPaths,
-		cgroup: "/edgenode/pod" + w.uid + "/" + c.Name,
+		cgroup: w.cgroupParent() + "/" + c.Name,
 		annotate: map[string]string{
 			annPodUID: w.uid, annPodName: p.Metadata.Name, annPodNS: p.Metadata.Namespace,
 			annContainer: c.Name, annStarted: fmtTime(now), annRestarts: strconv.Itoa(int(st.restarts)),
@@ -331,6 +331,9 @@ func (w *worker) mounts(c *Container) ([]ociMount, error) {
 	return out, nil
 }
 
+// cgroupParent is the pod's cgroup, below the edgenode cgroup.
+func (w *worker) cgroupParent() string { return "/edgenode/pod" + w.uid }
+
 // grace is the time a container gets between SIGTERM and SIGKILL.
 func grace(p *Pod) time.Duration {
 	if g := p.Metadata.DeletionGrace; g != nil && *g >= 0 {
@@ -409,6 +412,7 @@ func (w *worker) teardown(ctx context.Context) {
 	if !p.Spec.HostNetwork {
 		w.networkDown(ctx, p)
 	}
+	removePodCgroups(w.cgroupParent())
 	releaseNamespaces(filepath.Join(w.dir, "ns"))
 	if err := os.RemoveAll(w.dir); err != nil {
 		w.r.log.Warn("pod dir not removed", "pod", w.uid, "err", err)

@@ -228,3 +228,20 @@ func dialInNetns(ctx context.Context, nsPath, addr string, timeout time.Duration
 	r := <-ch
 	return r.c, r.err
 }
+
+// removePodCgroups removes the pod's parent cgroup directories that runc
+// leaves behind (runc removes only each container's own cgroup), for cgroup
+// v1 controllers and the v2 unified tree.
+func removePodCgroups(parent string) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", parent))
+	dirs = append(dirs, filepath.Join("/sys/fs/cgroup", parent))
+	for _, d := range dirs {
+		sub, _ := os.ReadDir(d)
+		for _, s := range sub {
+			if s.IsDir() {
+				_ = unix.Rmdir(filepath.Join(d, s.Name()))
+			}
+		}
+		_ = unix.Rmdir(d)
+	}
+}

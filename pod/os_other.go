@@ -44,3 +44,5 @@ func (waitStatus) ExitStatus() int         { return -1 }
 func (waitStatus) Signaled() bool          { return false }
 func (waitStatus) Signal() syscall.Signal  { return 0 }
 func reapPid(int) (waitStatus, bool, bool) { return waitStatus{}, false, true }
+
+func removePodCgroups(string) {}

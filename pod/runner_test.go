@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -719,5 +720,40 @@ exit 0
 	want := []string{"0-fakenet ADD", "1-fakeport ADD", "2-fakeport DEL", "3-fakenet DEL"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("plugin calls = %v, want %v", got, want)
+	}
+}
+
+func TestLimitsAndSpecUpdate(t *testing.T) {
+	h := newHarness(t, "", nil)
+	c := sh("main", "echo version-1; exec sleep 1000")
+	c.Resources.Limits = map[string]string{"memory": "64Mi", "cpu": "500m"}
+	p := testPod("limits", c)
+	h.send(bus.OpInsert, bus.KindPod, "default", "limits", p)
+	h.waitStatus("limits", 30*time.Second, running("main"))
+	cg := "/edgenode/poduid-limits/main"
+	v1 := filepath.Join("/sys/fs/cgroup/memory", cg, "memory.limit_in_bytes")
+	v2 := filepath.Join("/sys/fs/cgroup", cg, "memory.max")
+	b, err := os.ReadFile(v1)
+	if err != nil {
+		b, err = os.ReadFile(v2)
+	}
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(64<<20) {
+		t.Errorf("memory limit = %q, %v, want %d", b, err, 64<<20)
+	}
+	quota, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", cg, "cpu.cfs_quota_us"))
+	if err != nil {
+		quota, err = os.ReadFile(filepath.Join("/sys/fs/cgroup", cg, "cpu.max"))
+	}
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(quota)), "50000") {
+		t.Errorf("cpu quota = %q, %v, want 50000 per 100000", quota, err)
+	}
+	// A changed spec restarts the container with it.
+	p2 := testPod("limits", sh("main", "echo version-2; exec sleep 1000"))
+	h.send(bus.OpUpdate, bus.KindPod, "default", "limits", p2)
+	h.waitLog("limits", "main", "version-2")
+	h.r.DeletePod("default", "limits")
+	waitGone(t, h, "uid-limits")
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", "/edgenode/poduid-limits")); err == nil {
+		t.Errorf("pod cgroup left after delete")
 	}
 }
