@@ -291,3 +291,25 @@ func TestGCKeepsUsedAndReadOnly(t *testing.T) {
 		t.Errorf("List() = %d images, want 2", n)
 	}
 }
+
+func TestImportDirOnce(t *testing.T) {
+	s := testImages(t)
+	dir := t.TempDir()
+	if err := podtest.WriteOCIArchive(filepath.Join(dir, "a.tar"), "ro:1", busyboxImage(t)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not an image"), 0o600)
+	if n := s.ImportDir(context.Background(), dir); n != 1 {
+		t.Fatalf("ImportDir() = %d, want 1", n)
+	}
+	if n := s.ImportDir(context.Background(), dir); n != 0 {
+		t.Errorf("second ImportDir() = %d, want 0 (already imported)", n)
+	}
+	img, ok := s.Lookup("ro:1")
+	if !ok || !img.ReadOnly {
+		t.Errorf("Lookup(ro:1) = %+v, %v, want a read-only image", img, ok)
+	}
+	if got := s.GC(nil, 1<<62); len(got) != 0 {
+		t.Errorf("GC() removed %v, want read-only images kept", got)
+	}
+}
