@@ -809,3 +809,39 @@ func TestHostNetwork(t *testing.T) {
 		t.Errorf("GET = %q, want host-net", body)
 	}
 }
+
+// TestPullSecretAndSecurityContext pulls from a registry that wants basic
+// auth, with the credentials of the pod's imagePullSecret, and checks
+// runAsUser, readOnlyRootFilesystem and dropped capabilities inside.
+func TestPullSecretAndSecurityContext(t *testing.T) {
+	h := newHarness(t, "", nil)
+	reg := podtest.NewAuthRegistry("edge", "pw")
+	defer reg.Close()
+	ref, err := reg.Push("private/app:1", busyboxImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcj := fmt.Sprintf(`{"auths":{%q:{"username":"edge","password":"pw"}}}`, reg.Host)
+	h.send(bus.OpInsert, bus.KindSecret, "default", "regcred", Secret{
+		Metadata: ObjectMeta{Name: "regcred", Namespace: "default"}, Type: "kubernetes.io/dockerconfigjson",
+		Data: map[string][]byte{".dockerconfigjson": []byte(dcj)}})
+	uid, ro, no := int64(65534), true, false
+	c := Container{Name: "main", Image: ref, ImagePullPolicy: PullIfNotPresent,
+		Command: []string{"sh", "-c", `touch /x 2>/dev/null && echo rw || echo ro; echo uid=$(id -u); grep CapEff /proc/self/status; exec sleep 1000`},
+		SecurityContext: &SecurityContext{RunAsUser: &uid, ReadOnlyRootFilesystem: &ro, AllowPrivilegeEscalation: &no,
+			Capabilities: &Capabilities{Drop: []string{"ALL"}}}}
+	p := testPod("private", c)
+	p.Spec.ImagePullSecrets = []LocalObjectReference{{Name: "regcred"}}
+	h.send(bus.OpInsert, bus.KindPod, "default", "private", p)
+	h.waitStatus("private", 60*time.Second, running("main"))
+	h.waitLog("private", "main", "ro\nuid=65534\nCapEff:\t0000000000000000")
+
+	// Without the secret the pull fails with a reason, not a crash.
+	p2 := testPod("nocred", Container{Name: "main", Image: reg.Host + "/private/other:1", ImagePullPolicy: PullAlways})
+	h.send(bus.OpInsert, bus.KindPod, "default", "nocred", p2)
+	h.waitStatus("nocred", 30*time.Second, func(s PodStatus) bool {
+		w := s.ContainerStatuses
+		return len(w) == 1 && w[0].State.Waiting != nil &&
+			(w[0].State.Waiting.Reason == "ErrImagePull" || w[0].State.Waiting.Reason == "ImagePullBackOff")
+	})
+}
