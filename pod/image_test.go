@@ -313,3 +313,24 @@ func TestImportDirOnce(t *testing.T) {
 		t.Errorf("GC() removed %v, want read-only images kept", got)
 	}
 }
+
+func TestPullBearerRealm(t *testing.T) {
+	img := busyboxImage(t)
+	reg := podtest.NewTokenRegistry("edge", "pw")
+	defer reg.Close()
+	ref, err := reg.Push("hub/app:1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testImages(t)
+	if _, err := s.Pull(context.Background(), ref, nil); err == nil {
+		t.Errorf("Pull() without credentials = nil error, want a refusal")
+	}
+	got, err := s.Pull(context.Background(), ref, []authn.AuthConfig{{Username: "edge", Password: "pw"}})
+	if err != nil {
+		t.Fatalf("Pull() through the token realm = %v", err)
+	}
+	if id, _ := img.ConfigName(); got.ID != id.String() {
+		t.Errorf("Pull() = %s, want %s", got.ID, id)
+	}
+}

@@ -251,6 +251,36 @@ func NewAuthRegistry(user, pass string) *Registry {
 	return &Registry{srv: srv, Host: strings.TrimPrefix(srv.URL, "http://"), auth: &authn.Basic{Username: user, Password: pass}}
 }
 
+// NewTokenRegistry starts a registry behind a bearer-token realm, as
+// Docker Hub does: requests without a token get 401 with
+// WWW-Authenticate: Bearer realm=<this server>/token; the token endpoint
+// hands out a token for basic auth user:pass.
+func NewTokenRegistry(user, pass string) *Registry {
+	reg := registry.New(registry.Logger(nopLogger()))
+	const token = "tok-edge"
+	var srv *httptest.Server
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != user || p != pass {
+				http.Error(w, "bad credentials", http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"token":%q,"access_token":%q,"expires_in":300}`, token, token)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test-registry"`, srv.URL))
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	})
+	srv = httptest.NewServer(h)
+	return &Registry{srv: srv, Host: strings.TrimPrefix(srv.URL, "http://"), auth: &authn.Basic{Username: user, Password: pass}}
+}
+
 func (r *Registry) opts() []remote.Option {
 	if r.auth == nil {
 		return nil
