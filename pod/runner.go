@@ -84,7 +84,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.log.Warn("not a child subreaper: exit codes of containers will be unknown", "err", err)
 	}
 	if r.rtErr != nil {
-		r.log.Error("OCI runtime missing: pods will wait", "err", r.rtErr)
+		r.log.Warn("OCI runtime missing: pods will wait", "err", r.rtErr)
 	}
 	if n := r.images.ImportDir(ctx, r.cfg.ImagesDir); n > 0 {
 		r.log.Info("read-only images imported", "dir", r.cfg.ImagesDir, "images", n)
