@@ -69,6 +69,8 @@ type health struct {
 	wd   *board.Watchdog
 	// connected reports the cloud link; nil when no cloud is configured.
 	connected func() bool
+	// podPhases counts pods by phase; nil without the pod module.
+	podPhases func() map[string]int
 	log       *slog.Logger
 	start     time.Time
 
@@ -190,6 +192,12 @@ func (h *health) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	if h.wd != nil {
 		m.gauge("edgenode_watchdog_armed", "1 while the hardware watchdog device is open.", boolf(h.wd.Armed()))
 		m.counter("edgenode_watchdog_keepalives_total", "Keep-alives written to the watchdog.", float64(h.wd.Pings()))
+	}
+	if h.podPhases != nil {
+		phases := h.podPhases()
+		for _, ph := range []string{"Pending", "Running", "Succeeded", "Failed", "Unknown"} {
+			m.gauge("edgenode_pods", "Pods by phase.", float64(phases[ph]), "phase", ph)
+		}
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -127,6 +127,7 @@ func TestHealthServer(t *testing.T) {
 	reg := board.NewRegistry()
 	hs := newHealth(HealthConfig{Listen: addr}, "n1", b, 128, reg, slog.New(slog.DiscardHandler))
 	hs.stats("meta", func() any { return fakeStats{MsgsIn: 9} })
+	hs.podPhases = func() map[string]int { return map[string]int{"Running": 2, "Pending": 1} }
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- hs.Run(ctx) }()
@@ -171,6 +172,10 @@ func TestHealthServer(t *testing.T) {
 		`edgenode_bus_queue_depth{module="metamanager"} 1`,
 		"edgenode_bus_messages_sent_total 1",
 		"edgenode_meta_msgs_in_total 9",
+		`edgenode_pods{phase="Running"} 2`,
+		`edgenode_pods{phase="Pending"} 1`,
+		`edgenode_pods{phase="Failed"} 0`,
+		"edgenode_cloud_connected 0",
 	} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics (%d) lacks %q:\n%s", code, want, body)
