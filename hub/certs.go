@@ -68,15 +68,15 @@ func splitToken(token string) (caHash, jwt string, err error) {
 // step 1 and 5).
 func nodeCN(node string) string { return "system:node:" + node }
 
-// loadNodeCert loads the node's key pair and checks that it belongs to
-// node and is valid at now.
+// loadNodeCert loads the node's key pair and checks that it is valid at
+// now and, unless cfg.NodeName is empty, that it belongs to that node.
 func loadNodeCert(cfg Config, now time.Time) (tls.Certificate, error) {
 	pair, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("hub: load certificate: %w", err)
 	}
 	leaf := pair.Leaf
-	if leaf.Subject.CommonName != nodeCN(cfg.NodeName) {
+	if cfg.NodeName != "" && leaf.Subject.CommonName != nodeCN(cfg.NodeName) {
 		return tls.Certificate{}, fmt.Errorf("hub: certificate %s: CN %q, want %q", cfg.CertFile, leaf.Subject.CommonName, nodeCN(cfg.NodeName))
 	}
 	if now.Before(leaf.NotBefore) || !now.Before(leaf.NotAfter) {
@@ -274,4 +274,29 @@ func renewAt(leaf *x509.Certificate) time.Time {
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	frac := 0.7 + 0.2*mrand.Float64()
 	return leaf.NotBefore.Add(time.Duration(float64(life) * frac))
+}
+
+// isTrustFailure reports whether a dial failed because one side did not
+// trust the other's certificate: the cloud's CA is not ours (a
+// reinstalled cloud) or the cloud refused our certificate.
+func isTrustFailure(err error) bool {
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return true
+	}
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &ci) {
+		return true
+	}
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		// bad_certificate, unsupported_certificate, certificate_revoked,
+		// certificate_expired, certificate_unknown, unknown_ca (RFC 8446
+		// 6.2).
+		switch alert {
+		case 42, 43, 44, 45, 46, 48:
+			return true
+		}
+	}
+	return false
 }

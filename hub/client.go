@@ -55,6 +55,7 @@ type Client struct {
 	errMu     sync.Mutex
 	lastErr   error
 	failLog   time.Time // last time a repeated failure was logged (Run goroutine only)
+	rejoin    bool      // bootstrap again before the next dial (Run goroutine only)
 
 	connects, dialFailures, framesIn, framesOut, keepalives  atomic.Uint64
 	badFrames, unknownGroups, edgeDrops, coalesced, offDrops atomic.Uint64
@@ -165,6 +166,9 @@ func (c *Client) Run(ctx context.Context) error {
 			c.log.Warn("hub: cloud link lost", "err", err, "after", lived.Round(time.Millisecond))
 		} else {
 			c.dialFailures.Add(1)
+			// With a token, a cloud that no longer trusts us or that we
+			// no longer trust (reinstalled, new CA) gets a new join.
+			c.rejoin = c.cfg.Token != "" && isTrustFailure(err)
 		}
 		c.setErr(err)
 		attempt++
@@ -207,9 +211,13 @@ func (c *Client) logFailure(err error, wait time.Duration) {
 // token: a v0.3 cloud does not ask for one.
 func (c *Client) certificate(ctx context.Context) (*tls.Certificate, error) {
 	cert, err := c.loadCert()
-	if err == nil {
+	if err == nil && !c.rejoin {
 		return &cert, nil
 	}
+	if err == nil {
+		err = errors.New("the cloud and the node do not trust each other's certificates")
+	}
+	c.rejoin = false
 	if c.cfg.Token == "" {
 		if _, serr := os.Stat(c.cfg.CertFile); errors.Is(serr, fs.ErrNotExist) {
 			return nil, nil

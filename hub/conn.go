@@ -150,7 +150,10 @@ func (c *Client) sendLoop(ctx context.Context, ws *wsConn, cert *tls.Certificate
 	renewT := time.NewTimer(time.Hour)
 	renewT.Stop()
 	defer renewT.Stop()
-	if cert != nil && cert.Leaf != nil && c.cfg.CertServer != "" && !c.cfg.InsecureSkipVerify {
+	// Only certificates of KubeEdge's token scheme (CN system:node:<node>)
+	// are renewed; v0.3 certificates come from outside.
+	if cert != nil && cert.Leaf != nil && cert.Leaf.Subject.CommonName == nodeCN(c.cfg.NodeName) &&
+		c.cfg.CertServer != "" && !c.cfg.InsecureSkipVerify {
 		renewT.Reset(time.Until(renewAt(cert.Leaf)))
 		renewC = renewT.C
 	}
@@ -164,6 +167,9 @@ func (c *Client) sendLoop(ctx context.Context, ws *wsConn, cert *tls.Certificate
 			}
 			m, _ := c.out.pop()
 			if err := c.send(ws, m); err != nil {
+				if isStatus(m) || isDeviceReport(m) {
+					c.enqueue(m) // sent again on the next link
+				}
 				return err
 			}
 		}

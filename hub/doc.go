@@ -24,7 +24,10 @@
 // CSR, has /edge.crt sign it with the token's JWT, and writes ca.crt,
 // edge.key and edge.crt under <dataDir>/certs, each temp + fsync +
 // rename. At a random point between 70 % and 90 % of the certificate's
-// lifetime it renews with the current certificate and reconnects.
+// lifetime it renews with the current certificate and reconnects. When a
+// dial fails because either side does not trust the other's certificate
+// (a reinstalled cloud with a new CA) and a token is set, the node joins
+// again with the token.
 //
 // # Dead links
 //

@@ -86,7 +86,7 @@ func FuzzParseResourceStatus(f *testing.F) {
 			t.Fatalf("ParseResource(%q).String() = %q", res, got)
 		}
 		m := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.Op(op), res, nil)
-		if isStatus(m) && statusKey(m) == "" {
+		if isStatus(m) && statusKey(m) == (coalesceKey{}) {
 			t.Fatalf("status %q has an empty key", res)
 		}
 	})

@@ -19,17 +19,17 @@ type outbox struct {
 	items []entry // FIFO; items[head:] are live, removed ones have a zero msg
 	head  int
 	live  int
-	index map[string]int // coalescing key -> position in items
+	index map[coalesceKey]int // position in items of each queued status
 }
 
 type entry struct {
-	key string // empty for messages that are never coalesced
+	key coalesceKey // zero for messages that are never coalesced
 	msg bus.Message
 	ok  bool
 }
 
 func newOutbox(max int) *outbox {
-	return &outbox{max: max, index: make(map[string]int)}
+	return &outbox{max: max, index: make(map[coalesceKey]int)}
 }
 
 // isStatus reports whether m is a status whose latest value is all that
@@ -67,9 +67,16 @@ func isDeviceReport(m bus.Message) bool {
 		strings.HasSuffix(res, "/state/update")
 }
 
+// coalesceKey identifies the statuses that replace each other. A struct,
+// not a joined string, so that looking one up does not allocate.
+type coalesceKey struct {
+	op  bus.Op
+	res string
+}
+
 // statusKey is the coalescing key of a status message.
-func statusKey(m bus.Message) string {
-	return string(m.Route.Operation) + " " + m.Route.Resource
+func statusKey(m bus.Message) coalesceKey {
+	return coalesceKey{m.Route.Operation, m.Route.Resource}
 }
 
 // put queues m. A status replaces a queued status of the same resource and
@@ -77,7 +84,7 @@ func statusKey(m bus.Message) string {
 // (its waiter, if any, is answered by the caller). When the queue is full
 // put returns ok=false and the message is not queued.
 func (q *outbox) put(m bus.Message) (old bus.Message, replaced, ok bool) {
-	key := ""
+	var key coalesceKey
 	if isStatus(m) {
 		key = statusKey(m)
 		if i, found := q.index[key]; found {
@@ -91,7 +98,7 @@ func (q *outbox) put(m bus.Message) (old bus.Message, replaced, ok bool) {
 	}
 	q.compact()
 	q.items = append(q.items, entry{key: key, msg: m, ok: true})
-	if key != "" {
+	if key != (coalesceKey{}) {
 		q.index[key] = len(q.items) - 1
 	}
 	q.live++
@@ -107,7 +114,7 @@ func (q *outbox) pop() (bus.Message, bool) {
 		if !e.ok {
 			continue
 		}
-		if e.key != "" {
+		if e.key != (coalesceKey{}) {
 			delete(q.index, e.key)
 		}
 		q.live--
@@ -129,7 +136,7 @@ func (q *outbox) compact() {
 	q.items = q.items[:n]
 	q.head = 0
 	for i, e := range q.items {
-		if e.key != "" {
+		if e.key != (coalesceKey{}) {
 			q.index[e.key] = i
 		}
 	}

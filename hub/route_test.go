@@ -190,3 +190,34 @@ func TestOfflineSyncRequestFailsFast(t *testing.T) {
 		t.Errorf("reply = %+v, want operation error for %v", resp.Route, q.Header.ID)
 	}
 }
+
+func TestCloudResendsUntilAcked(t *testing.T) {
+	// hubtest resends an unacknowledged resource message (spec 2.4); the
+	// edge's ACK, sent through the hub, stops it. The node writes text
+	// frames only (spec 2.4 "Framing").
+	srv := newServer(t, hubtest.Config{Retransmit: 50 * time.Millisecond})
+	n := connected(t, srv, testConfig(t, srv, bus.EraV123))
+	pod := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpInsert, "default/pod/r", []byte(`{}`))
+	srv.Push(pod)
+	first, again := n.recv(fakeMeta), n.recv(fakeMeta)
+	if first.Header.ID != pod.Header.ID || again.Header.ID != pod.Header.ID {
+		t.Fatalf("meta got %v then %v, want %v twice", first.Header.ID, again.Header.ID, pod.Header.ID)
+	}
+	if got := srv.Sends(pod.Header.ID); got < 2 {
+		t.Errorf("Sends() = %d, want at least 2", got)
+	}
+	if err := n.b.Send(bus.ModuleHub, first.Resp(bus.OKContent)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.WaitAcked(ctxT(t), pod.Header.ID); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Pending() != 0 {
+		t.Errorf("Pending() = %d after the ACK, want 0", srv.Pending())
+	}
+	for _, r := range srv.Records() {
+		if r.Binary {
+			t.Fatalf("node wrote a binary frame: %+v", r.Msg.Route)
+		}
+	}
+}

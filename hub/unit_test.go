@@ -2,7 +2,14 @@ package hub
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,4 +249,49 @@ func TestNewChecks(t *testing.T) {
 		t.Errorf("second New() = %v, want ErrDuplicate", err)
 	}
 	_ = context.Background
+}
+
+func TestRejoinAfterCloudReinstall(t *testing.T) {
+	// The node joined cloud A; the cloud is reinstalled with a new CA
+	// (cloud B) and the node is given a new token: the saved certificate
+	// is not trusted any more, so the node joins again.
+	a := newServer(t, hubtest.Config{})
+	cfg := testConfig(t, a, bus.EraV123)
+	if err := bootstrap(ctxT(t), cfg.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	b := newServer(t, hubtest.Config{})
+	cfg.Server, cfg.CertServer, cfg.Token = b.Addr, b.CertURL, b.Token(testNode)
+	n := startNode(t, cfg)
+	if got := n.recvConn(fakeMeta); got != bus.CloudConnected {
+		t.Fatalf("event = %q, want connected", got)
+	}
+	if got := b.Issued(); got != 1 {
+		t.Errorf("cloud B issued %d certificates, want 1", got)
+	}
+}
+
+func TestSeedCertificateWithoutNodeCN(t *testing.T) {
+	// v0.3 certificates come from certgen.sh with CN kubeedge.io; with era
+	// v0.3 and no token they are used as they are.
+	srv := newServer(t, hubtest.Config{Era: bus.EraV03})
+	cfg := testConfig(t, srv, bus.EraV03)
+	cfg.Token = ""
+	cfg.InsecureSkipVerify = true
+	full := cfg.WithDefaults()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "kubeedge.io"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	if err := saveCerts(full, nil, der, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, cfg)
+	if got := n.recvConn(fakeMeta); got != bus.CloudConnected {
+		t.Fatalf("event = %q, want connected", got)
+	}
 }

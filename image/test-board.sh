@@ -36,12 +36,13 @@ POD_NAME=board-pod
 POD_MARK=board-pod-sleep
 DEVICE_ID=board-sensor
 TWIN_NAME=temperature
-IMAGE_TAR=/data/board-test/busybox-image.tar
+IMAGE_REF=busybox:board-test
 EOT
-# Local devices for the twin (a copy of image/testkit/data, if the feature
-# reads its devices from the data dir).
-[ -d "$here/testkit/data" ] && cp -a "$here/testkit/data/." "$run/data/"
-"$here/mkimagetar.sh" "$img/base/bin/busybox" "$kit/busybox-image.tar"
+# The test kit's data: local devices for the twin (edgenode/devices) and
+# the test config (edgenode.yaml).
+cp -a "$here/testkit/data/." "$run/data/"
+mkdir -p "$run/data/images"
+"$here/mkimagetar.sh" "$img/base/bin/busybox" "$run/data/images/busybox-board-test.tar"
 date +%s >"$run/data/clock"
 "$here/mksd.sh" "$img/rootfs-test.squashfs" "$run/data" "$run/sd.img"
 rm -rf "$run/data"
@@ -79,7 +80,7 @@ for phase in 1 2; do
 			continue
 		fi
 		if ! grep -qx "PASS $c" "$run/results-$phase.txt"; then
-			why=$(grep "^FAIL $c:" "$run/results-$phase.txt" | head -1)
+			why=$(grep "^FAIL $c:" "$run/results-$phase.txt" | head -1 || true)
 			echo "FAIL phase $phase $c: ${why:-no result in /board-test/results-$phase}"
 			status=1
 		elif ! grep -q "^BOARD-TEST PASS $c\b" "$run/console-$phase.log"; then
@@ -89,7 +90,11 @@ for phase in 1 2; do
 	done
 	# A FAIL anywhere (also a check not in the list) fails the run.
 	if grep -q '^BOARD-TEST FAIL\|^FAIL' "$run/console-$phase.log" "$run/results-$phase.txt"; then status=1; fi
-	grep -q "^BOARD-TEST DONE phase=$phase " "$run/console-$phase.log" || { echo "FAIL phase $phase: no DONE marker on the console"; status=1; }
+	if ! grep -q "^BOARD-TEST DONE phase=$phase " "$run/console-$phase.log"; then
+		echo "FAIL phase $phase: the guest stopped before its DONE marker (console: $run/console-$phase.log)"
+		status=1
+		break
+	fi
 done
 cat "$run"/bench-*.txt 2>/dev/null >"$run/bench.txt" || true
 if [ $status = 0 ]; then

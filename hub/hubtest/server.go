@@ -61,9 +61,26 @@ type Config struct {
 
 // Record is one message the server received.
 type Record struct {
-	Msg  bus.Message
-	Node string // node id of the connection
-	Time time.Time
+	Msg    bus.Message
+	Node   string // node id of the connection
+	Time   time.Time
+	Binary bool // the frame was a binary frame (KubeEdge writes text)
+}
+
+// frame is what the frame codec reads: the payload and its type.
+type frame struct {
+	data   []byte
+	binary bool
+}
+
+// frameCodec reads a frame of either type and keeps its type.
+var frameCodec = websocket.Codec{
+	Marshal: func(v any) ([]byte, byte, error) { return v.([]byte), websocket.TextFrame, nil },
+	Unmarshal: func(data []byte, typ byte, v any) error {
+		f := v.(*frame)
+		f.data, f.binary = data, typ == websocket.BinaryFrame
+		return nil
+	},
 }
 
 // Server is an in-process CloudHub. Its methods are safe for concurrent
@@ -298,8 +315,8 @@ func (s *Server) serveConn(ws *websocket.Conn) {
 
 func (s *Server) readLoop(c *conn) {
 	for {
-		var data []byte
-		err := websocket.Message.Receive(c.ws, &data)
+		var f frame
+		err := frameCodec.Receive(c.ws, &f)
 		if c.isHalf() {
 			<-c.done // half-open: read nothing more, keep TCP up
 			return
@@ -307,21 +324,21 @@ func (s *Server) readLoop(c *conn) {
 		if err != nil {
 			return
 		}
-		m, err := bus.Decode(data)
+		m, err := bus.Decode(f.data)
 		if err != nil {
 			s.mu.Lock()
 			s.badFrames++
 			s.mu.Unlock()
 			continue
 		}
-		s.handle(c, m)
+		s.handle(c, m, f.binary)
 	}
 }
 
 // handle records m and does what the cloud does with it.
-func (s *Server) handle(c *conn, m bus.Message) {
+func (s *Server) handle(c *conn, m bus.Message, binary bool) {
 	s.mu.Lock()
-	s.records = append(s.records, Record{Msg: m, Node: c.node, Time: time.Now()})
+	s.records = append(s.records, Record{Msg: m, Node: c.node, Time: time.Now(), Binary: binary})
 	if m.Route.Operation == bus.OpResponse && s.cfg.Era == bus.EraV123 {
 		delete(s.pending, m.Header.ParentID) // the ACK (spec 2.4)
 	}
