@@ -46,6 +46,22 @@ PASS
 	}
 }
 
+func TestTwinRowsRatioFormat(t *testing.T) {
+	out := `BenchmarkEndToEnd/1-2    	    1000	   1000000 ns/op	      1000 twin_updates/s	      4000 raw_msgs/s	         0.25 ratio	       900.0 p50-µs	      3000 p99-µs	       200.0 raw_p50-µs	       950.0 fsync_commits/s
+BenchmarkEndToEnd/32-2   	    5000	    200000 ns/op	      5000 twin_updates/s	      8000 raw_msgs/s	         0.625 ratio
+`
+	got := twinRows(parseBench("./twin", []byte(out), 2))
+	want := []row{
+		{"twin update end to end, 1 in flight", "1000 /s", "≥ 2000/s (½ of 4000/s bare)", "NO"},
+		{"twin update end to end, 1 in flight, p99", "3.00 ms", "-", "-"},
+		{"durable one-row commits (fsync ceiling of 1 in flight)", "950 /s", "-", "-"},
+		{"twin update end to end, 32 in flight", "5000 /s", "≥ 4000/s (½ of 8000/s bare)", "yes"},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(row{})); diff != "" {
+		t.Errorf("twinRows mismatch (-want +got):\n%s", diff)
+	}
+}
+
 func TestReadMemory(t *testing.T) {
 	m, err := readMemory(os.Getpid())
 	if err != nil {
