@@ -42,16 +42,22 @@
 // trip. On a 2-vCPU development VM (ext4 on a virtual disk, shared and
 // loaded) a one-row commit with synchronous=FULL and no MQTT
 // (fsync_commits/s in the benchmark, BenchmarkApplyDevices/full in package
-// db) ran at 1.1k-4k/s (0.25-0.9 ms each), the bare round trip at
-// 20k-36k/s (17-30 µs p50), and a twin update, one in flight, at
-// 1.1k-1.7k/s (p50 0.4-0.6 ms): at the fsync ceiling, ratio 0.04-0.09.
+// db) ran at 0.9k-4k/s (0.25-1.1 ms each), the bare round trip at
+// 20k-41k/s (16-30 µs p50), and a twin update, one in flight, at
+// 0.8k-2.2k/s (p50 0.36-0.6 ms): at the fsync ceiling, ratio 0.03-0.09.
+// Even with the fsync left out (synchronous=OFF, measured only, never
+// shipped) one in flight reached 6.6k-8.4k/s, p50 80-96 µs, ratio
+// 0.17-0.39: about 45 µs of that is SQLite's own work for one transaction
+// (BEGIN, one upsert, COMMIT), the rest the hand-offs below.
 // With 32 in flight the batch shares one fsync and CPU is the limit: about
-// 105 µs of CPU per update over the whole process (the request in; the
-// result, document and delta out through the broker; the eventbus and
-// bus hand-offs; decoding, one statement and 1/32 of a commit), for
-// 5k-10k updates/s, ratio 0.17-0.27. That cost is spread over the broker,
-// the MQTT client, garbage collection and goroutine hand-offs, with no
-// single step whose removal would halve it.
+// 105 µs of CPU per update over the whole process, for 5k-10k updates/s,
+// ratio 0.17-0.28. An update crosses five goroutines on its way to the
+// result (broker client reader -> eventbus ingress -> twin dispatcher ->
+// twin worker -> eventbus egress -> broker client writer) where a bare
+// round trip crosses one, and produces three publishes (result, document,
+// delta) and an edge_updated message. The cost is spread over the broker,
+// the MQTT client, garbage collection and these hand-offs, with no single
+// step whose removal would halve it.
 //
 // Config.Era picks the payload shapes of KubeEdge v0.3 or v1.23 where
 // they differ (spec 8). Config.DevicesDir names a folder of device files
