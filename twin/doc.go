@@ -51,11 +51,11 @@
 // (BEGIN, one upsert, COMMIT), the rest the hand-offs below.
 // With 32 in flight the batch shares one fsync and CPU is the limit: about
 // 105 µs of CPU per update over the whole process, for 5k-10k updates/s,
-// ratio 0.17-0.28. An update crosses five goroutines on its way to the
+// ratio 0.17-0.28. An update is handed on five times on its way to the
 // result (broker client reader -> eventbus ingress -> twin dispatcher ->
 // twin worker -> eventbus egress -> broker client writer) where a bare
-// round trip crosses one, and produces three publishes (result, document,
-// delta) and an edge_updated message. The cost is spread over the broker,
+// round trip is handed on once (reader -> writer), and it produces three
+// publishes (result, document, delta) and an edge_updated message. The cost is spread over the broker,
 // the MQTT client, garbage collection and these hand-offs, with no single
 // step whose removal would halve it.
 //
