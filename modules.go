@@ -191,6 +191,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	mods = append(mods, pr)
 	hs.stats("pod", func() any { return pr.Stats() })
+	hs.podPhases = func() map[string]int {
+		n := map[string]int{}
+		for _, p := range pr.Pods() {
+			n[p.Status.Phase]++
+		}
+		return n
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
