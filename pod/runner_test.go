@@ -133,6 +133,7 @@ func cleanupRunc(t testing.TB, cfg Config) {
 			unmountAll(filepath.Join(dir, "volumes", v.Name()))
 		}
 		releaseNamespaces(filepath.Join(dir, "ns"))
+		removePodCgroups("/edgenode/pod" + e.Name())
 	}
 }
 
