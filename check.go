@@ -17,7 +17,7 @@ type checkOptions struct {
 }
 
 func addCheckFlags(fs *flag.FlagSet, o *options) {
-	fs.StringVar(&o.check.runc, "runc", "runc", "runc binary (path or name on PATH)")
+	fs.StringVar(&o.check.runc, "runc", "", "runc binary, a path or a name on PATH (default: pod.runtime of the config)")
 	fs.StringVar(&o.check.broker, "broker", "", "`ADDR` the embedded MQTT broker will listen on (default: mqtt.internal.listen of the config; \"off\" skips the check)")
 }
 
@@ -36,7 +36,11 @@ func cmdCheck(ctx context.Context, o *options, _ []string, stdout, stderr io.Wri
 	case broker == "" && cfg.MQTT.Mode != mqtt.ModeExternal:
 		broker = cfg.MQTT.Internal.Listen
 	}
-	rs := board.Preflight(ctx, board.PreflightConfig{DataDir: cfg.DataDir, Runc: o.check.runc, BrokerAddr: broker})
+	runc := o.check.runc
+	if runc == "" {
+		runc = cfg.Pod.Runtime
+	}
+	rs := board.Preflight(ctx, board.PreflightConfig{DataDir: cfg.DataDir, Runc: runc, BrokerAddr: broker})
 	for _, r := range rs {
 		fmt.Fprintln(stdout, r)
 	}

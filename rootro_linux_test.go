@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"edgenode/db"
+	"edgenode/pod/podtest"
 )
 
 // roScript runs in a private mount namespace (the Go runtime makes / rprivate
@@ -55,7 +56,7 @@ func buildEdgenode(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Skip("the go command is not on PATH (needed to build the edgenode binary)")
 	}
 	out, err := exec.Command(goBin, "env", "GOHOSTARCH").Output()
 	if err != nil {
@@ -115,6 +116,10 @@ func TestReadOnlyRoot(t *testing.T) {
 	health := freePort(t)
 	cfgPath := filepath.Join(base, "config.yaml")
 	cfg := fmt.Sprintf("version: 1\nnodeName: ro-node\nwatchdog:\n  device: off\nhealth:\n  listen: %s\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", health)
+	withPods := roPods(t, base, data)
+	if withPods != "" {
+		cfg += withPods
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +176,16 @@ func TestReadOnlyRoot(t *testing.T) {
 			if doc.Node != "ro-node" || doc.Status != "ok" {
 				t.Errorf("healthz = %+v, want ro-node ok", doc)
 			}
+			if withPods != "" {
+				// The static pod runs from the read-only image store,
+				// with its bundle and runc state under the data dir;
+				// after the restart it runs again.
+				if err := waitMetric(ctx, "http://"+health+"/metrics", "edgenode_pod_running ", exited); err != nil {
+					t.Errorf("the static pod never ran: %v\n%s", err, stderr.String())
+				} else {
+					t.Log("static pod ro-web running")
+				}
+			}
 			if round == 1 {
 				// twin applies the device file as it starts and then
 				// publishes membership/updated: wait for that before
@@ -210,6 +225,47 @@ func TestReadOnlyRoot(t *testing.T) {
 	if !strings.Contains(strings.Join(names, " "), "edgenode.db") {
 		t.Errorf("data dir holds %v, want the database", names)
 	}
+}
+
+// roPods prepares a static pod for the read-only test: a busybox image
+// archive in a read-only images dir and a manifest, both outside the data
+// dir as in a baked image. It returns the pod section of the config, or ""
+// (with the reason logged) when containers cannot run here.
+func roPods(t *testing.T, base, data string) string {
+	t.Helper()
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Log("no pods in this run: runc missing (apt-get install runc)")
+		return ""
+	}
+	if _, err := podtest.Busybox(); err != nil {
+		t.Logf("no pods in this run: %v", err)
+		return ""
+	}
+	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
+		t.Logf("no pods in this run: host busybox is %s, not %s", a, runtime.GOARCH)
+		return ""
+	}
+	img, err := podtest.Image([]string{"sleep", "1000"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, manifests := filepath.Join(base, "images"), filepath.Join(base, "manifests")
+	for _, d := range []string{images, manifests} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := podtest.WriteOCIArchive(filepath.Join(images, "busybox.tar"), "busybox:ro", img); err != nil {
+		t.Fatal(err)
+	}
+	manifest := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"ro-web","namespace":"default"},
+  "spec":{"terminationGracePeriodSeconds":1,"containers":[{"name":"main","image":"busybox:ro","imagePullPolicy":"Never"}]}}`
+	if err := os.WriteFile(filepath.Join(manifests, "ro-web.json"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanupPods(data) })
+	return fmt.Sprintf("pod:\n  imagesDir: %s\n  manifestsDir: %s\n  runtimeRoot: %s\n  platform: linux/%s\n",
+		images, manifests, filepath.Join(data, "runc"), podtest.BusyboxArch())
 }
 
 // deviceNames reads the device table the node left in data.

@@ -130,16 +130,22 @@ func (c Config) Validate() []error {
 	if c.ReservedCPU < 0 {
 		errs = append(errs, fmt.Errorf("board.reservedCPU: %d is negative", c.ReservedCPU))
 	}
-	for name, p := range map[string]int{"diskFreePercent": c.Thresholds.DiskFreePercent,
-		"inodesFreePercent": c.Thresholds.InodesFreePercent, "pidsFreePercent": c.Thresholds.PIDsFreePercent} {
-		if p < 0 || p > 100 {
-			errs = append(errs, fmt.Errorf("board.thresholds.%s: %d is not 0-100", name, p))
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"diskFreePercent", c.Thresholds.DiskFreePercent}, {"inodesFreePercent", c.Thresholds.InodesFreePercent},
+		{"pidsFreePercent", c.Thresholds.PIDsFreePercent}} {
+		if p.v < 0 || p.v > 100 {
+			errs = append(errs, fmt.Errorf("board.thresholds.%s: %d is not 0-100", p.name, p.v))
 		}
 	}
-	for name, d := range map[string]time.Duration{"updateFrequency": c.UpdateFrequency, "reportFrequency": c.ReportFrequency,
-		"leaseDuration": c.LeaseDuration, "syncTimeout": c.SyncTimeout, "runtimeCheck": c.RuntimeCheck} {
-		if d < time.Second {
-			errs = append(errs, fmt.Errorf("board.%s: %v is shorter than 1s", name, d))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"updateFrequency", c.UpdateFrequency}, {"reportFrequency", c.ReportFrequency}, {"leaseDuration", c.LeaseDuration},
+		{"syncTimeout", c.SyncTimeout}, {"runtimeCheck", c.RuntimeCheck}} {
+		if d.v < time.Second {
+			errs = append(errs, fmt.Errorf("board.%s: %v is shorter than 1s", d.name, d.v))
 		}
 	}
 	return errs

@@ -211,3 +211,26 @@ var runcTests = []struct {
 	{"runc version 1.1.12; rm -rf /\n", "", true},
 	{"", "", true},
 }
+
+func TestConfigValidate(t *testing.T) {
+	c := Config{NodeName: "n", MaxPods: -1, ReservedCPU: -5, Thresholds: Thresholds{DiskFreePercent: 101, PIDsFreePercent: -1},
+		UpdateFrequency: time.Millisecond, SyncTimeout: 500 * time.Millisecond}.Defaults()
+	var got []string
+	for _, e := range c.Validate() {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		"board.maxPods: -1 is negative",
+		"board.reservedCPU: -5 is negative",
+		"board.thresholds.diskFreePercent: 101 is not 0-100",
+		"board.thresholds.pidsFreePercent: -1 is not 0-100",
+		"board.updateFrequency: 1ms is shorter than 1s",
+		"board.syncTimeout: 500ms is shorter than 1s",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
+	}
+	if errs := (Config{NodeName: "n"}).Defaults().Validate(); len(errs) != 0 {
+		t.Errorf("Validate(defaults) = %v", errs)
+	}
+}

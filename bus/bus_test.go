@@ -151,8 +151,13 @@ func TestSendSyncTimeoutAndOrphan(t *testing.T) {
 		t.Errorf("OrphanResponses = %d, want 1", got)
 	}
 	// The pooled waiter must not leak the late answer into the next call.
-	go responder(context.Background(), b, ModuleHub)
-	_, _ = b.Receive(context.Background(), ModuleHub) // the first, unanswered request
+	// Take the first, unanswered request off the queue before the
+	// responder starts: otherwise the responder may take it and this
+	// Receive waits forever (it did under qemu-arm-static).
+	_, _ = b.Receive(context.Background(), ModuleHub)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go responder(ctx, b, ModuleHub)
 	req2 := NewMessage(ModuleMeta, GroupResource, OpQuery, "a/b/c", nil)
 	resp, err := b.SendSync(context.Background(), ModuleHub, req2, time.Second)
 	if err != nil || resp.Header.ParentID != req2.Header.ID {

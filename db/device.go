@@ -239,6 +239,13 @@ func (d *DB) applyDevices(ctx context.Context, c DeviceChange, stmts *[numDevice
 	if c.Empty() {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("db: apply device change: %w", err)
+	}
+	// A device change is a few small statements on the node's one
+	// connection: once begun it runs to its end. A context that cannot be
+	// cancelled spares the driver a watcher goroutine per statement.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := d.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("db: apply device change: %w", err)
@@ -279,18 +286,33 @@ func applyDevices(exec func(int, ...any) error, c *DeviceChange) error {
 			return err
 		}
 	}
-	for _, r := range c.PutDevices {
+	// Puts of one key run once, at the place of the first, with the
+	// values of the last: the rows and their ids end as if each ran, and a
+	// batch of updates to one twin costs one statement, not one per update.
+	for i := range c.PutDevices {
+		r, ok := lastPut(c.PutDevices, i, func(a, b *Device) bool { return a.ID == b.ID })
+		if !ok {
+			continue
+		}
 		if err := exec(stPutDevice, r.ID, r.Name, r.Description, r.State, r.LastOnline); err != nil {
 			return err
 		}
 	}
-	for _, r := range c.PutAttrs {
+	for i := range c.PutAttrs {
+		r, ok := lastPut(c.PutAttrs, i, func(a, b *DeviceAttr) bool { return a.DeviceID == b.DeviceID && a.Name == b.Name })
+		if !ok {
+			continue
+		}
 		if err := exec(stPutAttr, r.DeviceID, r.Name, r.Description, r.Value, r.Optional,
 			r.AttrType, r.Metadata); err != nil {
 			return err
 		}
 	}
-	for _, r := range c.PutTwins {
+	for i := range c.PutTwins {
+		r, ok := lastPut(c.PutTwins, i, func(a, b *DeviceTwin) bool { return a.DeviceID == b.DeviceID && a.Name == b.Name })
+		if !ok {
+			continue
+		}
 		if err := exec(stPutTwin, r.DeviceID, r.Name, r.Description, r.Expected, r.Actual,
 			r.ExpectedMeta, r.ActualMeta, r.ExpectedVersion, r.ActualVersion, r.Optional,
 			r.AttrType, r.Metadata); err != nil {
@@ -298,4 +320,28 @@ func applyDevices(exec func(int, ...any) error, c *DeviceChange) error {
 		}
 	}
 	return nil
+}
+
+// maxDedup bounds the puts checked for others of the same key; the check
+// is quadratic, and beyond this every put runs.
+const maxDedup = 256
+
+// lastPut returns the row to write at position i: the last put of the
+// key of rows[i], or false if an earlier put of that key wrote it.
+func lastPut[T any](rows []T, i int, same func(a, b *T) bool) (*T, bool) {
+	if len(rows) > maxDedup {
+		return &rows[i], true
+	}
+	for j := range i {
+		if same(&rows[j], &rows[i]) {
+			return nil, false
+		}
+	}
+	last := i
+	for j := i + 1; j < len(rows); j++ {
+		if same(&rows[i], &rows[j]) {
+			last = j
+		}
+	}
+	return &rows[last], true
 }

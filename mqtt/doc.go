@@ -75,7 +75,9 @@
 // broker and paho run theirs. Broker callbacks only put messages into the bounded ingress
 // queue (Config.QueueLen) and never block: a full queue or a payload over
 // Config.MaxPayload is a counted drop, so a slow bus never stalls the
-// broker. The embedded broker gives each client a bounded outgoing queue
+// broker. (An oversize payload on a device or node topic is cut to
+// MaxPayload+1 bytes and still handed to DeviceTwin, which answers it with
+// an error result; a device app gets an answer, not silence.) The embedded broker gives each client a bounded outgoing queue
 // (internal.clientQueue) and drops, and counts, what a slow client cannot
 // take. Run returns after the brokers, the paho clients and the ingress loop
 // have stopped. The only state persisted is table sub_topics.

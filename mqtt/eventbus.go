@@ -33,7 +33,7 @@ type Stats struct {
 	ToTwin         uint64 // ingress messages sent to group twin
 	ToHub          uint64 // ingress messages sent to the cloud
 	DropQueueFull  uint64 // ingress messages dropped: ingress queue full
-	DropOversize   uint64 // ingress messages dropped: payload over MaxPayload
+	DropOversize   uint64 // ingress payloads over MaxPayload: dropped, or cut short for twin's error result
 	DropBus        uint64 // ingress messages the bus refused (queue full, module missing)
 	Published      uint64 // egress publishes handed to a broker
 	PublishErrors  uint64 // egress publishes a broker refused (or disconnected)
@@ -208,12 +208,21 @@ func (e *EventBus) listenLoop(ctx context.Context) {
 }
 
 // deliver hands a message from a broker to the ingress goroutine. It never
-// blocks: an oversize payload or a full queue is a counted drop.
+// blocks: a full queue is a counted drop, and so is an oversize payload for
+// the cloud. An oversize payload for DeviceTwin is counted too, but its
+// first MaxPayload+1 bytes still go on, so that DeviceTwin, whose own limit
+// is the same by default, answers the app with an error on the request's
+// result topic instead of leaving it waiting; the bus never carries more
+// than MaxPayload+1 bytes of it.
 func (e *EventBus) deliver(topic string, payload []byte) {
 	if len(payload) > e.cfg.MaxPayload {
 		e.dropSize.Add(1)
-		e.warn("mqtt payload over maxPayload dropped", "topic", topic, "bytes", len(payload), "max", e.cfg.MaxPayload)
-		return
+		if Classify(topic, e.cfg.Era) != DestTwin {
+			e.warn("mqtt payload over maxPayload dropped", "topic", topic, "bytes", len(payload), "max", e.cfg.MaxPayload)
+			return
+		}
+		e.warn("mqtt payload over maxPayload cut short for twin's error result", "topic", topic, "bytes", len(payload), "max", e.cfg.MaxPayload)
+		payload = append([]byte(nil), payload[:e.cfg.MaxPayload+1]...)
 	}
 	select {
 	case e.in <- inMsg{topic, payload}:

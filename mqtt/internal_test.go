@@ -450,24 +450,35 @@ func TestAuthFile(t *testing.T) {
 	}
 }
 
-// TestOversize: a payload over maxPayload is dropped and counted; the next
-// one still arrives.
+// TestOversize: a payload over maxPayload for the cloud is dropped and
+// counted; one for DeviceTwin is counted and cut to maxPayload+1 bytes, so
+// that twin can answer the app with an error result (a real app otherwise
+// waits for an answer that never comes); the next one arrives whole.
 func TestOversize(t *testing.T) {
 	b := standIns(t, 64)
 	eb := mqtttest.Start(t, mqtt.Config{MaxPayload: 100}, b, mqtttest.Store(t))
 	c := mqtttest.Connect(t, mqtttest.ClientOptions(eb.Addr()))
-	if err := mqtttest.Wait(c.Publish("$hw/events/device/d/twin/update", 1, false, strings.Repeat("x", 101))); err != nil {
-		t.Fatal(err)
+	for _, p := range []struct{ topic, payload string }{
+		{"$hw/events/upload/big", strings.Repeat("u", 101)},
+		{"$hw/events/device/d/twin/update", strings.Repeat("x", 5000)},
+		{"$hw/events/device/d/twin/update", strings.Repeat("y", 100)},
+		{"$hw/events/upload/small", "ok"},
+	} {
+		if err := mqtttest.Wait(c.Publish(p.topic, 1, false, p.payload)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := mqtttest.Wait(c.Publish("$hw/events/device/d/twin/update", 1, false, strings.Repeat("y", 100))); err != nil {
-		t.Fatal(err)
+	for _, want := range []string{strings.Repeat("x", 101), strings.Repeat("y", 100)} {
+		got := recv(t, b, bus.ModuleTwin)
+		if s, _ := bus.ContentString(got.Content); s != want {
+			t.Errorf("twin got %d bytes %.10q..., want %d bytes %.10q...", len(s), s, len(want), want)
+		}
 	}
-	got := recv(t, b, bus.ModuleTwin)
-	if s, _ := bus.ContentString(got.Content); s != strings.Repeat("y", 100) {
-		t.Errorf("twin got %d bytes %.10q..., want the 100-byte payload", len(s), s)
+	if got := recv(t, b, bus.ModuleHub); got.Route.Resource != "$hw/events/upload/small" {
+		t.Errorf("cloud got %q, want only $hw/events/upload/small (the oversize upload dropped)", got.Route.Resource)
 	}
-	if s := eb.Stats(); s.DropOversize != 1 {
-		t.Errorf("Stats().DropOversize = %d, want 1", s.DropOversize)
+	if s := eb.Stats(); s.DropOversize != 2 {
+		t.Errorf("Stats().DropOversize = %d, want 2", s.DropOversize)
 	}
 }
 

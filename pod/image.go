@@ -235,8 +235,16 @@ func (s *Images) Rootfs(id string) string {
 	return filepath.Join(s.dir, "rootfs", strings.TrimPrefix(id, "sha256:"))
 }
 
-// Touch records that a container started from id now.
+// Touch records that a container started from id now. The index is
+// written at most once an hour per image: GC needs only a rough order.
 func (s *Images) Touch(id string) {
+	s.mu.Lock()
+	img := s.index.Images[id]
+	fresh := img != nil && time.Since(img.LastUsed) < time.Hour
+	s.mu.Unlock()
+	if img == nil || fresh {
+		return
+	}
 	unlock, err := s.lock()
 	if err != nil {
 		return

@@ -29,7 +29,7 @@ func testImages(t *testing.T) *Images {
 	return s
 }
 
-func busyboxImage(t *testing.T, cmd ...string) v1.Image {
+func busyboxImage(t testing.TB, cmd ...string) v1.Image {
 	t.Helper()
 	img, err := podtest.Image(cmd, nil)
 	if errors.Is(err, podtest.ErrNoBusybox) {

@@ -49,11 +49,7 @@ func startE2E(t testing.TB, cfg Config, mosq *mqtttest.Mosquitto) *e2e {
 		}
 	}
 	x.c = mqtttest.Connect(t, mqtttest.ClientOptions(addr))
-	// Results, documents, deltas, membership and attribute publishes.
-	for _, f := range []string{"$hw/events/device/+/+/twin/update/+", "$hw/events/device/+/twin/update/+",
-		"$hw/events/device/+/+/twin/get/result", "$hw/events/device/+/twin/get/result",
-		"$hw/events/device/+/+/state/update/result", "$hw/events/device/+/state/update/result",
-		"$hw/events/node/+/membership/+/+", "$hw/events/node/+/membership/updated", "$hw/events/device/+/+/updated"} {
+	for _, f := range e2eFilters {
 		if err := mqtttest.Wait(x.c.Subscribe(f, 1, func(_ paho.Client, m paho.Message) {
 			x.got <- pub{m.Topic(), string(m.Payload())}
 		})); err != nil {
@@ -62,6 +58,13 @@ func startE2E(t testing.TB, cfg Config, mosq *mqtttest.Mosquitto) *e2e {
 	}
 	return x
 }
+
+// e2eFilters are the client's subscriptions: results, documents, deltas,
+// membership and attribute publishes.
+var e2eFilters = []string{"$hw/events/device/+/+/twin/update/+", "$hw/events/device/+/twin/update/+",
+	"$hw/events/device/+/+/twin/get/result", "$hw/events/device/+/twin/get/result",
+	"$hw/events/device/+/+/state/update/result", "$hw/events/device/+/state/update/result",
+	"$hw/events/node/+/membership/+/+", "$hw/events/node/+/membership/updated", "$hw/events/device/+/+/updated"}
 
 func (x *e2e) publish(topic, payload string) {
 	x.t.Helper()

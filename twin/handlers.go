@@ -127,12 +127,10 @@ func (t *Twin) stageUpdate(tx *tx, j job) update {
 		}
 		return u
 	}
-	saved, n := dev.clone(), len(tx.change.PutTwins)
 	u.out, err = dealTwins(tx, t.cfg.Era, dev, req.Twin, dealREST, u.now)
 	if err != nil {
-		// Nothing of the request is kept (spec 5.4).
-		tx.put[j.id] = saved
-		tx.change.PutTwins = tx.change.PutTwins[:n]
+		// Nothing of the request is kept (spec 5.4): dealTwins changed
+		// nothing.
 		u.reason = err.Error()
 		return u
 	}
@@ -152,7 +150,7 @@ func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 		t.publish(deviceTopic(id, sufDelta), out.delta)
 	}
 	if len(out.toCloud) > 0 {
-		b, _ := json.Marshal(twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud})
+		b := twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud}.appendJSON(make([]byte, 0, 512))
 		t.toCloud(string(bus.KindDevice)+"/"+id+"/"+bus.ResTwinEdgeUpdated, b)
 	}
 }

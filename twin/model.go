@@ -28,48 +28,69 @@ type twinState struct {
 
 func (t *twinState) deleted() bool { return t.Type == typeDeleted }
 
+// clone returns a deep copy, made in one allocation.
 func (t *twinState) clone() *twinState {
-	c := *t
+	b := &struct {
+		t        twinState
+		exp, act value
+		ev, av   twinVersion
+	}{t: *t}
+	c := &b.t
 	if t.Expected != nil {
-		v := *t.Expected
-		c.Expected = &v
+		b.exp = *t.Expected
+		c.Expected = &b.exp
 	}
 	if t.Actual != nil {
-		v := *t.Actual
-		c.Actual = &v
+		b.act = *t.Actual
+		c.Actual = &b.act
 	}
 	if t.ExpVer != nil {
-		v := *t.ExpVer
-		c.ExpVer = &v
+		b.ev = *t.ExpVer
+		c.ExpVer = &b.ev
 	}
 	if t.ActVer != nil {
-		v := *t.ActVer
-		c.ActVer = &v
+		b.av = *t.ActVer
+		c.ActVer = &b.av
 	}
-	return &c
+	return c
+}
+
+// msgBlock holds a msgTwin and everything it points to, so that msg
+// makes one allocation instead of one per field.
+type msgBlock struct {
+	m                msgTwin
+	exp, act         twinValue
+	expMeta, actMeta valueMetadata
+	expV, actV       string
+	opt              bool
+	typ              typeMetadata
+	ev, av           twinVersion
 }
 
 // msg returns the twin as a payload entry; versions only when asked for
 // (payloads to apps strip them, spec 5.2).
 func (t *twinState) msg(era bus.Era, versions bool) *msgTwin {
-	side := func(v *value) *twinValue {
-		if v == nil {
-			return nil
-		}
-		s := v.V
-		return &twinValue{Value: &s, Metadata: &valueMetadata{Timestamp: v.TS}}
+	b := &msgBlock{opt: t.Optional, typ: typeMetadata{Type: t.Type}}
+	m := &b.m
+	m.Optional, m.Metadata, m.era = &b.opt, &b.typ, era
+	if v := t.Expected; v != nil {
+		b.expV, b.expMeta.Timestamp = v.V, v.TS
+		b.exp = twinValue{Value: &b.expV, Metadata: &b.expMeta}
+		m.Expected = &b.exp
 	}
-	opt := t.Optional
-	m := &msgTwin{Expected: side(t.Expected), Actual: side(t.Actual), Optional: &opt,
-		Metadata: &typeMetadata{Type: t.Type}, era: era}
+	if v := t.Actual; v != nil {
+		b.actV, b.actMeta.Timestamp = v.V, v.TS
+		b.act = twinValue{Value: &b.actV, Metadata: &b.actMeta}
+		m.Actual = &b.act
+	}
 	if versions {
 		if t.ExpVer != nil {
-			v := *t.ExpVer
-			m.ExpectedVersion = &v
+			b.ev = *t.ExpVer
+			m.ExpectedVersion = &b.ev
 		}
 		if t.ActVer != nil {
-			v := *t.ActVer
-			m.ActualVersion = &v
+			b.av = *t.ActVer
+			m.ActualVersion = &b.av
 		}
 	}
 	return m

@@ -30,17 +30,6 @@ type valueMetadata struct {
 	Timestamp int64 `json:"timestamp,omitempty"`
 }
 
-// v0.3.0's tags have a space before omitempty, so value and timestamp are
-// always written (spec 5.2, 8 item 10).
-type twinValueV03 struct {
-	Value    *string          `json:"value"`
-	Metadata *valueMetadataV3 `json:"metadata,omitempty"`
-}
-
-type valueMetadataV3 struct {
-	Timestamp int64 `json:"timestamp"`
-}
-
 type typeMetadata struct {
 	Type string `json:"type,omitempty"`
 }
@@ -63,33 +52,11 @@ type msgTwin struct {
 	era bus.Era // output form; set by the code that builds the payload
 }
 
-type msgTwinV03 struct {
-	Expected        *twinValueV03 `json:"expected,omitempty"`
-	Actual          *twinValueV03 `json:"actual,omitempty"`
-	Optional        *bool         `json:"optional,omitempty"`
-	Metadata        *typeMetadata `json:"metadata,omitempty"`
-	ExpectedVersion *twinVersion  `json:"expected_version,omitempty"`
-	ActualVersion   *twinVersion  `json:"actual_version,omitempty"`
-}
-
-// MarshalJSON writes the twin in the form of its era.
+// MarshalJSON writes the twin in the form of its era: v0.3.0's tags have
+// a space before omitempty, so its value and timestamp are always written
+// (spec 8 item 10). See appendJSON.
 func (t msgTwin) MarshalJSON() ([]byte, error) {
-	if t.era != bus.EraV03 {
-		type plain msgTwin // drops this method
-		return json.Marshal(plain(t))
-	}
-	conv := func(v *twinValue) *twinValueV03 {
-		if v == nil {
-			return nil
-		}
-		o := &twinValueV03{Value: v.Value}
-		if v.Metadata != nil {
-			o.Metadata = &valueMetadataV3{Timestamp: v.Metadata.Timestamp}
-		}
-		return o
-	}
-	return json.Marshal(msgTwinV03{Expected: conv(t.Expected), Actual: conv(t.Actual), Optional: t.Optional,
-		Metadata: t.Metadata, ExpectedVersion: t.ExpectedVersion, ActualVersion: t.ActualVersion})
+	return t.appendJSON(nil), nil
 }
 
 // msgAttr is a device attribute (KubeEdge's MsgAttr).

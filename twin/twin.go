@@ -277,10 +277,15 @@ func (t *Twin) nowMS() int64 { return t.now().UnixMilli() }
 // publish encodes v and hands it to the eventbus for topic (spec 4.3:
 // content is the payload bytes).
 func (t *Twin) publish(topic string, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.log.Error("encode payload", "topic", topic, "err", err)
-		return
+	var b []byte
+	if a, ok := v.(jsonAppender); ok {
+		b = a.appendJSON(make([]byte, 0, 512))
+	} else {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			t.log.Error("encode payload", "topic", topic, "err", err)
+			return
+		}
 	}
 	if err := t.bus.Send(bus.ModuleMQTT, bus.NewMessage(bus.ModuleTwin, bus.GroupBus, bus.OpPublish, topic, b)); err != nil {
 		t.stats.publishFails.Add(1)

@@ -76,8 +76,8 @@ func sideVersion(dt dealType, stored, req *twinVersion) (v twinVersion, ok bool)
 }
 
 // dealTwins applies the requested twins to dev (a clone in tx). A REST
-// request with a value of the wrong type fails as a whole (400) and the
-// caller aborts tx; a sync skips that key.
+// request with a value of the wrong type fails as a whole (400), leaving
+// dev and tx untouched; a sync skips that key.
 func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, dt dealType, now int64) (twinOutcome, error) {
 	out := twinOutcome{result: map[string]*msgTwin{}, document: map[string]*twinDoc{}, toCloud: map[string]*msgTwin{}}
 	keys := make([]string, 0, len(req))
@@ -85,6 +85,14 @@ func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, d
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// The new twins go into dev only once every key is dealt with, so a
+	// request that fails leaves dev as it was, with no copy kept to undo.
+	type staged struct {
+		key string
+		t   *twinState
+	}
+	var buf [4]staged
+	nts := buf[:0]
 	for _, key := range keys {
 		r, cur := req[key], dev.Twins[key]
 		var nt *twinState
@@ -101,9 +109,12 @@ func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, d
 			return out, err
 		}
 		if nt != nil {
-			dev.Twins[key] = nt
-			tx.change.PutTwins = append(tx.change.PutTwins, twinRow(dev.ID, key, nt))
+			nts = append(nts, staged{key, nt})
 		}
+	}
+	for _, s := range nts {
+		dev.Twins[s.key] = s.t
+		tx.change.PutTwins = append(tx.change.PutTwins, twinRow(dev.ID, s.key, s.t))
 	}
 	// The delta is taken now, from this change's result: a later change
 	// in the same transaction must not show in it (spec 5.2).
