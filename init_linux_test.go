@@ -2,13 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestInitScript drives init/edgenode.init (start, status, stop) with the
@@ -24,9 +22,8 @@ func TestInitScript(t *testing.T) {
 	for _, sh := range shells {
 		t.Run(filepath.Base(sh[0]), func(t *testing.T) {
 			dir := t.TempDir()
-			health := freePort(t)
 			cfg := filepath.Join(dir, "config.yaml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf("version: 1\nnodeName: init-node\ndataDir: %s/data\nwatchdog:\n  device: off\nhealth:\n  listen: %s\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", dir, health)), 0o600)
+			os.WriteFile(cfg, []byte(fmt.Sprintf("version: 1\nnodeName: init-node\ndataDir: %s/data\nwatchdog:\n  device: off\nhealth:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", dir)), 0o600)
 			script := func(arg string) (int, string) {
 				cmd := exec.Command(sh[0], append(sh[1:], "init/edgenode.init", arg)...)
 				cmd.Env = append(os.Environ(), "DAEMON="+bin, "CONFIG="+cfg,
@@ -51,17 +48,13 @@ func TestInitScript(t *testing.T) {
 			if code, out := script("status"); code != 0 || !strings.Contains(out, "is running") {
 				t.Errorf("status after start = %d %q, want 0 running", code, out)
 			}
-			healthy := false
-			for range 200 {
-				if resp, err := http.Get("http://" + health + "/healthz"); err == nil {
-					resp.Body.Close()
-					healthy = resp.StatusCode == 200
-					break
-				}
-				time.Sleep(25 * time.Millisecond)
+			readLog := func() string { b, _ := os.ReadFile(dir + "/edgenode.log"); return string(b) }
+			health, err := waitHealthAddr(t.Context(), readLog, nil)
+			if err == nil {
+				_, err = waitHealthy(t.Context(), "http://"+health+"/healthz", nil)
 			}
-			if !healthy {
-				t.Error("edgenode started by the init script never served /healthz")
+			if err != nil {
+				t.Errorf("edgenode started by the init script never served /healthz: %v\nlog:\n%s", err, readLog())
 			}
 			if code, out := script("start"); code != 0 || !strings.Contains(out, "already running") {
 				t.Errorf("second start = %d %q, want 0 already running", code, out)

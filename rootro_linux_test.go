@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -92,14 +92,60 @@ func needMountNS(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// logBuffer collects a child process's log; the test may read it while
+// the child still writes (exec copies into it from its own goroutine).
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// healthAddr returns the address the health server logged it serves on,
+// or "" if the log does not say yet. Tests configure "127.0.0.1:0" and
+// read the port from the log: a port picked free beforehand may be taken
+// by another process before edgenode binds it.
+func healthAddr(log string) string {
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, `msg="health: serving /healthz and /metrics"`) {
+			continue
+		}
+		for f := range strings.FieldsSeq(line) {
+			if addr, ok := strings.CutPrefix(f, "addr="); ok {
+				return addr
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return ""
+}
+
+// waitHealthAddr polls log until it names the health server's address,
+// the process exits (exited is closed), or 2 minutes pass (a guard).
+func waitHealthAddr(ctx context.Context, log func() string, exited <-chan struct{}) (string, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if addr := healthAddr(log()); addr != "" {
+			return addr, nil
+		}
+		select {
+		case <-exited:
+			return "", errors.New("edgenode exited before serving /healthz")
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return "", errors.New("edgenode logged no health address within 2 minutes")
 }
 
 // TestReadOnlyRoot runs the built edgenode with / read-only: it must refuse
@@ -113,9 +159,8 @@ func TestReadOnlyRoot(t *testing.T) {
 	if err := os.Mkdir(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	health := freePort(t)
 	cfgPath := filepath.Join(base, "config.yaml")
-	cfg := fmt.Sprintf("version: 1\nnodeName: ro-node\nwatchdog:\n  device: off\nhealth:\n  listen: %s\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", health)
+	cfg := "version: 1\nnodeName: ro-node\nwatchdog:\n  device: off\nhealth:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n"
 	withPods := roPods(t, base, data)
 	if withPods != "" {
 		cfg += withPods
@@ -158,7 +203,7 @@ func TestReadOnlyRoot(t *testing.T) {
 
 	for round := 1; round <= 2; round++ {
 		t.Run(fmt.Sprintf("run %d", round), func(t *testing.T) {
-			var stderr bytes.Buffer
+			var stderr logBuffer
 			cmd := roCmd(ctx, data, bin, "run", "--config", cfgPath, "--data-dir", data)
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
@@ -167,14 +212,18 @@ func TestReadOnlyRoot(t *testing.T) {
 			exited := make(chan struct{})
 			var waitErr error
 			go func() { waitErr = cmd.Wait(); close(exited) }()
-			doc, err := waitHealthy(ctx, "http://"+health+"/healthz", exited)
+			health, err := waitHealthAddr(ctx, stderr.String, exited)
+			if err == nil {
+				var doc healthz
+				doc, err = waitHealthy(ctx, "http://"+health+"/healthz", exited)
+				if err == nil && (doc.Node != "ro-node" || doc.Status != "ok") {
+					t.Errorf("healthz = %+v, want ro-node ok", doc)
+				}
+			}
 			if err != nil {
 				_ = cmd.Process.Signal(syscall.SIGTERM)
 				<-exited
 				t.Fatalf("healthz: %v (exit %v)\nstderr:\n%s", err, waitErr, stderr.String())
-			}
-			if doc.Node != "ro-node" || doc.Status != "ok" {
-				t.Errorf("healthz = %+v, want ro-node ok", doc)
 			}
 			if withPods != "" {
 				// The static pod runs from the read-only image store,
@@ -290,7 +339,7 @@ func deviceNames(t *testing.T, data string) []string {
 // waitMetric polls a /metrics page until the sample starting with prefix
 // has a value other than 0.
 func waitMetric(ctx context.Context, url, prefix string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
@@ -310,14 +359,14 @@ func waitMetric(ctx context.Context, url, prefix string, exited <-chan struct{})
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("no %s> 0 after 30 s", prefix)
+	return fmt.Errorf("no %s> 0 after 2 minutes", prefix)
 }
 
 // waitHealthy polls url until it answers 200, the process exits (exited
-// is closed), or 30 s pass. Polling is the only way to learn that another
+// is closed), or 2 minutes pass (a guard). Polling is the only way to learn that another
 // process is ready.
 func waitHealthy(ctx context.Context, url string, exited <-chan struct{}) (healthz, error) {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	var last error
 	for time.Now().Before(deadline) {
 		select {
@@ -341,5 +390,5 @@ func waitHealthy(ctx context.Context, url string, exited <-chan struct{}) (healt
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return healthz{}, fmt.Errorf("not healthy after 30 s: %v", last)
+	return healthz{}, fmt.Errorf("not healthy after 2 minutes: %v", last)
 }
