@@ -143,7 +143,10 @@ func TestServerRejectsMissingHeaders(t *testing.T) {
 func TestKeepaliveCadence(t *testing.T) {
 	srv := newServer(t, hubtest.Config{})
 	cfg := testConfig(t, srv, bus.EraV123)
-	cfg.Heartbeat = 100 * time.Millisecond
+	// The probe makes two silent heartbeats end the link: 500 ms leaves a
+	// loaded machine a second to answer; at 100 ms a 200 ms stall ended
+	// the link, and the new link's keepalive at connect shortened the span.
+	cfg.Heartbeat = 500 * time.Millisecond
 	startNode(t, cfg)
 	const want = 6
 	if err := srv.WaitCount(ctxT(t), want, isOp(bus.OpKeepalive)); err != nil {
@@ -175,7 +178,13 @@ func TestHalfOpenDetectedWithinTwoHeartbeats(t *testing.T) {
 	// (ARMv6 under qemu) does not leave a healthy link silent for two
 	// heartbeats; exact timing is checked on fake time in
 	// TestLinkTimingSynctest.
-	cfg.Heartbeat = 400 * time.Millisecond
+	cfg.Heartbeat = time.Second
+	// The reconnect waits 3-6 s (backoff jitters to between half and all
+	// of BackoffMin): the keepalives counted below are then all from the
+	// dead link, even when this goroutine reads them late on a loaded
+	// machine; with the usual 10 ms backoff the new link's first keepalive
+	// could be counted too.
+	cfg.BackoffMin, cfg.BackoffMax = 6*time.Second, 6*time.Second
 	n := startNode(t, cfg)
 	if got := n.recvConn(fakeMeta); got != bus.CloudConnected {
 		t.Fatalf("event = %q", got)
