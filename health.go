@@ -69,12 +69,20 @@ type health struct {
 	wd   *board.Watchdog
 	// connected reports the cloud link; nil when no cloud is configured.
 	connected func() bool
+	// podPhases counts pods by phase; nil without the pod module.
+	podPhases func() map[string]int
 	log       *slog.Logger
 	start     time.Time
 
 	mu      sync.Mutex
 	sources []statsSource
+
+	listening chan struct{} // closed once Run has bound its port or given up
 }
+
+// Listening is closed once Run has bound its port (or found it taken or
+// disabled), so tests and callers know when requests can be made.
+func (h *health) Listening() <-chan struct{} { return h.listening }
 
 type statsSource struct {
 	module string
@@ -82,7 +90,7 @@ type statsSource struct {
 }
 
 func newHealth(cfg HealthConfig, node string, b *bus.Bus, qlen int, reg *board.Registry, log *slog.Logger) *health {
-	return &health{cfg: cfg, node: node, b: b, qlen: qlen, reg: reg, log: log, start: time.Now()}
+	return &health{cfg: cfg, node: node, b: b, qlen: qlen, reg: reg, log: log, start: time.Now(), listening: make(chan struct{})}
 }
 
 // stats adds a module's counters to /metrics as edgenode_<module>_<field>.
@@ -96,10 +104,12 @@ func (h *health) stats(module string, fn statsFunc) {
 // its goroutine has exited.
 func (h *health) Run(ctx context.Context) error {
 	if h.cfg.Listen == "off" {
+		close(h.listening)
 		<-ctx.Done()
 		return nil
 	}
 	l, err := net.Listen("tcp", h.cfg.Listen)
+	close(h.listening)
 	if err != nil {
 		// Health and metrics are for people and probes; the node works
 		// without them, so a taken port is logged, not fatal.
@@ -131,6 +141,7 @@ func (h *health) Run(ctx context.Context) error {
 // healthz is the /healthz document.
 type healthz struct {
 	Status  string               `json:"status"` // ok or unhealthy
+	Ready   bool                 `json:"ready"`  // every module is running (none starting)
 	Node    string               `json:"node"`
 	Version string               `json:"version"`
 	Uptime  string               `json:"uptime"`
@@ -140,6 +151,7 @@ type healthz struct {
 func (h *health) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	doc := healthz{Status: "ok", Node: h.node, Version: version,
 		Uptime: time.Since(h.start).Round(time.Second).String(), Modules: h.reg.Modules()}
+	doc.Ready = !slices.ContainsFunc(doc.Modules, func(m board.ModuleHealth) bool { return m.State != board.StateRunning })
 	code := http.StatusOK
 	if len(h.reg.Unhealthy()) > 0 {
 		doc.Status, code = "unhealthy", http.StatusServiceUnavailable
@@ -190,6 +202,12 @@ func (h *health) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	if h.wd != nil {
 		m.gauge("edgenode_watchdog_armed", "1 while the hardware watchdog device is open.", boolf(h.wd.Armed()))
 		m.counter("edgenode_watchdog_keepalives_total", "Keep-alives written to the watchdog.", float64(h.wd.Pings()))
+	}
+	if h.podPhases != nil {
+		phases := h.podPhases()
+		for _, ph := range []string{"Pending", "Running", "Succeeded", "Failed", "Unknown"} {
+			m.gauge("edgenode_pods", "Pods by phase.", float64(phases[ph]), "phase", ph)
+		}
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -358,11 +376,28 @@ func moduleName(m runner) string {
 	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
-// runTracked runs m and records its state in reg: running, then stopped
-// when ctx ended, or failed with the error.
+// runTracked runs m and records its state in reg: running (for a module
+// with a Ready channel, starting until it closes), then stopped when ctx
+// ended, or failed with the error.
 func runTracked(ctx context.Context, reg *board.Registry, name string, m runner) error {
-	reg.Set(name, board.StateRunning, "")
+	var wg sync.WaitGroup
+	rctx, cancel := context.WithCancel(ctx)
+	if r, ok := m.(interface{ Ready() <-chan struct{} }); ok {
+		reg.Set(name, board.StateStarting, "")
+		wg.Go(func() {
+			select {
+			case <-r.Ready():
+				reg.Set(name, board.StateRunning, "")
+			case <-rctx.Done():
+			}
+		})
+	} else {
+		reg.Set(name, board.StateRunning, "")
+	}
 	err := m.Run(ctx)
+	// The final state is set after the ready watcher is gone, so it wins.
+	cancel()
+	wg.Wait()
 	switch {
 	case ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)):
 		reg.Set(name, board.StateStopped, "")

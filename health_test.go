@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"edgenode/board"
@@ -98,13 +99,17 @@ func TestHealthValidate(t *testing.T) {
 }
 
 // stubModule is a runner that blocks until ctx ends, fails, or returns
-// at once.
+// at once. started, if set, is closed when Run begins.
 type stubModule struct {
-	fail  error
-	early bool
+	fail    error
+	early   bool
+	started chan struct{}
 }
 
 func (s stubModule) Run(ctx context.Context) error {
+	if s.started != nil {
+		close(s.started)
+	}
 	if s.fail != nil || s.early {
 		return s.fail
 	}
@@ -127,6 +132,7 @@ func TestHealthServer(t *testing.T) {
 	reg := board.NewRegistry()
 	hs := newHealth(HealthConfig{Listen: addr}, "n1", b, 128, reg, slog.New(slog.DiscardHandler))
 	hs.stats("meta", func() any { return fakeStats{MsgsIn: 9} })
+	hs.podPhases = func() map[string]int { return map[string]int{"Running": 2, "Pending": 1} }
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- hs.Run(ctx) }()
@@ -139,30 +145,27 @@ func TestHealthServer(t *testing.T) {
 	// Run records each module's state; meta is running, then fails.
 	mctx, mcancel := context.WithCancel(ctx)
 	defer mcancel()
-	go runTracked(mctx, reg, "meta", stubModule{})
+	started := make(chan struct{})
+	go runTracked(mctx, reg, "meta", stubModule{started: started})
 
+	<-hs.Listening() // Run has bound the port (or given up)
 	get := func(path string) (int, string) {
 		t.Helper()
-		for range 200 { // the server starts in Run's goroutine
-			resp, err := http.Get("http://" + addr + path)
-			if err != nil {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(b)
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
 		}
-		t.Fatalf("GET %s: server never answered", path)
-		return 0, ""
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
-	waitState(t, reg, "meta", board.StateRunning)
+	<-started // runTracked marks a module without Ready running before Run
 	code, body := get("/healthz")
 	var doc healthz
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatalf("/healthz %q: %v", body, err)
 	}
-	if code != 200 || doc.Status != "ok" || doc.Node != "n1" || len(doc.Modules) != 1 || doc.Modules[0].State != board.StateRunning {
+	if code != 200 || doc.Status != "ok" || !doc.Ready || doc.Node != "n1" || len(doc.Modules) != 1 || doc.Modules[0].State != board.StateRunning {
 		t.Errorf("/healthz = %d %s, want 200 ok with meta running", code, body)
 	}
 	code, body = get("/metrics")
@@ -171,6 +174,10 @@ func TestHealthServer(t *testing.T) {
 		`edgenode_bus_queue_depth{module="metamanager"} 1`,
 		"edgenode_bus_messages_sent_total 1",
 		"edgenode_meta_msgs_in_total 9",
+		`edgenode_pods{phase="Running"} 2`,
+		`edgenode_pods{phase="Pending"} 1`,
+		`edgenode_pods{phase="Failed"} 0`,
+		"edgenode_cloud_connected 0",
 	} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics (%d) lacks %q:\n%s", code, want, body)
@@ -201,17 +208,38 @@ func TestRunTrackedEarlyReturn(t *testing.T) {
 	}
 }
 
-func waitState(t *testing.T, reg *board.Registry, name string, s board.State) {
-	t.Helper()
-	for range 1000 {
-		for _, m := range reg.Modules() {
-			if m.Name == name && m.State == s {
-				return
-			}
+// readyModule is a runner with a Ready channel the test closes.
+type readyModule struct{ ready chan struct{} }
+
+func (r readyModule) Ready() <-chan struct{} { return r.ready }
+
+func (r readyModule) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+func TestRunTrackedReady(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := board.NewRegistry()
+		m := readyModule{ready: make(chan struct{})}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- runTracked(ctx, reg, "mqtt", m) }()
+		synctest.Wait()
+		if got := reg.Modules()[0].State; got != board.StateStarting {
+			t.Errorf("state before Ready = %s, want starting", got)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("module %s never reached %s", name, s)
+		close(m.ready)
+		synctest.Wait()
+		if got := reg.Modules()[0].State; got != board.StateRunning {
+			t.Errorf("state after Ready = %s, want running", got)
+		}
+		cancel()
+		<-done
+		if got := reg.Modules()[0].State; got != board.StateStopped {
+			t.Errorf("state after shutdown = %s, want stopped", got)
+		}
+	})
 }
 
 func TestCheckCommand(t *testing.T) {

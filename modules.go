@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -39,6 +40,9 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 	}
 	if cmd == "check" {
 		addCheckFlags(fs, o)
+	}
+	if cmd == "logs" {
+		fs.BoolVar(&o.logs.follow, "f", false, "follow: keep printing what the container writes (until interrupted)")
 	}
 	if cmd == "run" || cmd == "config" {
 		addHubFlags(fs, o)
@@ -187,6 +191,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	mods = append(mods, pr)
 	hs.stats("pod", func() any { return pr.Stats() })
+	hs.podPhases = func() map[string]int {
+		n := map[string]int{}
+		for _, p := range pr.Pods() {
+			n[p.Status.Phase]++
+		}
+		return n
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
@@ -200,14 +211,42 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	hs.wd = board.NewWatchdog(cfg.Watchdog, reg, log.With("module", "watchdog"), nil)
 	g.Go(func() error { return hs.wd.Run(gctx) })
 	g.Go(func() error { return hs.Run(gctx) })
-	log.Info("edgenode ready", "node", cfg.NodeName, "data_dir", cfg.DataDir, "db", store.Path(), "version", version)
+	// "ready" means every module that can say so is serving: a module
+	// with a Ready channel (the MQTT broker binds its port) is waited for.
+	waitReady(gctx, mods, log)
+	if gctx.Err() == nil {
+		log.Info("edgenode ready", "node", cfg.NodeName, "data_dir", cfg.DataDir, "db", store.Path(), "version", version)
+	}
 	<-gctx.Done()
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	_ = b
 	return err
+}
+
+// waitReady blocks until every module with a Ready channel has closed it, or
+// ctx ends. A module that is slow to become ready (a port still taken) is
+// named in the log every 10 s; the others keep running meanwhile.
+func waitReady(ctx context.Context, mods []runner, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for _, m := range mods {
+		r, ok := m.(interface{ Ready() <-chan struct{} })
+		if !ok {
+			continue
+		}
+		for waiting := true; waiting; {
+			select {
+			case <-r.Ready():
+				waiting = false
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				log.Warn("edgenode not ready yet: waiting for a module", "module", moduleName(m))
+			}
+		}
+	}
 }
 
 // TwinConfig is the twin section of the config file.

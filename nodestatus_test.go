@@ -204,6 +204,29 @@ func TestNodeStatusThroughHub(t *testing.T) {
 			if st := bn.Stats(); !st.Registered || st.LeaseRenewed < 2 {
 				t.Errorf("board Stats() = %+v, want registered and at least the insert and one update (the cloud saw two updates)", st)
 			}
+
+			// The link drops and comes back: the lease is renewed on the
+			// new link without a second node insert.
+			count := func(match func(bus.Message) bool) int {
+				n := 0
+				for _, m := range srv.Received() {
+					if match(m) {
+						n++
+					}
+				}
+				return n
+			}
+			updates, inserts := count(is(bus.OpUpdate, lease)), count(is(bus.OpInsert, "null/node/"+node))
+			srv.Drop()
+			if err := srv.WaitConnects(ctx, 2); err != nil {
+				t.Fatalf("no reconnect: %v", err)
+			}
+			if err := srv.WaitCount(ctx, updates+2, is(bus.OpUpdate, lease)); err != nil {
+				t.Fatalf("lease not renewed after the reconnect: %v", err)
+			}
+			if n := count(is(bus.OpInsert, "null/node/"+node)); n != inserts {
+				t.Errorf("node inserts after a reconnect = %d, want still %d", n, inserts)
+			}
 		})
 	}
 }

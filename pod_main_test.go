@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,13 +105,38 @@ func TestMetaPodFlow(t *testing.T) {
 	// from edged itself.
 	waitRunning(t, pr, "web")
 
-	// The cloud deletes it: everything goes.
+	// The cloud deletes it while edged is down: at its next start edged
+	// finds the pod gone from meta's list and removes it.
+	stop()
 	del := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpDelete, "default/pod/web", []byte(podJSON))
 	if err := b.Send(bus.ModuleMeta, del); err != nil {
 		t.Fatal(err)
 	}
+	waitPatchGone := time.Now().Add(30 * time.Second)
+	for {
+		rows, _ := store.SQL().QueryContext(ctx, "SELECT key FROM meta WHERE key = 'default/pod/web'")
+		gone := rows != nil && !rows.Next()
+		if rows != nil {
+			rows.Close()
+		}
+		if gone {
+			break
+		}
+		if time.Now().After(waitPatchGone) {
+			t.Fatal("meta did not delete the pod row")
+		}
+		time.Sleep(20 * time.Millisecond) // meta gives no event for a stored delete; poll
+	}
+	podDir := filepath.Join(pod.PodsDir(dir), "uid-web")
+	if _, err := os.Stat(podDir); err != nil {
+		t.Fatalf("pod dir before restart: %v", err)
+	}
+	pr, stop = startPod()
 	deadline := time.Now().Add(30 * time.Second)
-	for len(pr.Pods()) != 0 {
+	for {
+		if _, err := os.Stat(podDir); os.IsNotExist(err) && len(pr.Pods()) == 0 {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("pod not deleted: %+v", pr.Pods())
 		}
@@ -164,11 +192,16 @@ func waitPatch(t *testing.T, b *bus.Bus, name, phase string) {
 	}
 }
 
-// cleanupPods removes containers and mounts a test left under dir.
-func cleanupPods(dir string) {
-	out, _ := exec.Command("runc", "--root", filepath.Join(dir, "runc"), "list", "-q").Output()
+// cleanupPods removes containers and mounts a test left under dir; the
+// runc root is dir/runc unless given.
+func cleanupPods(dir string, runcRoot ...string) {
+	root := filepath.Join(dir, "runc")
+	if len(runcRoot) > 0 {
+		root = runcRoot[0]
+	}
+	out, _ := exec.Command("runc", "--root", root, "list", "-q").Output()
 	for _, id := range strings.Fields(string(out)) {
-		exec.Command("runc", "--root", filepath.Join(dir, "runc"), "delete", "-f", id).Run()
+		exec.Command("runc", "--root", root, "delete", "-f", id).Run()
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	var mps []string
@@ -180,5 +213,147 @@ func cleanupPods(dir string) {
 	}
 	for i := len(mps) - 1; i >= 0; i-- {
 		exec.Command("umount", "-l", mps[i]).Run()
+	}
+}
+
+func TestImageAndLogsCommands(t *testing.T) {
+	img, err := podtest.Image([]string{"true"}, nil)
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "app.tar")
+	if err := podtest.WriteDockerSave(f, "example.org/app:1", img); err != nil {
+		t.Fatal(err)
+	}
+	plat := "--config=" + filepath.Join(dir, "c.yaml")
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("pod:\n  platform: linux/"+podtest.BusyboxArch()+"\n"), 0o600)
+	var out, errb strings.Builder
+	if rc := realMain([]string{"image", "--data-dir", dir, plat, "import", f}, &out, &errb); rc != 0 {
+		t.Fatalf("image import = %d, stderr %q", rc, errb.String())
+	}
+	if !strings.Contains(out.String(), "imported index.docker.io/example.org/app:1") && !strings.Contains(out.String(), "example.org/app:1 sha256:") {
+		t.Errorf("image import output = %q", out.String())
+	}
+	out.Reset()
+	if rc := realMain([]string{"image", "--data-dir", dir, plat, "list"}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "example.org/app:1") {
+		t.Errorf("image list = %d %q", rc, out.String())
+	}
+	errb.Reset()
+	if rc := realMain([]string{"image", "--data-dir", dir, plat, "import", filepath.Join(dir, "c.yaml")}, &out, &errb); rc != 1 || !strings.Contains(errb.String(), "bad image") {
+		t.Errorf("image import of a non-archive = %d %q, want 1 and bad image", rc, errb.String())
+	}
+	// logs reads the files of a stored pod.
+	pd := filepath.Join(pod.PodsDir(dir), "uid-1")
+	os.MkdirAll(filepath.Join(pd, "logs"), 0o700)
+	os.WriteFile(filepath.Join(pd, "pod.json"), []byte(`{"metadata":{"name":"web","namespace":"default","uid":"uid-1"},"spec":{"containers":[{"name":"main","image":"x"}]}}`), 0o600)
+	os.WriteFile(filepath.Join(pd, "logs", "main.log.1"), []byte("old\n"), 0o600)
+	os.WriteFile(filepath.Join(pd, "logs", "main.log"), []byte("new\n"), 0o600)
+	out.Reset()
+	if rc := realMain([]string{"logs", "--data-dir", dir, "default/web"}, &out, &errb); rc != 0 || out.String() != "old\nnew\n" {
+		t.Errorf("logs default/web = %d %q, want old then new", rc, out.String())
+	}
+	if rc := realMain([]string{"logs", "--data-dir", dir, "nope"}, &out, &errb); rc != 1 {
+		t.Errorf("logs of a missing pod = %d, want 1", rc)
+	}
+}
+
+// TestKill9KeepsContainers: kill -9 of a running edgenode leaves its
+// containers running, and the next edgenode adopts them with no restart.
+func TestKill9KeepsContainers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run containers")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc missing: apt-get install runc")
+	}
+	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
+		t.Skipf("host busybox is %s, this test binary is %s: containers cannot run here", a, runtime.GOARCH)
+	}
+	img, err := podtest.Image([]string{"sleep", "1000"}, nil)
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	for _, d := range []string{"ro", "manifests", "cni"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	if err := podtest.WriteOCIArchive(filepath.Join(dir, "ro", "bb.tar"), "busybox:k9", img); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "manifests", "web.yaml"), []byte(
+		"metadata:\n  name: web\nspec:\n  containers:\n  - name: main\n    image: busybox:k9\n    imagePullPolicy: Never\n"), 0o644)
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`health:
+  listen: 127.0.0.1:0
+mqtt:
+  internal:
+    listen: 127.0.0.1:0
+pod:
+  runtimeRoot: %[1]s/runc
+  imagesDir: %[1]s/ro
+  manifestsDir: %[1]s/manifests
+  cniConfDir: %[1]s/cni
+  platform: linux/%[2]s
+  syncInterval: 100ms
+`, dir, podtest.BusyboxArch())), 0o600)
+	data := filepath.Join(dir, "data")
+	defer cleanupPods(data, filepath.Join(dir, "runc"))
+	start := func(until string) (*exec.Cmd, string) {
+		cmd := runBin(bin, "run", "--config", cfg, "--data-dir", data, "--node-name", "n1")
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		guard := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
+		defer guard.Stop()
+		var log strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), until) {
+				go io.Copy(io.Discard, stderr)
+				return cmd, log.String()
+			}
+		}
+		cmd.Wait()
+		skipIfPortBusy(t, log.String())
+		t.Fatalf("edgenode ended before %q:\n%s", until, log.String())
+		return nil, ""
+	}
+	runcRoot := filepath.Join(dir, "runc")
+	state := func() (string, string) {
+		out, _ := exec.Command("runc", "--root", runcRoot, "list", "--format", "json").Output()
+		var l []struct {
+			Pid    int    `json:"pid"`
+			Status string `json:"status"`
+		}
+		json.Unmarshal(out, &l)
+		if len(l) != 1 {
+			return "", string(out)
+		}
+		return fmt.Sprint(l[0].Pid), l[0].Status
+	}
+	cmd, _ := start("phase=Running")
+	pid, st := state()
+	if st != "running" {
+		t.Fatalf("runc list = %s %s, want one running container", pid, st)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if p2, st2 := state(); p2 != pid || st2 != "running" {
+		t.Fatalf("after kill -9: runc list = %s %s, want %s running", p2, st2, pid)
+	}
+	cmd, log := start("phase=Running")
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	if strings.Contains(log, "container started") || !strings.Contains(log, "adopted=1") {
+		t.Errorf("second edgenode restarted or did not adopt the container:\n%s", log)
+	}
+	if p3, st3 := state(); p3 != pid || st3 != "running" {
+		t.Errorf("after adoption runc list = %s %s, want %s running", p3, st3, pid)
 	}
 }

@@ -97,13 +97,20 @@ func (r *Registry) Modules() []ModuleHealth {
 	return out
 }
 
-// Unhealthy returns the names of modules that are not running (starting
-// counts as healthy: the node is coming up). Stopped modules are
-// unhealthy too: while the node runs, every module should.
+// StartTimeout is how long a module may stay starting before it counts as
+// unhealthy.
+const StartTimeout = 5 * time.Minute
+
+// Unhealthy returns the names of modules that are not running. Starting
+// counts as healthy (the node is coming up) for StartTimeout. Stopped
+// modules are unhealthy too: while the node runs, every module should.
 func (r *Registry) Unhealthy() []string {
 	var bad []string
 	for _, m := range r.Modules() {
-		if m.State != StateRunning && m.State != StateStarting {
+		switch {
+		case m.State == StateRunning:
+		case m.State == StateStarting && time.Since(m.Since) < StartTimeout:
+		default:
 			bad = append(bad, m.Name)
 		}
 	}

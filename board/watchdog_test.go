@@ -52,6 +52,25 @@ func TestRegistry(t *testing.T) {
 	}
 }
 
+func TestRegistryStartTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := NewRegistry()
+		r.Add("eventbus")
+		time.Sleep(StartTimeout - time.Second)
+		if got := r.Unhealthy(); len(got) != 0 {
+			t.Errorf("Unhealthy() while starting = %v, want none", got)
+		}
+		time.Sleep(time.Second)
+		if diff := cmp.Diff([]string{"eventbus"}, r.Unhealthy()); diff != "" {
+			t.Errorf("Unhealthy() after StartTimeout (-want +got):\n%s", diff)
+		}
+		r.Set("eventbus", StateRunning, "")
+		if got := r.Unhealthy(); len(got) != 0 {
+			t.Errorf("Unhealthy() once running = %v, want none", got)
+		}
+	})
+}
+
 func logTo(buf *bytes.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, nil))
 }

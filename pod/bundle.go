@@ -275,9 +275,10 @@ func resources(c *Container, privileged bool) *ociResources {
 	cpu := &ociCPU{}
 	if q, ok := c.Resources.Limits["cpu"]; ok {
 		if m, err := ParseQuantity(q); err == nil && m > 0 {
-			// millicores -> quota per 100 ms period, as the kubelet does.
+			// ParseQuantity gives millicores; quota per 100 ms period as the
+			// kubelet computes it (millicores * period / 1000, at least 1 ms).
 			period := uint64(100000)
-			quota := max(m*100/1000, 1000)
+			quota := max(m*int64(period)/1000, 1000)
 			cpu.Period, cpu.Quota = &period, &quota
 		}
 	}
@@ -287,7 +288,7 @@ func resources(c *Container, privileged bool) *ociResources {
 	}
 	if ok {
 		if m, err := ParseQuantity(req); err == nil && m > 0 {
-			shares := uint64(max(m*1024/1000/1000, 2))
+			shares := uint64(max(m*1024/1000, 2)) // kubelet MilliCPUToShares
 			cpu.Shares = &shares
 		}
 	}

@@ -26,6 +26,7 @@ const (
 	DefaultQueryTimeout   = 10 * time.Second
 	DefaultGCHighPercent  = 80 // spec 6: image-gc-high-threshold
 	DefaultGCLowPercent   = 40 // spec 6: image-gc-low-threshold
+	DefaultCNIConfDir     = "/etc/cni/net.d"
 )
 
 // Config configures the pod module. Zero fields take the defaults.
@@ -73,6 +74,11 @@ type Config struct {
 	// to GCLowPercent.
 	GCHighPercent int `yaml:"gcHighPercent"`
 	GCLowPercent  int `yaml:"gcLowPercent"`
+	// CNIConfDir holds the CNI network configuration (first .conflist,
+	// .conf or .json by name); none means pods get loopback only.
+	CNIConfDir string `yaml:"cniConfDir"`
+	// CNIBinDirs are searched for CNI plugins.
+	CNIBinDirs []string `yaml:"cniBinDirs"`
 }
 
 func (c *Config) defaults() {
@@ -117,6 +123,12 @@ func (c *Config) defaults() {
 	}
 	if c.GCLowPercent == 0 {
 		c.GCLowPercent = DefaultGCLowPercent
+	}
+	if c.CNIConfDir == "" {
+		c.CNIConfDir = DefaultCNIConfDir
+	}
+	if len(c.CNIBinDirs) == 0 {
+		c.CNIBinDirs = []string{"/opt/cni/bin", "/usr/lib/cni"}
 	}
 }
 

@@ -27,7 +27,7 @@ func (w *worker) prepare(ctx context.Context, p *Pod) error {
 		return err
 	}
 	if w.nsPaths == nil {
-		ns, err := podNamespaces(filepath.Join(w.dir, "ns"), hostnameOf(p), !p.Spec.HostNetwork, !p.Spec.HostIPC)
+		ns, fresh, err := podNamespaces(filepath.Join(w.dir, "ns"), hostnameOf(p), !p.Spec.HostNetwork, !p.Spec.HostIPC)
 		if err != nil {
 			return err
 		}
@@ -35,6 +35,13 @@ func (w *worker) prepare(ctx context.Context, p *Pod) error {
 			delete(ns, "uts") // hostNetwork pods see the node's hostname
 		}
 		w.nsPaths = ns
+		if !p.Spec.HostNetwork {
+			if err := w.networkUp(ctx, p, fresh); err != nil {
+				releaseNamespaces(filepath.Join(w.dir, "ns"))
+				w.nsPaths = nil
+				return err
+			}
+		}
 	}
 	vols, err := prepareVolumes(ctx, p, w.dir, w.objects(), w.facts())
 	if err != nil {
@@ -62,7 +69,7 @@ func (w *worker) prepare(ctx context.Context, p *Pod) error {
 	files := map[string][]byte{"hosts": []byte(hosts), "hostname": []byte(host + "\n"), "resolv.conf": resolv}
 	w.etcMounts = w.etcMounts[:0]
 	for n, b := range files {
-		if err := writeFileAtomic(filepath.Join(etc, n), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(etc, n), b, 0o644); err != nil {
 			return err
 		}
 		w.etcMounts = append(w.etcMounts, ociMount{Destination: "/etc/" + n, Type: "bind",
@@ -149,7 +156,9 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 		return
 	}
 	bdir := filepath.Join(w.dir, "containers", c.Name)
-	_ = w.r.rt.remove(ctx, st.id)
+	if w.r.rt.exists(st.id) {
+		_ = w.r.rt.remove(ctx, st.id)
+	}
 	rootfs, err := mountRootfs(w.r.images.Rootfs(img.ID), bdir)
 	if err != nil {
 		fail("CreateContainerError", err)
@@ -165,7 +174,7 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 	now := time.Now()
 	spec, err := buildSpec(bundleInput{
 		pod: p, c: &cc, img: img, rootfs: rootfs, env: env, mounts: mounts, nsPaths: w.nsPaths,
-		cgroup: "/edgenode/pod" + w.uid + "/" + c.Name,
+		cgroup: w.cgroupParent() + "/" + c.Name,
 		annotate: map[string]string{
 			annPodUID: w.uid, annPodName: p.Metadata.Name, annPodNS: p.Metadata.Namespace,
 			annContainer: c.Name, annStarted: fmtTime(now), annRestarts: strconv.Itoa(int(st.restarts)),
@@ -177,7 +186,9 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 		return
 	}
 	b, _ := json.MarshalIndent(spec, "", " ")
-	if err := writeFileAtomic(filepath.Join(bdir, "config.json"), b, 0o600); err != nil {
+	// Written on every start, so no fsync: after a power loss it is
+	// written again.
+	if err := os.WriteFile(filepath.Join(bdir, "config.json"), b, 0o600); err != nil {
 		fail("CreateContainerError", err)
 		return
 	}
@@ -320,6 +331,9 @@ func (w *worker) mounts(c *Container) ([]ociMount, error) {
 	return out, nil
 }
 
+// cgroupParent is the pod's cgroup, below the edgenode cgroup.
+func (w *worker) cgroupParent() string { return "/edgenode/pod" + w.uid }
+
 // grace is the time a container gets between SIGTERM and SIGKILL.
 func grace(p *Pod) time.Duration {
 	if g := p.Metadata.DeletionGrace; g != nil && *g >= 0 {
@@ -357,7 +371,7 @@ func (w *worker) waitExit(st *ctr, d time.Duration) bool {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		w.observe(nil)
+		w.observe()
 		if !st.running {
 			return true
 		}
@@ -395,6 +409,10 @@ func (w *worker) teardown(ctx context.Context) {
 			unmountAll(filepath.Join(w.dir, "volumes", v.Name))
 		}
 	}
+	if !p.Spec.HostNetwork {
+		w.networkDown(ctx, p)
+	}
+	removePodCgroups(w.cgroupParent())
 	releaseNamespaces(filepath.Join(w.dir, "ns"))
 	if err := os.RemoveAll(w.dir); err != nil {
 		w.r.log.Warn("pod dir not removed", "pod", w.uid, "err", err)

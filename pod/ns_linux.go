@@ -24,8 +24,8 @@ import (
 // Trade-off against Kubernetes' pause container: no resident process and no
 // image to ship, but a namespace is not visible as a process (ip netns does
 // not list it) and must be unmounted explicitly.
-func podNamespaces(dir, hostname string, withNet, withIPC bool) (map[string]string, error) {
-	paths := map[string]string{"uts": filepath.Join(dir, "uts")}
+func podNamespaces(dir, hostname string, withNet, withIPC bool) (paths map[string]string, fresh bool, err error) {
+	paths = map[string]string{"uts": filepath.Join(dir, "uts")}
 	flags := unix.CLONE_NEWUTS
 	if withNet {
 		paths["network"] = filepath.Join(dir, "net")
@@ -36,10 +36,10 @@ func podNamespaces(dir, hostname string, withNet, withIPC bool) (map[string]stri
 		flags |= unix.CLONE_NEWIPC
 	}
 	if nsMounted(paths) {
-		return paths, nil
+		return paths, false, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("pod: namespaces: %w", err)
+		return nil, false, fmt.Errorf("pod: namespaces: %w", err)
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -73,9 +73,9 @@ func podNamespaces(dir, hostname string, withNet, withIPC bool) (map[string]stri
 	}()
 	if err := <-errc; err != nil {
 		releaseNamespaces(dir)
-		return nil, fmt.Errorf("pod: namespaces: %w", err)
+		return nil, false, fmt.Errorf("pod: namespaces: %w", err)
 	}
-	return paths, nil
+	return paths, true, nil
 }
 
 // nsMounted: every path is a bind-mounted namespace (nsfs) already, as
@@ -227,4 +227,21 @@ func dialInNetns(ctx context.Context, nsPath, addr string, timeout time.Duration
 	}()
 	r := <-ch
 	return r.c, r.err
+}
+
+// removePodCgroups removes the pod's parent cgroup directories that runc
+// leaves behind (runc removes only each container's own cgroup), for cgroup
+// v1 controllers and the v2 unified tree.
+func removePodCgroups(parent string) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", parent))
+	dirs = append(dirs, filepath.Join("/sys/fs/cgroup", parent))
+	for _, d := range dirs {
+		sub, _ := os.ReadDir(d)
+		for _, s := range sub {
+			if s.IsDir() {
+				_ = unix.Rmdir(filepath.Join(d, s.Name()))
+			}
+		}
+		_ = unix.Rmdir(d)
+	}
 }

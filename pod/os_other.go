@@ -15,18 +15,20 @@ import (
 // errNotLinux: pods need Linux namespaces, mounts and runc.
 var errNotLinux = errors.New("pod: needs linux")
 
-func podNamespaces(string, string, bool, bool) (map[string]string, error) { return nil, errNotLinux }
-func releaseNamespaces(string)                                            {}
-func mountRootfs(string, string) (string, error)                          { return "", errNotLinux }
-func unmountRootfs(string)                                                {}
-func mountTmpfs(string, int64) error                                      { return errNotLinux }
-func unmountAll(string)                                                   {}
-func setSubreaper() error                                                 { return errNotLinux }
-func alive(int) bool                                                      { return false }
-func diskFree(string) (uint64, error)                                     { return 0, errNotLinux }
-func diskStats(string) (uint64, uint64, error)                            { return 0, 0, errNotLinux }
-func devOf(fs.FileInfo) uint64                                            { return 0 }
-func ownerOf(fs.FileInfo) (int, int, bool)                                { return 0, 0, false }
+func podNamespaces(string, string, bool, bool) (map[string]string, bool, error) {
+	return nil, false, errNotLinux
+}
+func releaseNamespaces(string)                   {}
+func mountRootfs(string, string) (string, error) { return "", errNotLinux }
+func unmountRootfs(string)                       {}
+func mountTmpfs(string, int64) error             { return errNotLinux }
+func unmountAll(string)                          {}
+func setSubreaper() error                        { return errNotLinux }
+func alive(int) bool                             { return false }
+func diskFree(string) (uint64, error)            { return 0, errNotLinux }
+func diskStats(string) (uint64, uint64, error)   { return 0, 0, errNotLinux }
+func devOf(fs.FileInfo) uint64                   { return 0 }
+func ownerOf(fs.FileInfo) (int, int, bool)       { return 0, 0, false }
 
 func lockFile(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
@@ -42,3 +44,5 @@ func (waitStatus) ExitStatus() int         { return -1 }
 func (waitStatus) Signaled() bool          { return false }
 func (waitStatus) Signal() syscall.Signal  { return 0 }
 func reapPid(int) (waitStatus, bool, bool) { return waitStatus{}, false, true }
+
+func removePodCgroups(string) {}

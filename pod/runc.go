@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -88,19 +89,11 @@ func runcError(file string, err error) string {
 	return msg
 }
 
-func (r *ociRuntime) state(ctx context.Context, id string) (ociState, error) {
-	b, err := r.output(ctx, "state", id)
-	if err != nil {
-		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "not exist") {
-			return ociState{}, fmt.Errorf("%w: container %s", ErrNotFound, id)
-		}
-		return ociState{}, err
-	}
-	var s ociState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return ociState{}, fmt.Errorf("pod: runc state %s: %w", id, err)
-	}
-	return s, nil
+// exists reports whether runc has state for id (a created or stopped
+// container), without running runc.
+func (r *ociRuntime) exists(id string) bool {
+	_, err := os.Stat(filepath.Join(r.root, id))
+	return err == nil
 }
 
 func (r *ociRuntime) list(ctx context.Context) ([]ociState, error) {

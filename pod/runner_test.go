@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,18 +25,19 @@ import (
 const testImage = "busybox:test"
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	r      *Runner
 	b      *bus.Bus
 	cfg    Config
 	cancel context.CancelFunc
 	done   chan error
+	seen   map[string]PodStatus // last status read per pod
 }
 
 // needRunc skips unless the test can run containers: root, runc on PATH,
 // and a busybox built for this GOARCH (under qemu-arm-static the host's
 // busybox and runc are amd64 and cannot run ARM images).
-func needRunc(t *testing.T) {
+func needRunc(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run containers")
@@ -53,7 +58,7 @@ func needRunc(t *testing.T) {
 
 // newHarness starts a runner on a fresh data dir with a fake meta module
 // that records status messages. dataDir "" makes one.
-func newHarness(t *testing.T, dataDir string, mod func(*Config)) *harness {
+func newHarness(t testing.TB, dataDir string, mod func(*Config)) *harness {
 	t.Helper()
 	needRunc(t)
 	if dataDir == "" {
@@ -71,6 +76,7 @@ func newHarness(t *testing.T, dataDir string, mod func(*Config)) *harness {
 		RuntimeRoot:  filepath.Join(dataDir, "runc"),
 		ImagesDir:    filepath.Join(dataDir, "ro-images"),
 		ManifestsDir: filepath.Join(dataDir, "manifests"),
+		CNIConfDir:   filepath.Join(dataDir, "cni"),
 		Platform:     "linux/" + podtest.BusyboxArch(),
 		SyncInterval: 50 * time.Millisecond, StatusInterval: time.Millisecond,
 		BackoffBase: 100 * time.Millisecond, BackoffMax: 400 * time.Millisecond,
@@ -87,8 +93,9 @@ func newHarness(t *testing.T, dataDir string, mod func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.images.ImportDir(context.Background(), cfg.ImagesDir)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, r: r, b: b, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, r: r, b: b, cfg: cfg, cancel: cancel, done: make(chan error, 1), seen: map[string]PodStatus{}}
 	go func() { h.done <- r.Run(ctx) }()
 	t.Cleanup(func() { h.stop(); cleanupRunc(t, cfg) })
 	return h
@@ -105,7 +112,7 @@ func (h *harness) stop() {
 }
 
 // cleanupRunc removes every container and mount a test left.
-func cleanupRunc(t *testing.T, cfg Config) {
+func cleanupRunc(t testing.TB, cfg Config) {
 	rt := &ociRuntime{bin: "runc", root: cfg.RuntimeRoot}
 	if bin, err := exec.LookPath("runc"); err == nil {
 		rt.bin = bin
@@ -147,7 +154,10 @@ func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStat
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var last PodStatus
+	last, ok0 := h.seen[name]
+	if ok0 && ok(last) {
+		return last
+	}
 	for {
 		m, err := h.b.Receive(ctx, bus.ModuleMeta)
 		if err != nil {
@@ -155,7 +165,7 @@ func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStat
 			h.t.Fatalf("pod %s: no matching status within %s; last: %s", name, timeout, js)
 		}
 		res, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
-		if err != nil || res.Name != name {
+		if err != nil {
 			continue
 		}
 		var st PodStatus
@@ -179,6 +189,10 @@ func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStat
 			}
 			st = ps.Status
 		default:
+			continue
+		}
+		h.seen[res.Name] = st
+		if res.Name != name {
 			continue
 		}
 		last = st
@@ -291,7 +305,7 @@ func parentOf(pid int) int {
 }
 
 // waitGone waits for the worker of uid to finish.
-func waitGone(t *testing.T, h *harness, uid string) {
+func waitGone(t testing.TB, h *harness, uid string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -531,4 +545,303 @@ func TestStatusEras(t *testing.T) {
 	}
 }
 
-var _ sync.Mutex
+func TestGracefulStop(t *testing.T) {
+	h := newHarness(t, "", nil)
+	// A container that handles SIGTERM and one that ignores it (killed
+	// after the 1 s grace period).
+	p := testPod("grace",
+		sh("polite", "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"),
+		sh("stubborn", "trap '' TERM; echo ready; while true; do sleep 0.1; done"))
+	h.send(bus.OpInsert, bus.KindPod, "default", "grace", p)
+	h.waitStatus("grace", 30*time.Second, running("polite", "stubborn"))
+	h.waitLog("grace", "polite", "ready")
+	h.waitLog("grace", "stubborn", "ready")
+	dir := filepath.Join(PodsDir(h.cfg.DataDir), "uid-grace")
+	logOf := func(c string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, "logs", c+".log"))
+		return string(b)
+	}
+	var polite string
+	// Read the log just before the pod dir goes: keep a copy while deleting.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for range tick.C {
+			if s := logOf("polite"); s != "" {
+				polite = s
+			}
+			if _, err := os.Stat(dir); os.IsNotExist(err) {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	h.r.DeletePod("default", "grace")
+	waitGone(t, h, "uid-grace")
+	<-done
+	if !strings.Contains(polite, "got TERM") {
+		t.Errorf("polite container log = %q, want it to have seen SIGTERM", polite)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("delete took %s, want the stubborn container's 1 s grace period", d)
+	}
+	if ids := h.runcIDs(); len(ids) != 0 {
+		t.Errorf("runc list after delete = %v", ids)
+	}
+}
+
+func TestLogRotation(t *testing.T) {
+	h := newHarness(t, "", func(c *Config) { c.LogMaxSize = 4096; c.LogMaxFiles = 2 })
+	p := testPod("chatty", sh("main", `i=0; while [ $i -lt 400 ]; do echo "line $i padding padding padding"; i=$((i+1)); done; echo last-line; exec sleep 1000`))
+	h.send(bus.OpInsert, bus.KindPod, "default", "chatty", p)
+	h.waitLog("chatty", "main", "last-line")
+	dir := filepath.Join(PodsDir(h.cfg.DataDir), "uid-chatty", "logs")
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for range tick.C {
+		fi, err := os.Stat(filepath.Join(dir, "main.log"))
+		_, err1 := os.Stat(filepath.Join(dir, "main.log.1"))
+		if err == nil && err1 == nil && fi.Size() < 4096 {
+			break
+		}
+		if time.Now().After(deadline) {
+			ents, _ := os.ReadDir(dir)
+			t.Fatalf("log not rotated: %v", ents)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "main.log.3")); err == nil {
+		t.Errorf("main.log.3 kept, want at most 2 rotated files")
+	}
+}
+
+func TestProjectedServiceAccountVolume(t *testing.T) {
+	h := newHarness(t, "", nil)
+	// Answer meta's queries as the cloud would (spec 9): the token and the
+	// kube-root-ca.crt configmap.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var queries []string
+	go func() {
+		for {
+			m, err := h.b.Receive(ctx, bus.ModuleMeta)
+			if err != nil {
+				return
+			}
+			if m.Route.Operation != bus.OpQuery {
+				continue
+			}
+			mu.Lock()
+			queries = append(queries, m.Route.Resource)
+			mu.Unlock()
+			var content string
+			switch {
+			case strings.Contains(m.Route.Resource, "/serviceaccounttoken/"):
+				content = `{"Object":{"status":{"token":"tok-123"}},"Err":null}`
+			case strings.HasSuffix(m.Route.Resource, "/kube-root-ca.crt"):
+				content = `[` + string(bus.JSONString(`{"metadata":{"name":"kube-root-ca.crt"},"data":{"ca.crt":"CA-PEM"}}`)) + `]`
+			}
+			h.b.SendResp(m.Resp([]byte(content)))
+		}
+	}()
+	c := sh("main", `echo "token=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token) ca=$(cat /var/run/secrets/kubernetes.io/serviceaccount/ca.crt) ns=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)"; exec sleep 1000`)
+	c.VolumeMounts = []VolumeMount{{Name: "kube-api-access-x1", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true}}
+	p := testPod("sa", c)
+	exp := int64(3607)
+	p.Spec.Volumes = []Volume{{Name: "kube-api-access-x1", Projected: &ProjectedVolumeSource{Sources: []VolumeProjection{
+		{ServiceAccountToken: &ServiceAccountTokenProjection{ExpirationSeconds: &exp, Path: "token"}},
+		{ConfigMap: &ConfigMapVolumeSource{Name: "kube-root-ca.crt", Items: []KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+		{DownwardAPI: &DownwardAPIVolumeSource{Items: []DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+	}}}}
+	h.send(bus.OpInsert, bus.KindPod, "default", "sa", p)
+	h.waitLog("sa", "main", "token=tok-123 ca=CA-PEM ns=default")
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"default/serviceaccounttoken/default", "default/configmap/kube-root-ca.crt"}
+	for _, w := range want {
+		found := false
+		for _, q := range queries {
+			found = found || q == w
+		}
+		if !found {
+			t.Errorf("queries = %v, want %s among them", queries, w)
+		}
+	}
+}
+
+// TestCNIAttach uses a fake plugin chain (shell scripts speaking the CNI
+// protocol, touching no network) to check ADD with chaining and port
+// mappings, the pod IP in the status, and DEL on delete.
+func TestCNIAttach(t *testing.T) {
+	tmp := t.TempDir()
+	bin, conf, rec := filepath.Join(tmp, "bin"), filepath.Join(tmp, "net.d"), filepath.Join(tmp, "calls")
+	os.MkdirAll(bin, 0o755)
+	os.MkdirAll(conf, 0o755)
+	os.MkdirAll(rec, 0o755)
+	plugin := `#!/bin/sh
+in=$(cat)
+n=$(ls ` + rec + ` | wc -l)
+{ echo "$CNI_COMMAND $CNI_IFNAME $CNI_NETNS"; echo "$in"; } > ` + rec + `/$n-$(basename $0)
+[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.0.0","ips":[{"address":"10.99.0.7/24"}]}'
+exit 0
+`
+	for _, n := range []string{"fakenet", "fakeport"} {
+		os.WriteFile(filepath.Join(bin, n), []byte(plugin), 0o755)
+	}
+	os.WriteFile(filepath.Join(conf, "10-test.conflist"), []byte(`{"cniVersion":"1.0.0","name":"testnet","plugins":[
+	  {"type":"fakenet"},{"type":"fakeport","capabilities":{"portMappings":true}}]}`), 0o644)
+	h := newHarness(t, "", func(c *Config) { c.CNIConfDir, c.CNIBinDirs = conf, []string{bin} })
+	c := sh("main", "exec sleep 1000")
+	c.Ports = []ContainerPort{{ContainerPort: 80, HostPort: 8080}}
+	p := testPod("net", c)
+	h.send(bus.OpInsert, bus.KindPod, "default", "net", p)
+	st := h.waitStatus("net", 30*time.Second, running("main"))
+	if st.PodIP != "10.99.0.7" {
+		t.Errorf("podIP = %q, want 10.99.0.7 from the CNI result", st.PodIP)
+	}
+	h.r.DeletePod("default", "net")
+	waitGone(t, h, "uid-net")
+	calls, _ := os.ReadDir(rec)
+	var got []string
+	for _, e := range calls {
+		b, _ := os.ReadFile(filepath.Join(rec, e.Name()))
+		first, rest, _ := strings.Cut(string(b), "\n")
+		got = append(got, e.Name()+" "+strings.Fields(first)[0])
+		if strings.HasSuffix(e.Name(), "fakeport") && strings.HasPrefix(first, "ADD") {
+			if !strings.Contains(rest, `"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"10.99.0.7/24"}]}`) ||
+				!strings.Contains(rest, `"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]`) {
+				t.Errorf("chained ADD config = %s, want prevResult and portMappings", rest)
+			}
+		}
+		if !strings.Contains(first, "/ns/net") || !strings.Contains(first, "eth0") {
+			t.Errorf("plugin env = %q, want eth0 and the pod's netns", first)
+		}
+	}
+	want := []string{"0-fakenet ADD", "1-fakeport ADD", "2-fakeport DEL", "3-fakenet DEL"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("plugin calls = %v, want %v", got, want)
+	}
+}
+
+func TestLimitsAndSpecUpdate(t *testing.T) {
+	h := newHarness(t, "", nil)
+	c := sh("main", "echo version-1; exec sleep 1000")
+	c.Resources.Limits = map[string]string{"memory": "64Mi", "cpu": "500m"}
+	p := testPod("limits", c)
+	h.send(bus.OpInsert, bus.KindPod, "default", "limits", p)
+	h.waitStatus("limits", 30*time.Second, running("main"))
+	cg := "/edgenode/poduid-limits/main"
+	v1 := filepath.Join("/sys/fs/cgroup/memory", cg, "memory.limit_in_bytes")
+	v2 := filepath.Join("/sys/fs/cgroup", cg, "memory.max")
+	b, err := os.ReadFile(v1)
+	if err != nil {
+		b, err = os.ReadFile(v2)
+	}
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(64<<20) {
+		t.Errorf("memory limit = %q, %v, want %d", b, err, 64<<20)
+	}
+	quota, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", cg, "cpu.cfs_quota_us"))
+	if err != nil {
+		quota, err = os.ReadFile(filepath.Join("/sys/fs/cgroup", cg, "cpu.max"))
+	}
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(quota)), "50000") {
+		t.Errorf("cpu quota = %q, %v, want 50000 per 100000", quota, err)
+	}
+	// A changed spec restarts the container with it.
+	p2 := testPod("limits", sh("main", "echo version-2; exec sleep 1000"))
+	h.send(bus.OpUpdate, bus.KindPod, "default", "limits", p2)
+	h.waitLog("limits", "main", "version-2")
+	h.r.DeletePod("default", "limits")
+	waitGone(t, h, "uid-limits")
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", "/edgenode/poduid-limits")); err == nil {
+		t.Errorf("pod cgroup left after delete")
+	}
+}
+
+func TestConfigMapUpdateReachesVolume(t *testing.T) {
+	h := newHarness(t, "", nil)
+	cm := ConfigMap{Metadata: ObjectMeta{Name: "live", Namespace: "default"}, Data: map[string]string{"v": "one"}}
+	h.send(bus.OpInsert, bus.KindConfigMap, "default", "live", cm)
+	c := sh("main", `last=; while true; do v=$(cat /cfg/v); [ "$v" != "$last" ] && echo "value=$v"; last=$v; sleep 0.1; done`)
+	c.VolumeMounts = []VolumeMount{{Name: "cfg", MountPath: "/cfg"}}
+	p := testPod("cmlive", c)
+	p.Spec.Volumes = []Volume{{Name: "cfg", ConfigMap: &ConfigMapVolumeSource{Name: "live"}}}
+	h.send(bus.OpInsert, bus.KindPod, "default", "cmlive", p)
+	h.waitLog("cmlive", "main", "value=one")
+	cm.Data["v"] = "two"
+	h.send(bus.OpUpdate, bus.KindConfigMap, "default", "live", cm)
+	h.waitLog("cmlive", "main", "value=two")
+	st := h.waitStatus("cmlive", 10*time.Second, running("main"))
+	if n := st.ContainerStatuses[0].RestartCount; n != 0 {
+		t.Errorf("restart count = %d, want the update without a restart", n)
+	}
+}
+
+func TestHostNetwork(t *testing.T) {
+	h := newHarness(t, "", nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	c := sh("main", fmt.Sprintf("mkdir -p /www && echo host-net > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www", port))
+	c.ReadinessProbe = &Probe{TCPSocket: &TCPSocketAction{Port: json.RawMessage(strconv.Itoa(port))}, PeriodSeconds: 1}
+	p := testPod("hostnet", c)
+	p.Spec.HostNetwork = true
+	h.send(bus.OpInsert, bus.KindPod, "default", "hostnet", p)
+	st := h.waitStatus("hostnet", 30*time.Second, func(s PodStatus) bool {
+		return running("main")(s) && s.ContainerStatuses[0].Ready
+	})
+	if st.PodIP != h.cfg.HostIP {
+		t.Errorf("podIP = %q, want the host IP %q", st.PodIP, h.cfg.HostIP)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatalf("GET from the host: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(body)) != "host-net" {
+		t.Errorf("GET = %q, want host-net", body)
+	}
+}
+
+// TestPullSecretAndSecurityContext pulls from a registry that wants basic
+// auth, with the credentials of the pod's imagePullSecret, and checks
+// runAsUser, readOnlyRootFilesystem and dropped capabilities inside.
+func TestPullSecretAndSecurityContext(t *testing.T) {
+	h := newHarness(t, "", nil)
+	reg := podtest.NewAuthRegistry("edge", "pw")
+	defer reg.Close()
+	ref, err := reg.Push("private/app:1", busyboxImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcj := fmt.Sprintf(`{"auths":{%q:{"username":"edge","password":"pw"}}}`, reg.Host)
+	h.send(bus.OpInsert, bus.KindSecret, "default", "regcred", Secret{
+		Metadata: ObjectMeta{Name: "regcred", Namespace: "default"}, Type: "kubernetes.io/dockerconfigjson",
+		Data: map[string][]byte{".dockerconfigjson": []byte(dcj)}})
+	uid, ro, no := int64(65534), true, false
+	c := Container{Name: "main", Image: ref, ImagePullPolicy: PullIfNotPresent,
+		Command: []string{"sh", "-c", `touch /x 2>/dev/null && echo rw || echo ro; echo uid=$(id -u); grep CapEff /proc/self/status; exec sleep 1000`},
+		SecurityContext: &SecurityContext{RunAsUser: &uid, ReadOnlyRootFilesystem: &ro, AllowPrivilegeEscalation: &no,
+			Capabilities: &Capabilities{Drop: []string{"ALL"}}}}
+	p := testPod("private", c)
+	p.Spec.ImagePullSecrets = []LocalObjectReference{{Name: "regcred"}}
+	h.send(bus.OpInsert, bus.KindPod, "default", "private", p)
+	h.waitStatus("private", 60*time.Second, running("main"))
+	h.waitLog("private", "main", "ro\nuid=65534\nCapEff:\t0000000000000000")
+
+	// Without the secret the pull fails with a reason, not a crash.
+	p2 := testPod("nocred", Container{Name: "main", Image: reg.Host + "/private/other:1", ImagePullPolicy: PullAlways})
+	h.send(bus.OpInsert, bus.KindPod, "default", "nocred", p2)
+	h.waitStatus("nocred", 30*time.Second, func(s PodStatus) bool {
+		w := s.ContainerStatuses
+		return len(w) == 1 && w[0].State.Waiting != nil &&
+			(w[0].State.Waiting.Reason == "ErrImagePull" || w[0].State.Waiting.Reason == "ImagePullBackOff")
+	})
+}

@@ -94,3 +94,16 @@ func FuzzDecodePod(f *testing.F) {
 		}
 	})
 }
+
+func TestResources(t *testing.T) {
+	c := &Container{Resources: ResourceRequirements{
+		Limits:   map[string]string{"cpu": "500m", "memory": "64Mi"},
+		Requests: map[string]string{"cpu": "250m"}}}
+	r := resources(c, false)
+	if r.Memory == nil || *r.Memory.Limit != 64<<20 {
+		t.Errorf("memory = %+v, want %d", r.Memory, 64<<20)
+	}
+	if r.CPU == nil || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || *r.CPU.Shares != 256 {
+		t.Errorf("cpu = quota %v period %v shares %v, want 50000/100000/256", *r.CPU.Quota, *r.CPU.Period, *r.CPU.Shares)
+	}
+}

@@ -17,6 +17,9 @@ func (w *worker) computeStatus(p *Pod) PodStatus {
 			s.PodIP, s.PodIPs = s.HostIP, []PodIP{{IP: s.HostIP}}
 		}
 	}
+	if w.podIP != "" && !p.Spec.HostNetwork {
+		s.PodIP, s.PodIPs = w.podIP, []PodIP{{IP: w.podIP}}
+	}
 	initDone, initFailed := true, false
 	for _, c := range p.Spec.InitContainers {
 		st := w.ctrFor(c.Name)
@@ -159,8 +162,12 @@ func qosClass(p *Pod) string {
 // so their status stays local.
 func (w *worker) report(p *Pod, s PodStatus) {
 	w.mu.Lock()
+	prev := w.status.Phase
 	w.status = s
 	w.mu.Unlock()
+	if s.Phase != prev {
+		w.r.log.Info("pod phase", "pod", p.Metadata.Namespace+"/"+p.Metadata.Name, "phase", s.Phase)
+	}
 	if w.static || w.r.b == nil {
 		return
 	}

@@ -167,7 +167,7 @@ func writeEntry(root, target string, h *tar.Header, r io.Reader) error {
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return err
 		}
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_EXCL, 0o600)
 		if err != nil {
 			return err

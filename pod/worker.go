@@ -3,7 +3,6 @@ package pod
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,15 +36,16 @@ type worker struct {
 	ctrs       map[string]*ctr
 	prepared   bool
 	nsPaths    map[string]string
+	podIP      string // from CNI
 	vols       map[string]string
 	etcMounts  []ociMount
 	savedSpec  []byte
+	savedFrom  *Pod // the spec savedSpec was made from: skip re-encoding it
 	lastSent   []byte
 	lastSentAt time.Time
 	startTime  time.Time
 	conds      map[string]PodCondition
 	prepErr    error
-	prepNext   time.Time
 }
 
 // ctr is the state of one container of the pod.
@@ -246,7 +246,7 @@ func (w *worker) sync(ctx context.Context) bool {
 	}
 	w.saveSpec(p)
 	w.retarget(p)
-	w.observe(ctx)
+	w.observe()
 	if w.r.rtErr != nil {
 		w.setWaiting("RuntimeUnavailable", w.r.rtErr.Error())
 		w.report(p, w.computeStatus(p))
@@ -305,10 +305,14 @@ func (w *worker) retarget(p *Pod) {
 // saveSpec persists the spec under the pod dir: the record that brings the
 // pod back after a restart or reboot even with no meta and no cloud.
 func (w *worker) saveSpec(p *Pod) {
+	if p == w.savedFrom {
+		return
+	}
 	cp := *p
 	cp.Status = PodStatus{}
 	b, err := json.Marshal(&cp)
 	if err != nil || string(b) == string(w.savedSpec) {
+		w.savedFrom = p
 		return
 	}
 	if err := os.MkdirAll(w.dir, 0o700); err != nil {
@@ -319,7 +323,7 @@ func (w *worker) saveSpec(p *Pod) {
 		w.r.log.Warn("pod spec not saved", "pod", w.uid, "err", err)
 		return
 	}
-	w.savedSpec = b
+	w.savedSpec, w.savedFrom = b, p
 }
 
 // setWaiting marks every container that is not running as waiting.
@@ -378,8 +382,6 @@ func (w *worker) runApps(ctx context.Context, p *Pod) {
 			}
 			st.restarts++
 			w.start(ctx, p, st)
-		case st.term == nil && !st.startedAt.IsZero():
-			// Adopted as stopped with no record: treat as an unknown exit.
 		}
 	}
 }
@@ -426,7 +428,7 @@ func (w *worker) exited(st *ctr, code, sig int32, reason, msg string) {
 // observe reaps exited containers. A container started by this run of
 // edgenode is our child (we are its subreaper) and gives its exit code;
 // an adopted one is not, and only its disappearance is seen.
-func (w *worker) observe(_ context.Context) {
+func (w *worker) observe() {
 	for _, st := range w.ctrs {
 		if !st.running || st.pid <= 0 {
 			continue
@@ -471,5 +473,3 @@ func (w *worker) failedStatus(reason, msg string) PodStatus {
 		Conditions: []PodCondition{{Type: "PodScheduled", Status: "True"},
 			{Type: "Ready", Status: "False", Reason: reason, Message: msg}}}
 }
-
-var _ = fmt.Sprintf

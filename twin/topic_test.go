@@ -93,6 +93,8 @@ func FuzzTwinUpdate(f *testing.F) {
 	for _, s := range payloadSeeds {
 		f.Add([]byte(s), false, uint8(0))
 	}
+	// "o" is dealt with before "t" fails its type check.
+	f.Add([]byte(`{"twin":{"o":{"actual":{"value":"y"}},"t":{"actual":{"value":"bad"}}}}`), false, uint8(0))
 	f.Fuzz(func(t *testing.T, b []byte, v03 bool, dt uint8) {
 		era := bus.EraV123
 		if v03 {
@@ -106,8 +108,13 @@ func FuzzTwinUpdate(f *testing.F) {
 			"t": {Expected: &value{V: "1", TS: 1}, ExpVer: &twinVersion{Cloud: 1, Edge: 1}, Type: "int"},
 			"o": {Actual: &value{V: "x", TS: 1}, Optional: true, Type: "string"},
 		}}
+		before := string(mustJSON(t, dev.Twins))
 		tx := &tx{}
 		if _, err := dealTwins(tx, era, dev, req.Twin, dealType(dt%3), 5); err != nil {
+			// A failing request changes nothing (spec 5.4).
+			if after := string(mustJSON(t, dev.Twins)); after != before || len(tx.change.PutTwins) != 0 {
+				t.Fatalf("dealTwins failed (%v) but changed the device: %s -> %s, %d rows staged", err, before, after, len(tx.change.PutTwins))
+			}
 			return
 		}
 		for _, r := range tx.change.PutTwins {
