@@ -84,7 +84,21 @@ func (c *Config) defaults() {
 	if c.Hub.Enabled() {
 		c.Hub = c.hubConfig()
 	}
+	// twin's limits, so that `edgenode config` shows them; its payload
+	// limit follows mqtt.maxPayload, so the two agree on what is too large.
+	if c.Twin.QueueLen == 0 {
+		c.Twin.QueueLen = DefaultTwinQueueLen
+	}
+	if c.Twin.MaxPayload == 0 {
+		c.Twin.MaxPayload = c.MQTT.MaxPayload
+	}
 }
+
+// redacted is printed in place of a secret.
+const redacted = "(redacted)"
+
+// DefaultTwinQueueLen is twin.queueLen when the file does not set it.
+const DefaultTwinQueueLen = 256
 
 // validate returns every problem at once.
 func (c *Config) validate() error {
@@ -130,6 +144,7 @@ func loadConfig(o *options) (*Config, error) {
 	// Problems of the file's keys and value types are reported together
 	// with the problems of its values (style rule 17: all at once).
 	var problems []error
+	source := "config " + o.configPath // what the problems are in
 	b, err := os.ReadFile(o.configPath)
 	switch {
 	case err == nil:
@@ -143,7 +158,8 @@ func loadConfig(o *options) (*Config, error) {
 			}
 		}
 	case errors.Is(err, fs.ErrNotExist) && !o.set["config"]:
-		// No file: compiled-in defaults.
+		// No file: compiled-in defaults, so a problem is in a flag.
+		source = "config (no file " + o.configPath + "; defaults and flags)"
 	default:
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -161,7 +177,7 @@ func loadConfig(o *options) (*Config, error) {
 		problems = append(problems, err)
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("config %s: invalid:\n%w", o.configPath, indent(errors.Join(problems...)))
+		return nil, fmt.Errorf("%s: invalid:\n%w", source, indent(errors.Join(problems...)))
 	}
 	return &cfg, nil
 }
@@ -182,10 +198,14 @@ func decodeConfig(b []byte, cfg *Config) error {
 
 // YAML returns the config as YAML.
 func (c *Config) YAML() ([]byte, error) {
+	p := *c
+	if p.Hub.Token != "" {
+		p.Hub.Token = redacted // a join token is a credential, like mqtt's passwords
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(&p); err != nil {
 		return nil, fmt.Errorf("config: encode: %w", err)
 	}
 	return buf.Bytes(), enc.Close()

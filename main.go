@@ -50,6 +50,7 @@ type options struct {
 	set        map[string]bool // which flags were given
 	extra      []func(*Config) // overrides from subcommand flags
 	check      checkOptions    // flags of the check command
+	logs       logsOptions     // flags of the logs command
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {

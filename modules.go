@@ -41,6 +41,9 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 	if cmd == "check" {
 		addCheckFlags(fs, o)
 	}
+	if cmd == "logs" {
+		fs.BoolVar(&o.logs.follow, "f", false, "follow: keep printing what the container writes (until interrupted)")
+	}
 	if cmd == "run" || cmd == "config" {
 		addHubFlags(fs, o)
 	}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"edgenode/pod"
 )
@@ -56,8 +59,14 @@ func cmdImage(ctx context.Context, o *options, args []string, stdout, stderr io.
 	return rc
 }
 
-// cmdLogs prints the log of one container of a pod, rotated files first.
-func cmdLogs(_ context.Context, o *options, args []string, stdout, stderr io.Writer) int {
+// logsOptions are the flags of the logs command.
+type logsOptions struct {
+	follow bool
+}
+
+// cmdLogs prints the log of one container of a pod, rotated files first;
+// with -f it then follows the log until interrupted.
+func cmdLogs(ctx context.Context, o *options, args []string, stdout, stderr io.Writer) int {
 	if len(args) < 1 || len(args) > 2 {
 		fmt.Fprintln(stderr, "usage: edgenode logs POD [CONTAINER]   (POD is name or namespace/name)")
 		return 2
@@ -70,6 +79,15 @@ func cmdLogs(_ context.Context, o *options, args []string, stdout, stderr io.Wri
 	container := ""
 	if len(args) == 2 {
 		container = args[1]
+	}
+	if o.logs.follow {
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := pod.FollowLogs(ctx, stdout, cfg.DataDir, args[0], container); err != nil {
+			fmt.Fprintf(stderr, "edgenode: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if err := pod.WriteLogs(stdout, cfg.DataDir, args[0], container); err != nil {
 		fmt.Fprintf(stderr, "edgenode: %v\n", err)

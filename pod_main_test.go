@@ -105,13 +105,38 @@ func TestMetaPodFlow(t *testing.T) {
 	// from edged itself.
 	waitRunning(t, pr, "web")
 
-	// The cloud deletes it: everything goes.
+	// The cloud deletes it while edged is down: at its next start edged
+	// finds the pod gone from meta's list and removes it.
+	stop()
 	del := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpDelete, "default/pod/web", []byte(podJSON))
 	if err := b.Send(bus.ModuleMeta, del); err != nil {
 		t.Fatal(err)
 	}
+	waitPatchGone := time.Now().Add(30 * time.Second)
+	for {
+		rows, _ := store.SQL().QueryContext(ctx, "SELECT key FROM meta WHERE key = 'default/pod/web'")
+		gone := rows != nil && !rows.Next()
+		if rows != nil {
+			rows.Close()
+		}
+		if gone {
+			break
+		}
+		if time.Now().After(waitPatchGone) {
+			t.Fatal("meta did not delete the pod row")
+		}
+		time.Sleep(20 * time.Millisecond) // meta gives no event for a stored delete; poll
+	}
+	podDir := filepath.Join(pod.PodsDir(dir), "uid-web")
+	if _, err := os.Stat(podDir); err != nil {
+		t.Fatalf("pod dir before restart: %v", err)
+	}
+	pr, stop = startPod()
 	deadline := time.Now().Add(30 * time.Second)
-	for len(pr.Pods()) != 0 {
+	for {
+		if _, err := os.Stat(podDir); os.IsNotExist(err) && len(pr.Pods()) == 0 {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("pod not deleted: %+v", pr.Pods())
 		}

@@ -17,7 +17,12 @@
 // child subreaper to collect their exit codes while it runs, and adopts
 // running containers at start (runc list) without restarting them.
 //
-// Goroutines: Run serves the bus queue and one sync loop that relists
-// containers every second, runs probes, restarts, and reports status. Image
-// pulls and container starts run in per-pod workers that Run waits for.
+// Goroutines: Run serves the bus queue (pods, configmaps, secrets) and runs
+// one worker goroutine per pod, which relists that pod's containers every
+// SyncInterval, pulls images, starts and restarts containers, runs probes
+// and reports status. Run waits for every worker before it returns;
+// nothing stops the containers themselves.
+//
+// Sub-package podtest builds busybox test images and runs an in-process
+// registry for the tests of this and other packages.
 package pod

@@ -71,6 +71,9 @@ type Images struct {
 
 type imageIndex struct {
 	Images map[string]*Image `json:"images"` // by ID
+	// Archives of the read-only folder already imported: path -> size and
+	// mtime, so a boot does not unpack them again.
+	Archives map[string]string `json:"archives,omitempty"`
 }
 
 type pullCall struct {
@@ -615,12 +618,33 @@ func (s *Images) ImportDir(ctx context.Context, dir string) int {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".tar") {
 			continue
 		}
-		imgs, err := s.Import(ctx, filepath.Join(dir, e.Name()), true)
+		p := filepath.Join(dir, e.Name())
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		stamp := fmt.Sprintf("%d:%d", fi.Size(), fi.ModTime().UnixNano())
+		s.mu.Lock()
+		_ = s.reloadLocked()
+		done := s.index.Archives[p] == stamp
+		s.mu.Unlock()
+		if done {
+			continue
+		}
+		imgs, err := s.Import(ctx, p, true)
 		if err != nil {
 			s.log.Warn("image import failed", "file", e.Name(), "err", err)
 			continue
 		}
 		n += len(imgs)
+		if unlock, err := s.lock(); err == nil {
+			if s.index.Archives == nil {
+				s.index.Archives = map[string]string{}
+			}
+			s.index.Archives[p] = stamp
+			_ = s.saveLocked()
+			unlock()
+		}
 	}
 	return n
 }

@@ -291,3 +291,46 @@ func TestGCKeepsUsedAndReadOnly(t *testing.T) {
 		t.Errorf("List() = %d images, want 2", n)
 	}
 }
+
+func TestImportDirOnce(t *testing.T) {
+	s := testImages(t)
+	dir := t.TempDir()
+	if err := podtest.WriteOCIArchive(filepath.Join(dir, "a.tar"), "ro:1", busyboxImage(t)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not an image"), 0o600)
+	if n := s.ImportDir(context.Background(), dir); n != 1 {
+		t.Fatalf("ImportDir() = %d, want 1", n)
+	}
+	if n := s.ImportDir(context.Background(), dir); n != 0 {
+		t.Errorf("second ImportDir() = %d, want 0 (already imported)", n)
+	}
+	img, ok := s.Lookup("ro:1")
+	if !ok || !img.ReadOnly {
+		t.Errorf("Lookup(ro:1) = %+v, %v, want a read-only image", img, ok)
+	}
+	if got := s.GC(nil, 1<<62); len(got) != 0 {
+		t.Errorf("GC() removed %v, want read-only images kept", got)
+	}
+}
+
+func TestPullBearerRealm(t *testing.T) {
+	img := busyboxImage(t)
+	reg := podtest.NewTokenRegistry("edge", "pw")
+	defer reg.Close()
+	ref, err := reg.Push("hub/app:1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testImages(t)
+	if _, err := s.Pull(context.Background(), ref, nil); err == nil {
+		t.Errorf("Pull() without credentials = nil error, want a refusal")
+	}
+	got, err := s.Pull(context.Background(), ref, []authn.AuthConfig{{Username: "edge", Password: "pw"}})
+	if err != nil {
+		t.Fatalf("Pull() through the token realm = %v", err)
+	}
+	if id, _ := img.ConfigName(); got.ID != id.String() {
+		t.Errorf("Pull() = %s, want %s", got.ID, id)
+	}
+}

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 func (w *worker) logPath(container string) string {
@@ -130,4 +132,67 @@ func findPod(podsDir, key string) (string, *Pod, error) {
 		return matches[0], found, nil
 	}
 	return "", nil, fmt.Errorf("pod: %q matches %d pods: use namespace/name", key, len(matches))
+}
+
+// FollowLogs writes the container's current log file, then what the
+// container appends, until ctx ends. A rotation (the file shrinks) starts
+// over at the top of the new content.
+func FollowLogs(ctx context.Context, w io.Writer, dataDir, pod, container string) error {
+	dir, p, err := findPod(PodsDir(dataDir), pod)
+	if err != nil {
+		return err
+	}
+	if container == "" {
+		if len(p.Spec.Containers) != 1 {
+			return fmt.Errorf("pod: %s has %d containers: name one", pod, len(p.Spec.Containers))
+		}
+		container = p.Spec.Containers[0].Name
+	}
+	path := filepath.Join(dir, "logs", container+".log")
+	var off int64
+	rotated := rotationStamp(path)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	buf := make([]byte, 32<<10)
+	for {
+		// rotateLogs copies to .1, then truncates: a new .1 or a file
+		// shorter than what was read means start over.
+		if st := rotationStamp(path); st != rotated {
+			rotated, off = st, 0
+		}
+		f, err := os.Open(path)
+		if err == nil {
+			if fi, err := f.Stat(); err == nil && fi.Size() < off {
+				off = 0
+			}
+			for {
+				n, err := f.ReadAt(buf, off)
+				if n > 0 {
+					if _, werr := w.Write(buf[:n]); werr != nil {
+						f.Close()
+						return werr
+					}
+					off += int64(n)
+				}
+				if err != nil {
+					break
+				}
+			}
+			f.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// rotationStamp identifies the newest rotated copy of a log.
+func rotationStamp(path string) string {
+	fi, err := os.Stat(path + ".1")
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,7 +84,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.log.Warn("not a child subreaper: exit codes of containers will be unknown", "err", err)
 	}
 	if r.rtErr != nil {
-		r.log.Error("OCI runtime missing: pods will wait", "err", r.rtErr)
+		r.log.Warn("OCI runtime missing: pods will wait", "err", r.rtErr)
 	}
 	if n := r.images.ImportDir(ctx, r.cfg.ImagesDir); n > 0 {
 		r.log.Info("read-only images imported", "dir", r.cfg.ImagesDir, "images", n)
@@ -177,7 +178,7 @@ func (r *Runner) AddPod(p *Pod) {
 // A spec that cannot run still gets a worker, which only reports Failed.
 func (r *Runner) upsert(p *Pod, specErr error) {
 	if p.Metadata.UID == "" || !validUID(p.Metadata.UID) {
-		p.Metadata.UID = "nouid-" + p.Metadata.Namespace + "-" + p.Metadata.Name
+		p.Metadata.UID = strings.ReplaceAll("nouid-"+p.Metadata.Namespace+"-"+p.Metadata.Name, ".", "-")
 		if !validUID(p.Metadata.UID) {
 			r.log.Warn("pod without usable uid or name ignored", "name", p.Metadata.Name)
 			return

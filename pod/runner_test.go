@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -756,4 +759,89 @@ func TestLimitsAndSpecUpdate(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", "/edgenode/poduid-limits")); err == nil {
 		t.Errorf("pod cgroup left after delete")
 	}
+}
+
+func TestConfigMapUpdateReachesVolume(t *testing.T) {
+	h := newHarness(t, "", nil)
+	cm := ConfigMap{Metadata: ObjectMeta{Name: "live", Namespace: "default"}, Data: map[string]string{"v": "one"}}
+	h.send(bus.OpInsert, bus.KindConfigMap, "default", "live", cm)
+	c := sh("main", `last=; while true; do v=$(cat /cfg/v); [ "$v" != "$last" ] && echo "value=$v"; last=$v; sleep 0.1; done`)
+	c.VolumeMounts = []VolumeMount{{Name: "cfg", MountPath: "/cfg"}}
+	p := testPod("cmlive", c)
+	p.Spec.Volumes = []Volume{{Name: "cfg", ConfigMap: &ConfigMapVolumeSource{Name: "live"}}}
+	h.send(bus.OpInsert, bus.KindPod, "default", "cmlive", p)
+	h.waitLog("cmlive", "main", "value=one")
+	cm.Data["v"] = "two"
+	h.send(bus.OpUpdate, bus.KindConfigMap, "default", "live", cm)
+	h.waitLog("cmlive", "main", "value=two")
+	st := h.waitStatus("cmlive", 10*time.Second, running("main"))
+	if n := st.ContainerStatuses[0].RestartCount; n != 0 {
+		t.Errorf("restart count = %d, want the update without a restart", n)
+	}
+}
+
+func TestHostNetwork(t *testing.T) {
+	h := newHarness(t, "", nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	c := sh("main", fmt.Sprintf("mkdir -p /www && echo host-net > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www", port))
+	c.ReadinessProbe = &Probe{TCPSocket: &TCPSocketAction{Port: json.RawMessage(strconv.Itoa(port))}, PeriodSeconds: 1}
+	p := testPod("hostnet", c)
+	p.Spec.HostNetwork = true
+	h.send(bus.OpInsert, bus.KindPod, "default", "hostnet", p)
+	st := h.waitStatus("hostnet", 30*time.Second, func(s PodStatus) bool {
+		return running("main")(s) && s.ContainerStatuses[0].Ready
+	})
+	if st.PodIP != h.cfg.HostIP {
+		t.Errorf("podIP = %q, want the host IP %q", st.PodIP, h.cfg.HostIP)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatalf("GET from the host: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.TrimSpace(string(body)) != "host-net" {
+		t.Errorf("GET = %q, want host-net", body)
+	}
+}
+
+// TestPullSecretAndSecurityContext pulls from a registry that wants basic
+// auth, with the credentials of the pod's imagePullSecret, and checks
+// runAsUser, readOnlyRootFilesystem and dropped capabilities inside.
+func TestPullSecretAndSecurityContext(t *testing.T) {
+	h := newHarness(t, "", nil)
+	reg := podtest.NewAuthRegistry("edge", "pw")
+	defer reg.Close()
+	ref, err := reg.Push("private/app:1", busyboxImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcj := fmt.Sprintf(`{"auths":{%q:{"username":"edge","password":"pw"}}}`, reg.Host)
+	h.send(bus.OpInsert, bus.KindSecret, "default", "regcred", Secret{
+		Metadata: ObjectMeta{Name: "regcred", Namespace: "default"}, Type: "kubernetes.io/dockerconfigjson",
+		Data: map[string][]byte{".dockerconfigjson": []byte(dcj)}})
+	uid, ro, no := int64(65534), true, false
+	c := Container{Name: "main", Image: ref, ImagePullPolicy: PullIfNotPresent,
+		Command: []string{"sh", "-c", `touch /x 2>/dev/null && echo rw || echo ro; echo uid=$(id -u); grep CapEff /proc/self/status; exec sleep 1000`},
+		SecurityContext: &SecurityContext{RunAsUser: &uid, ReadOnlyRootFilesystem: &ro, AllowPrivilegeEscalation: &no,
+			Capabilities: &Capabilities{Drop: []string{"ALL"}}}}
+	p := testPod("private", c)
+	p.Spec.ImagePullSecrets = []LocalObjectReference{{Name: "regcred"}}
+	h.send(bus.OpInsert, bus.KindPod, "default", "private", p)
+	h.waitStatus("private", 60*time.Second, running("main"))
+	h.waitLog("private", "main", "ro\nuid=65534\nCapEff:\t0000000000000000")
+
+	// Without the secret the pull fails with a reason, not a crash.
+	p2 := testPod("nocred", Container{Name: "main", Image: reg.Host + "/private/other:1", ImagePullPolicy: PullAlways})
+	h.send(bus.OpInsert, bus.KindPod, "default", "nocred", p2)
+	h.waitStatus("nocred", 30*time.Second, func(s PodStatus) bool {
+		w := s.ContainerStatuses
+		return len(w) == 1 && w[0].State.Waiting != nil &&
+			(w[0].State.Waiting.Reason == "ErrImagePull" || w[0].State.Waiting.Reason == "ImagePullBackOff")
+	})
 }

@@ -40,6 +40,7 @@ type worker struct {
 	vols       map[string]string
 	etcMounts  []ociMount
 	savedSpec  []byte
+	savedFrom  *Pod // the spec savedSpec was made from: skip re-encoding it
 	lastSent   []byte
 	lastSentAt time.Time
 	startTime  time.Time
@@ -304,10 +305,14 @@ func (w *worker) retarget(p *Pod) {
 // saveSpec persists the spec under the pod dir: the record that brings the
 // pod back after a restart or reboot even with no meta and no cloud.
 func (w *worker) saveSpec(p *Pod) {
+	if p == w.savedFrom {
+		return
+	}
 	cp := *p
 	cp.Status = PodStatus{}
 	b, err := json.Marshal(&cp)
 	if err != nil || string(b) == string(w.savedSpec) {
+		w.savedFrom = p
 		return
 	}
 	if err := os.MkdirAll(w.dir, 0o700); err != nil {
@@ -318,7 +323,7 @@ func (w *worker) saveSpec(p *Pod) {
 		w.r.log.Warn("pod spec not saved", "pod", w.uid, "err", err)
 		return
 	}
-	w.savedSpec = b
+	w.savedSpec, w.savedFrom = b, p
 }
 
 // setWaiting marks every container that is not running as waiting.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -220,7 +222,8 @@ func tarDir(dir, file string) error {
 
 // Registry is an in-process OCI registry on 127.0.0.1.
 type Registry struct {
-	srv *httptest.Server
+	srv  *httptest.Server
+	auth authn.Authenticator
 	// Host is host:port of the registry.
 	Host string
 }
@@ -229,6 +232,60 @@ type Registry struct {
 func NewRegistry() *Registry {
 	srv := httptest.NewServer(registry.New(registry.Logger(nopLogger())))
 	return &Registry{srv: srv, Host: strings.TrimPrefix(srv.URL, "http://")}
+}
+
+// NewAuthRegistry starts a registry that wants HTTP basic auth user:pass
+// for every request (Push uses it too).
+func NewAuthRegistry(user, pass string) *Registry {
+	reg := registry.New(registry.Logger(nopLogger()))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != user || p != pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(h)
+	return &Registry{srv: srv, Host: strings.TrimPrefix(srv.URL, "http://"), auth: &authn.Basic{Username: user, Password: pass}}
+}
+
+// NewTokenRegistry starts a registry behind a bearer-token realm, as
+// Docker Hub does: requests without a token get 401 with
+// WWW-Authenticate: Bearer realm=<this server>/token; the token endpoint
+// hands out a token for basic auth user:pass.
+func NewTokenRegistry(user, pass string) *Registry {
+	reg := registry.New(registry.Logger(nopLogger()))
+	const token = "tok-edge"
+	var srv *httptest.Server
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != user || p != pass {
+				http.Error(w, "bad credentials", http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"token":%q,"access_token":%q,"expires_in":300}`, token, token)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test-registry"`, srv.URL))
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	})
+	srv = httptest.NewServer(h)
+	return &Registry{srv: srv, Host: strings.TrimPrefix(srv.URL, "http://"), auth: &authn.Basic{Username: user, Password: pass}}
+}
+
+func (r *Registry) opts() []remote.Option {
+	if r.auth == nil {
+		return nil
+	}
+	return []remote.Option{remote.WithAuth(r.auth)}
 }
 
 // Close stops the registry.
@@ -241,7 +298,7 @@ func (r *Registry) Push(repo string, img v1.Image) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := remote.Write(t, img); err != nil {
+	if err := remote.Write(t, img, r.opts()...); err != nil {
 		return "", fmt.Errorf("podtest: push: %w", err)
 	}
 	return ref, nil
@@ -262,7 +319,7 @@ func (r *Registry) PushIndex(repo string, imgs map[string]v1.Image) (string, err
 	if err != nil {
 		return "", err
 	}
-	if err := remote.WriteIndex(t, idx); err != nil {
+	if err := remote.WriteIndex(t, idx, r.opts()...); err != nil {
 		return "", fmt.Errorf("podtest: push index: %w", err)
 	}
 	return ref, nil

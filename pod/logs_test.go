@@ -1,0 +1,75 @@
+package pod
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// chanWriter collects writes and pokes ch after each one.
+type chanWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+	ch chan struct{}
+}
+
+func (c *chanWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.b.Write(p)
+	c.mu.Unlock()
+	select {
+	case c.ch <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (c *chanWriter) waitFor(t *testing.T, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		got := c.b.String()
+		c.mu.Unlock()
+		if strings.Contains(got, want) {
+			return
+		}
+		select {
+		case <-c.ch:
+		case <-timeout:
+			t.Fatalf("followed log = %q, want it to contain %q", got, want)
+		}
+	}
+}
+
+func TestFollowLogs(t *testing.T) {
+	data := t.TempDir()
+	dir := filepath.Join(PodsDir(data), "u1")
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o700)
+	os.WriteFile(filepath.Join(dir, "pod.json"), []byte(`{"metadata":{"name":"web","namespace":"default","uid":"u1"},"spec":{"containers":[{"name":"main","image":"x"}]}}`), 0o600)
+	log := filepath.Join(dir, "logs", "main.log")
+	os.WriteFile(log, []byte("first\n"), 0o600)
+	w := &chanWriter{ch: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- FollowLogs(ctx, w, data, "web", "") }()
+	f, _ := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+	defer f.Close()
+	f.Write([]byte("second\n"))
+	w.waitFor(t, "first\nsecond\n")
+	// Rotate as rotateLogs does, then keep writing past the old offset.
+	if err := copyFile(log, log+".1"); err != nil {
+		t.Fatal(err)
+	}
+	os.Truncate(log, 0)
+	f.Write([]byte("after-rotation, longer than before\n"))
+	w.waitFor(t, "first\nsecond\nafter-rotation, longer than before\n")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("FollowLogs() = %v", err)
+	}
+}
