@@ -1,7 +1,11 @@
 package twin
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"edgenode/bus"
 )
@@ -95,4 +99,30 @@ func TestDeleteVersions(t *testing.T) {
 	}
 	e.settle()
 	e.quiet()
+}
+
+// TestLocalDevicesUnchanged: a device file that nobody changed is no
+// update at the next start: no row is written again and nothing is
+// published, though an app update with the same value is a change.
+func TestLocalDevicesUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	devDir := filepath.Join(dir, "devices")
+	if err := os.MkdirAll(devDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := `{"added_devices":[{"id":"lamp","name":"lamp","state":"unknown",` +
+		`"twin":{"power":{"expected":{"value":"off"},"metadata":{"type":"string"}}}}]}`
+	if err := os.WriteFile(filepath.Join(devDir, "lamp.json"), []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startEnv(t, Config{DevicesDir: devDir}, dir)
+	topics(e, 2) // membership/updated, delta
+	rows := e.rows()
+	e.stop()
+	e2 := startEnv(t, Config{DevicesDir: devDir}, dir)
+	e2.settle()
+	e2.quiet()
+	if diff := cmp.Diff(rows, e2.rows()); diff != "" {
+		t.Errorf("rows changed across restart (-before +after):\n%s", diff)
+	}
 }

@@ -231,7 +231,8 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 // value the twin already has: the value gets a new timestamp, its version
 // moves on, and a REST request gets a result, a document and an
 // edge_updated entry (KubeEdge dtmanager/twin.go, isTwinValueDiff and
-// dealTwinCompare, v0.3.0 and v1.23.1).
+// dealTwinCompare, v0.3.0 and v1.23.1). Device files are the exception:
+// an unchanged side of a file read again at start is left alone.
 func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType, now int64) (*twinState, error) {
 	nt := cur.clone()
 	res := &msgTwin{era: era} // update/result entry: the sides in the request
@@ -262,6 +263,11 @@ func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *m
 				return nil, fmt.Errorf("twin %q: %w", key, err)
 			}
 			return nil, nil
+		}
+		if dt == dealLocal && *s.val != nil && (*s.val).V == *s.req.Value && *s.ver != nil && **s.ver == v {
+			// A device file read again at start is no new request: an
+			// unchanged side keeps its row and publishes nothing.
+			continue
 		}
 		*s.ver = &v
 		*s.val = &value{V: *s.req.Value, TS: now}
