@@ -126,3 +126,32 @@ func TestLocalDevicesUnchanged(t *testing.T) {
 		t.Errorf("rows changed across restart (-before +after):\n%s", diff)
 	}
 }
+
+// TestReviveEdgeUpdated: an app update of a deleted twin sends the cloud
+// only the side it sets, not the kept version of the other side
+// (dealTwinCompare handles an existing tombstone).
+func TestReviveEdgeUpdated(t *testing.T) {
+	e := setupS1(t, Config{})
+	e.connect()
+	e.recv(bus.ModuleHub) // detail request
+	const dev = "$hw/events/device/default/s1"
+	e.mqtt(dev+"/twin/update", `{"event_id":"a","twin":{"nk":{"expected":{"value":"x"},"actual":{"value":"x"}}}}`)
+	topics(e, 2) // result, document
+	e.recv(bus.ModuleHub)
+	e.mqtt(dev+"/twin/update", `{"event_id":"d","twin":{"nk":null}}`)
+	topics(e, 2) // result, document
+	e.recv(bus.ModuleHub)
+	e.mqtt(dev+"/twin/update", `{"event_id":"r","twin":{"nk":{"actual":{"value":"y"}}}}`)
+	e.expect(pub{dev + "/twin/update/result", `{"event_id":"r","timestamp":` + T + `,"twin":{"nk":{"actual":{"value":"y","metadata":{"timestamp":` + T + `}},"optional":true,"metadata":{"type":"string"}}}}`})
+	topics(e, 1) // document
+	m := e.recv(bus.ModuleHub)
+	want := `{"event_id":"id-5","timestamp":` + T + `,"twin":{"nk":{"actual":{"value":"y","metadata":{"timestamp":` + T + `}},"optional":true,"metadata":{"type":"string"},"actual_version":{"cloud":0,"edge":3}}}}`
+	if string(m.Content) != want {
+		t.Errorf("edge_updated = %s\nwant %s", m.Content, want)
+	}
+	if _, _, ev, av, _ := e.twinRow("nk"); ev != `{"cloud":0,"edge":2}` || av != `{"cloud":0,"edge":3}` {
+		t.Errorf("row versions %s %s, want expected kept at {cloud:0,edge:2}, actual {cloud:0,edge:3}", ev, av)
+	}
+	e.settle()
+	e.quiet()
+}

@@ -183,14 +183,17 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 		nt.Type = r.Metadata.Type
 	}
 	res := &msgTwin{era: era}
+	up := &msgTwin{era: era} // edge_updated entry: the sides set, with their versions
 	sides := []struct {
 		req    *twinValue
 		reqVer *twinVersion
 		val    **value
 		ver    **twinVersion
 		res    **twinValue
-	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected},
-		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual}}
+		up     **twinValue
+		upVer  **twinVersion
+	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected, &up.Expected, &up.ExpectedVersion},
+		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual, &up.Actual, &up.ActualVersion}}
 	for _, s := range sides {
 		if s.req == nil || s.req.Value == nil {
 			continue
@@ -210,7 +213,10 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 		}
 		*s.val = &value{V: *s.req.Value, TS: now}
 		*s.ver = &v
-		*s.res = &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
+		tv := &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
+		*s.res, *s.up = tv, tv
+		uv := v
+		*s.upVer = &uv
 	}
 	if r.Optional != nil && (cur == nil || nt.Optional) {
 		nt.Optional = *r.Optional
@@ -220,7 +226,11 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 	out.document[key] = &twinDoc{Current: nt.msg(era, false)}
 	if dt == dealREST {
 		out.result[key] = res
-		out.toCloud[key] = nt.msg(era, true)
+		// A revived tombstone keeps the version of a side the request
+		// does not set; the cloud gets only the sides set, as for any
+		// existing twin (dealTwinCompare).
+		up.Optional, up.Metadata = res.Optional, res.Metadata
+		out.toCloud[key] = up
 	}
 	out.changed = true
 	return nt, nil
