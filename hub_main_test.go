@@ -28,7 +28,7 @@ func TestHubFlags(t *testing.T) {
 			"server: 10.0.0.5:10000", "certServer: https://10.0.0.5:10002",
 			"projectID: e632aba927ea4ac2b575ec1603d56f10", "heartbeat: 15s"}},
 		{"cert server and project", []string{"--cloud", "h:10000", "--cert-server", "https://certs:9443", "--project-id", "p1", "--token", hash + ".a.b.c"}, 0, []string{
-			"certServer: https://certs:9443", "projectID: p1", "token: " + hash + ".a.b.c"}},
+			"certServer: https://certs:9443", "projectID: p1", "token: (redacted)"}},
 		{"bad cloud", []string{"--cloud", "nohostport"}, 1, []string{"hub.server"}},
 		{"bad token", []string{"--cloud", "h:1", "--token", "abc"}, 1, []string{"hub.token"}},
 		{"bad cert server", []string{"--cloud", "h:1", "--cert-server", "http://x"}, 1, []string{"hub.certServer"}},

@@ -214,6 +214,19 @@ func cleanupPods(dir string, runcRoot ...string) {
 	for i := len(mps) - 1; i >= 0; i-- {
 		exec.Command("umount", "-l", mps[i]).Run()
 	}
+	// The pods' cgroup parents (runc removes only the containers' own).
+	ents, _ := os.ReadDir(pod.PodsDir(dir))
+	for _, e := range ents {
+		cgs, _ := filepath.Glob("/sys/fs/cgroup/*/edgenode/pod" + e.Name())
+		cgs = append(cgs, "/sys/fs/cgroup/edgenode/pod"+e.Name())
+		for _, cg := range cgs {
+			subs, _ := filepath.Glob(cg + "/*/")
+			for _, s := range subs {
+				syscall.Rmdir(s)
+			}
+			syscall.Rmdir(cg)
+		}
+	}
 }
 
 func TestImageAndLogsCommands(t *testing.T) {

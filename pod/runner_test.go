@@ -133,6 +133,7 @@ func cleanupRunc(t testing.TB, cfg Config) {
 			unmountAll(filepath.Join(dir, "volumes", v.Name()))
 		}
 		releaseNamespaces(filepath.Join(dir, "ns"))
+		removePodCgroups("/edgenode/pod" + e.Name())
 	}
 }
 
@@ -399,13 +400,13 @@ func TestRestartPolicies(t *testing.T) {
 
 func TestInitContainersRunFirst(t *testing.T) {
 	h := newHarness(t, "", nil)
-	p := testPod("withinit", sh("main", "cat /work/done; exec sleep 1000"))
-	p.Spec.InitContainers = []Container{sh("init1", "echo one > /work/done"), sh("init2", "echo two >> /work/done")}
+	p := testPod("withinit", sh("main", "cat /shared/done; exec sleep 1000"))
+	p.Spec.InitContainers = []Container{sh("init1", "echo one > /shared/done"), sh("init2", "echo two >> /shared/done")}
 	p.Spec.Volumes = []Volume{{Name: "work", EmptyDir: &EmptyDirVolumeSource{}}}
 	for i := range p.Spec.InitContainers {
-		p.Spec.InitContainers[i].VolumeMounts = []VolumeMount{{Name: "work", MountPath: "/work"}}
+		p.Spec.InitContainers[i].VolumeMounts = []VolumeMount{{Name: "work", MountPath: "/shared"}}
 	}
-	p.Spec.Containers[0].VolumeMounts = []VolumeMount{{Name: "work", MountPath: "/work"}}
+	p.Spec.Containers[0].VolumeMounts = []VolumeMount{{Name: "work", MountPath: "/shared"}}
 	h.send(bus.OpInsert, bus.KindPod, "default", "withinit", p)
 	st := h.waitStatus("withinit", 30*time.Second, running("main"))
 	for _, cs := range st.InitContainerStatuses {

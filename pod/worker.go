@@ -46,6 +46,8 @@ type worker struct {
 	startTime  time.Time
 	conds      map[string]PodCondition
 	prepErr    error
+	prepNext   time.Time     // next prepare after a failure
+	prepWait   time.Duration // back-off between failed prepares
 }
 
 // ctr is the state of one container of the pod.
@@ -252,20 +254,48 @@ func (w *worker) sync(ctx context.Context) bool {
 		w.report(p, w.computeStatus(p))
 		return false
 	}
-	if !w.prepared || refresh {
-		if err := w.prepare(ctx, p); err != nil {
-			w.prepErr = err
-			w.setWaiting("CreateContainerConfigError", err.Error())
-			w.report(p, w.computeStatus(p))
-			return false
-		}
-		w.prepErr = nil
+	if (!w.prepared || refresh) && !w.prepareStep(ctx, p, refresh) {
+		w.report(p, w.computeStatus(p))
+		return false
 	}
 	w.rotateLogs()
 	if w.runInits(ctx, p) {
 		w.runApps(ctx, p)
 	}
 	w.report(p, w.computeStatus(p))
+	return false
+}
+
+// prepareStep prepares (or refreshes the volumes of) the pod, with back-off
+// after failures: a missing configmap must not become a query to the cloud
+// every second. It returns false while the pod cannot run yet; a failed
+// refresh of a running pod is retried later and does not stop it.
+func (w *worker) prepareStep(ctx context.Context, p *Pod, refresh bool) bool {
+	retryLater := func() {
+		if refresh {
+			w.mu.Lock()
+			w.refresh = true
+			w.mu.Unlock()
+		}
+	}
+	if time.Now().Before(w.prepNext) {
+		retryLater()
+		return w.prepared
+	}
+	err := w.prepare(ctx, p)
+	if err == nil {
+		w.prepErr, w.prepWait, w.prepNext = nil, 0, time.Time{}
+		return true
+	}
+	w.prepWait = min(max(2*w.prepWait, w.r.cfg.BackoffBase), w.r.cfg.BackoffMax)
+	w.prepNext = time.Now().Add(w.prepWait)
+	retryLater()
+	if w.prepared {
+		w.r.log.Warn("pod volumes not refreshed", "pod", p.Metadata.Namespace+"/"+p.Metadata.Name, "err", err)
+		return true
+	}
+	w.prepErr = err
+	w.setWaiting("CreateContainerConfigError", err.Error())
 	return false
 }
 
