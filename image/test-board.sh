@@ -56,11 +56,12 @@ for phase in 1 2; do
 	echo "== test-board: boot $phase (timeout ${timeout_s}s)"
 	t0=$(date +%s)
 	# -icount: the guest's clock advances with the instructions it runs, not
-	# with host time. Without it, a busy host can deschedule the emulator
+	# with host time. Without it, boots froze under a busy host (emulator
+	# idle, console silent). Most likely the host descheduled the emulator
 	# between the kernel's read of the BCM2835 system timer and its write
-	# of the next compare value; the compare is then in the past, the timer
-	# interrupt comes only after the 32-bit counter wraps (71 minutes) and
-	# the guest sits idle: seen here as a silent console under load.
+	# of the next compare value; the compare then lies in the past and the
+	# next timer interrupt comes only after the 32-bit counter wraps (71
+	# minutes). No boot froze with -icount.
 	set +e
 	timeout --foreground -k 10 "$timeout_s" qemu-system-arm -M raspi0 \
 		-kernel "$img/vmlinuz" -dtb "$img/rpi0-qemu.dtb" -initrd "$img/initrd.cpio.gz" \
