@@ -113,7 +113,7 @@ func (e *env) drain(mod bus.Module) []bus.Message {
 // recv waits for the next message to mod.
 func (e *env) recv(mod bus.Module) bus.Message {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(e.ctx, 2*time.Minute)
 	defer cancel()
 	msg, err := e.b.Receive(ctx, mod)
 	if err != nil {
