@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -39,7 +40,10 @@ PASS
 		{"durable commits (synchronous=FULL, no MQTT)", "2000 /s", "-", "-"},
 		{"twin update end to end, 32 in flight", "30000 /s (ratio 0.60)", "≥ 25000/s (½ of 50000/s bare)", "yes"},
 		{"twin update end to end, 32 in flight, p50/p99", "2.00/9.00 ms", "-", "-"},
-		{"pod start latency", "no benchmark yet", "≤ 1.5 × bare runc run", "-"},
+		{"pod start, image present", notRun, "≤ 1.5 × bare runc run", "-"},
+		{"node memory, 0 running pods", notRun, "(informative)", "-"},
+		{"node memory, 10 running pods", notRun, "(informative)", "-"},
+		{"node memory, 30 running pods", notRun, "(informative)", "-"},
 	}
 	if diff := cmp.Diff(want2, rows, cmp.AllowUnexported(row{})); diff != "" {
 		t.Errorf("benchRows mismatch (-want +got):\n%s", diff)
@@ -53,5 +57,65 @@ func TestReadMemory(t *testing.T) {
 	}
 	if m.rss == 0 || m.anon == 0 || m.anon > m.rss {
 		t.Errorf("readMemory(self) = %+v, want 0 < RssAnon <= VmRSS", m)
+	}
+}
+
+func TestPodRows(t *testing.T) {
+	out := `BenchmarkPodStart-2   	      20	 120000000 ns/op	   10 B/op	       1 allocs/op
+BenchmarkRuncRun-2    	      20	 100000000 ns/op	   10 B/op	       1 allocs/op
+BenchmarkNodeRSSWithPods/pods=0-2   3   100 ns/op   0 container_procs   0 containers   0 other_procs   15.50 RssAnon-MiB   19.00 VmRSS-MiB
+BenchmarkNodeRSSWithPods/pods=10-2  3   100 ns/op   10 container_procs   10 containers   1 other_procs   16.00 RssAnon-MiB   20.25 VmRSS-MiB
+`
+	bs := append(parseBench("./pod", []byte(out), 2)[:2], parseBench(".", []byte(out), 2)[2:]...)
+	got := podRows(bs)
+	want := []row{
+		{"pod start, image present", "120 ms (ratio 1.20)", "≤ 150 ms (1.5 × 100 ms bare runc run)", "yes"},
+		{"node memory, 0 running pods: VmRSS / RssAnon", "19.00 / 15.50 MiB", "(informative)", "-"},
+		{"resident processes besides the containers, 0 pods", "0 (0 containers, 0 processes in them)", "0", "yes"},
+		{"node memory, 10 running pods: VmRSS / RssAnon", "20.25 / 16.00 MiB", "(informative)", "-"},
+		{"resident processes besides the containers, 10 pods", "1 (10 containers, 10 processes in them)", "0", "NO"},
+		{"node memory, 30 running pods", notRun, "(informative)", "-"},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(row{})); diff != "" {
+		t.Errorf("podRows mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestBoardRows(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       []string // values of the rows
+		oks        []string
+	}{
+		{"missing", "", []string{"no numbers: run make test-board"}, []string{"-"}},
+		{"no line", "garbage\n", nil, []string{"-"}},
+		{"two boots", "BENCH board_boot_ready_ms=61000 board_start_ms=9500 board_rss_kb=14336 board_rss_anon_kb=5120 board_pod_start_ms=4200\n" +
+			"BENCH board_boot_ready_ms=58000 board_start_ms=9000 board_rss_kb=22528 board_rss_anon_kb=7168 board_pod_start_ms=0\n",
+			[]string{"61.0 s / 9.5 s", "14.00 MiB", "5.00 MiB", "4.2 s", "58.0 s / 9.0 s", "22.00 MiB", "7.00 MiB", "0.0 s"},
+			[]string{"-", "yes", "yes", "-", "-", "NO", "NO", "-"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "bench.txt")
+			if tt.file != "" {
+				if err := os.WriteFile(file, []byte(tt.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var vals, oks []string
+			for _, r := range boardRows(file) {
+				vals = append(vals, r.value)
+				oks = append(oks, r.ok)
+			}
+			if tt.want == nil {
+				vals = nil
+			}
+			if diff := cmp.Diff(tt.want, vals); diff != "" {
+				t.Errorf("values (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.oks, oks); diff != "" {
+				t.Errorf("verdicts (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
