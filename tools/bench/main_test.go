@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -117,5 +118,46 @@ func TestBoardRows(t *testing.T) {
 				t.Errorf("verdicts (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestParseGuestSmaps(t *testing.T) {
+	// Shortened smaps of qemu-arm-static running /b/node: the guest's
+	// mappings lie below 4 GiB (guest base 0), the emulator's above.
+	const smaps = `00011000-0015a000 r-xp 00000000 fd:01 42  /b/node
+Rss:                1316 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me
+00167000-00189000 rw-p 00000000 00:00 0
+Rss:                  56 kB
+Anonymous:            56 kB
+3ffbd000-40000000 rw-p 00000000 00:00 0
+Rss:                  36 kB
+Anonymous:            36 kB
+555573a66000-555573f1b000 rw-p 00000000 00:00 0   [heap]
+Rss:                4772 kB
+Anonymous:          4772 kB
+7f9133400000-7f9133607000 r--p 00000000 fd:01 7  /usr/bin/qemu-arm-static
+Rss:                2076 kB
+Anonymous:             0 kB
+`
+	got, err := parseGuestSmaps([]byte(smaps), "/b/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (memory{rss: (1316 + 56 + 36) << 10, anon: (56 + 36) << 10}); got != want {
+		t.Errorf("parseGuestSmaps = %+v, want %+v", got, want)
+	}
+	// A guest base above the emulator's low mappings moves the region.
+	shifted := strings.NewReplacer("00011000-", "7f0000011000-", "00167000-", "7f0000167000-", "3ffbd000-", "7f003ffbd000-").Replace(smaps)
+	got, err = parseGuestSmaps([]byte(shifted), "/b/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (memory{rss: (1316 + 56 + 36) << 10, anon: (56 + 36) << 10}); got != want {
+		t.Errorf("parseGuestSmaps(shifted) = %+v, want %+v", got, want)
+	}
+	if _, err := parseGuestSmaps([]byte(smaps), "/other"); err == nil {
+		t.Error("parseGuestSmaps without the binary's mapping: no error")
 	}
 }
