@@ -4,9 +4,13 @@
 //
 // It measures: the size of bin/edgenode-armv6; the memory of an idle node
 // (embedded broker, connected to hubtest, no pods; VmRSS and RssAnon from
-// /proc/PID/status) run natively and under qemu-arm-static; and the results of the packages' Go benchmarks (bus
-// messages/s and allocations, twin updates/s and p99, pod start latency).
-// A row whose benchmark does not exist yet says so.
+// /proc/PID/status) run natively, and under qemu-arm-static both the
+// emulator's process and the ARM process's own mappings; the packages' Go
+// benchmarks (bus messages/s and allocations, twin updates/s end to end
+// beside the bare MQTT round trip with p50/p99, pod start beside a bare
+// runc run, the node's memory and its processes besides the containers
+// with 0, 10 and 30 pods); and the emulated Pi Zero's BENCH lines from the
+// last make test-board. A row whose benchmark did not run says so.
 package main
 
 import (
