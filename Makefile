@@ -46,11 +46,12 @@ fuzz:
 	  done; done
 
 # bench: one table of the budgets (binary size, idle memory on the host and
-# under qemu-arm-static, bus, twin and pod benchmarks) with the machine.
+# under qemu-arm-static, bus, twin, pod start, memory and processes with 0,
+# 10 and 30 pods, the emulated Pi Zero's last make test-board) with the
+# machine. The pod rows need root and runc. BENCH_FLAGS=-markdown prints
+# the table for README.
 bench: armv6
-	go run ./tools/bench
-	@# The emulated Pi Zero's numbers, from the last make test-board.
-	@if [ -f $(IMAGE_DIR)/test-board/bench.txt ]; then echo "emulated Pi Zero (make test-board, boot 1 then 2):"; cat $(IMAGE_DIR)/test-board/bench.txt; else echo "emulated Pi Zero: no numbers (run make test-board)"; fi
+	go run ./tools/bench -armv6 $(BIN)/edgenode-armv6 -board $(IMAGE_DIR)/test-board/bench.txt $(BENCH_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

@@ -54,3 +54,33 @@ func TestConfigPrintAndErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestHelp: "edgenode -h" lists the commands as well as run's flags;
+// "edgenode run -h" shows run's flags only.
+func TestHelp(t *testing.T) {
+	cases := []struct {
+		args          []string
+		wants, absent []string
+	}{
+		{[]string{"-h"}, []string{"commands:", "  version ", "-data-dir", "-cloud"}, nil},
+		{[]string{"--help"}, []string{"commands:", "-cloud"}, nil},
+		{[]string{"run", "-h"}, []string{"-data-dir", "-cloud"}, []string{"commands:"}},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		if code := realMain(c.args, &out, &errb); code != 0 {
+			t.Errorf("edgenode %s = %d, want 0", strings.Join(c.args, " "), code)
+		}
+		all := out.String() + errb.String()
+		for _, w := range c.wants {
+			if !strings.Contains(all, w) {
+				t.Errorf("edgenode %s: output lacks %q:\n%s", strings.Join(c.args, " "), w, all)
+			}
+		}
+		for _, a := range c.absent {
+			if strings.Contains(all, a) {
+				t.Errorf("edgenode %s: output shows %q", strings.Join(c.args, " "), a)
+			}
+		}
+	}
+}

@@ -54,9 +54,9 @@ type options struct {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
-	name := "run"
+	name, implicit := "run", true
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		name, args = args[0], args[1:]
+		name, args, implicit = args[0], args[1:], false
 	}
 	if name == "help" {
 		usage(stdout)
@@ -80,6 +80,14 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.dataDir, "data-dir", "", "data dir (default "+DefaultDataDir+")")
 	fs.StringVar(&o.nodeName, "node-name", "", "node name (default: the hostname)")
 	addFlags(name, fs, o)
+	if implicit {
+		// "edgenode -h" asks about edgenode, not only about run.
+		fs.Usage = func() {
+			usage(stderr)
+			fmt.Fprintf(stderr, "\nflags of run (the default command):\n")
+			fs.PrintDefaults()
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -77,6 +77,12 @@ func (c *Config) validateModules() []error {
 		}
 	}
 	errs = append(errs, c.Twin.validate()...)
+	if c.Twin.MaxPayload > c.MQTT.MaxPayload {
+		// EventBus cuts longer payloads to mqtt.maxPayload+1 bytes, so
+		// twin could not serve them anyway.
+		errs = append(errs, fmt.Errorf("twin.maxPayload: %d is larger than mqtt.maxPayload (%d), whose larger payloads never reach twin",
+			c.Twin.MaxPayload, c.MQTT.MaxPayload))
+	}
 	if err := c.Hub.Validate(); err != nil {
 		errs = append(errs, err)
 	}

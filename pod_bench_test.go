@@ -79,11 +79,23 @@ func BenchmarkNodeRSSWithPods(b *testing.B) {
 				b.Fatalf("%d of %d pods running", running, n)
 			}
 			var rss, anon int
+			procs := procCount{other: -1}
 			for b.Loop() {
 				rss, anon = statusKiB(cmd.Process.Pid)
+				// A resident helper shows in every sample; a short-lived
+				// runc call may show in one, so keep the fewest.
+				if c := countDescendants(cmd.Process.Pid); procs.other < 0 || c.other < procs.other {
+					procs = c
+				}
 			}
 			b.ReportMetric(float64(rss)/1024, "VmRSS-MiB")
 			b.ReportMetric(float64(anon)/1024, "RssAnon-MiB")
+			b.ReportMetric(float64(n), "containers")
+			b.ReportMetric(float64(procs.container), "container_procs")
+			b.ReportMetric(float64(procs.other), "other_procs")
+			if procs.other > 0 {
+				b.Logf("processes besides edgenode and its containers: %v", procs.names)
+			}
 		})
 	}
 }
@@ -103,4 +115,64 @@ func statusKiB(pid int) (rss, anon int) {
 		}
 	}
 	return rss, anon
+}
+
+// procCount counts the descendants of a node: the processes inside
+// containers (another pid namespace than the node's) and every other one
+// (a helper resident per container would show here).
+type procCount struct {
+	container, other int
+	names            []string
+}
+
+// countDescendants walks /proc for the descendants of pid. The node is the
+// child subreaper of its containers, so every process a container or a
+// helper of it leaves behind is a descendant.
+func countDescendants(pid int) procCount {
+	own, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	parent := map[int]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		s, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(s), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(s[i+1:]))
+		if len(f) < 2 || f[0] == "Z" {
+			continue
+		}
+		pp, _ := strconv.Atoi(f[1])
+		parent[p] = pp
+	}
+	var c procCount
+	for p := range parent {
+		if p == pid {
+			continue
+		}
+		q := parent[p]
+		for q > 1 && q != pid {
+			q = parent[q]
+		}
+		if q != pid {
+			continue
+		}
+		ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p))
+		if ns != "" && ns != own {
+			c.container++
+			continue
+		}
+		c.other++
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+		c.names = append(c.names, strings.TrimSpace(string(comm)))
+	}
+	return c
 }

@@ -23,6 +23,8 @@ func TestTwinConfig(t *testing.T) {
 		{"twin era overrides", "era: v0.3\ntwin:\n  era: v1.23\n", twin.Config{NodeName: "n1", Era: bus.EraV123, DevicesDir: "/data/devices", QueueLen: 256, MaxPayload: 65536}, ""},
 		{"no device files", "twin:\n  devicesDir: none\n  queueLen: 8\n  maxPayload: 1024\n", twin.Config{NodeName: "n1", DevicesDir: "", QueueLen: 8, MaxPayload: 1024}, ""},
 		{"payload limit follows mqtt", "mqtt:\n  maxPayload: 1000\n", twin.Config{NodeName: "n1", Era: bus.EraV123, DevicesDir: "/data/devices", QueueLen: 256, MaxPayload: 1000}, ""},
+		{"twin limit over mqtt's", "twin:\n  maxPayload: 70000\n", twin.Config{}, "twin.maxPayload: 70000 is larger than mqtt.maxPayload (65536)"},
+		{"twin limit under mqtt's", "twin:\n  maxPayload: 1000\n", twin.Config{NodeName: "n1", Era: bus.EraV123, DevicesDir: "/data/devices", QueueLen: 256, MaxPayload: 1000}, ""},
 		{"bad era", "twin:\n  era: v9\n", twin.Config{}, "twin.era"},
 		{"relative dir", "twin:\n  devicesDir: devs\n", twin.Config{}, "twin.devicesDir"},
 		{"unknown key", "twin:\n  color: red\n", twin.Config{}, "color"},

@@ -23,7 +23,10 @@ truncate -s "${total}M" "$tmp"
 printf 'label: dos\nstart=%d, size=%d, type=83\nstart=%d, size=%d, type=83\n' \
 	2048 $((p1 * 2048)) $(((1 + p1) * 2048)) $((p2 * 2048)) | sfdisk --quiet "$tmp"
 dd if="$sq" of="$tmp" bs=1M seek=1 conv=notrunc status=none
-mke2fs -q -F -t ext4 -L edgenode-data -d "$data" -E root_owner=0:0 "$tmp.data" "${p2}M" 2>/dev/null
+out=$(mke2fs -q -F -t ext4 -L edgenode-data -d "$data" -E root_owner=0:0 "$tmp.data" "${p2}M" 2>&1) || {
+	echo "mksd: mke2fs: $out" >&2
+	exit 1
+}
 dd if="$tmp.data" of="$tmp" bs=1M seek=$((1 + p1)) conv=notrunc status=none
 rm -f "$tmp.data"
 mv "$tmp" "$img"

@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -35,11 +37,14 @@ PASS
 		{"bus Send+Receive", "8025682 msgs/s", "-", "-"},
 		{"bus Send+Receive allocations", "0 allocs/msg", "0", "yes"},
 		{"twin update end to end, 1 in flight", "2500 /s (ratio 0.25)", "≥ 5000/s (½ of 10000/s bare)", "NO"},
-		{"twin update end to end, 1 in flight, p50/p99", "0.38/1.50 ms", "-", "-"},
+		{"twin update end to end, 1 in flight, p50/p99", "0.38/1.50 ms (bare p50 0.02 ms)", "-", "-"},
 		{"durable commits (synchronous=FULL, no MQTT)", "2000 /s", "-", "-"},
 		{"twin update end to end, 32 in flight", "30000 /s (ratio 0.60)", "≥ 25000/s (½ of 50000/s bare)", "yes"},
-		{"twin update end to end, 32 in flight, p50/p99", "2.00/9.00 ms", "-", "-"},
-		{"pod start latency", "no benchmark yet", "≤ 1.5 × bare runc run", "-"},
+		{"twin update end to end, 32 in flight, p50/p99", "2.00/9.00 ms (bare p50 0.50 ms)", "-", "-"},
+		{"pod start, image present", notRun, "≤ 1.5 × bare runc run", "-"},
+		{"node memory, 0 running pods", notRun, "(informative)", "-"},
+		{"node memory, 10 running pods", notRun, "(informative)", "-"},
+		{"node memory, 30 running pods", notRun, "(informative)", "-"},
 	}
 	if diff := cmp.Diff(want2, rows, cmp.AllowUnexported(row{})); diff != "" {
 		t.Errorf("benchRows mismatch (-want +got):\n%s", diff)
@@ -53,5 +58,106 @@ func TestReadMemory(t *testing.T) {
 	}
 	if m.rss == 0 || m.anon == 0 || m.anon > m.rss {
 		t.Errorf("readMemory(self) = %+v, want 0 < RssAnon <= VmRSS", m)
+	}
+}
+
+func TestPodRows(t *testing.T) {
+	out := `BenchmarkPodStart-2   	      20	 120000000 ns/op	   10 B/op	       1 allocs/op
+BenchmarkRuncRun-2    	      20	 100000000 ns/op	   10 B/op	       1 allocs/op
+BenchmarkNodeRSSWithPods/pods=0-2   3   100 ns/op   0 container_procs   0 containers   0 other_procs   15.50 RssAnon-MiB   19.00 VmRSS-MiB
+BenchmarkNodeRSSWithPods/pods=10-2  3   100 ns/op   10 container_procs   10 containers   1 other_procs   16.00 RssAnon-MiB   20.25 VmRSS-MiB
+`
+	bs := append(parseBench("./pod", []byte(out), 2)[:2], parseBench(".", []byte(out), 2)[2:]...)
+	got := podRows(bs)
+	want := []row{
+		{"pod start, image present", "120 ms (ratio 1.20)", "≤ 150 ms (1.5 × 100 ms bare runc run)", "yes"},
+		{"node memory, 0 running pods: VmRSS / RssAnon", "19.00 / 15.50 MiB", "(informative)", "-"},
+		{"resident processes besides the containers, 0 pods", "0 (0 containers, 0 processes in them)", "0", "yes"},
+		{"node memory, 10 running pods: VmRSS / RssAnon", "20.25 / 16.00 MiB", "(informative)", "-"},
+		{"resident processes besides the containers, 10 pods", "1 (10 containers, 10 processes in them)", "0", "NO"},
+		{"node memory, 30 running pods", notRun, "(informative)", "-"},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(row{})); diff != "" {
+		t.Errorf("podRows mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestBoardRows(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       []string // values of the rows
+		oks        []string
+	}{
+		{"missing", "", []string{"no numbers: run make test-board"}, []string{"-"}},
+		{"no line", "garbage\n", nil, []string{"-"}},
+		{"two boots", "BENCH board_boot_ready_ms=61000 board_start_ms=9500 board_rss_kb=14336 board_rss_anon_kb=5120 board_pod_start_ms=4200\n" +
+			"BENCH board_boot_ready_ms=58000 board_start_ms=9000 board_rss_kb=22528 board_rss_anon_kb=7168 board_pod_start_ms=0\n",
+			[]string{"61.0 s / 9.5 s", "14.00 MiB", "5.00 MiB", "4.2 s", "58.0 s / 9.0 s", "22.00 MiB", "7.00 MiB", "0.0 s"},
+			[]string{"-", "yes", "yes", "-", "-", "NO", "NO", "-"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "bench.txt")
+			if tt.file != "" {
+				if err := os.WriteFile(file, []byte(tt.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var vals, oks []string
+			for _, r := range boardRows(file) {
+				vals = append(vals, r.value)
+				oks = append(oks, r.ok)
+			}
+			if tt.want == nil {
+				vals = nil
+			}
+			if diff := cmp.Diff(tt.want, vals); diff != "" {
+				t.Errorf("values (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.oks, oks); diff != "" {
+				t.Errorf("verdicts (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseGuestSmaps(t *testing.T) {
+	// Shortened smaps of qemu-arm-static running /b/node: the guest's
+	// mappings lie below 4 GiB (guest base 0), the emulator's above.
+	const smaps = `00011000-0015a000 r-xp 00000000 fd:01 42  /b/node
+Rss:                1316 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me
+00167000-00189000 rw-p 00000000 00:00 0
+Rss:                  56 kB
+Anonymous:            56 kB
+3ffbd000-40000000 rw-p 00000000 00:00 0
+Rss:                  36 kB
+Anonymous:            36 kB
+555573a66000-555573f1b000 rw-p 00000000 00:00 0   [heap]
+Rss:                4772 kB
+Anonymous:          4772 kB
+7f9133400000-7f9133607000 r--p 00000000 fd:01 7  /usr/bin/qemu-arm-static
+Rss:                2076 kB
+Anonymous:             0 kB
+`
+	got, err := parseGuestSmaps([]byte(smaps), "/b/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (memory{rss: (1316 + 56 + 36) << 10, anon: (56 + 36) << 10}); got != want {
+		t.Errorf("parseGuestSmaps = %+v, want %+v", got, want)
+	}
+	// A guest base above the emulator's low mappings moves the region.
+	shifted := strings.NewReplacer("00011000-", "7f0000011000-", "00167000-", "7f0000167000-", "3ffbd000-", "7f003ffbd000-").Replace(smaps)
+	got, err = parseGuestSmaps([]byte(shifted), "/b/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (memory{rss: (1316 + 56 + 36) << 10, anon: (56 + 36) << 10}); got != want {
+		t.Errorf("parseGuestSmaps(shifted) = %+v, want %+v", got, want)
+	}
+	if _, err := parseGuestSmaps([]byte(smaps), "/other"); err == nil {
+		t.Error("parseGuestSmaps without the binary's mapping: no error")
 	}
 }
