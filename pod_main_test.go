@@ -112,7 +112,7 @@ func TestMetaPodFlow(t *testing.T) {
 	if err := b.Send(bus.ModuleMeta, del); err != nil {
 		t.Fatal(err)
 	}
-	waitPatchGone := time.Now().Add(30 * time.Second)
+	waitPatchGone := time.Now().Add(2 * time.Minute)
 	for {
 		rows, _ := store.SQL().QueryContext(ctx, "SELECT key FROM meta WHERE key = 'default/pod/web'")
 		gone := rows != nil && !rows.Next()
@@ -132,7 +132,7 @@ func TestMetaPodFlow(t *testing.T) {
 		t.Fatalf("pod dir before restart: %v", err)
 	}
 	pr, stop = startPod()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if _, err := os.Stat(podDir); os.IsNotExist(err) && len(pr.Pods()) == 0 {
 			break
@@ -153,7 +153,7 @@ func TestMetaPodFlow(t *testing.T) {
 // equals what meta already stored.
 func waitRunning(t *testing.T, pr *pod.Runner, name string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		ps := pr.Pods()
 		if len(ps) == 1 && ps[0].Metadata.Name == name && ps[0].Status.Phase == "Running" &&
@@ -170,7 +170,7 @@ func waitRunning(t *testing.T, pr *pod.Runner, name string) {
 // waitPatch reads hub-bound messages until a podpatch for name has phase.
 func waitPatch(t *testing.T, b *bus.Bus, name, phase string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for {
 		m, err := b.Receive(ctx, bus.ModuleHub)

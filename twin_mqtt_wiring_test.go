@@ -80,7 +80,7 @@ func TestOversizeTwinUpdateAnswered(t *testing.T) {
 				t.Fatalf("result %q: %v", p, err)
 			}
 			got = append(got, r)
-		case <-time.After(10 * time.Second):
+		case <-time.After(2 * time.Minute):
 			t.Fatalf("results so far %+v; want an error result for the oversize update, then the small one's", got)
 		}
 	}
