@@ -151,35 +151,58 @@ func StartMosquitto(tb testing.TB, extra string) *Mosquitto {
 			tb.Skip("mosquitto not installed (apt-get install mosquitto)")
 		}
 	}
-	addr := FreeAddr(tb)
-	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(tb.TempDir(), "mosquitto.conf")
-	// "user root" keeps a root-started mosquitto from switching to user
-	// mosquitto, which could not read the test's temp dir; it is ignored
-	// when not root.
-	text := "listener " + port + " 127.0.0.1\npersistence false\nuser root\n" + extra
-	if !strings.Contains(extra, "allow_anonymous") {
-		text += "allow_anonymous true\n"
+	m := &Mosquitto{tb: tb, bin: bin, conf: filepath.Join(tb.TempDir(), "mosquitto.conf")}
+	tb.Cleanup(m.Stop)
+	// The port was free a moment before mosquitto binds it; if another
+	// process took it in between, mosquitto exits at once: try another
+	// port (a retry of the setup, not of anything the test checks).
+	for range 5 {
+		m.Addr = FreeAddr(tb)
+		m.URL = "tcp://" + m.Addr
+		_, port, _ := net.SplitHostPort(m.Addr)
+		// "user root" keeps a root-started mosquitto from switching to
+		// user mosquitto, which could not read the test's temp dir; it is
+		// ignored when not root.
+		text := "listener " + port + " 127.0.0.1\npersistence false\nuser root\n" + extra
+		if !strings.Contains(extra, "allow_anonymous") {
+			text += "allow_anonymous true\n"
+		}
+		if err := os.WriteFile(m.conf, []byte(text), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		if err = m.start(); !errors.Is(err, errExited) {
+			break
+		}
 	}
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+	if err != nil {
 		tb.Fatal(err)
 	}
-	m := &Mosquitto{Addr: addr, URL: "tcp://" + addr, tb: tb, bin: bin, conf: conf}
-	m.Start()
-	tb.Cleanup(m.Stop)
 	return m
 }
 
-// Start starts the process (again) and waits until its port accepts. The
-// wait polls the port: mosquitto offers no readiness signal.
+// errExited is start's error when mosquitto exits before accepting.
+var errExited = errors.New("mosquitto exited at start")
+
+// Start starts the process again on the same port (after Stop) and waits
+// until its port accepts.
 func (m *Mosquitto) Start() {
 	m.tb.Helper()
+	if err := m.start(); err != nil {
+		m.tb.Fatal(err)
+	}
+}
+
+// start starts the process and waits until it accepts on m.Addr, it
+// exits (errExited), or 2 minutes pass (a guard). The wait polls the
+// port: mosquitto offers no readiness signal.
+func (m *Mosquitto) start() error {
 	m.cmd = exec.Command(m.bin, "-c", m.conf)
 	if testing.Verbose() {
 		m.cmd.Stderr = os.Stderr
 	}
 	if err := m.cmd.Start(); err != nil {
-		m.tb.Fatalf("start mosquitto: %v", err)
+		m.cmd = nil
+		return fmt.Errorf("start mosquitto: %w", err)
 	}
 	m.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(m.cmd, m.done)
@@ -188,15 +211,24 @@ func (m *Mosquitto) Start() {
 		c, err := net.DialTimeout("tcp", m.Addr, time.Second)
 		if err == nil {
 			c.Close()
-			return
+			// A process that took the port would accept too: make sure
+			// mosquitto is still running.
+			select {
+			case <-m.done:
+				m.cmd = nil
+				return fmt.Errorf("%w (port %s taken?)", errExited, m.Addr)
+			default:
+				return nil
+			}
 		}
 		select {
 		case <-m.done:
-			m.tb.Fatalf("mosquitto exited at start (port %s taken?)", m.Addr)
+			m.cmd = nil
+			return fmt.Errorf("%w (port %s taken?)", errExited, m.Addr)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			m.tb.Fatalf("mosquitto not accepting on %s: %v", m.Addr, err)
+			return fmt.Errorf("mosquitto not accepting on %s: %w", m.Addr, err)
 		}
 	}
 }
