@@ -78,11 +78,17 @@ type health struct {
 	sources []statsSource
 
 	listening chan struct{} // closed once Run has bound its port or given up
+	addr      string        // the bound address, set before listening closes
 }
 
 // Listening is closed once Run has bound its port (or found it taken or
 // disabled), so tests and callers know when requests can be made.
 func (h *health) Listening() <-chan struct{} { return h.listening }
+
+// Addr is the address Run serves on ("" when off or the port was taken).
+// It is valid once Listening is closed; with port 0 it names the port the
+// system picked.
+func (h *health) Addr() string { return h.addr }
 
 type statsSource struct {
 	module string
@@ -109,6 +115,9 @@ func (h *health) Run(ctx context.Context) error {
 		return nil
 	}
 	l, err := net.Listen("tcp", h.cfg.Listen)
+	if err == nil {
+		h.addr = l.Addr().String()
+	}
 	close(h.listening)
 	if err != nil {
 		// Health and metrics are for people and probes; the node works

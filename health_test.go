@@ -118,19 +118,15 @@ func (s stubModule) Run(ctx context.Context) error {
 }
 
 func TestHealthServer(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	b := bus.New(bus.Config{}, nil)
 	if err := b.AddModule(bus.ModuleMeta, bus.GroupMeta); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.Send(bus.ModuleMeta, bus.NewMessage(bus.ModuleBoard, bus.GroupMeta, bus.OpUpdate, "default/nodestatus/n", nil))
 	reg := board.NewRegistry()
-	hs := newHealth(HealthConfig{Listen: addr}, "n1", b, 128, reg, slog.New(slog.DiscardHandler))
+	// Port 0 and Addr: a port picked free beforehand could be taken by
+	// another process before Run binds it.
+	hs := newHealth(HealthConfig{Listen: "127.0.0.1:0"}, "n1", b, 128, reg, slog.New(slog.DiscardHandler))
 	hs.stats("meta", func() any { return fakeStats{MsgsIn: 9} })
 	hs.podPhases = func() map[string]int { return map[string]int{"Running": 2, "Pending": 1} }
 	ctx, cancel := context.WithCancel(t.Context())
@@ -149,6 +145,10 @@ func TestHealthServer(t *testing.T) {
 	go runTracked(mctx, reg, "meta", stubModule{started: started})
 
 	<-hs.Listening() // Run has bound the port (or given up)
+	addr := hs.Addr()
+	if addr == "" {
+		t.Fatal("health server bound no address")
+	}
 	get := func(path string) (int, string) {
 		t.Helper()
 		resp, err := http.Get("http://" + addr + path)
