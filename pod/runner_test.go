@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -781,14 +782,37 @@ func TestConfigMapUpdateReachesVolume(t *testing.T) {
 	}
 }
 
-func TestHostNetwork(t *testing.T) {
-	h := newHarness(t, "", nil)
+// freeHostPort returns a loopback port that is free now, for a server in
+// a container that must be told its port. It lies below the kernel's
+// ephemeral range, where other processes' listeners on port 0 and
+// outgoing connections never land, so it stays free until the container
+// binds it; the upper half of that span avoids default fixed ports.
+func freeHostPort(t *testing.T) int {
+	t.Helper()
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo >= 4096 {
+				for range 100 {
+					port := lo/2 + rand.IntN(lo/2)
+					if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+						l.Close()
+						return port
+					}
+				}
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestHostNetwork(t *testing.T) {
+	h := newHarness(t, "", nil)
+	port := freeHostPort(t)
 	c := sh("main", fmt.Sprintf("mkdir -p /www && echo host-net > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www", port))
 	c.ReadinessProbe = &Probe{TCPSocket: &TCPSocketAction{Port: json.RawMessage(strconv.Itoa(port))}, PeriodSeconds: 1}
 	p := testPod("hostnet", c)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -36,9 +37,29 @@ func Log(tb testing.TB) *slog.Logger {
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago, for servers that must be told their port (mosquitto).
+// ago, for servers that must be told their port (mosquitto). The port is
+// below the kernel's ephemeral range, where listeners on port 0 and
+// outgoing connections of other processes never land, so it stays free
+// until the server binds it unless something asks for it by number.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo >= 4096 {
+				for range 100 {
+					// The upper half below the range: clear of the fixed
+					// ports (1883, 10248, 10350, ...) of default configs.
+					port := lo/2 + rand.IntN(lo/2)
+					l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+					if err == nil {
+						addr := l.Addr().String()
+						l.Close()
+						return addr
+					}
+				}
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
