@@ -132,7 +132,7 @@ func describeMachine() string {
 	if err != nil && f.CPUs == 0 {
 		return runtime.GOOS + "/" + runtime.GOARCH
 	}
-	return fmt.Sprintf("%s, %d cores, %s RAM, kernel %s %s, %s", f.CPU.Describe(), f.CPUs, mib(f.Memory.Total),
+	return fmt.Sprintf("%s, %d cores, %.1f GiB RAM, kernel %s %s, %s", f.CPU.Describe(), f.CPUs, float64(f.Memory.Total)/(1<<30),
 		u.Release, u.Machine, runtime.Version())
 }
 
