@@ -88,7 +88,7 @@ func (n *node) stop() {
 // recv waits for the next message for module m.
 func (n *node) recv(m bus.Module) bus.Message {
 	n.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	msg, err := n.b.Receive(ctx, m)
 	if err != nil {
@@ -111,7 +111,7 @@ func (n *node) recvConn(m bus.Module) string {
 }
 
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }

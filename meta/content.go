@@ -118,6 +118,11 @@ func storedValue(kind bus.Kind, content []byte, needName bool) (string, error) {
 	if !json.Valid(content) {
 		return "", fmt.Errorf("%w: not JSON", ErrBadContent)
 	}
+	if !knownKinds[kind] {
+		// A kind meta does not know is kept as the cloud sent it
+		// (metamanager handleMessage, spec 3.3).
+		return string(content), nil
+	}
 	switch kind {
 	case bus.KindPodPatch, bus.KindNodePatch:
 		p, err := decodePatch(content)

@@ -39,9 +39,15 @@
 //     connected; v1.23 removed the resync, so with era v1.23 only an
 //     explicit meta-internal-sync message triggers it.
 //
+// A cloud insert, update, delete or response of a resource type meta has
+// no rules for (devicemodel, or a kind KubeEdge adds later) is stored under
+// its path with the type token as type, handed on (to twin when the
+// device controller sent it, else to edged) and acknowledged "OK", as
+// KubeEdge's metamanager does: cloudcore resends anything not ACKed.
+//
 // Bad input (content that is not JSON or not the shape its resource
-// needs, an unknown resource type, a malformed resource path, an unknown
-// operation) is answered with an "error" message to the sender (to the hub
+// needs, an unknown resource type from an edge module or in a query, a
+// malformed resource path, an unknown operation) is answered with an "error" message to the sender (to the hub
 // for cloud messages, else to the sending module, with SendResp when the
 // request was sync) and changes nothing stored. Successful edge requests
 // that were sent with SendSync are answered "OK"; asynchronous ones are

@@ -113,7 +113,7 @@ func (e *env) drain(mod bus.Module) []bus.Message {
 // recv waits for the next message to mod.
 func (e *env) recv(mod bus.Module) bus.Message {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(e.ctx, 2*time.Minute)
 	defer cancel()
 	msg, err := e.b.Receive(ctx, mod)
 	if err != nil {
@@ -630,7 +630,11 @@ func TestBadInput(t *testing.T) {
 		{"metadata a string", bus.SourceController, bus.OpInsert, "default/configmap/a", `{"metadata":"x"}`},
 		{"uid a number", bus.SourceEdgeController, bus.OpDelete, "default/pod/nginx", `{"metadata":{"uid":5}}`},
 		{"empty insert", bus.SourceEdgeController, bus.OpInsert, "default/pod/a", ``},
-		{"unknown kind", bus.SourceEdgeController, bus.OpInsert, "default/gizmo/a", `{}`},
+		{"unknown kind from the edge", bus.ModulePod, bus.OpInsert, "default/gizmo/a", `{}`},
+		{"unknown kind empty insert", bus.SourceDeviceController, bus.OpInsert, "default/devicemodel/m", ``},
+		{"unknown kind not JSON", bus.SourceDeviceController, bus.OpUpdate, "default/devicemodel/m", `{"spec":`},
+		{"unknown kind two tokens", bus.SourceEdgeController, bus.OpInsert, "default/gizmo", `{}`},
+		{"unknown kind cloud query", bus.SourceEdgeController, bus.OpQuery, "default/gizmo/a", ``},
 		{"two tokens insert", bus.SourceEdgeController, bus.OpInsert, "default/pod", podJSON},
 		{"empty token", bus.SourceEdgeController, bus.OpUpdate, "default//a", podJSON},
 		{"unknown operation", bus.SourceEdgeController, bus.OpAction, "default/pod/a", podJSON},
@@ -817,5 +821,65 @@ func TestRemoteAskerGaveUp(t *testing.T) {
 	e.m.wg.Wait() // the remote operation has ended
 	if got := e.drain(bus.ModulePod); len(got) != 0 {
 		t.Errorf("edged got %+v, want nothing after it stopped waiting", got)
+	}
+}
+
+// TestCloudUnknownKind: a cloud insert, update or delete of a kind meta
+// has no rules for (devicemodel, or one added to KubeEdge later) is stored
+// under its path with the kind as type, handed on and acknowledged "OK":
+// cloudcore takes nothing else as an ACK (metamanager process.go v1.23.1).
+func TestCloudUnknownKind(t *testing.T) {
+	const (
+		model  = `{"metadata":{"name":"m1","namespace":"default"},"spec":{"properties":[]}}`
+		model2 = `{"metadata":{"name":"m1","namespace":"default"},"spec":{"properties":[{"name":"t"}]}}`
+	)
+	tests := []struct {
+		name    string
+		src     bus.Module
+		res     string
+		to      bus.Module // the module the object is handed to
+		content string     // any JSON the cloud sends is kept
+	}{
+		{"devicemodel", bus.SourceDeviceController, "default/devicemodel/m1", bus.ModuleTwin, model},
+		{"future kind", bus.SourceEdgeController, "default/gizmo/g1", bus.ModulePod, `{"spec":{"size":3}}`},
+		{"future kind string content", bus.SourceDynamicController, "default/gizmo/g2", bus.ModulePod, `"text"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{})
+			for _, step := range []struct {
+				op      bus.Op
+				content string
+				want    map[string]string // rows of kind besides the pod
+			}{
+				{bus.OpInsert, tt.content, map[string]string{tt.res: tt.content}},
+				{bus.OpUpdate, model2, map[string]string{tt.res: model2}},
+				{bus.OpDelete, model2, map[string]string{}},
+			} {
+				msg := bus.NewMessage(tt.src, bus.GroupResource, step.op, tt.res, []byte(step.content))
+				e.send(msg)
+				e.barrier()
+				e.checkAck(e.drain(bus.ModuleHub), msg)
+				got := e.drain(tt.to)
+				if len(got) != 1 || got[0].Header.ID != msg.Header.ID {
+					t.Errorf("%s: %s got %+v, want the message handed on", step.op, tt.to, got)
+				}
+				if diff := cmp.Diff(step.want, e.rows()); diff != "" {
+					t.Errorf("%s: rows (-want +got):\n%s", step.op, diff)
+				}
+				if step.op == bus.OpInsert {
+					var typ string
+					if err := e.d.SQL().QueryRowContext(e.ctx, `SELECT "type" FROM meta WHERE "key" = ?`, tt.res).Scan(&typ); err != nil {
+						t.Fatal(err)
+					}
+					if want := strings.Split(tt.res, "/")[1]; typ != want {
+						t.Errorf("type = %q, want %q", typ, want)
+					}
+				}
+			}
+			if s := e.m.Stats(); s.Errors != 0 {
+				t.Errorf("Stats().Errors = %d, want 0", s.Errors)
+			}
+		})
 	}
 }

@@ -42,7 +42,7 @@ func (m *Meta) handle(ctx context.Context, msg bus.Message) {
 		m.fail(msg, reasonBadResource+msg.Route.Resource)
 		return
 	}
-	if !knownKinds[r.Kind] {
+	if !knownKinds[r.Kind] && !(anyKindOp(op) && m.fromCloud(msg)) {
 		m.fail(msg, reasonUnknownKind+string(r.Kind))
 		return
 	}
@@ -62,6 +62,20 @@ func (m *Meta) handle(ctx context.Context, msg bus.Message) {
 	default:
 		m.fail(msg, reasonBadOp+string(op))
 	}
+}
+
+// anyKindOp reports whether op stores or deletes a cloud resource of any
+// kind, known or not. KubeEdge's handleMessage keeps any resource the
+// cloud sends under its path, with the kind token as type, and answers
+// "OK"; an error reply is no ACK to cloudcore, which would resend it
+// without end (edge/pkg/metamanager/process.go v1.23.1, processInsert,
+// processUpdate, processDelete, processResponse; spec 3.2, 3.3).
+func anyKindOp(op bus.Op) bool {
+	switch op {
+	case bus.OpInsert, bus.OpUpdate, bus.OpDelete, bus.OpResponse:
+		return true
+	}
+	return false
 }
 
 // parseResource is bus.ParseResource, except that the one resource type

@@ -35,7 +35,7 @@ func standIns(t *testing.T, queueLen int) *bus.Bus {
 
 func recv(t *testing.T, b *bus.Bus, m bus.Module) bus.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	msg, err := b.Receive(ctx, m)
 	if err != nil {
@@ -185,7 +185,7 @@ func TestDeliveredOnce(t *testing.T) {
 // subscribe (KubeEdge sends none).
 func waitStats(t *testing.T, eb *mqtt.EventBus, ok func(mqtt.Stats) bool) mqtt.Stats {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		s := eb.Stats()
 		if ok(s) {
@@ -220,8 +220,8 @@ func next(t *testing.T, ch <-chan paho.Message) paho.Message {
 	select {
 	case m := <-ch:
 		return m
-	case <-time.After(10 * time.Second):
-		t.Fatal("no MQTT message within 10 s")
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no MQTT message within 2 minutes")
 		return nil
 	}
 }
@@ -537,8 +537,8 @@ func TestPortTaken(t *testing.T) {
 	blocker.Close()
 	select {
 	case <-eb.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("not ready 10 s after the port was freed: %+v", eb.Stats())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("not ready 2 minutes after the port was freed: %+v", eb.Stats())
 	}
 	if eb.Addr() != addr {
 		t.Errorf("Addr() = %q, want %q", eb.Addr(), addr)

@@ -23,7 +23,7 @@ func BenchmarkPodStart(b *testing.B) {
 		name := "bench" + strconv.Itoa(i)
 		p := testPod(name, sh("main", "exec sleep 1000"))
 		h.send(bus.OpInsert, bus.KindPod, "default", name, p)
-		h.waitStatus(name, 30*time.Second, running("main"))
+		h.waitStatus(name, 2*time.Minute, running("main"))
 		b.StopTimer()
 		h.r.DeletePod("default", name)
 		waitGone(b, h, "uid-"+name)
@@ -79,7 +79,7 @@ func BenchmarkRSS(b *testing.B) {
 				h.send(bus.OpInsert, bus.KindPod, "default", name, testPod(name, sh("main", "exec sleep 1000")))
 			}
 			for i := range n {
-				h.waitStatus("rss"+strconv.Itoa(i), 60*time.Second, running("main"))
+				h.waitStatus("rss"+strconv.Itoa(i), 2*time.Minute, running("main"))
 			}
 			for b.Loop() {
 				runtime.GC()

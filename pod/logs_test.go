@@ -30,7 +30,7 @@ func (c *chanWriter) Write(p []byte) (int, error) {
 
 func (c *chanWriter) waitFor(t *testing.T, want string) {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(2 * time.Minute)
 	for {
 		c.mu.Lock()
 		got := c.b.String()

@@ -238,7 +238,7 @@ func (h *harness) logs(pod, container string) string {
 // container writes itself, so there is no event to wait for: poll.
 func (h *harness) waitLog(pod, container, want string) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for range tick.C {
@@ -268,7 +268,7 @@ func TestPodRunsAndDeletes(t *testing.T) {
 	h := newHarness(t, "", nil)
 	p := testPod("hello", sh("main", "echo hello from $HOSTNAME; exec sleep 1000"))
 	h.send(bus.OpInsert, bus.KindPod, "default", "hello", p)
-	st := h.waitStatus("hello", 30*time.Second, running("main"))
+	st := h.waitStatus("hello", 2*time.Minute, running("main"))
 	cs := st.ContainerStatuses[0]
 	if !strings.HasPrefix(cs.ImageID, "sha256:") || cs.RestartCount != 0 || !cs.Ready {
 		t.Errorf("container status = %+v, want image id, 0 restarts, ready", cs)
@@ -308,7 +308,7 @@ func parentOf(pid int) int {
 // waitGone waits for the worker of uid to finish.
 func waitGone(t testing.TB, h *harness, uid string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for range tick.C {
@@ -332,7 +332,7 @@ func TestTwoContainersShareLoopback(t *testing.T) {
 	client := sh("client", "until wget -qO- http://127.0.0.1:8080/; do sleep 0.1; done; exec sleep 1000")
 	p := testPod("pair", server, client)
 	h.send(bus.OpInsert, bus.KindPod, "default", "pair", p)
-	h.waitStatus("pair", 30*time.Second, func(s PodStatus) bool {
+	h.waitStatus("pair", 2*time.Minute, func(s PodStatus) bool {
 		return running("server", "client")(s) && s.ContainerStatuses[0].Ready
 	})
 	h.waitLog("pair", "client", "pong")
@@ -357,7 +357,7 @@ func TestConfigMapAndSecret(t *testing.T) {
 		{Name: "info", DownwardAPI: &DownwardAPIVolumeSource{Items: []DownwardAPIVolumeFile{{Path: "name", FieldRef: &ObjectFieldSelector{FieldPath: "metadata.name"}}}}},
 	}
 	h.send(bus.OpInsert, bus.KindPod, "default", "cfgpod", p)
-	h.waitStatus("cfgpod", 30*time.Second, running("main"))
+	h.waitStatus("cfgpod", 2*time.Minute, running("main"))
 	h.waitLog("cfgpod", "main", "vol=hi-from-cm sec=s3cret env=fast envsec=s3cret down=cfgpod")
 }
 
@@ -391,7 +391,7 @@ func TestRestartPolicies(t *testing.T) {
 			p := testPod(name, sh("main", tt.script))
 			p.Spec.RestartPolicy = tt.policy
 			h.send(bus.OpInsert, bus.KindPod, "default", name, p)
-			h.waitStatus(name, 30*time.Second, func(s PodStatus) bool { return len(s.ContainerStatuses) == 1 && tt.want(s) })
+			h.waitStatus(name, 2*time.Minute, func(s PodStatus) bool { return len(s.ContainerStatuses) == 1 && tt.want(s) })
 			h.send(bus.OpDelete, bus.KindPod, "default", name, p)
 			waitGone(t, h, "uid-"+name)
 		})
@@ -408,7 +408,7 @@ func TestInitContainersRunFirst(t *testing.T) {
 	}
 	p.Spec.Containers[0].VolumeMounts = []VolumeMount{{Name: "work", MountPath: "/shared"}}
 	h.send(bus.OpInsert, bus.KindPod, "default", "withinit", p)
-	st := h.waitStatus("withinit", 30*time.Second, running("main"))
+	st := h.waitStatus("withinit", 2*time.Minute, running("main"))
 	for _, cs := range st.InitContainerStatuses {
 		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
 			t.Errorf("init %s state = %+v, want terminated 0", cs.Name, cs.State)
@@ -423,7 +423,7 @@ func TestLivenessProbeRestarts(t *testing.T) {
 	c.LivenessProbe = &Probe{Exec: &ExecAction{Command: []string{"cat", "/tmp/healthy"}}, PeriodSeconds: 1, FailureThreshold: 1}
 	p := testPod("live", c)
 	h.send(bus.OpInsert, bus.KindPod, "default", "live", p)
-	st := h.waitStatus("live", 60*time.Second, func(s PodStatus) bool {
+	st := h.waitStatus("live", 2*time.Minute, func(s PodStatus) bool {
 		return len(s.ContainerStatuses) == 1 && s.ContainerStatuses[0].RestartCount >= 1
 	})
 	if lt := st.ContainerStatuses[0].LastTerminationState.Terminated; lt == nil || lt.Message != "liveness probe failed" {
@@ -435,7 +435,7 @@ func TestAdoptAfterStop(t *testing.T) {
 	h := newHarness(t, "", nil)
 	p := testPod("keep", sh("main", "exec sleep 1000"))
 	h.send(bus.OpInsert, bus.KindPod, "default", "keep", p)
-	st := h.waitStatus("keep", 30*time.Second, running("main"))
+	st := h.waitStatus("keep", 2*time.Minute, running("main"))
 	before := h.runcStates()
 	// edgenode goes away (Run returns; a crash does the same: nothing of
 	// ours stops containers). They keep running.
@@ -444,7 +444,7 @@ func TestAdoptAfterStop(t *testing.T) {
 		t.Fatalf("after stop runc list = %+v, want the same running container", after)
 	}
 	h2 := newHarness(t, h.cfg.DataDir, nil)
-	st2 := h2.waitStatus("keep", 30*time.Second, running("main"))
+	st2 := h2.waitStatus("keep", 2*time.Minute, running("main"))
 	if got := h2.runcStates(); len(got) != 1 || got[0].Pid != before[0].Pid {
 		t.Errorf("after adoption runc list = %+v, want pid %d unchanged", got, before[0].Pid)
 	}
@@ -457,12 +457,12 @@ func TestRestartAfterReboot(t *testing.T) {
 	h := newHarness(t, "", nil)
 	p := testPod("boot", sh("main", "echo started; exec sleep 1000"))
 	h.send(bus.OpInsert, bus.KindPod, "default", "boot", p)
-	h.waitStatus("boot", 30*time.Second, running("main"))
+	h.waitStatus("boot", 2*time.Minute, running("main"))
 	h.stop()
 	// A reboot loses every container and mount, keeps the data dir.
 	cleanupRunc(t, h.cfg)
 	h2 := newHarness(t, h.cfg.DataDir, nil)
-	h2.waitStatus("boot", 30*time.Second, running("main"))
+	h2.waitStatus("boot", 2*time.Minute, running("main"))
 	if ids := h2.runcIDs(); len(ids) != 1 {
 		t.Errorf("after reboot runc list = %v, want the pod's container", ids)
 	}
@@ -502,12 +502,12 @@ func TestBadSpecsReportReason(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h.send(bus.OpInsert, bus.KindPod, "default", tt.name, tt.raw)
-			h.waitStatus(tt.name, 30*time.Second, tt.want)
+			h.waitStatus(tt.name, 2*time.Minute, tt.want)
 		})
 	}
 	// The runner still works.
 	h.send(bus.OpInsert, bus.KindPod, "default", "fine", testPod("fine", sh("main", "exec sleep 1000")))
-	h.waitStatus("fine", 30*time.Second, running("main"))
+	h.waitStatus("fine", 2*time.Minute, running("main"))
 }
 
 func waitingReason(r string) func(PodStatus) bool {
@@ -527,7 +527,7 @@ func TestPullAndRun(t *testing.T) {
 	}
 	p := testPod("pulled", Container{Name: "main", Image: ref, ImagePullPolicy: PullAlways})
 	h.send(bus.OpInsert, bus.KindPod, "default", "pulled", p)
-	h.waitStatus("pulled", 60*time.Second, running("main"))
+	h.waitStatus("pulled", 2*time.Minute, running("main"))
 }
 
 func TestStatusEras(t *testing.T) {
@@ -554,7 +554,7 @@ func TestGracefulStop(t *testing.T) {
 		sh("polite", "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"),
 		sh("stubborn", "trap '' TERM; echo ready; while true; do sleep 0.1; done"))
 	h.send(bus.OpInsert, bus.KindPod, "default", "grace", p)
-	h.waitStatus("grace", 30*time.Second, running("polite", "stubborn"))
+	h.waitStatus("grace", 2*time.Minute, running("polite", "stubborn"))
 	h.waitLog("grace", "polite", "ready")
 	h.waitLog("grace", "stubborn", "ready")
 	dir := filepath.Join(PodsDir(h.cfg.DataDir), "uid-grace")
@@ -601,7 +601,7 @@ func TestLogRotation(t *testing.T) {
 	dir := filepath.Join(PodsDir(h.cfg.DataDir), "uid-chatty", "logs")
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for range tick.C {
 		fi, err := os.Stat(filepath.Join(dir, "main.log"))
 		_, err1 := os.Stat(filepath.Join(dir, "main.log.1"))
@@ -699,7 +699,7 @@ exit 0
 	c.Ports = []ContainerPort{{ContainerPort: 80, HostPort: 8080}}
 	p := testPod("net", c)
 	h.send(bus.OpInsert, bus.KindPod, "default", "net", p)
-	st := h.waitStatus("net", 30*time.Second, running("main"))
+	st := h.waitStatus("net", 2*time.Minute, running("main"))
 	if st.PodIP != "10.99.0.7" {
 		t.Errorf("podIP = %q, want 10.99.0.7 from the CNI result", st.PodIP)
 	}
@@ -733,7 +733,7 @@ func TestLimitsAndSpecUpdate(t *testing.T) {
 	c.Resources.Limits = map[string]string{"memory": "64Mi", "cpu": "500m"}
 	p := testPod("limits", c)
 	h.send(bus.OpInsert, bus.KindPod, "default", "limits", p)
-	h.waitStatus("limits", 30*time.Second, running("main"))
+	h.waitStatus("limits", 2*time.Minute, running("main"))
 	cg := "/edgenode/poduid-limits/main"
 	v1 := filepath.Join("/sys/fs/cgroup/memory", cg, "memory.limit_in_bytes")
 	v2 := filepath.Join("/sys/fs/cgroup", cg, "memory.max")
@@ -775,7 +775,7 @@ func TestConfigMapUpdateReachesVolume(t *testing.T) {
 	cm.Data["v"] = "two"
 	h.send(bus.OpUpdate, bus.KindConfigMap, "default", "live", cm)
 	h.waitLog("cmlive", "main", "value=two")
-	st := h.waitStatus("cmlive", 10*time.Second, running("main"))
+	st := h.waitStatus("cmlive", 2*time.Minute, running("main"))
 	if n := st.ContainerStatuses[0].RestartCount; n != 0 {
 		t.Errorf("restart count = %d, want the update without a restart", n)
 	}
@@ -794,7 +794,7 @@ func TestHostNetwork(t *testing.T) {
 	p := testPod("hostnet", c)
 	p.Spec.HostNetwork = true
 	h.send(bus.OpInsert, bus.KindPod, "default", "hostnet", p)
-	st := h.waitStatus("hostnet", 30*time.Second, func(s PodStatus) bool {
+	st := h.waitStatus("hostnet", 2*time.Minute, func(s PodStatus) bool {
 		return running("main")(s) && s.ContainerStatuses[0].Ready
 	})
 	if st.PodIP != h.cfg.HostIP {
@@ -834,13 +834,13 @@ func TestPullSecretAndSecurityContext(t *testing.T) {
 	p := testPod("private", c)
 	p.Spec.ImagePullSecrets = []LocalObjectReference{{Name: "regcred"}}
 	h.send(bus.OpInsert, bus.KindPod, "default", "private", p)
-	h.waitStatus("private", 60*time.Second, running("main"))
+	h.waitStatus("private", 2*time.Minute, running("main"))
 	h.waitLog("private", "main", "ro\nuid=65534\nCapEff:\t0000000000000000")
 
 	// Without the secret the pull fails with a reason, not a crash.
 	p2 := testPod("nocred", Container{Name: "main", Image: reg.Host + "/private/other:1", ImagePullPolicy: PullAlways})
 	h.send(bus.OpInsert, bus.KindPod, "default", "nocred", p2)
-	h.waitStatus("nocred", 30*time.Second, func(s PodStatus) bool {
+	h.waitStatus("nocred", 2*time.Minute, func(s PodStatus) bool {
 		w := s.ContainerStatuses
 		return len(w) == 1 && w[0].State.Waiting != nil &&
 			(w[0].State.Waiting.Reason == "ErrImagePull" || w[0].State.Waiting.Reason == "ImagePullBackOff")

@@ -120,7 +120,7 @@ func (e *env) connect() {
 
 func (e *env) recv(m bus.Module) bus.Message {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	msg, err := e.b.Receive(ctx, m)
 	if err != nil {

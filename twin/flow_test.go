@@ -49,10 +49,12 @@ func TestMembershipTwinUpdateFlow(t *testing.T) {
 		pub{"$hw/events/device/default/sensor-1/twin/update/delta", `{"event_id":"id-4","timestamp":` + T + `,"twin":{"fan":` + fan + `,"temperature":` + tempCur + `},"delta":{"fan":"3","temperature":"25"}}`},
 	)
 	up := e.recv(bus.ModuleHub)
+	// Only the updated side goes to the cloud for temperature, not its
+	// untouched expected value (KubeEdge dealTwinCompare, spec 5.4).
 	wantUp := `{"event_id":"id-5","timestamp":` + T + `,"twin":{` +
 		`"fan":{"expected":{"value":"3","metadata":{"timestamp":` + T + `}},"optional":true,"metadata":{"type":"string"},"expected_version":{"cloud":0,"edge":1}},` +
-		`"temperature":{"expected":{"value":"25","metadata":{"timestamp":` + T + `}},"actual":{"value":"25.5","metadata":{"timestamp":` + T + `}},"optional":false,"metadata":{"type":"float"},` +
-		`"expected_version":{"cloud":48213,"edge":0},"actual_version":{"cloud":0,"edge":1}}}}`
+		`"temperature":{"actual":{"value":"25.5","metadata":{"timestamp":` + T + `}},"optional":false,"metadata":{"type":"float"},` +
+		`"actual_version":{"cloud":0,"edge":1}}}}`
 	if up.Route != (bus.Route{Source: bus.ModuleTwin, Group: bus.GroupResource, Operation: bus.OpUpdate, Resource: "device/default/sensor-1/twin/edge_updated"}) {
 		t.Errorf("edge_updated route = %+v", up.Route)
 	}

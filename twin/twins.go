@@ -138,6 +138,12 @@ func dealDelete(out *twinOutcome, era bus.Era, key string, cur *twinState, r *ms
 			return nil
 		}
 		for _, v := range []**twinVersion{&nt.ExpVer, &nt.ActVer} {
+			if *v == nil {
+				// Only a side that has a version is bumped; one never set
+				// keeps its empty column (KubeEdge dtmanager/twin.go,
+				// dealTwinDelete; spec 5.4).
+				continue
+			}
 			nv, _ := sideVersion(dt, *v, nil)
 			*v = &nv
 		}
@@ -177,14 +183,17 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 		nt.Type = r.Metadata.Type
 	}
 	res := &msgTwin{era: era}
+	up := &msgTwin{era: era} // edge_updated entry: the sides set, with their versions
 	sides := []struct {
 		req    *twinValue
 		reqVer *twinVersion
 		val    **value
 		ver    **twinVersion
 		res    **twinValue
-	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected},
-		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual}}
+		up     **twinValue
+		upVer  **twinVersion
+	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected, &up.Expected, &up.ExpectedVersion},
+		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual, &up.Actual, &up.ActualVersion}}
 	for _, s := range sides {
 		if s.req == nil || s.req.Value == nil {
 			continue
@@ -204,7 +213,10 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 		}
 		*s.val = &value{V: *s.req.Value, TS: now}
 		*s.ver = &v
-		*s.res = &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
+		tv := &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
+		*s.res, *s.up = tv, tv
+		uv := v
+		*s.upVer = &uv
 	}
 	if r.Optional != nil && (cur == nil || nt.Optional) {
 		nt.Optional = *r.Optional
@@ -214,25 +226,38 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 	out.document[key] = &twinDoc{Current: nt.msg(era, false)}
 	if dt == dealREST {
 		out.result[key] = res
-		out.toCloud[key] = nt.msg(era, true)
+		// A revived tombstone keeps the version of a side the request
+		// does not set; the cloud gets only the sides set, as for any
+		// existing twin (dealTwinCompare).
+		up.Optional, up.Metadata = res.Optional, res.Metadata
+		out.toCloud[key] = up
 	}
 	out.changed = true
 	return nt, nil
 }
 
-// dealCompare updates an existing twin side by side (spec 5.4).
+// dealCompare updates an existing twin side by side (spec 5.4). Every
+// side present in the request counts as a change, also when it holds the
+// value the twin already has: the value gets a new timestamp, its version
+// moves on, and a REST request gets a result, a document and an
+// edge_updated entry (KubeEdge dtmanager/twin.go, isTwinValueDiff and
+// dealTwinCompare, v0.3.0 and v1.23.1). Device files are the exception:
+// an unchanged side of a file read again at start is left alone.
 func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType, now int64) (*twinState, error) {
 	nt := cur.clone()
-	res := &msgTwin{era: era}
-	changed, bumped := false, false
+	res := &msgTwin{era: era} // update/result entry: the sides in the request
+	up := &msgTwin{era: era}  // edge_updated entry: those sides with their versions
+	changed := false
 	sides := []struct {
 		req    *twinValue
 		reqVer *twinVersion
 		val    **value
 		ver    **twinVersion
 		res    **twinValue
-	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected},
-		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual}}
+		up     **twinValue
+		upVer  **twinVersion
+	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected, &up.Expected, &up.ExpectedVersion},
+		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual, &up.Actual, &up.ActualVersion}}
 	for _, s := range sides {
 		if s.req == nil || s.req.Value == nil {
 			continue
@@ -249,15 +274,18 @@ func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *m
 			}
 			return nil, nil
 		}
-		if *s.ver == nil || **s.ver != v {
-			bumped = true
+		if dt == dealLocal && *s.val != nil && (*s.val).V == *s.req.Value && *s.ver != nil && **s.ver == v {
+			// A device file read again at start is no new request: an
+			// unchanged side keeps its row and publishes nothing.
+			continue
 		}
 		*s.ver = &v
-		if *s.val == nil || (*s.val).V != *s.req.Value {
-			*s.val = &value{V: *s.req.Value, TS: now}
-			*s.res = &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
-			changed = true
-		}
+		*s.val = &value{V: *s.req.Value, TS: now}
+		tv := &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
+		*s.res, *s.up = tv, tv
+		uv := v
+		*s.upVer = &uv
+		changed = true
 	}
 	if r.Optional != nil && !*r.Optional && cur.Optional {
 		nt.Optional = false // optional only goes from true to false
@@ -267,19 +295,20 @@ func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *m
 		nt.Type = r.Metadata.Type
 		changed = true
 	}
-	if !changed && !bumped {
+	if !changed {
 		return nil, nil
 	}
-	if changed {
-		opt := nt.Optional
-		res.Optional, res.Metadata = &opt, &typeMetadata{Type: nt.Type}
-		out.document[key] = &twinDoc{Last: cur.msg(era, false), Current: nt.msg(era, false)}
-		if dt == dealREST {
-			out.result[key] = res
-			out.toCloud[key] = nt.msg(era, true)
-		}
-		out.changed = true
+	opt := nt.Optional
+	res.Optional, res.Metadata = &opt, &typeMetadata{Type: nt.Type}
+	out.document[key] = &twinDoc{Last: cur.msg(era, false), Current: nt.msg(era, false)}
+	if dt == dealREST {
+		out.result[key] = res
+		// The cloud gets the sides of the request, optional and metadata;
+		// an untouched side stays out (dealTwinCompare's sync result).
+		up.Optional, up.Metadata = res.Optional, res.Metadata
+		out.toCloud[key] = up
 	}
+	out.changed = true
 	return nt, nil
 }
 

@@ -47,8 +47,8 @@ func RawRoundTrip(b *testing.B, addr, topic string, payload []byte, qos byte) {
 		tok := pub.Publish(topic, qos, false, payload)
 		select {
 		case <-got:
-		case <-time.After(10 * time.Second):
-			b.Fatal("mqtttest: message not received within 10 s")
+		case <-time.After(2 * time.Minute):
+			b.Fatal("mqtttest: message not received within 2 minutes")
 		}
 		lat = append(lat, time.Since(t0))
 		if err := Wait(tok); err != nil {

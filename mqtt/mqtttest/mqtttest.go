@@ -77,8 +77,8 @@ func Start(tb testing.TB, cfg mqtt.Config, b *bus.Bus, store *db.DB) *mqtt.Event
 	case err := <-done:
 		done <- err
 		tb.Fatalf("EventBus.Run() = %v before ready", err)
-	case <-time.After(10 * time.Second):
-		tb.Fatalf("EventBus not ready within 10 s: %+v", eb.Stats())
+	case <-time.After(2 * time.Minute):
+		tb.Fatalf("EventBus not ready within 2 minutes: %+v", eb.Stats())
 	}
 	return eb
 }
@@ -104,7 +104,7 @@ func ClientOptions(server string) *paho.ClientOptions {
 	}
 	return paho.NewClientOptions().AddBroker(server).
 		SetClientID(fmt.Sprintf("test-%d-%d", os.Getpid(), clientSeq.Add(1))).
-		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(time.Minute).
 		SetProtocolVersion(4)
 }
 
@@ -120,9 +120,10 @@ func Connect(tb testing.TB, opts *paho.ClientOptions) paho.Client {
 	return c
 }
 
-// Wait waits up to 10 s for a paho token.
+// Wait waits up to 2 minutes for a paho token: a guard against a hang,
+// generous for a loaded machine or emulation.
 func Wait(t paho.Token) error {
-	if !t.WaitTimeout(10 * time.Second) {
+	if !t.WaitTimeout(2 * time.Minute) {
 		return errors.New("mqtttest: paho token timed out")
 	}
 	return t.Error()
@@ -182,7 +183,7 @@ func (m *Mosquitto) Start() {
 	}
 	m.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(m.cmd, m.done)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		c, err := net.DialTimeout("tcp", m.Addr, time.Second)
 		if err == nil {
@@ -218,12 +219,12 @@ func (m *Mosquitto) Port() int {
 	return n
 }
 
-// WaitSubscribed waits up to 10 s until eb's external subscriber is
+// WaitSubscribed waits up to 2 minutes until eb's external subscriber is
 // connected and has subscribed to every filter at least n+1 times (n = 0:
 // the first connect). It polls Stats: paho offers no event to wait on.
 func WaitSubscribed(tb testing.TB, eb *mqtt.EventBus, n uint64) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for s := eb.Stats(); !s.External || s.ExternalSubs <= n; s = eb.Stats() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("EventBus not subscribed to the external broker: %+v", s)
