@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/hub/hubtest"
 )
@@ -84,6 +85,7 @@ func TestRunJoinsCloud(t *testing.T) {
 		c.Hub.Server, c.Hub.Token, c.Hub.CertServer = srv.Addr, srv.Token("n1"), srv.CertURL
 		c.Health.Listen = "off"
 		c.MQTT.Internal.Listen = "127.0.0.1:0"
+		c.Watchdog.Device = board.WatchdogOff // never the host's watchdog
 	})
 	cfg, err := loadConfig(o)
 	if err != nil {

@@ -300,6 +300,8 @@ func TestKill9KeepsContainers(t *testing.T) {
 	cfg := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`health:
   listen: 127.0.0.1:0
+watchdog:
+  device: off
 mqtt:
   internal:
     listen: 127.0.0.1:0
