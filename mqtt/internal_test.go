@@ -511,7 +511,10 @@ func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o60
 // TestPortTaken: while another process holds the port, the node keeps
 // running and retries; once the port is free the broker binds it.
 func TestPortTaken(t *testing.T) {
-	blocker, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port below the ephemeral range: once the blocker closes it, no
+	// other process's port-0 listener or connection can take it before
+	// the broker's retry binds it.
+	blocker, err := net.Listen("tcp", mqtttest.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
