@@ -26,10 +26,14 @@ package hubtest
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -189,7 +193,17 @@ func NewServer(cfg Config) *Server {
 	mux.HandleFunc("GET /ca.crt", s.serveCA)
 	mux.HandleFunc("GET /edge.crt", s.serveEdgeCert)
 	s.crtSrv = &http.Server{Handler: mux, ErrorLog: discardLog()}
-	if err := s.listen("127.0.0.1:0", "127.0.0.1:0"); err != nil {
+	// Ports below the ephemeral range: Pause releases them and Resume
+	// binds them again, and in between no other process's port-0
+	// listener or outgoing connection (the node's redials included) can
+	// be handed one of them.
+	err = errors.New("no attempt")
+	for range 20 {
+		if err = s.listen(stableAddr(), stableAddr()); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		panic("hubtest: " + err.Error())
 	}
 	s.Addr = s.wsL.Addr().String()
@@ -198,6 +212,26 @@ func NewServer(cfg Config) *Server {
 		s.wg.Go(s.retransmitLoop)
 	}
 	return s
+}
+
+// stableAddr returns a loopback address with a random port below the
+// kernel's ephemeral range (ip_local_port_range), in the upper half of
+// that span (clear of fixed default ports), or port 0 where the range
+// cannot be read or starts too low.
+func stableAddr() string {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return "127.0.0.1:0"
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo < 4096 {
+		return "127.0.0.1:0"
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(lo/2+rand.IntN(lo/2)))
 }
 
 func (s *Server) listen(wsAddr, crtAddr string) error {
