@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -124,7 +125,7 @@ func TestSendSync(t *testing.T) {
 	defer cancel()
 	go responder(ctx, b, ModuleHub)
 	req := NewMessage(ModuleMeta, GroupResource, OpQuery, "default/configmap/c", nil)
-	resp, err := b.SendSync(ctx, ModuleHub, req, time.Second)
+	resp, err := b.SendSync(ctx, ModuleHub, req, time.Minute) // a guard
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,34 +160,39 @@ func TestSendSyncTimeoutAndOrphan(t *testing.T) {
 	defer cancel()
 	go responder(ctx, b, ModuleHub)
 	req2 := NewMessage(ModuleMeta, GroupResource, OpQuery, "a/b/c", nil)
-	resp, err := b.SendSync(context.Background(), ModuleHub, req2, time.Second)
+	resp, err := b.SendSync(context.Background(), ModuleHub, req2, time.Minute) // a guard
 	if err != nil || resp.Header.ParentID != req2.Header.ID {
 		t.Errorf("SendSync after orphan = %+v, %v, want answer to %s", resp, err, req2.Header.ID)
 	}
 }
 
 func TestSend2GroupSync(t *testing.T) {
-	b := New(Config{}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for _, m := range []Module{ModuleMeta, ModuleTwin} {
-		if err := b.AddModule(m, GroupTwin); err != nil {
+	// Fake time: the silent member's 50 ms timeout fires only once every
+	// other goroutine is blocked, that is after the answering members have
+	// answered, however slow or loaded the machine.
+	synctest.Test(t, func(t *testing.T) {
+		b := New(Config{}, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for _, m := range []Module{ModuleMeta, ModuleTwin} {
+			if err := b.AddModule(m, GroupTwin); err != nil {
+				t.Fatal(err)
+			}
+			go responder(ctx, b, m)
+		}
+		resps, err := b.Send2GroupSync(ctx, GroupTwin, NewMessage(ModuleHub, GroupTwin, OpQuery, "r", nil), time.Second)
+		if err != nil || len(resps) != 2 {
+			t.Fatalf("Send2GroupSync() = %d answers, %v, want 2, nil", len(resps), err)
+		}
+		// A member that never answers makes the whole call fail.
+		if err := b.AddModule(ModuleMQTT, GroupTwin); err != nil {
 			t.Fatal(err)
 		}
-		go responder(ctx, b, m)
-	}
-	resps, err := b.Send2GroupSync(ctx, GroupTwin, NewMessage(ModuleHub, GroupTwin, OpQuery, "r", nil), time.Second)
-	if err != nil || len(resps) != 2 {
-		t.Fatalf("Send2GroupSync() = %d answers, %v, want 2, nil", len(resps), err)
-	}
-	// A member that never answers makes the whole call fail.
-	if err := b.AddModule(ModuleMQTT, GroupTwin); err != nil {
-		t.Fatal(err)
-	}
-	resps, err = b.Send2GroupSync(ctx, GroupTwin, NewMessage(ModuleHub, GroupTwin, OpQuery, "r", nil), 50*time.Millisecond)
-	if !errors.Is(err, ErrTimeout) || len(resps) != 2 {
-		t.Errorf("Send2GroupSync(silent member) = %d, %v, want 2, ErrTimeout", len(resps), err)
-	}
+		resps, err = b.Send2GroupSync(ctx, GroupTwin, NewMessage(ModuleHub, GroupTwin, OpQuery, "r", nil), 50*time.Millisecond)
+		if !errors.Is(err, ErrTimeout) || len(resps) != 2 {
+			t.Errorf("Send2GroupSync(silent member) = %d, %v, want 2, ErrTimeout", len(resps), err)
+		}
+	})
 }
 
 func TestManySendersRace(t *testing.T) {
@@ -205,10 +211,10 @@ func TestManySendersRace(t *testing.T) {
 			defer wg.Done()
 			for j := range 200 {
 				req := NewMessage(ModuleMeta, GroupMeta, OpQuery, fmt.Sprintf("ns/k/%d-%d", i, j), nil)
-				resp, err := b.SendSync(ctx, ModuleHub, req, 5*time.Second)
+				resp, err := b.SendSync(ctx, ModuleHub, req, time.Minute)
 				for errors.Is(err, ErrQueueFull) {
 					time.Sleep(time.Millisecond) // back off; the queue is bounded on purpose
-					resp, err = b.SendSync(ctx, ModuleHub, req, 5*time.Second)
+					resp, err = b.SendSync(ctx, ModuleHub, req, time.Minute)
 				}
 				if err != nil {
 					errs <- err
