@@ -184,16 +184,7 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 	}
 	res := &msgTwin{era: era}
 	up := &msgTwin{era: era} // edge_updated entry: the sides set, with their versions
-	sides := []struct {
-		req    *twinValue
-		reqVer *twinVersion
-		val    **value
-		ver    **twinVersion
-		res    **twinValue
-		up     **twinValue
-		upVer  **twinVersion
-	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected, &up.Expected, &up.ExpectedVersion},
-		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual, &up.Actual, &up.ActualVersion}}
+	sides := twinSides(r, nt, res, up)
 	for _, s := range sides {
 		if s.req == nil || s.req.Value == nil {
 			continue
@@ -248,16 +239,7 @@ func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *m
 	res := &msgTwin{era: era} // update/result entry: the sides in the request
 	up := &msgTwin{era: era}  // edge_updated entry: those sides with their versions
 	changed := false
-	sides := []struct {
-		req    *twinValue
-		reqVer *twinVersion
-		val    **value
-		ver    **twinVersion
-		res    **twinValue
-		up     **twinValue
-		upVer  **twinVersion
-	}{{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected, &up.Expected, &up.ExpectedVersion},
-		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual, &up.Actual, &up.ActualVersion}}
+	sides := twinSides(r, nt, res, up)
 	for _, s := range sides {
 		if s.req == nil || s.req.Value == nil {
 			continue
@@ -338,4 +320,24 @@ func delta(era bus.Era, dev *deviceState, now int64) (twinDelta, bool) {
 		}
 	}
 	return d, len(d.Delta) > 0
+}
+
+// twinSide ties one side (expected or actual) of a request to the new
+// state's value and version and to the result and edge_updated entries.
+type twinSide struct {
+	req    *twinValue
+	reqVer *twinVersion
+	val    **value
+	ver    **twinVersion
+	res    **twinValue
+	up     **twinValue
+	upVer  **twinVersion
+}
+
+// twinSides returns the expected and the actual side, in that order.
+func twinSides(r *msgTwin, nt *twinState, res, up *msgTwin) [2]twinSide {
+	return [2]twinSide{
+		{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected, &up.Expected, &up.ExpectedVersion},
+		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual, &up.Actual, &up.ActualVersion},
+	}
 }
