@@ -190,11 +190,8 @@ func (t *Twin) twinSync(ctx context.Context, j job) {
 		t.stats.dropped.Add(1)
 		return
 	}
-	tx := t.store.begin()
-	dev := tx.edit(j.id)
+	tx, dev := t.editDevice(j.id)
 	if dev == nil {
-		tx.abort()
-		t.stats.dropped.Add(1)
 		return
 	}
 	now := t.nowMS()
@@ -237,11 +234,8 @@ func (t *Twin) stateUpdate(ctx context.Context, j job) {
 		t.stats.dropped.Add(1)
 		return
 	}
-	tx := t.store.begin()
-	dev := tx.edit(j.id)
+	tx, dev := t.editDevice(j.id)
 	if dev == nil {
-		tx.abort()
-		t.stats.dropped.Add(1)
 		return
 	}
 	now := t.now()
@@ -278,11 +272,8 @@ func (t *Twin) deviceUpdated(ctx context.Context, j job) {
 		t.stats.dropped.Add(1)
 		return
 	}
-	tx := t.store.begin()
-	dev := tx.edit(j.id)
+	tx, dev := t.editDevice(j.id)
 	if dev == nil {
-		tx.abort()
-		t.stats.dropped.Add(1)
 		return
 	}
 	changes := dealAttrs(tx, dev, req.Attributes, dealREST)
@@ -296,4 +287,17 @@ func (t *Twin) deviceUpdated(ctx context.Context, j job) {
 	}
 	t.publish(deviceTopic(j.id, sufUpdated),
 		attrUpdated{baseMessage: baseMessage{EventID: req.EventID, Timestamp: t.nowMS()}, Attributes: changes})
+}
+
+// editDevice begins a change of device id. For a device the node does not
+// know it counts a drop and returns a nil device, with nothing begun.
+func (t *Twin) editDevice(id string) (*tx, *deviceState) {
+	tx := t.store.begin()
+	dev := tx.edit(id)
+	if dev == nil {
+		tx.abort()
+		t.stats.dropped.Add(1)
+		return nil, nil
+	}
+	return tx, dev
 }
