@@ -43,6 +43,7 @@ type Config struct {
 	Hub      hub.Config           `yaml:"hub"`
 	MQTT     mqtt.Config          `yaml:"mqtt"`
 	Pod      pod.Config           `yaml:"pod"`
+	Runtime  RuntimeConfig        `yaml:"runtime"`
 }
 
 // LogConfig configures the logger.
@@ -92,6 +93,7 @@ func (c *Config) defaults() {
 	if c.Twin.MaxPayload == 0 {
 		c.Twin.MaxPayload = c.MQTT.MaxPayload
 	}
+	c.Runtime.defaults()
 }
 
 // redacted is printed in place of a secret.

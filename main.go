@@ -134,6 +134,7 @@ func cmdRun(ctx context.Context, o *options, _ []string, _, stderr io.Writer) in
 		return 1
 	}
 	log := newLogger(cfg.Log, stderr)
+	log.Debug("go runtime", "memoryLimit", applyRuntime(cfg.Runtime, os.Getenv("GOMEMLIMIT")))
 	ctx, stop := signalContext(ctx, log)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
