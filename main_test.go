@@ -24,7 +24,6 @@ import (
 	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/db"
-	"edgenode/hub"
 	"edgenode/hub/hubtest"
 	"edgenode/meta"
 )
@@ -328,34 +327,11 @@ func TestMetaThroughHub(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			dir := t.TempDir()
-			store, err := db.Open(ctx, filepath.Join(dir, db.FileName), db.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			b := bus.New(bus.Config{}, nil)
 			// edged, and a probe in group meta that sees the connection
 			// event when meta does.
 			const probe bus.Module = "probe"
-			for _, m := range []struct {
-				name  bus.Module
-				group bus.Group
-			}{{bus.ModulePod, bus.GroupPod}, {probe, bus.GroupMeta}} {
-				if err := b.AddModule(m.name, m.group); err != nil {
-					t.Fatal(err)
-				}
-			}
-			hc, err := hub.New(hub.Config{Server: srv.Addr, CertServer: srv.CertURL, Token: srv.Token(node),
-				InsecureSkipVerify: era == bus.EraV03, NodeName: node, DataDir: dir, Era: era,
-				BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, b, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mm, err := meta.New(meta.Config{Era: era, NodeName: node}, b, store, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cn := newLinkNode(t, ctx, srv, era, node, standIn{bus.ModulePod, bus.GroupPod}, standIn{probe, bus.GroupMeta})
+			b, store, hc, mm := cn.b, cn.store, cn.hub, cn.meta
 			var g errgroup.Group
 			runCtx, stop := context.WithCancel(ctx)
 			g.Go(func() error { return hc.Run(runCtx) })

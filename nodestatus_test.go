@@ -87,32 +87,9 @@ func TestNodeStatusThroughHub(t *testing.T) {
 
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			dir := t.TempDir()
-			store, err := db.Open(ctx, filepath.Join(dir, db.FileName), db.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			b := bus.New(bus.Config{}, nil)
 			// Stand-ins for edged and twin, which meta forwards to.
-			for _, m := range []struct {
-				name  bus.Module
-				group bus.Group
-			}{{bus.ModulePod, bus.GroupPod}, {bus.ModuleTwin, bus.GroupTwin}} {
-				if err := b.AddModule(m.name, m.group); err != nil {
-					t.Fatal(err)
-				}
-			}
-			hc, err := hub.New(hub.Config{Server: srv.Addr, CertServer: srv.CertURL, Token: srv.Token(node),
-				InsecureSkipVerify: era == bus.EraV03, NodeName: node, DataDir: dir, Era: era,
-				BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, b, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mm, err := meta.New(meta.Config{Era: era, NodeName: node}, b, store, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			cn := newLinkNode(t, ctx, srv, era, node, standIn{bus.ModulePod, bus.GroupPod}, standIn{bus.ModuleTwin, bus.GroupTwin})
+			b, dir, hc, mm := cn.b, cn.dir, cn.hub, cn.meta
 			bn, err := board.New(board.Config{NodeName: node, Era: era, DataDir: dir,
 				UpdateFrequency: time.Second, ReportFrequency: 2 * time.Second, SyncTimeout: 5 * time.Second},
 				b, nil, board.Host{
@@ -229,4 +206,47 @@ func TestNodeStatusThroughHub(t *testing.T) {
 			}
 		})
 	}
+}
+
+// standIn is a bus module a test reads in place of a real one.
+type standIn struct {
+	name  bus.Module
+	group bus.Group
+}
+
+// linkNode is the part of a node that talks to a cloud: a store in a temp
+// dir, a bus with stand-ins, and hub and meta built but not running.
+type linkNode struct {
+	dir   string
+	store *db.DB
+	b     *bus.Bus
+	hub   *hub.Client
+	meta  *meta.Meta
+}
+
+// newLinkNode builds a linkNode joined to srv with a token; the store is
+// closed when the test ends.
+func newLinkNode(t *testing.T, ctx context.Context, srv *hubtest.Server, era bus.Era, node string, mods ...standIn) *linkNode {
+	t.Helper()
+	cn := &linkNode{dir: t.TempDir(), b: bus.New(bus.Config{}, nil)}
+	var err error
+	if cn.store, err = db.Open(ctx, filepath.Join(cn.dir, db.FileName), db.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cn.store.Close() })
+	for _, m := range mods {
+		if err := cn.b.AddModule(m.name, m.group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cn.hub, err = hub.New(hub.Config{Server: srv.Addr, CertServer: srv.CertURL, Token: srv.Token(node),
+		InsecureSkipVerify: era == bus.EraV03, NodeName: node, DataDir: cn.dir, Era: era,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, cn.b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn.meta, err = meta.New(meta.Config{Era: era, NodeName: node}, cn.b, cn.store, nil); err != nil {
+		t.Fatal(err)
+	}
+	return cn
 }
