@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -47,6 +48,7 @@ type Client struct {
 
 	wmu  sync.Mutex // serialises frame writes and guards wbuf
 	wbuf []byte
+	rbuf bytes.Buffer // the message being read (reader goroutine only)
 
 	pmu   sync.Mutex // guards pings
 	pings [4]bus.ID  // recent probe ids; their "ack" answers are not routed

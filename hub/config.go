@@ -15,16 +15,20 @@ import (
 // Defaults of Config (spec 2.4, edgecore v1alpha2 defaults where KubeEdge
 // has one).
 const (
-	DefaultProjectID      = "e632aba927ea4ac2b575ec1603d56f10"
-	DefaultHeartbeat      = 15 * time.Second
-	DefaultHandshake      = 30 * time.Second
-	DefaultWriteDeadline  = 15 * time.Second
-	DefaultMessageQPS     = 30
-	DefaultMessageBurst   = 60
-	DefaultMaxFrameBytes  = 4 << 20
-	DefaultOfflineQueue   = 1024
-	DefaultBackoffMin     = time.Second
-	DefaultBackoffMax     = time.Minute
+	DefaultProjectID     = "e632aba927ea4ac2b575ec1603d56f10"
+	DefaultHeartbeat     = 15 * time.Second
+	DefaultHandshake     = 30 * time.Second
+	DefaultWriteDeadline = 15 * time.Second
+	DefaultMessageQPS    = 30
+	DefaultMessageBurst  = 60
+	DefaultMaxFrameBytes = 4 << 20
+	DefaultOfflineQueue  = 1024
+	DefaultBackoffMin    = time.Second
+	// DefaultBackoffMax keeps a node within a few seconds of a cloud that
+	// comes back (edgecore v1.23.1 took about 5 s after a cloudcore
+	// restart); the jitter of backoff spreads a fleet's redials over the
+	// second half of each wait.
+	DefaultBackoffMax     = 5 * time.Second
 	DefaultCertServerPort = "10002"
 	// CertDir is the folder under the data dir that holds the CA, the node
 	// certificate and its key.

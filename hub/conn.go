@@ -1,15 +1,17 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"os"
+	"io"
+	"net"
 	"sync"
 	"time"
 
-	"golang.org/x/net/websocket"
+	"github.com/gorilla/websocket"
 
 	"edgenode/bus"
 )
@@ -55,8 +57,8 @@ func (c *Client) serve(ctx context.Context, ws *wsConn, cert *tls.Certificate) e
 	return context.Cause(sctx)
 }
 
-// readLoop reads frames until the link fails. With the ping probe the
-// read deadline is two heartbeats from the last frame (see the package
+// readLoop reads messages until the link fails. With the ping probe the
+// read deadline is two heartbeats from the last message (see the package
 // doc); without it there is none.
 func (c *Client) readLoop(ws *wsConn) error {
 	var timeout time.Duration
@@ -67,15 +69,14 @@ func (c *Client) readLoop(ws *wsConn) error {
 		if err := ws.SetReadDeadline(deadline(timeout)); err != nil {
 			return fmt.Errorf("hub: read: %w", err)
 		}
-		var data []byte
-		err := websocket.Message.Receive(ws, &data) // text and binary frames alike (spec 8 item 1)
+		data, err := c.readMessage(ws)
+		var ne net.Error
 		switch {
-		case errors.Is(err, websocket.ErrFrameTooLarge):
-			// The rest of the frame is skipped by the next Receive.
+		case errors.Is(err, errMessageTooLarge):
 			c.badFrames.Add(1)
-			c.log.Debug("hub: frame too large, dropped", "max", c.cfg.MaxFrameBytes)
+			c.log.Debug("hub: message too large, dropped", "max", c.cfg.MaxFrameBytes)
 			continue
-		case errors.Is(err, os.ErrDeadlineExceeded):
+		case errors.As(err, &ne) && ne.Timeout():
 			c.silent.Add(1)
 			return fmt.Errorf("%w (%s)", ErrSilentLink, timeout)
 		case err != nil:
@@ -87,6 +88,39 @@ func (c *Client) readLoop(ws *wsConn) error {
 			}
 		}
 	}
+}
+
+// errMessageTooLarge: a message longer than MaxFrameBytes; its bytes were
+// read and thrown away, the link goes on.
+var errMessageTooLarge = errors.New("hub: message too large")
+
+// readMessage reads one whole message, text or binary alike (spec 8 item
+// 1), reassembled from its frames. At most MaxFrameBytes are kept; the
+// rest of a longer message is read and dropped, so that one oversized
+// message neither ends the link (the cloud would resend it forever) nor
+// holds more memory than the limit. The returned bytes are valid until
+// the next call.
+func (c *Client) readMessage(ws *wsConn) ([]byte, error) {
+	_, r, err := ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	c.rbuf.Reset()
+	if cap(c.rbuf.Bytes()) > 64<<10 {
+		c.rbuf = bytes.Buffer{} // keep a modest buffer between messages
+	}
+	n, err := c.rbuf.ReadFrom(io.LimitReader(r, int64(c.cfg.MaxFrameBytes)+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > int64(c.cfg.MaxFrameBytes) {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return nil, err
+		}
+		c.rbuf = bytes.Buffer{}
+		return nil, errMessageTooLarge
+	}
+	return c.rbuf.Bytes(), nil
 }
 
 // keepalive writes the keepalive at once and then every heartbeat,
@@ -215,7 +249,7 @@ func (c *Client) send(ws *wsConn, m bus.Message) error {
 	return err
 }
 
-// write encodes m in the configured era and writes it as one text frame
+// write encodes m in the configured era and writes it as one text message
 // (spec 2.4 "Framing") within the write deadline.
 func (c *Client) write(ws *wsConn, m bus.Message) error {
 	if c.cfg.Era == bus.EraV123 {
@@ -233,7 +267,7 @@ func (c *Client) write(ws *wsConn, m bus.Message) error {
 	if err := ws.SetWriteDeadline(deadline(c.cfg.WriteDeadline)); err != nil {
 		return fmt.Errorf("hub: write: %w", err)
 	}
-	if _, err := ws.Write(buf); err != nil {
+	if err := ws.WriteMessage(websocket.TextMessage, buf); err != nil {
 		return fmt.Errorf("hub: write: %w", err)
 	}
 	c.framesOut.Add(1)

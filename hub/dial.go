@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/net/websocket"
+	"github.com/gorilla/websocket"
 )
 
 // Headers of the v1.23 identity (spec 2.4 "Required request headers").
@@ -93,7 +93,16 @@ func (c *Client) placement(ctx context.Context, tc *tls.Config) (string, error) 
 
 // dial opens the websocket link. It returns after the upgrade or when
 // HandshakeTimeout or ctx ends.
-func (c *Client) dial(ctx context.Context, cert *tls.Certificate) (*websocket.Conn, error) {
+//
+// The link uses gorilla/websocket, the library CloudHub itself upgrades and
+// writes with (KubeEdge v1.23.1 pkg/viaduct/pkg/server/ws.go and
+// pkg/viaduct/pkg/lane/wsnopack.go): CloudHub's WriteJSON goes through a
+// 4 KiB write buffer, so a message of more than 4 KiB arrives as a first
+// frame and continuation frames, which gorilla reassembles. Like
+// gorilla's own client, the dial sends no Origin header: CloudHub's
+// Upgrader keeps the default CheckOrigin, which refuses (403) an Origin
+// whose host is not the Host header.
+func (c *Client) dial(ctx context.Context, cert *tls.Certificate) (*wsConn, error) {
 	tc, err := c.tlsConfig(cert)
 	if err != nil {
 		return nil, err
@@ -110,37 +119,47 @@ func (c *Client) dial(ctx context.Context, cert *tls.Certificate) (*websocket.Co
 		}
 	}
 	u := linkURL(base, c.cfg.ProjectID, c.cfg.NodeName)
-	wc, err := websocket.NewConfig(u, "https://"+c.cfg.NodeName)
-	if err != nil {
-		return nil, fmt.Errorf("hub: dial %s: %w", u, err)
-	}
-	wc.TlsConfig = tc
-	wc.Header = http.Header{
+	// The map is filled directly so that the headers go on the wire
+	// spelled exactly like this (gorilla copies them as they are).
+	h := http.Header{
 		headerNodeID:        {c.cfg.NodeName},
 		headerProjectID:     {c.cfg.ProjectID},
 		headerConnectionUse: {connectionUseMsg},
 	}
-	wc.Dialer = &net.Dialer{
+	nd := &net.Dialer{
 		KeepAlive: c.cfg.Heartbeat,
 		Control:   userTimeout(2 * c.cfg.Heartbeat),
 	}
-	var ws *websocket.Conn
+	d := websocket.Dialer{
+		NetDialContext:   nd.DialContext,
+		TLSClientConfig:  tc,
+		HandshakeTimeout: c.cfg.HandshakeTimeout,
+		ReadBufferSize:   readBufferSize,
+		WriteBufferSize:  writeBufferSize,
+	}
 	if c.dialConn != nil {
-		ws, err = c.dialOver(ctx, wc)
-	} else {
-		ws, err = wc.DialContext(ctx)
+		d.NetDialTLSContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return c.dialConn(ctx) }
+		d.NetDialContext = d.NetDialTLSContext
+	}
+	ws, resp, err := d.DialContext(ctx, u, h)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
 	}
 	if err != nil {
-		var de *websocket.DialError
-		if errors.As(err, &de) {
-			err = de.Err
+		if errors.Is(err, websocket.ErrBadHandshake) && resp != nil {
+			err = fmt.Errorf("%w: %s", err, resp.Status)
 		}
 		return nil, fmt.Errorf("hub: dial %s: %w", u, err)
 	}
-	ws.MaxPayloadBytes = c.cfg.MaxFrameBytes
-	ws.PayloadType = websocket.TextFrame
 	return ws, nil
 }
+
+// Buffer sizes of the link: gorilla's defaults, the size CloudHub writes
+// with. Messages are not limited by them: a longer one is read in parts.
+const (
+	readBufferSize  = 4 << 10
+	writeBufferSize = 4 << 10
+)
 
 // deadline returns now+d, or the zero time (no deadline) for d <= 0.
 func deadline(d time.Duration) time.Time {
@@ -148,20 +167,4 @@ func deadline(d time.Duration) time.Time {
 		return time.Time{}
 	}
 	return time.Now().Add(d)
-}
-
-// dialOver runs the websocket handshake over the connection of dialConn.
-func (c *Client) dialOver(ctx context.Context, wc *websocket.Config) (*websocket.Conn, error) {
-	conn, err := c.dialConn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	ws, err := websocket.NewClient(wc, conn)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return ws, nil
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/websocket"
+	"github.com/gorilla/websocket"
 
 	"edgenode/bus"
 	"edgenode/hub/hubtest"
@@ -115,28 +115,33 @@ func TestServerRejectsMissingHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc2 := range []struct {
-		name string
-		hdr  http.Header
+		name   string
+		hdr    http.Header
+		status int
 	}{
-		{"no headers", http.Header{}},
-		{"no ConnectionUse", http.Header{"node_id": {testNode}, "project_id": {"p"}}},
-		{"no node_id", http.Header{"project_id": {"p"}, "ConnectionUse": {"msg"}}},
+		{"no headers", http.Header{}, http.StatusBadRequest},
+		{"no ConnectionUse", http.Header{"node_id": {testNode}, "project_id": {"p"}}, http.StatusBadRequest},
+		{"no node_id", http.Header{"project_id": {"p"}, "ConnectionUse": {"msg"}}, http.StatusBadRequest},
+		// CloudHub keeps gorilla's default CheckOrigin: an Origin whose
+		// host is not the Host header is refused (what a real v1.23.1
+		// cloud did to an Origin of https://<node>).
+		{"foreign Origin", http.Header{"node_id": {testNode}, "project_id": {"p"}, "ConnectionUse": {"msg"},
+			"Origin": {"https://" + testNode}}, http.StatusForbidden},
 	} {
 		t.Run(tc2.name, func(t *testing.T) {
-			wc, err := websocket.NewConfig(linkURL("wss://"+srv.Addr, "p", testNode), "https://x")
-			if err != nil {
-				t.Fatal(err)
-			}
-			wc.TlsConfig = tc
-			wc.Header = tc2.hdr
-			if ws, err := wc.DialContext(ctxT(t)); err == nil {
+			d := websocket.Dialer{TLSClientConfig: tc}
+			ws, resp, err := d.DialContext(ctxT(t), linkURL("wss://"+srv.Addr, "p", testNode), tc2.hdr)
+			if err == nil {
 				ws.Close()
 				t.Fatalf("DialContext(%v) = nil error, want refused", tc2.hdr)
 			}
+			if resp == nil || resp.StatusCode != tc2.status {
+				t.Errorf("DialContext(%v) answer = %v, want status %d", tc2.hdr, resp, tc2.status)
+			}
 		})
 	}
-	if got := srv.Rejected(); got != 3 {
-		t.Errorf("rejected upgrades = %d, want 3", got)
+	if got := srv.Rejected(); got != 4 {
+		t.Errorf("rejected upgrades = %d, want 4", got)
 	}
 }
 

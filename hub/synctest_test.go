@@ -10,7 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"golang.org/x/net/websocket"
+	"github.com/gorilla/websocket"
 
 	"edgenode/bus"
 )
@@ -45,7 +45,14 @@ type stamped struct {
 
 func newPipeCloud() *pipeCloud {
 	pc := &pipeCloud{accept: make(chan net.Conn), done: make(chan struct{}), served: make(chan struct{}), start: time.Now()}
-	pc.srv = &http.Server{Handler: websocket.Server{Handler: pc.serve}}
+	pc.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var up websocket.Upgrader
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		pc.serve(ws)
+	})}
 	go func() {
 		pc.srv.Serve(pc)
 		close(pc.served)
@@ -95,8 +102,8 @@ func (pc *pipeCloud) serve(ws *websocket.Conn) {
 		return
 	}
 	for {
-		var data []byte
-		if err := websocket.Message.Receive(ws, &data); err != nil {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
 			return
 		}
 		m, err := bus.Decode(data)
@@ -114,7 +121,7 @@ func (pc *pipeCloud) serve(ws *websocket.Conn) {
 		pc.mu.Unlock()
 		if m.Route.Operation == bus.OpPing && !hung {
 			b, _ := bus.Encode(nil, m.Resp(bus.JSONString("ack")), bus.EraV123)
-			websocket.Message.Send(ws, string(b))
+			ws.WriteMessage(websocket.TextMessage, b)
 		}
 	}
 }

@@ -4,6 +4,13 @@
 // KubeEdge's port 10002 (/ca.crt, /edge.crt with token checks) on a
 // second port.
 //
+// It is at least as strict as a real CloudHub, so that what a real cloud
+// refuses fails our tests too. It upgrades with gorilla/websocket's
+// Upgrader and its default CheckOrigin (a foreign Origin gets 403), and it
+// writes each message as CloudHub's WriteJSON does, through gorilla's
+// 4 KiB write buffer, so that longer messages arrive fragmented (KubeEdge
+// v1.23.1 pkg/viaduct/pkg/server/ws.go, pkg/viaduct/pkg/lane/wsnopack.go).
+//
 // It behaves like the cloud of the configured era (spec 2.1, 2.4):
 //   - v1.23: the upgrade must carry the node_id, project_id and
 //     ConnectionUse: msg headers and a client certificate signed by the
@@ -38,7 +45,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/websocket"
+	"github.com/gorilla/websocket"
 
 	"edgenode/bus"
 )
@@ -71,22 +78,6 @@ type Record struct {
 	Binary bool // the frame was a binary frame (KubeEdge writes text)
 }
 
-// frame is what the frame codec reads: the payload and its type.
-type frame struct {
-	data   []byte
-	binary bool
-}
-
-// frameCodec reads a frame of either type and keeps its type.
-var frameCodec = websocket.Codec{
-	Marshal: func(v any) ([]byte, byte, error) { return v.([]byte), websocket.TextFrame, nil },
-	Unmarshal: func(data []byte, typ byte, v any) error {
-		f := v.(*frame)
-		f.data, f.binary = data, typ == websocket.BinaryFrame
-		return nil
-	},
-}
-
 // Server is an in-process CloudHub. Its methods are safe for concurrent
 // use.
 type Server struct {
@@ -101,6 +92,7 @@ type Server struct {
 	wsTLS  *tls.Config
 	crtTLS *tls.Config
 	wsSrv  *http.Server
+	up     websocket.Upgrader
 	crtSrv *http.Server
 
 	mu        sync.Mutex
@@ -187,8 +179,11 @@ func NewServer(cfg Config) *Server {
 	}
 	s.crtTLS = &tls.Config{Certificates: []tls.Certificate{sc}, ClientCAs: ca.pool, MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.VerifyClientCertIfGiven}
-	s.wsSrv = &http.Server{Handler: websocket.Server{Handshake: s.handshake, Handler: s.serveConn},
-		ErrorLog: discardLog()}
+	// CloudHub's Upgrader: gorilla's defaults, CheckOrigin included
+	// (KubeEdge v1.23.1 pkg/viaduct/pkg/server/ws.go): an Origin whose
+	// host is not the Host header is refused with 403.
+	s.up = websocket.Upgrader{HandshakeTimeout: 30 * time.Second}
+	s.wsSrv = &http.Server{Handler: http.HandlerFunc(s.upgrade), ErrorLog: discardLog()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ca.crt", s.serveCA)
 	mux.HandleFunc("GET /edge.crt", s.serveEdgeCert)
@@ -266,23 +261,33 @@ func (s *Server) Token(node string) string {
 	})
 }
 
-// handshake checks the identity of an upgrade (spec 2.1, 2.4).
-func (s *Server) handshake(_ *websocket.Config, r *http.Request) error {
+// upgrade checks the identity of an upgrade (spec 2.1, 2.4) and serves
+// the link. A refused upgrade counts in Rejected.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	node, project, err := s.identity(r)
-	if err != nil {
-		s.mu.Lock()
-		s.rejected++
-		s.notify()
-		s.mu.Unlock()
-		return err
-	}
-	if s.cfg.Authorize && s.cfg.Era == bus.EraV123 {
+	if err == nil && s.cfg.Authorize && s.cfg.Era == bus.EraV123 {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || r.TLS.PeerCertificates[0].Subject.CommonName != "system:node:"+node {
-			return fmt.Errorf("hubtest: certificate is not for node %q", node)
+			err = fmt.Errorf("hubtest: certificate is not for node %q", node)
 		}
 	}
-	_ = project
-	return nil
+	if err != nil {
+		s.reject()
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ws, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		s.reject() // the Upgrader has answered (403 for a foreign Origin)
+		return
+	}
+	s.serveConn(ws, node, project)
+}
+
+func (s *Server) reject() {
+	s.mu.Lock()
+	s.rejected++
+	s.notify()
+	s.mu.Unlock()
 }
 
 // identity reads node and project from the headers (v1.23) or the path
@@ -302,10 +307,9 @@ func (s *Server) identity(r *http.Request) (node, project string, err error) {
 	return parts[1], parts[0], nil
 }
 
-func (s *Server) serveConn(ws *websocket.Conn) {
-	node, project, _ := s.identity(ws.Request())
+func (s *Server) serveConn(ws *websocket.Conn, node, project string) {
 	c := &conn{ws: ws, node: node, project: project, half: make(chan struct{}), done: make(chan struct{})}
-	ws.MaxPayloadBytes = 32 << 20
+	ws.SetReadLimit(32 << 20)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -349,8 +353,7 @@ func (s *Server) serveConn(ws *websocket.Conn) {
 
 func (s *Server) readLoop(c *conn) {
 	for {
-		var f frame
-		err := frameCodec.Receive(c.ws, &f)
+		typ, data, err := c.ws.ReadMessage()
 		if c.isHalf() {
 			<-c.done // half-open: read nothing more, keep TCP up
 			return
@@ -358,14 +361,14 @@ func (s *Server) readLoop(c *conn) {
 		if err != nil {
 			return
 		}
-		m, err := bus.Decode(f.data)
+		m, err := bus.Decode(data)
 		if err != nil {
 			s.mu.Lock()
 			s.badFrames++
 			s.mu.Unlock()
 			continue
 		}
-		s.handle(c, m, f.binary)
+		s.handle(c, m, typ == websocket.BinaryMessage)
 	}
 }
 
@@ -435,8 +438,9 @@ func (s *Server) Push(m bus.Message) {
 	s.write(c, m)
 }
 
-// PushFrame writes raw bytes as one text frame, e.g. a malformed message.
-// It reports whether there was a link to write to.
+// PushFrame writes raw bytes as one text message, e.g. a malformed
+// message, the way CloudHub writes (see writeMessage). It reports whether
+// there was a link to write to.
 func (s *Server) PushFrame(frame []byte) bool {
 	s.mu.Lock()
 	c := s.cur
@@ -444,9 +448,7 @@ func (s *Server) PushFrame(frame []byte) bool {
 	if c == nil || c.isHalf() {
 		return false
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return websocket.Message.Send(c.ws, string(frame)) == nil
+	return c.writeMessage(websocket.TextMessage, frame) == nil
 }
 
 func (s *Server) write(c *conn, m bus.Message) {
@@ -457,14 +459,32 @@ func (s *Server) write(c *conn, m bus.Message) {
 	if err != nil {
 		return
 	}
+	typ := websocket.TextMessage
+	if s.cfg.Binary {
+		typ = websocket.BinaryMessage
+	}
+	c.writeMessage(typ, append(b, '\n'))
+}
+
+// writeMessage writes data as CloudHub's WriteJSON does (KubeEdge v1.23.1
+// pkg/viaduct/pkg/lane/wsnopack.go): through NextWriter and gorilla's
+// 4 KiB write buffer, so that a message of 4-8 KiB goes out as a 4 KiB
+// frame and a continuation, and a longer one as one long non-final frame
+// and an empty final frame. json.Encoder, which WriteJSON uses, ends the
+// document with a newline; write adds it.
+func (c *conn) writeMessage(typ int, data []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if s.cfg.Binary {
-		websocket.Message.Send(c.ws, b)
-	} else {
-		websocket.Message.Send(c.ws, string(b))
+	w, err := c.ws.NextWriter(typ)
+	if err != nil {
+		return err
 	}
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
 }
 
 // retransmitLoop resends unacknowledged messages (spec 2.4).

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/websocket"
+	"github.com/gorilla/websocket"
 
 	"edgenode/bus"
 )
@@ -111,12 +111,8 @@ func TestSeedIdentityFromPath(t *testing.T) {
 	s := NewServer(Config{Era: bus.EraV03})
 	defer s.Close()
 	dial := func(path string) error {
-		wc, err := websocket.NewConfig("wss://"+s.Addr+path, "https://x")
-		if err != nil {
-			return err
-		}
-		wc.TlsConfig = &tls.Config{InsecureSkipVerify: true}
-		ws, err := wc.DialContext(context.Background())
+		d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		ws, _, err := d.DialContext(context.Background(), "wss://"+s.Addr+path, nil)
 		if err == nil {
 			ws.Close()
 		}
