@@ -66,7 +66,9 @@ type Config struct {
 	Binary bool
 	// Answer, when set, is called for every message the node sends that
 	// is not a keepalive or an answer; if it returns true its message is
-	// written back, e.g. the response to a remote query.
+	// written back, e.g. the response to a remote query. Otherwise a
+	// v1.23 server's API side answers node, nodepatch, podpatch, lease
+	// and pod delete requests (see api.go).
 	Answer func(req bus.Message) (bus.Message, bool)
 }
 
@@ -107,6 +109,7 @@ type Server struct {
 	connects  int
 	issued    int
 	rejected  int
+	api       api
 	changed   chan struct{}
 	closed    bool
 	stop      chan struct{}
@@ -169,6 +172,7 @@ func NewServer(cfg Config) *Server {
 		ca:      ca,
 		conns:   make(map[*conn]struct{}),
 		pending: make(map[bus.ID]*pend),
+		api:     newAPI(),
 		changed: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
@@ -393,7 +397,23 @@ func (s *Server) handle(c *conn, m bus.Message, binary bool) {
 	if s.cfg.Answer != nil {
 		if resp, ok := s.cfg.Answer(m); ok {
 			s.write(c, resp)
+			return
 		}
+	}
+	if s.cfg.Era != bus.EraV123 {
+		return
+	}
+	s.mu.Lock()
+	resp, ok := s.apiRequest(m)
+	follow := s.api.followUps
+	s.api.followUps = nil
+	s.notify()
+	s.mu.Unlock()
+	if ok {
+		s.write(c, resp)
+	}
+	for _, f := range follow {
+		s.Push(f)
 	}
 }
 
@@ -417,6 +437,7 @@ func needsAck(m bus.Message) bool {
 // acknowledged.
 func (s *Server) Push(m bus.Message) {
 	s.mu.Lock()
+	s.storePushed(m)
 	if s.cfg.Era == bus.EraV123 && needsAck(m) {
 		if _, ok := s.pending[m.Header.ID]; !ok {
 			s.seq++
