@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 
 	"edgenode/board"
 	"edgenode/bus"
@@ -19,70 +19,16 @@ import (
 	"edgenode/meta"
 )
 
-// fakeCloud answers node, nodepatch and lease requests as cloudcore v1.23
-// does (spec 9): the node insert returns the created node with a uid, the
-// lease is NotFound until inserted, and each write returns the object with
-// a new resourceVersion.
-type fakeCloud struct {
-	mu      sync.Mutex
-	leaseRV int
-}
-
-func (c *fakeCloud) answer(req bus.Message) (bus.Message, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	reply := func(content string) (bus.Message, bool) {
-		resp := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpResponse, req.Route.Resource, []byte(content))
-		resp.Header.ParentID = req.Header.ID
-		return resp, true
-	}
-	r, err := bus.ParseResource(req.Route.Resource, req.Route.Operation)
-	if err != nil {
-		return bus.Message{}, false
-	}
-	switch {
-	case r.Kind == bus.KindNode && req.Route.Operation == bus.OpInsert:
-		var n board.KubeNode
-		_ = json.Unmarshal(req.Content, &n)
-		n.Metadata.UID = "0d9c-node-uid"
-		n.Metadata.ResourceVersion = "100"
-		b, _ := json.Marshal(n)
-		return reply(`{"Object":` + string(b) + `,"Err":null}`)
-	case r.Kind == bus.KindNodePatch:
-		return reply(`{"Object":{"metadata":{"name":"` + r.Name + `"}},"Err":null}`)
-	case r.Kind == bus.KindLease:
-		if req.Route.Operation == bus.OpQuery && c.leaseRV == 0 {
-			return reply(`{"Object":null,"Err":{"ErrStatus":{"kind":"Status","status":"Failure","reason":"NotFound","code":404}}}`)
-		}
-		var l board.Lease
-		if req.Route.Operation != bus.OpQuery {
-			_ = json.Unmarshal(req.Content, &l)
-			c.leaseRV++
-		}
-		l.Metadata.Name, l.Metadata.Namespace = r.Name, r.Namespace
-		l.Metadata.ResourceVersion = itoa(c.leaseRV)
-		b, _ := json.Marshal(l)
-		return reply(`{"Object":` + string(b) + `,"Err":null}`)
-	}
-	return bus.Message{}, false
-}
-
-func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
-
 // TestNodeStatusThroughHub runs the board module behind the real
 // MetaManager and hub client against the in-process cloud of each era and
 // checks what reaches the cloud: v0.3 nodestatus updates on the cadence;
-// v1.23 node insert, nodepatch and lease insert then updates (spec 2.5, 9).
+// v1.23 node insert, nodepatch and lease insert then updates (spec 2.5, 9),
+// each accepted by hubtest's strict API side.
 func TestNodeStatusThroughHub(t *testing.T) {
 	const node = "edge-board"
 	for _, era := range []bus.Era{bus.EraV123, bus.EraV03} {
 		t.Run(era.String(), func(t *testing.T) {
-			cloud := &fakeCloud{}
-			cfg := hubtest.Config{Era: era}
-			if era == bus.EraV123 {
-				cfg.Answer = cloud.answer
-			}
-			srv := hubtest.NewServer(cfg)
+			srv := hubtest.NewServer(hubtest.Config{Era: era})
 			defer srv.Close()
 
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -159,10 +105,8 @@ func TestNodeStatusThroughHub(t *testing.T) {
 				t.Errorf("node insert = %s, %v", ins.Content, err)
 			}
 			lease := "kube-node-lease/lease/" + node
-			for _, want := range []func(bus.Message) bool{is(bus.OpQuery, lease), is(bus.OpInsert, lease)} {
-				if _, err := srv.WaitFor(ctx, want); err != nil {
-					t.Fatalf("lease: %v", err)
-				}
+			if _, err := srv.WaitFor(ctx, is(bus.OpInsert, lease)); err != nil {
+				t.Fatalf("lease: %v", err)
 			}
 			if err := srv.WaitCount(ctx, 2, is(bus.OpUpdate, lease)); err != nil {
 				t.Fatalf("fewer than 2 lease updates: %v", err)
@@ -204,8 +148,35 @@ func TestNodeStatusThroughHub(t *testing.T) {
 			if n := count(is(bus.OpInsert, "null/node/"+node)); n != inserts {
 				t.Errorf("node inserts after a reconnect = %d, want still %d", n, inserts)
 			}
+			// A node created by this run has no lease: it is inserted
+			// without a query, whose NotFound cloudcore logs as an error.
+			if n := count(is(bus.OpQuery, lease)); n > 1 {
+				t.Errorf("lease queries = %d, want at most the one after the reconnect", n)
+			}
+			checkAPI(t, srv)
+			if an, ok := srv.APINode(node); !ok || !nodeReady(an) {
+				t.Errorf("node at the API = %+v, want it Ready", an.Status.Conditions)
+			}
 		})
 	}
+}
+
+// checkAPI fails the test for every object the strict API side of srv
+// refused: what kube-apiserver would reject must fail our tests too.
+func checkAPI(t *testing.T, srv *hubtest.Server) {
+	t.Helper()
+	for _, err := range srv.Invalid() {
+		t.Errorf("the API refused: %v", err)
+	}
+}
+
+func nodeReady(n corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // standIn is a bus module a test reads in place of a real one.
@@ -228,7 +199,14 @@ type linkNode struct {
 // closed when the test ends.
 func newLinkNode(t *testing.T, ctx context.Context, srv *hubtest.Server, era bus.Era, node string, mods ...standIn) *linkNode {
 	t.Helper()
-	cn := &linkNode{dir: t.TempDir(), b: bus.New(bus.Config{}, nil)}
+	return newLinkNodeIn(t, ctx, srv, era, node, t.TempDir(), mods...)
+}
+
+// newLinkNodeIn is newLinkNode on the data dir dir, e.g. one an earlier
+// node left (its certificate and store).
+func newLinkNodeIn(t *testing.T, ctx context.Context, srv *hubtest.Server, era bus.Era, node, dir string, mods ...standIn) *linkNode {
+	t.Helper()
+	cn := &linkNode{dir: dir, b: bus.New(bus.Config{}, nil)}
 	var err error
 	if cn.store, err = db.Open(ctx, filepath.Join(cn.dir, db.FileName), db.Config{}); err != nil {
 		t.Fatal(err)
@@ -249,4 +227,67 @@ func newLinkNode(t *testing.T, ctx context.Context, srv *hubtest.Server, era bus
 		t.Fatal(err)
 	}
 	return cn
+}
+
+// TestRestartDoesNotRecreateNode restarts a v1.23 node on its data dir: the
+// second run finds its node in meta's store and only patches its status
+// and renews the lease, so the cloud sees one node insert in all (a real
+// cloudcore logs every insert of an existing node as an error).
+func TestRestartDoesNotRecreateNode(t *testing.T) {
+	const node = "edge-restart"
+	srv := hubtest.NewServer(hubtest.Config{})
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	is := func(op bus.Op, res string) func(bus.Message) bool {
+		return func(m bus.Message) bool { return m.Route.Operation == op && m.Route.Resource == res }
+	}
+	lease := "kube-node-lease/lease/" + node
+	for run := 1; run <= 2; run++ {
+		cn := newLinkNodeIn(t, ctx, srv, bus.EraV123, node, dir, standIn{bus.ModulePod, bus.GroupPod}, standIn{bus.ModuleTwin, bus.GroupTwin})
+		bn, err := board.New(board.Config{NodeName: node, DataDir: dir, SyncTimeout: 5 * time.Second}, cn.b, nil, board.Host{
+			Runtime: func(context.Context) (string, error) { return "1.1.12", nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		var g errgroup.Group
+		for _, m := range []runner{cn.hub, cn.meta, bn} {
+			g.Go(func() error { return m.Run(runCtx) })
+		}
+		for _, m := range []bus.Module{bus.ModulePod, bus.ModuleTwin} {
+			g.Go(func() error {
+				for {
+					if _, err := cn.b.Receive(runCtx, m); err != nil {
+						return nil
+					}
+				}
+			})
+		}
+		// The first run inserts the lease; the second finds it and
+		// updates it on its new link, at once (the connect starts a
+		// round; the period is 10 s).
+		want := is(bus.OpInsert, lease)
+		if run == 2 {
+			want = is(bus.OpUpdate, lease)
+		}
+		_, err = srv.WaitFor(ctx, want)
+		stop()
+		if gerr := g.Wait(); gerr != nil {
+			t.Errorf("run %d: Run() = %v", run, gerr)
+		}
+		cn.store.Close()
+		if err != nil {
+			t.Fatalf("run %d: lease not written: %v", run, err)
+		}
+	}
+	if created, existed := srv.NodeCreates(); created != 1 || existed != 0 {
+		t.Errorf("node inserts: %d created, %d of an existing node; want 1 and 0", created, existed)
+	}
+	if _, err := srv.WaitFor(ctx, is(bus.OpPatch, "null/nodepatch/"+node)); err != nil {
+		t.Errorf("the restarted node sent no nodepatch: %v", err)
+	}
+	checkAPI(t, srv)
 }

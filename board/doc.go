@@ -16,7 +16,10 @@
 //   - Start-up checks for a read-only root: CheckDataDir and the preflight
 //     checks behind `edgenode check`.
 //
-// What flows in: responses from MetaManager to the module's sync requests.
+// What flows in: responses from MetaManager to the module's sync requests,
+// and the hub's connection events: a new link starts a round at once, so
+// the node is registered (or found registered) and Ready within a round
+// trip of the link coming up.
 // What flows out: nodestatus / node / nodepatch / lease messages with source
 // edged and group meta, sent to bus.ModuleMeta.
 //

@@ -11,38 +11,24 @@ import (
 	"edgenode/bus"
 )
 
-// sendV123 registers the node with an insert until that succeeds, then
-// sends nodepatch when the status changed, or at least every
-// ReportFrequency (spec 2.5, 9 steps 5-7). A patch that fails is retried
-// next round because n.last still holds what the cloud has.
+// sendV123 registers the node until that succeeds, then sends nodepatch
+// when the status changed, or at least every ReportFrequency (spec 2.5, 9
+// steps 5-7). A patch that fails is retried next round because n.last
+// still holds what the cloud has.
+//
+// A node this edge registered before is not inserted again: cloudcore logs
+// every insert of an existing node as an error ("create node ... already
+// exists", KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go
+// registerNode). The node object the cloud returned is kept by meta under
+// null/node/<name>; when it is there, the node only patches its status,
+// and a NotFound answer to the patch (the node was deleted in the cloud)
+// brings the insert back.
 func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) {
+	if !n.registered.Load() && n.register(ctx, st, now) {
+		return
+	}
 	if !n.registered.Load() {
-		node := NodeObject(n.cfg, *st)
-		content, _ := json.Marshal(node)
-		obj, err := n.request(ctx, bus.OpInsert, bus.ResourcePath(bus.NullNamespace, bus.KindNode, n.cfg.NodeName), content)
-		switch {
-		case err == nil:
-			var created struct {
-				Metadata ObjectMeta `json:"metadata"`
-			}
-			if json.Unmarshal(obj, &created) == nil {
-				n.nodeUID = created.Metadata.UID
-			}
-			n.registered.Store(true)
-			n.sent.Add(1)
-			n.last, n.lastSent = st, now
-			n.log.Info("board: node registered", "node", n.cfg.NodeName)
-			return
-		case errors.Is(err, ErrAlreadyExists):
-			// The node exists from an earlier run: bring its status up
-			// to date with a patch, as the kubelet does.
-			n.registered.Store(true)
-			n.log.Info("board: node already registered", "node", n.cfg.NodeName)
-		default:
-			n.failed.Add(1)
-			n.log.Debug("board: node insert failed, retrying next round", "err", err)
-			return
-		}
+		return
 	}
 	if sameStatus(n.last, st) && now.Sub(n.lastSent) < n.cfg.ReportFrequency {
 		return
@@ -55,11 +41,79 @@ func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) {
 	res := bus.ResourcePath(bus.NullNamespace, bus.KindNodePatch, n.cfg.NodeName)
 	if _, err := n.request(ctx, bus.OpPatch, res, bus.JSONString(string(patch))); err != nil {
 		n.failed.Add(1)
+		if errors.Is(err, ErrNotFound) {
+			n.log.Info("board: the node is gone from the cloud, registering it again", "node", n.cfg.NodeName)
+			n.registered.Store(false)
+			n.gone = true // meta's copy is stale: insert, do not trust it
+			n.lease = nil
+			return
+		}
 		n.log.Debug("board: nodepatch failed, retrying next round", "err", err)
 		return
 	}
 	n.sent.Add(1)
 	n.last, n.lastSent = st, now
+}
+
+// register finds the node registered in an earlier run or inserts it. It
+// reports whether this round's status went out with the insert.
+func (n *Node) register(ctx context.Context, st *NodeStatus, now time.Time) bool {
+	nodeRes := bus.ResourcePath(bus.NullNamespace, bus.KindNode, n.cfg.NodeName)
+	if uid, ok := n.storedNode(ctx, nodeRes); ok && !n.gone {
+		n.nodeUID = uid
+		n.registered.Store(true)
+		n.log.Info("board: node registered before, patching its status", "node", n.cfg.NodeName)
+		return false
+	}
+	content, _ := json.Marshal(NodeObject(n.cfg, *st))
+	obj, err := n.request(ctx, bus.OpInsert, nodeRes, content)
+	switch {
+	case err == nil:
+		var created struct {
+			Metadata ObjectMeta `json:"metadata"`
+		}
+		if json.Unmarshal(obj, &created) == nil {
+			n.nodeUID = created.Metadata.UID
+		}
+		n.registered.Store(true)
+		n.created, n.gone = true, false
+		n.sent.Add(1)
+		n.last, n.lastSent = st, now
+		n.log.Info("board: node registered", "node", n.cfg.NodeName)
+		return true
+	case errors.Is(err, ErrAlreadyExists):
+		// Registered from elsewhere, or the store was lost: bring its
+		// status up to date with a patch, as the kubelet does.
+		n.registered.Store(true)
+		n.log.Info("board: node already registered", "node", n.cfg.NodeName)
+		return false
+	default:
+		n.failed.Add(1)
+		n.log.Debug("board: node insert failed, retrying next round", "err", err)
+		return true
+	}
+}
+
+// storedNode asks meta for the node object kept from an earlier answer of
+// the cloud (a local query: meta answers node queries from its store, as
+// edgecore's MetaManager does) and returns its uid.
+func (n *Node) storedNode(ctx context.Context, res string) (string, bool) {
+	msg := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpQuery, res, nil)
+	resp, err := n.b.SendSync(ctx, bus.ModuleMeta, msg, n.cfg.SyncTimeout)
+	if err != nil || resp.Route.Operation == bus.OpError {
+		return "", false
+	}
+	var rows []string
+	if json.Unmarshal(resp.Content, &rows) != nil || len(rows) != 1 {
+		return "", false
+	}
+	var node struct {
+		Metadata ObjectMeta `json:"metadata"`
+	}
+	if json.Unmarshal([]byte(rows[0]), &node) != nil || node.Metadata.Name != n.cfg.NodeName {
+		return "", false
+	}
+	return node.Metadata.UID, true
 }
 
 // NodeObject returns the v1.Node the v1.23 edge registers: name, labels the
@@ -90,6 +144,13 @@ func (n *Node) renewLease(ctx context.Context, now time.Time) {
 	}
 	res := bus.ResourcePath(LeaseNamespace, bus.KindLease, n.cfg.NodeName)
 	op := bus.OpUpdate
+	if n.lease == nil && n.created {
+		// A node this run created has no lease: insert it without the
+		// query, whose NotFound cloudcore logs as an error (upstream.go
+		// queryLease).
+		op = bus.OpInsert
+		n.lease = n.newLease()
+	}
 	if n.lease == nil {
 		obj, err := n.request(ctx, bus.OpQuery, res, []byte("null"))
 		switch {
@@ -117,6 +178,7 @@ func (n *Node) renewLease(ctx context.Context, now time.Time) {
 	l.Spec.RenewTime = now.UTC().Format(microTimeFormat)
 	content, _ := json.Marshal(l)
 	obj, err := n.request(ctx, op, res, content)
+	n.created = false
 	if err != nil {
 		n.lease = nil
 		n.leaseFailed.Add(1)

@@ -204,6 +204,8 @@ type Node struct {
 	last       *NodeStatus // last status sent (or built, in v0.3)
 	lastSent   time.Time
 	nodeUID    string
+	created    bool // this run created the node, so it has no lease yet
+	gone       bool // the cloud said NotFound to a patch: insert again
 	lease      *Lease
 	runtime    string
 	runtimeAt  time.Time
@@ -238,7 +240,9 @@ func (n *Node) Stats() Stats {
 }
 
 // Run sends the node status every UpdateFrequency, starting at once, until
-// ctx ends. Messages that reach the board module's queue are discarded.
+// ctx ends. When the hub reports a new link to the cloud a round runs at
+// once and the period starts again; other messages that reach the board
+// module's queue are discarded.
 func (n *Node) Run(ctx context.Context) error {
 	t := time.NewTicker(n.cfg.UpdateFrequency)
 	defer t.Stop()
@@ -249,6 +253,12 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case m := <-q:
+			if s, _ := bus.ContentString(m.Content); m.Route.Resource == bus.ResNodeConnection && s == bus.CloudConnected {
+				n.lease = nil // the cloud may have restarted: read the lease again
+				n.round(ctx)
+				t.Reset(n.cfg.UpdateFrequency)
+				continue
+			}
 			n.log.Debug("board: ignoring message", "op", m.Route.Operation, "resource", m.Route.Resource)
 		case <-t.C:
 			n.round(ctx)

@@ -95,7 +95,7 @@ func (m *fakeMeta) seen() ([]seen, []bus.Message) {
 
 // runNode runs a board module and a fake meta in a synctest bubble for d
 // of fake time and returns what meta saw.
-func runNode(t *testing.T, cfg Config, h *fakeHost, d time.Duration, during func(elapsed time.Duration), answer func(bus.Message) *bus.Message) ([]seen, []bus.Message, Stats) {
+func runNode(t *testing.T, cfg Config, h *fakeHost, d time.Duration, during func(elapsed time.Duration, b *bus.Bus), answer func(bus.Message) *bus.Message) ([]seen, []bus.Message, Stats) {
 	var got []seen
 	var msgs []bus.Message
 	var stats Stats
@@ -120,7 +120,7 @@ func runNode(t *testing.T, cfg Config, h *fakeHost, d time.Duration, during func
 		for el := time.Duration(0); el < d; el += time.Second {
 			synctest.Wait()
 			if during != nil {
-				during(el)
+				during(el, b)
 			}
 			time.Sleep(time.Second)
 		}
@@ -198,6 +198,9 @@ func (c *cloud) answer(m bus.Message) *bus.Message {
 		return &r
 	}
 	switch {
+	case m.Route.Resource == "null/node/pizero" && m.Route.Operation == bus.OpQuery:
+		r := m.Resp([]byte(`[]`)) // meta's local answer: nothing stored
+		return &r
 	case m.Route.Resource == "null/node/pizero" && m.Route.Operation == bus.OpInsert:
 		c.inserts++
 		if c.inserts == 1 {
@@ -243,7 +246,7 @@ func TestNodeStatusV123(t *testing.T) {
 	c := &cloud{}
 	cfg := Config{NodeName: "pizero", DataDir: "/var/lib/edgenode"}
 	const minute = 60 * time.Second
-	got, msgs, stats := runNode(t, cfg, h, 7*minute+5*time.Second, func(el time.Duration) {
+	got, msgs, stats := runNode(t, cfg, h, 7*minute+5*time.Second, func(el time.Duration, _ *bus.Bus) {
 		switch el {
 		case 25 * time.Second:
 			h.setUnhealthy("eventbus")
@@ -255,9 +258,13 @@ func TestNodeStatusV123(t *testing.T) {
 	node, lease, patch := "null/node/pizero", "kube-node-lease/lease/pizero", "null/nodepatch/pizero"
 	var want []seen
 	add := func(at time.Duration, op bus.Op, res string) { want = append(want, seen{at, op, res}) }
-	add(0, bus.OpInsert, node) // refused: not connected
+	// No node stored by meta: insert (the first is refused: not
+	// connected). A node this run created has no lease: insert it with
+	// no query first.
+	add(0, bus.OpQuery, node)
+	add(0, bus.OpInsert, node)
+	add(10*time.Second, bus.OpQuery, node)
 	add(10*time.Second, bus.OpInsert, node)
-	add(10*time.Second, bus.OpQuery, lease)
 	add(10*time.Second, bus.OpInsert, lease)
 	for at := 20 * time.Second; at <= 7*minute; at += 10 * time.Second {
 		// Patches only when the status changed (Ready false at 30 s,
@@ -276,12 +283,12 @@ func TestNodeStatusV123(t *testing.T) {
 
 	// The node insert carries the v1.Node.
 	var n KubeNode
-	if err := json.Unmarshal(msgs[1].Content, &n); err != nil {
+	if err := json.Unmarshal(msgs[3].Content, &n); err != nil {
 		t.Fatal(err)
 	}
 	if n.Kind != "Node" || n.Metadata.Name != "pizero" || n.Metadata.Labels["kubernetes.io/arch"] != "arm" ||
 		n.Status.NodeInfo.ContainerRuntimeVersion != "runc://1.1.5" {
-		t.Errorf("node insert = %s", msgs[1].Content)
+		t.Errorf("node insert = %s", msgs[3].Content)
 	}
 	// Patches are JSON strings holding {"status":...}; the first says
 	// NotReady.
@@ -311,15 +318,16 @@ func TestNodeStatusV123(t *testing.T) {
 		t.Errorf("renew times %s, %s: want 10 s apart", s0.RenewTime, s1.RenewTime)
 	}
 	var l Lease
-	_ = json.Unmarshal(msgs[3].Content, &l)
+	_ = json.Unmarshal(msgs[4].Content, &l)
 	if len(l.Metadata.OwnerReferences) != 1 || l.Metadata.OwnerReferences[0].UID != "5b8f-node-uid" {
-		t.Errorf("lease insert = %s, want owner the node's uid", msgs[3].Content)
+		t.Errorf("lease insert = %s, want owner the node's uid", msgs[4].Content)
 	}
 }
 
 func TestNodeAlreadyRegistered(t *testing.T) {
-	// A node that exists from an earlier run: insert answers
-	// AlreadyExists, and a patch brings the status up to date at once.
+	// A node that exists, but meta has no copy (the store was lost):
+	// insert answers AlreadyExists, and a patch brings the status up to
+	// date at once.
 	h := &fakeHost{runtime: "1.1.5"}
 	answer := func(m bus.Message) *bus.Message {
 		switch m.Route.Operation {
@@ -329,6 +337,10 @@ func TestNodeAlreadyRegistered(t *testing.T) {
 				return &r
 			}
 		case bus.OpQuery:
+			if m.Route.Resource == "null/node/pizero" {
+				r := m.Resp([]byte(`[]`))
+				return &r
+			}
 			r := m.Resp([]byte(`{"Object":{"metadata":{"name":"pizero","namespace":"kube-node-lease","resourceVersion":"77"}},"Err":null}`))
 			return &r
 		}
@@ -336,6 +348,7 @@ func TestNodeAlreadyRegistered(t *testing.T) {
 	}
 	got, msgs, _ := runNode(t, Config{NodeName: "pizero"}, h, 15*time.Second, nil, answer)
 	want := []seen{
+		{0, bus.OpQuery, "null/node/pizero"},
 		{0, bus.OpInsert, "null/node/pizero"},
 		{0, bus.OpPatch, "null/nodepatch/pizero"},
 		{0, bus.OpQuery, "kube-node-lease/lease/pizero"},
@@ -346,8 +359,89 @@ func TestNodeAlreadyRegistered(t *testing.T) {
 		t.Errorf("requests mismatch (-want +got):\n%s", diff)
 	}
 	var l Lease
-	_ = json.Unmarshal(msgs[3].Content, &l)
+	_ = json.Unmarshal(msgs[4].Content, &l)
 	if l.Metadata.ResourceVersion != "77" {
-		t.Errorf("lease update = %s, want the queried resourceVersion 77", msgs[3].Content)
+		t.Errorf("lease update = %s, want the queried resourceVersion 77", msgs[4].Content)
+	}
+}
+
+// storedNodeMeta answers as meta does for a node registered in an earlier
+// run: the node row is in the store, the lease is in the cloud. A patch
+// answers NotFound when gone is set (the node was deleted in the cloud).
+func storedNodeMeta(gone *bool) func(m bus.Message) *bus.Message {
+	return func(m bus.Message) *bus.Message {
+		switch {
+		case m.Route.Operation == bus.OpQuery && m.Route.Resource == "null/node/pizero":
+			r := m.Resp([]byte(`["{\"metadata\":{\"name\":\"pizero\",\"uid\":\"u-77\"}}"]`))
+			return &r
+		case m.Route.Operation == bus.OpQuery:
+			r := m.Resp([]byte(`{"Object":{"metadata":{"name":"pizero","namespace":"kube-node-lease","resourceVersion":"77"}},"Err":null}`))
+			return &r
+		case m.Route.Operation == bus.OpPatch && *gone:
+			*gone = false
+			r := m.Resp([]byte(`{"Object":null,"Err":{"ErrStatus":{"reason":"NotFound","code":404}}}`))
+			return &r
+		}
+		return ok(m)
+	}
+}
+
+func TestNodeRegisteredBeforeIsNotInserted(t *testing.T) {
+	// cloudcore logs an insert of an existing node as an error: a node
+	// whose object meta kept only patches its status.
+	h := &fakeHost{runtime: "1.1.5"}
+	gone := false
+	got, _, stats := runNode(t, Config{NodeName: "pizero"}, h, 5*time.Second, nil, storedNodeMeta(&gone))
+	want := []seen{
+		{0, bus.OpQuery, "null/node/pizero"},
+		{0, bus.OpPatch, "null/nodepatch/pizero"},
+		{0, bus.OpQuery, "kube-node-lease/lease/pizero"},
+		{0, bus.OpUpdate, "kube-node-lease/lease/pizero"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests mismatch (-want +got):\n%s", diff)
+	}
+	if !stats.Registered {
+		t.Errorf("Stats().Registered = false, want true")
+	}
+
+	// The node was deleted in the cloud: the patch answers NotFound and
+	// the next round inserts the node, not trusting meta's stale copy.
+	gone = true
+	got, _, _ = runNode(t, Config{NodeName: "pizero"}, h, 15*time.Second, nil, storedNodeMeta(&gone))
+	want = []seen{
+		{0, bus.OpQuery, "null/node/pizero"},
+		{0, bus.OpPatch, "null/nodepatch/pizero"},
+		{10 * time.Second, bus.OpQuery, "null/node/pizero"},
+		{10 * time.Second, bus.OpInsert, "null/node/pizero"},
+		{10 * time.Second, bus.OpInsert, "kube-node-lease/lease/pizero"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("after a NotFound patch, requests mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestNodeRoundOnConnect(t *testing.T) {
+	// The round at start finds no cloud; when the hub reports the link,
+	// the node registers at once instead of at the next period.
+	h := &fakeHost{runtime: "1.1.5"}
+	c := &cloud{}
+	got, _, _ := runNode(t, Config{NodeName: "pizero"}, h, 5*time.Second, func(el time.Duration, b *bus.Bus) {
+		if el == 3*time.Second {
+			m := bus.NewMessage(bus.ModuleEdgeHub, "", bus.OpConnect, bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))
+			if err := b.Send(bus.ModuleBoard, m); err != nil {
+				t.Errorf("Send(board) = %v", err)
+			}
+		}
+	}, c.answer)
+	want := []seen{
+		{0, bus.OpQuery, "null/node/pizero"},
+		{0, bus.OpInsert, "null/node/pizero"}, // refused: not connected
+		{3 * time.Second, bus.OpQuery, "null/node/pizero"},
+		{3 * time.Second, bus.OpInsert, "null/node/pizero"},
+		{3 * time.Second, bus.OpInsert, "kube-node-lease/lease/pizero"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -61,9 +61,11 @@
 // SendSync waiter whose request the message answers (bus.IsWaiting of the
 // parent id) or else to group meta; twin to group twin; user to the
 // waiter or else group bus; other groups are dropped and counted. Viaduct
-// control messages (ping, pong, config) are answered with "ack". Frames
-// may be text or binary; frames over maxFrameBytes and frames that are
-// not messages are dropped and counted, and the link stays up.
+// control messages (ping, pong, config) are answered with "ack". A
+// message may come as text or binary, in one frame or fragmented (CloudHub
+// writes through a 4 KiB buffer, so longer messages always are); messages
+// over maxFrameBytes and messages that are not valid are dropped and
+// counted, and the link stays up.
 //
 // Edge -> cloud: every message sent to module "websocket" goes to the
 // cloud as one text frame in the configured era, through a token bucket
@@ -85,8 +87,9 @@
 // the cloud resends unacknowledged objects itself.
 //
 // Connection events: on connect and disconnect the groups meta, twin and
-// bus get node/connection with cloud_connected or cloud_disconnected
-// (source edgehub, operation connect).
+// bus, and then the board module, get node/connection with
+// cloud_connected or cloud_disconnected (source edgehub, operation
+// connect).
 //
 // # Goroutines and persistence
 //
