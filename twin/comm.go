@@ -3,6 +3,7 @@ package twin
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 
 	"edgenode/bus"
@@ -15,9 +16,10 @@ type comm struct {
 	t *Twin
 
 	mu        sync.Mutex
-	connected bool // initially disconnected: sends to the cloud are dropped
+	connected bool // initially disconnected: sends to the cloud are held
 	pending   map[bus.ID]bus.Message
 	order     []bus.ID // send order, for resend and for dropping the oldest
+	held      []bus.ID // pending, made while disconnected, not yet sent
 }
 
 func (c *comm) handle(ctx context.Context, j job) {
@@ -31,39 +33,41 @@ func (c *comm) handle(ctx context.Context, j job) {
 	}
 }
 
-// send stores msg for confirmation and hands it to the hub, or drops it
-// while the cloud is away.
+// send stores msg for confirmation and hands it to the hub. While the
+// cloud is away it is only stored, and goes out in order when the link
+// comes back (lifeCycle): a report made offline must reach the cloud, or
+// the cloud's copy of the twin stays stale. At most MaxPending messages
+// wait; beyond that the oldest is dropped and counted.
 func (c *comm) send(msg bus.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.connected {
-		c.t.stats.cloudDropped.Add(1)
-		return
-	}
 	if _, ok := c.pending[msg.Header.ID]; !ok {
 		if len(c.order) >= c.t.cfg.MaxPending {
-			delete(c.pending, c.order[0])
-			c.order = c.order[1:]
+			c.forget(c.order[0])
 			c.t.stats.cloudDropped.Add(1)
 		}
 		c.pending[msg.Header.ID] = msg
 		c.order = append(c.order, msg.Header.ID)
 	}
+	if !c.connected {
+		c.held = append(c.held, msg.Header.ID)
+		return
+	}
 	c.t.toHub(msg)
+}
+
+// forget removes id from pending, order and held; c.mu is held.
+func (c *comm) forget(id bus.ID) {
+	delete(c.pending, id)
+	c.order = slices.DeleteFunc(c.order, func(o bus.ID) bool { return o == id })
+	c.held = slices.DeleteFunc(c.held, func(o bus.ID) bool { return o == id })
 }
 
 func (c *comm) confirm(id bus.ID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.pending[id]; !ok {
-		return
-	}
-	delete(c.pending, id)
-	for i, o := range c.order {
-		if o == id {
-			c.order = append(c.order[:i], c.order[i+1:]...)
-			break
-		}
+	if _, ok := c.pending[id]; ok {
+		c.forget(id)
 	}
 }
 
@@ -89,9 +93,19 @@ func (c *comm) lifeCycle(msg bus.Message) {
 	c.mu.Lock()
 	was := c.connected
 	c.connected = s == bus.CloudConnected
+	var held []bus.Message
+	if !was && c.connected {
+		for _, id := range c.held {
+			held = append(held, c.pending[id])
+		}
+		c.held = c.held[:0]
+	}
 	c.mu.Unlock()
 	if was || s != bus.CloudConnected {
 		return
+	}
+	for _, m := range held {
+		c.t.toHub(m) // in the order they were made
 	}
 	eventID := "123" // v0.3.0 sends this literal
 	if c.t.cfg.Era != bus.EraV03 {

@@ -87,16 +87,25 @@ func TestCommConfirmAndResend(t *testing.T) {
 			tw.com.inbox <- job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect, bus.ResNodeConnection, bus.JSONString(s))}
 		}
 
-		send("device/a/twin/edge_updated")
-		if got := hub(); len(got) != 0 || tw.Stats().CloudDropped != 1 {
-			t.Errorf("while disconnected: %d sent, %d dropped, want 0 and 1", len(got), tw.Stats().CloudDropped)
+		// Reports made while the cloud is away wait, and go out in order
+		// when it comes back, before the membership detail request.
+		off1 := send("device/a/twin/edge_updated")
+		off2 := send("device/b/state/update")
+		if got := hub(); len(got) != 0 || tw.Stats().CloudDropped != 0 {
+			t.Errorf("while disconnected: %d sent, %d dropped, want 0 and 0", len(got), tw.Stats().CloudDropped)
 		}
 		conn(bus.CloudConnected)
 		got := hub()
-		if len(got) != 1 || got[0].Route.Resource != bus.ResMembershipDetail {
-			t.Fatalf("on connect sent %v, want the membership detail request", got)
+		if len(got) != 3 || got[0].Header.ID != off1.Header.ID || got[1].Header.ID != off2.Header.ID ||
+			got[2].Route.Resource != bus.ResMembershipDetail {
+			t.Fatalf("on connect sent %v, want the two offline reports in order, then the membership detail request", got)
 		}
-		detail := got[0]
+		detail := got[2]
+		for _, m := range []bus.Message{off1, off2} {
+			c := bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpResponse, bus.ResTwin, nil)
+			c.Header.ParentID = m.Header.ID
+			tw.com.inbox <- job{act: actConfirm, msg: c}
+		}
 		upd := send("device/a/twin/edge_updated")
 		state := send("device/a/state/update")
 		if got := hub(); len(got) != 2 {
@@ -123,5 +132,43 @@ func TestCommConfirmAndResend(t *testing.T) {
 		}
 		cancel()
 		<-done
+	})
+}
+
+func TestCommOfflineBound(t *testing.T) {
+	// At most MaxPending reports wait for the cloud; the oldest goes
+	// first, counted.
+	synctest.Test(t, func(t *testing.T) {
+		b := bus.New(bus.Config{}, nil)
+		if err := b.AddModule(bus.ModuleHub, bus.GroupHub); err != nil {
+			t.Fatal(err)
+		}
+		tw, err := New(Config{NodeName: "n1", MaxPending: 2}, b, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go tw.com.loop(ctx)
+		var sent []bus.Message
+		for _, res := range []string{"device/a/twin/edge_updated", "device/b/twin/edge_updated", "device/c/twin/edge_updated"} {
+			m := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, res, []byte(`{}`))
+			tw.com.inbox <- job{act: actSendToCloud, msg: m}
+			sent = append(sent, m)
+		}
+		tw.com.inbox <- job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect,
+			bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))}
+		synctest.Wait()
+		var got []bus.ID
+		for b.Depth(bus.ModuleHub) > 0 {
+			m, _ := b.Receive(ctx, bus.ModuleHub)
+			got = append(got, m.Header.ID)
+		}
+		// a was dropped for c; b, sent, then made room for the detail
+		// request, so it will not be resent.
+		if len(got) != 3 || got[0] != sent[1].Header.ID || got[1] != sent[2].Header.ID || tw.Stats().CloudDropped != 2 {
+			t.Errorf("after connect: sent %v, dropped %d; want reports b and c then the detail request, 2 dropped",
+				got, tw.Stats().CloudDropped)
+		}
 	})
 }
