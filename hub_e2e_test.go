@@ -61,6 +61,7 @@ func startCloudNode(t *testing.T, srv *hubtest.Server, dataDir, token string) *c
 		go func() { n.done <- m.Run(ctx) }()
 	}
 	t.Cleanup(n.stop)
+	t.Cleanup(func() { checkAPI(t, srv) })
 	return n
 }
 

@@ -207,6 +207,7 @@ func newLinkNode(t *testing.T, ctx context.Context, srv *hubtest.Server, era bus
 func newLinkNodeIn(t *testing.T, ctx context.Context, srv *hubtest.Server, era bus.Era, node, dir string, mods ...standIn) *linkNode {
 	t.Helper()
 	cn := &linkNode{dir: dir, b: bus.New(bus.Config{}, nil)}
+	t.Cleanup(func() { checkAPI(t, srv) })
 	var err error
 	if cn.store, err = db.Open(ctx, filepath.Join(cn.dir, db.FileName), db.Config{}); err != nil {
 		t.Fatal(err)
