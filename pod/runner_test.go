@@ -170,6 +170,7 @@ func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStat
 		if err != nil {
 			continue
 		}
+		checkK8sStatus(h.t, m) // every status a runner test sees must suit kube-apiserver
 		var st PodStatus
 		switch res.Kind {
 		case bus.KindPodPatch:
