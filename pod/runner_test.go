@@ -445,6 +445,9 @@ func TestAdoptAfterStop(t *testing.T) {
 	if after := h.runcStates(); len(after) != 1 || after[0].Status != "running" || after[0].Pid != before[0].Pid {
 		t.Fatalf("after stop runc list = %+v, want the same running container", after)
 	}
+	// startTime has one-second resolution: let a second pass so that a
+	// reset at adoption would show.
+	time.Sleep(1100 * time.Millisecond)
 	h2 := newHarness(t, h.cfg.DataDir, nil)
 	st2 := h2.waitStatus("keep", 2*time.Minute, running("main"))
 	if got := h2.runcStates(); len(got) != 1 || got[0].Pid != before[0].Pid {
@@ -452,6 +455,9 @@ func TestAdoptAfterStop(t *testing.T) {
 	}
 	if cs := st2.ContainerStatuses[0]; cs.RestartCount != 0 || cs.State.Running.StartedAt != st.ContainerStatuses[0].State.Running.StartedAt {
 		t.Errorf("adopted status = %+v, want no restart and the same start time", cs)
+	}
+	if st2.StartTime == "" || st2.StartTime != st.StartTime {
+		t.Errorf("adopted pod startTime = %q, want %q kept", st2.StartTime, st.StartTime)
 	}
 }
 

@@ -84,6 +84,10 @@ func newWorker(r *Runner, p *Pod, specErr error, adopt []ociState) *worker {
 		pod: p, cur: p, specErr: specErr, ctrs: map[string]*ctr{}, conds: map[string]PodCondition{},
 		static: p.Metadata.Annotations[annConfigSource] == "file",
 	}
+	// startTime is set once per pod, as the kubelet's status manager does:
+	// kept from the stored pod (pod.json or the cloud's copy) so that
+	// adopting the pod after a restart does not reset it.
+	w.startTime, _ = time.Parse(time.RFC3339, p.Status.StartTime)
 	for _, s := range adopt {
 		name := s.Annotations[annContainer]
 		c := w.ctrFor(name)
@@ -97,6 +101,9 @@ func newWorker(r *Runner, p *Pod, specErr error, adopt []ociState) *worker {
 			c.restarts = int32(n)
 		}
 		c.startedAt, _ = time.Parse(time.RFC3339, s.Annotations[annStarted])
+		if !c.startedAt.IsZero() && (w.startTime.IsZero() || c.startedAt.Before(w.startTime)) {
+			w.startTime = c.startedAt // a pod.json from before startTime was kept
+		}
 		switch s.Status {
 		case "running", "paused":
 			c.running, c.pid, c.started = true, s.Pid, true
@@ -339,7 +346,7 @@ func (w *worker) saveSpec(p *Pod) {
 		return
 	}
 	cp := *p
-	cp.Status = PodStatus{}
+	cp.Status = PodStatus{StartTime: fmtTime(w.startTime)}
 	b, err := json.Marshal(&cp)
 	if err != nil || string(b) == string(w.savedSpec) {
 		w.savedFrom = p
