@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 
 	"edgenode/bus"
@@ -102,6 +103,12 @@ func TestStatusIsK8s(t *testing.T) {
 			w.exited(st, 1, 0, "", "")
 			st.restarts = 3
 		}},
+		{"deleted", func(w *worker) {
+			for _, n := range []string{"main", "side"} {
+				w.exited(w.ctrFor(n), 143, 15, "", "")
+			}
+			w.stopped = true
+		}},
 	}
 	w := newWorker(r, p, nil, nil)
 	w.startTime = now
@@ -126,4 +133,24 @@ func TestStatusIsK8s(t *testing.T) {
 		}
 		checkK8sStatus(t, m)
 	})
+}
+
+// TestDeleteMessageIsK8s checks the final pod delete (KubeEdge v1.23.1
+// edge/pkg/metamanager/client/pod.go Delete): source edged, group meta,
+// <ns>/pod/<name>, operation delete, and a metav1.DeleteOptions with grace
+// 0 and the pod's uid as precondition.
+func TestDeleteMessageIsK8s(t *testing.T) {
+	m := deleteMessage(testPod("web"))
+	if m.Route.Source != bus.ModulePod || m.Route.Group != bus.GroupMeta || m.Route.Operation != bus.OpDelete ||
+		m.Route.Resource != "default/pod/web" {
+		t.Errorf("deleteMessage(web) route = %+v, want edged/meta delete default/pod/web", m.Route)
+	}
+	var o metav1.DeleteOptions
+	if err := strictDecode(m.Content, &o); err != nil {
+		t.Fatalf("deleteMessage(web) content %s: %v", m.Content, err)
+	}
+	if o.GracePeriodSeconds == nil || *o.GracePeriodSeconds != 0 || o.Preconditions == nil ||
+		o.Preconditions.UID == nil || *o.Preconditions.UID != "uid-web" {
+		t.Errorf("deleteMessage(web) content = %s, want gracePeriodSeconds 0 and uid precondition uid-web", m.Content)
+	}
 }

@@ -158,13 +158,20 @@ func (r *Runner) handlePod(m bus.Message, res bus.Resource) {
 		if p.Metadata.Name == "" {
 			p.Metadata.Name = res.Name
 		}
-		if p.Metadata.DeletionTimestamp != nil {
-			r.deletePod(p.Metadata.Namespace, p.Metadata.Name)
-			return
-		}
+		// A pod with deletionTimestamp is being deleted in the API server:
+		// its worker stops it and asks for the final delete (terminate.go).
 		r.upsert(p, err)
 	case bus.OpDelete:
-		r.deletePod(res.Namespace, res.Name)
+		// Gone from the API server. The content is the last pod object
+		// (spec 2.5), whose deletionGracePeriodSeconds (0 for a force
+		// delete) bounds what is left of the grace; v0.3 may send only
+		// the name.
+		var uid string
+		var g *int64
+		if p, _ := DecodePod(m.Content); p != nil {
+			uid, g = p.Metadata.UID, p.Metadata.DeletionGrace
+		}
+		r.remove(res.Namespace, res.Name, uid, g)
 	}
 }
 
@@ -193,7 +200,7 @@ func (r *Runner) upsert(p *Pod, specErr error) {
 	// A new uid for the same name replaces the old pod (delete + recreate).
 	for _, w := range r.workers {
 		if w.key() == p.Metadata.Namespace+"/"+p.Metadata.Name {
-			w.remove()
+			w.remove(nil)
 		}
 	}
 	w := newWorker(r, p, specErr, nil)
@@ -217,16 +224,19 @@ func (r *Runner) startWorker(w *worker) {
 	}()
 }
 
-// DeletePod stops and removes the pod ns/name.
-func (r *Runner) DeletePod(ns, name string) bool { return r.deletePod(ns, name) }
+// DeletePod stops the pod ns/name within its grace period and removes
+// it, as a delete from the cloud does; it does not wait.
+func (r *Runner) DeletePod(ns, name string) bool { return r.remove(ns, name, "", nil) }
 
-func (r *Runner) deletePod(ns, name string) bool {
+// remove removes the pod ns/name (of that uid, if not empty) with grace g
+// seconds, nil for the pod's own.
+func (r *Runner) remove(ns, name, uid string, g *int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	found := false
 	for _, w := range r.workers {
-		if w.key() == ns+"/"+name {
-			w.remove()
+		if w.key() == ns+"/"+name && (uid == "" || uid == w.uid) {
+			w.remove(g)
 			found = true
 		}
 	}
@@ -386,17 +396,14 @@ func (r *Runner) initialList(ctx context.Context) {
 			continue
 		}
 		seen[p.Metadata.UID] = true
-		if p.Metadata.DeletionTimestamp != nil {
-			continue
-		}
-		r.upsert(p, err)
+		r.upsert(p, err) // with deletionTimestamp: its deletion goes on
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for uid, w := range r.workers {
 		if w.namespace() == r.cfg.Namespace && !seen[uid] && !w.static {
 			r.log.Info("pod no longer stored in meta: removing", "pod", w.key())
-			w.remove()
+			w.remove(nil)
 		}
 	}
 }
