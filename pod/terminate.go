@@ -85,10 +85,11 @@ func (w *worker) killDeadline() time.Time {
 }
 
 // needsFinalDelete reports whether the cloud must be asked for the final
-// delete of p: a pod of the API server (not static) in a v1.23 cloud. The
-// v0.3 edged sent none.
+// delete of p: a pod of the API server (not static) in a v1.23 cloud, on a
+// node with meta to ask. The v0.3 edged sent none.
 func (w *worker) needsFinalDelete(p *Pod) bool {
-	return !w.static && w.r.b != nil && w.r.cfg.Era != bus.EraV03 && p.Metadata.DeletionTimestamp != nil
+	return !w.static && w.r.b != nil && w.r.b.Has(bus.ModuleMeta) && w.r.cfg.Era != bus.EraV03 &&
+		p.Metadata.DeletionTimestamp != nil
 }
 
 // terminate is sync for a pod being deleted or removed. It returns true
