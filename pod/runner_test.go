@@ -549,7 +549,7 @@ func TestStatusEras(t *testing.T) {
 	m, err = statusMessage(bus.EraV123, p, s)
 	str, ok := bus.ContentString(m.Content)
 	if err != nil || m.Route.Resource != "default/podpatch/x" || m.Route.Operation != bus.OpPatch || !ok ||
-		!strings.Contains(str, `"status":{"phase":"Running"`) {
+		!strings.Contains(str, `"status":{"phase":"Running"`) || !strings.Contains(str, `"message":null,"reason":null`) {
 		t.Errorf("v1.23 status = %s %s %s, %v", m.Route.Operation, m.Route.Resource, m.Content, err)
 	}
 }

@@ -229,16 +229,33 @@ func statusMessage(era bus.Era, p *Pod, s *PodStatus) (bus.Message, error) {
 		}
 		return bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpUpdate, bus.ResourcePath(ns, bus.KindPodStatus, name), b), nil
 	}
+	// cloudcore applies the patch as a strategic merge patch (KubeEdge
+	// v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go patchPod), in
+	// which an absent field keeps its old value: a cleared message or
+	// reason is sent as null, or kubectl would show the old one for ever.
+	// (Container statuses are an atomic list and replaced whole.)
+	type patchStatus struct {
+		*PodStatus
+		Message *string `json:"message"`
+		Reason  *string `json:"reason"`
+	}
 	patch := struct {
 		Metadata struct {
 			UID string `json:"uid,omitempty"`
 		} `json:"metadata"`
-		Status *PodStatus `json:"status"`
-	}{Status: s}
+		Status patchStatus `json:"status"`
+	}{Status: patchStatus{PodStatus: s, Message: nullIfEmpty(s.Message), Reason: nullIfEmpty(s.Reason)}}
 	patch.Metadata.UID = p.Metadata.UID
 	b, err := json.Marshal(&patch)
 	if err != nil {
 		return bus.Message{}, err
 	}
 	return bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpPatch, bus.ResourcePath(ns, bus.KindPodPatch, name), bus.JSONString(string(b))), nil
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
