@@ -98,12 +98,22 @@ func (w *worker) needsFinalDelete(p *Pod) bool {
 func (w *worker) terminate(ctx context.Context, p *Pod, removing bool) bool {
 	w.cur = p
 	if !w.stopped {
+		deadline := w.killDeadline
 		if p.Metadata.DeletionTimestamp != nil && !removing {
-			// Record the deletion first: a restart resumes it from disk.
+			// Record the deletion first, and a shorter grace when one
+			// comes: a restart resumes it from disk.
 			w.saveSpec(p)
-			w.saveKillAt(w.killDeadline())
+			saved := w.killDeadline()
+			w.saveKillAt(saved)
+			deadline = func() time.Time {
+				if t := w.killDeadline(); !t.Equal(saved) {
+					saved = t
+					w.saveKillAt(t)
+				}
+				return saved
+			}
 		}
-		if !w.stopAll(ctx, w.all(), "pod deleted", w.killDeadline) {
+		if !w.stopAll(ctx, w.all(), "pod deleted", deadline) {
 			return false
 		}
 		w.stopped = true

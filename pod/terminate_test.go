@@ -196,6 +196,17 @@ func TestStopDuringGrace(t *testing.T) {
 	h.serveMeta(nil)
 	h.send(bus.OpUpdate, bus.KindPod, "default", "slow", deleting(p, 20))
 	h.waitLog("slow", "main", "got TERM")
+	// A shorter grace arrives (kubectl delete again with a smaller
+	// --grace-period): the saved deadline follows it.
+	dir := filepath.Join(PodsDir(h.cfg.DataDir), "uid-slow")
+	first := loadKillAt(dir)
+	h.send(bus.OpUpdate, bus.KindPod, "default", "slow", deleting(p, 15))
+	for deadline := time.Now().Add(time.Minute); !loadKillAt(dir).Before(first.Add(-3 * time.Second)); {
+		if time.Now().After(deadline) {
+			t.Fatalf("kill deadline %s not moved earlier by a 15 s grace", loadKillAt(dir))
+		}
+		time.Sleep(10 * time.Millisecond) // the deadline file is the only trace; poll
+	}
 	start := time.Now()
 	h.stop()
 	// Run returns at once (it waited for the whole 20 s grace before);
@@ -209,7 +220,7 @@ func TestStopDuringGrace(t *testing.T) {
 	if len(after) != 1 || after[0].Status != "running" || after[0].Pid != before[0].Pid {
 		t.Fatalf("after stop runc list = %+v, want the container still running", after)
 	}
-	killAt := loadKillAt(filepath.Join(PodsDir(h.cfg.DataDir), "uid-slow"))
+	killAt := loadKillAt(dir)
 	if killAt.IsZero() {
 		t.Fatal("no kill deadline saved for the pod being deleted")
 	}
