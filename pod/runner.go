@@ -32,6 +32,13 @@ type Runner struct {
 	workers map[string]*worker // by pod uid
 	cms     map[string]*ConfigMap
 	secrets map[string]*Secret
+	// deleted holds the uids of pods whose final delete the cloud
+	// answered, with when. kube-apiserver first updates the pod with grace
+	// 0 and then deletes it (k8s.io/apiserver registry/rest BeforeDelete);
+	// that update may reach the node after the pod is gone and must not
+	// start its deletion again. Kept for deletedKeep or until the cloud's
+	// delete of the uid.
+	deleted map[string]time.Time
 	wg      sync.WaitGroup
 	ctx     context.Context
 }
@@ -56,6 +63,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Runner, error) {
 	r := &Runner{
 		cfg: cfg, b: b, log: log, images: images,
 		workers: map[string]*worker{}, cms: map[string]*ConfigMap{}, secrets: map[string]*Secret{},
+		deleted: map[string]time.Time{},
 	}
 	bin, err := exec.LookPath(cfg.Runtime)
 	if err != nil {
@@ -197,6 +205,9 @@ func (r *Runner) upsert(p *Pod, specErr error) {
 		w.update(p, specErr)
 		return
 	}
+	if _, ok := r.deleted[p.Metadata.UID]; ok && p.Metadata.DeletionTimestamp != nil {
+		return // a late update of a pod the cloud has deleted
+	}
 	// A new uid for the same name replaces the old pod (delete + recreate).
 	for _, w := range r.workers {
 		if w.key() == p.Metadata.Namespace+"/"+p.Metadata.Name {
@@ -219,9 +230,27 @@ func (r *Runner) startWorker(w *worker) {
 		r.mu.Lock()
 		if r.workers[w.uid] == w && w.isGone() {
 			delete(r.workers, w.uid)
+			if w.deletedInCloud {
+				r.tombstone(w.uid)
+			}
 		}
 		r.mu.Unlock()
 	}()
+}
+
+// deletedKeep is how long a pod the cloud deleted is remembered (deleted).
+const deletedKeep = 10 * time.Minute
+
+// tombstone remembers uid as deleted in the cloud and forgets entries
+// older than deletedKeep; r.mu is held.
+func (r *Runner) tombstone(uid string) {
+	now := time.Now()
+	for u, t := range r.deleted {
+		if now.Sub(t) > deletedKeep {
+			delete(r.deleted, u)
+		}
+	}
+	r.deleted[uid] = now
 }
 
 // DeletePod stops the pod ns/name within its grace period and removes
@@ -233,6 +262,7 @@ func (r *Runner) DeletePod(ns, name string) bool { return r.remove(ns, name, "",
 func (r *Runner) remove(ns, name, uid string, g *int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.deleted, uid)
 	found := false
 	for _, w := range r.workers {
 		if w.key() == ns+"/"+name && (uid == "" || uid == w.uid) {

@@ -129,6 +129,7 @@ func (w *worker) terminate(ctx context.Context, p *Pod, removing bool) bool {
 		if time.Now().Before(w.delNext) || !w.finalDelete(ctx, p) {
 			return false
 		}
+		w.deletedInCloud = true
 	}
 	w.teardown(ctx, p)
 	w.mu.Lock()

@@ -153,6 +153,17 @@ func TestDeleteStopsAllAtOnce(t *testing.T) {
 		}
 	}
 	waitGone(t, h, "uid-trio")
+	// kube-apiserver sets the grace to 0 in an update before it deletes
+	// the pod; that update may come after the pod is gone here and must
+	// not start a second deletion. (handle is what Run calls.)
+	late, _ := json.Marshal(deleting(p, 0))
+	h.r.handle(bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpUpdate, "default/pod/trio", late))
+	h.r.mu.Lock()
+	_, again := h.r.workers["uid-trio"]
+	h.r.mu.Unlock()
+	if again {
+		t.Error("a late update of the deleted pod started it again")
+	}
 	if ids := h.runcIDs(); len(ids) != 0 {
 		t.Errorf("runc list after delete = %v, want none", ids)
 	}

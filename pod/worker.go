@@ -53,6 +53,9 @@ type worker struct {
 	finalSent  bool          // terminating: the final status was sent
 	delNext    time.Time     // next final delete after a failure
 	delWait    time.Duration // back-off between final deletes
+	// deletedInCloud: the cloud answered the final delete. Read by the
+	// Runner once run has returned.
+	deletedInCloud bool
 }
 
 // ctr is the state of one container of the pod.
