@@ -73,7 +73,9 @@ type Config struct {
 	// RuntimeCheck is how often the runc version is re-read. Default 5 min.
 	RuntimeCheck time.Duration `yaml:"runtimeCheck"`
 	// KubeletVersion is reported in nodeInfo. The default has KubeEdge's
-	// "<kubernetes>-kubeedge-<release>" shape for the era.
+	// "<kubernetes>-kubeedge-<release>" shape for the era, with the
+	// kubelet version that release vendors (KubeEdge v1.23.1 go.mod:
+	// k8s.io/kubernetes v1.32.10).
 	KubeletVersion string `yaml:"kubeletVersion"`
 	// KubeletPort is daemonEndpoints.kubeletEndpoint.Port: the pod
 	// module's read-only port, 10350 (v1.23) or 10255 (v0.3) (spec 6).
@@ -107,7 +109,7 @@ func (c Config) Defaults() Config {
 		c.RuntimeCheck = 5 * time.Minute
 	}
 	if c.KubeletVersion == "" {
-		c.KubeletVersion = "v1.31.12-kubeedge-v1.23.1"
+		c.KubeletVersion = "v1.32.10-kubeedge-v1.23.1"
 		if c.Era == bus.EraV03 {
 			c.KubeletVersion = "v1.10.9-kubeedge-v0.3.0"
 		}

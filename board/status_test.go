@@ -44,7 +44,7 @@ func TestBuildStatusPiZero(t *testing.T) {
 			MachineID: "0b7e2c9d4a1f4e8b9c3d5e6f7a8b9c0d", SystemUUID: "0b7e2c9d4a1f4e8b9c3d5e6f7a8b9c0d",
 			BootID: "4b0a6f1e-3c2d-4e5f-8a9b-0c1d2e3f4a5b", KernelVersion: "6.6.51+rpt-rpi-v6",
 			OSImage: "Raspbian GNU/Linux 12 (bookworm)", ContainerRuntimeVersion: "runc://1.1.5",
-			KubeletVersion: "v1.31.12-kubeedge-v1.23.1", OperatingSystem: "linux", Architecture: "arm",
+			KubeletVersion: "v1.32.10-kubeedge-v1.23.1", OperatingSystem: "linux", Architecture: "arm",
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

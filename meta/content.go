@@ -74,6 +74,32 @@ func decodeObject(content []byte, needName bool) (object, error) {
 	return o, nil
 }
 
+// deleteUID returns the pod uid of edged's final pod delete (spec 3.3): the
+// precondition uid of a metav1.DeleteOptions, or the whole content when it
+// is a string (older edges; KubeEdge v1.23.1
+// cloud/pkg/edgecontroller/controller/upstream.go deletePod accepts both).
+// ok is false for any other content; uid may be empty.
+func deleteUID(content []byte) (uid string, ok bool) {
+	if s, isString := bus.ContentString(content); isString {
+		return s, true
+	}
+	if !isObject(content) {
+		return "", false
+	}
+	var o struct {
+		Preconditions *struct {
+			UID *string `json:"uid"`
+		} `json:"preconditions"`
+	}
+	if err := json.Unmarshal(content, &o); err != nil {
+		return "", false
+	}
+	if o.Preconditions != nil && o.Preconditions.UID != nil {
+		uid = *o.Preconditions.UID
+	}
+	return uid, true
+}
+
 // decodeStatus checks a v0.3 podstatus or nodestatus (spec 2.5): an object
 // whose Status, if present, is an object.
 func decodeStatus(content []byte) (statusRequest, error) {

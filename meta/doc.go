@@ -21,7 +21,10 @@
 //     answer to the asker with the asker's request id as parent, and
 //     acknowledges the answer to the cloud. Without a cloud they fail with
 //     "failed to process remote: not connected" (patches are still stored
-//     and handed to the hub).
+//     and handed to the hub). edged's pod delete (the pod has terminated:
+//     delete it in the API server, content DeleteOptions with the pod's
+//     uid as precondition) is one too; when the cloud answers "OK" the
+//     pod's rows of that uid are deleted.
 //   - queries: answered from the store as a JSON array of JSON-encoded
 //     strings (one per row; a list query "<ns>/<type>" returns every row
 //     of that type in all namespaces). While connected, a query for a

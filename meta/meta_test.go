@@ -597,21 +597,72 @@ func TestCloudResponse(t *testing.T) {
 	}
 }
 
+// TestEdgeDelete: edged's final pod delete is a remote operation (KubeEdge
+// v1.23.1 edge/pkg/metamanager/client/pod.go Delete); once the cloud
+// answers "OK" the pod's rows go, an error keeps them, and without a cloud
+// edged hears "not connected" at once.
 func TestEdgeDelete(t *testing.T) {
-	e := newEnv(t, Config{})
-	e.put("default/pod/nginx", bus.KindPod, podJSON)
-	msg := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpDelete, "default/pod/nginx", []byte(podJSON))
-	resp, err := e.b.SendSync(e.ctx, bus.ModuleMeta, msg, 10*time.Second)
-	if err != nil || !bus.IsOK(resp.Content) {
-		t.Fatalf("SendSync(pod delete) = %s, %v, want OK", resp.Content, err)
+	const opts = `{"gracePeriodSeconds":0,"preconditions":{"uid":"uid-1"}}`
+	patch := `{"status":{"phase":"Succeeded"}}`
+	before := map[string]string{"default/pod/nginx": podJSON, "default/podpatch/nginx": patch, "default/pod/other": pod2JSON}
+	tests := []struct {
+		name      string
+		connected bool
+		content   string
+		answer    string // the cloud's; "" for none
+		wantResp  string
+		wantRows  map[string]string
+	}{
+		{name: "OK deletes the rows", connected: true, content: opts, answer: `"OK"`, wantResp: `"OK"`,
+			wantRows: map[string]string{"default/pod/other": pod2JSON}},
+		{name: "uid string of older edges", connected: true, content: `"uid-1"`, answer: `"OK"`, wantResp: `"OK"`,
+			wantRows: map[string]string{"default/pod/other": pod2JSON}},
+		{name: "OK for another uid keeps the pod", connected: true, content: `{"gracePeriodSeconds":0,"preconditions":{"uid":"uid-9"}}`,
+			answer: `"OK"`, wantResp: `"OK"`, wantRows: before},
+		{name: "cloud error keeps the rows", connected: true, content: opts, answer: `"pods \"nginx\" is forbidden"`,
+			wantResp: `"pods \"nginx\" is forbidden"`, wantRows: before},
+		{name: "no cloud", content: opts, wantResp: `"` + reasonNotConnected + `"`, wantRows: before},
+		{name: "bad content", connected: true, content: `5`, wantResp: `"` + ErrBadContent.Error() + `: want DeleteOptions or a pod uid"`, wantRows: before},
 	}
-	e.barrier()
-	if hub := e.drain(bus.ModuleHub); len(hub) != 1 || hub[0].Header.ID != msg.Header.ID {
-		t.Errorf("hub got %+v, want the delete passed on", hub)
-	}
-	// The row stays until the cloud's delete (spec 3.3).
-	if _, ok := e.rows()["default/pod/nginx"]; !ok {
-		t.Error("pod row deleted by the edge's delete, want it kept")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{})
+			for k, v := range before {
+				r, _ := bus.ParseResource(k, bus.OpInsert)
+				e.put(k, r.Kind, v)
+			}
+			if tt.connected {
+				e.setConnected(true)
+			}
+			var reqs <-chan bus.Message
+			var cloud bus.Message
+			if tt.answer != "" {
+				reqs = e.responder(func(req bus.Message) bus.Message {
+					cloud = cloudResp(req, tt.answer)
+					return cloud
+				})
+			}
+			msg := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpDelete, "default/pod/nginx", []byte(tt.content))
+			resp, err := e.b.SendSync(e.ctx, bus.ModuleMeta, msg, 10*time.Second)
+			if err != nil || string(resp.Content) != tt.wantResp || resp.Header.ParentID != msg.Header.ID {
+				t.Fatalf("SendSync(pod delete) = %+v %s, %v, want %s", resp.Header, resp.Content, err, tt.wantResp)
+			}
+			if reqs != nil {
+				req := <-reqs
+				if req.Route != msg.Route || !req.Header.Sync || string(req.Content) != tt.content {
+					t.Errorf("cloud got %+v %+v %s, want the delete as sent, sync", req.Route, req.Header, req.Content)
+				}
+				e.checkAck(e.recvAll(bus.ModuleHub, 1), cloud)
+			} else {
+				e.barrier()
+				if hub := e.drain(bus.ModuleHub); len(hub) != 0 {
+					t.Errorf("hub got %+v, want nothing", hub)
+				}
+			}
+			if diff := cmp.Diff(tt.wantRows, e.rows()); diff != "" {
+				t.Errorf("rows mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -240,6 +240,10 @@ func (m *Meta) store(ctx context.Context, key string, kind bus.Kind, val string)
 // delete: spec 3.2 and 3.3.
 func (m *Meta) delete(ctx context.Context, msg bus.Message, r bus.Resource) {
 	cloud := m.fromCloud(msg)
+	if !cloud && r.Kind == bus.KindPod {
+		m.finalDelete(ctx, msg, r)
+		return
+	}
 	var uid string
 	if len(msg.Content) > 0 && string(msg.Content) != "null" {
 		o, err := decodeObject(msg.Content, false)
@@ -252,13 +256,9 @@ func (m *Meta) delete(ctx context.Context, msg bus.Message, r bus.Resource) {
 		}
 	}
 	if !cloud {
-		// A pod delete from edged means "terminated": only the cloud's
-		// delete that follows removes the row (spec 3.3).
-		if r.Kind != bus.KindPod {
-			if _, err := m.d.DeleteMeta(ctx, msg.Route.Resource); err != nil {
-				m.fail(msg, reasonStore+err.Error())
-				return
-			}
+		if _, err := m.d.DeleteMeta(ctx, msg.Route.Resource); err != nil {
+			m.fail(msg, reasonStore+err.Error())
+			return
 		}
 		m.send(bus.ModuleHub, msg)
 		m.replyOK(msg)
@@ -270,6 +270,22 @@ func (m *Meta) delete(ctx context.Context, msg bus.Message, r bus.Resource) {
 	}
 	m.toModules(msg, r)
 	m.ack(msg)
+}
+
+// finalDelete passes edged's pod delete, "the pod has terminated, delete
+// it", to the cloud as a remote operation (KubeEdge v1.23.1
+// edge/pkg/metamanager/process.go processDelete sends it on, and
+// client/pod.go Delete waits for the answer). cloudcore deletes the pod in
+// kube-apiserver with the DeleteOptions of the content and answers "OK"
+// or the error (cloud/pkg/edgecontroller/controller/upstream.go
+// deletePod); its pod delete to the edge follows. Without a cloud it fails
+// at once and edged asks again later.
+func (m *Meta) finalDelete(ctx context.Context, msg bus.Message, r bus.Resource) {
+	if _, ok := deleteUID(msg.Content); !ok {
+		m.fail(msg, ErrBadContent.Error()+": want DeleteOptions or a pod uid")
+		return
+	}
+	m.remote(ctx, msg, r, false)
 }
 
 // deleteRows deletes the row of key. A pod is deleted only if the stored

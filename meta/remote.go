@@ -127,6 +127,16 @@ func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, is
 			m.log.Warn("meta: store remote answer", "resource", msg.Route.Resource, "err", err)
 		}
 	}
+	if msg.Route.Operation == bus.OpDelete && r.Kind == bus.KindPod && bus.IsOK(resp.Content) {
+		// The cloud deleted the pod: its rows go now rather than with
+		// the cloud's delete, which a lost link may hold back; that
+		// delete finds nothing left to remove.
+		uid, _ := deleteUID(msg.Content)
+		if err := m.deleteRows(ctx, msg.Route.Resource, r, uid); err != nil {
+			m.errs.Add(1)
+			m.log.Warn("meta: delete the rows of a deleted pod", "resource", msg.Route.Resource, "err", err)
+		}
+	}
 	if m.fromCloud(resp) {
 		m.ack(resp)
 	}

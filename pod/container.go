@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -345,52 +344,10 @@ func grace(p *Pod) time.Duration {
 	return 30 * time.Second
 }
 
-// stop ends a running container: SIGTERM, up to the grace period, then
-// SIGKILL; then removes it from runc.
-func (w *worker) stop(ctx context.Context, st *ctr, p *Pod, why string) {
-	if !st.running {
-		_ = w.r.rt.remove(ctx, st.id)
-		return
-	}
-	w.r.log.Info("stopping container", "pod", p.Metadata.Namespace+"/"+p.Metadata.Name, "container", st.spec.Name, "why", why)
-	_ = w.r.rt.kill(ctx, st.id, syscall.SIGTERM)
-	if !w.waitExit(st, grace(p)) {
-		_ = w.r.rt.kill(ctx, st.id, syscall.SIGKILL)
-		w.waitExit(st, 5*time.Second)
-	}
-	if st.running { // not seen to exit: record it as killed
-		w.exited(st, 137, int32(syscall.SIGKILL), "Error", why)
-	}
-	_ = w.r.rt.remove(ctx, st.id)
-}
-
-// waitExit polls for the container's exit for at most d.
-func (w *worker) waitExit(st *ctr, d time.Duration) bool {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		w.observe()
-		if !st.running {
-			return true
-		}
-		select {
-		case <-deadline.C:
-			return false
-		case <-tick.C:
-		}
-	}
-}
-
-// teardown stops every container and deletes the pod's files.
-func (w *worker) teardown(ctx context.Context) {
-	w.mu.Lock()
-	p := w.pod
-	w.mu.Unlock()
-	for _, st := range w.ctrs {
-		w.stop(ctx, st, p, "pod deleted")
-	}
+// teardown deletes the pod's files once its containers have stopped. It
+// is short and finishes even when edgenode is stopping.
+func (w *worker) teardown(ctx context.Context, p *Pod) {
+	ctx = context.WithoutCancel(ctx)
 	// Containers of this pod runc knows that the table does not (adopted
 	// but renamed, or left from a crash).
 	if states, err := w.r.rt.list(ctx); err == nil {

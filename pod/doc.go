@@ -8,10 +8,15 @@
 //
 // Out: pod status to meta, as podstatus (v0.3) or podpatch (v1.23)
 // messages, at most every 10 s per pod and only on change (spec 2.5);
-// configmap, secret and serviceaccounttoken queries to meta (spec 9).
+// configmap, secret and serviceaccounttoken queries to meta (spec 9); and
+// for a pod deleted in the API server (v1.23), once its containers have
+// stopped, its final status and the final pod delete, retried until the
+// cloud answers (terminate.go).
 //
 // Persisted under the data dir: the image store (images/), pod bundles,
-// volumes and logs (pods/<uid>/). runc keeps its own state under the
+// volumes and logs (pods/<uid>/), the pod itself (pods/<uid>/pod.json,
+// with its startTime and, while it is being deleted, its deletionTimestamp
+// and the SIGKILL deadline in pods/<uid>/kill-at). runc keeps its own state under the
 // runtime root. Containers are started detached with their stdio on log
 // files, so they keep running when edgenode stops; edgenode makes itself a
 // child subreaper to collect their exit codes while it runs, and adopts
@@ -20,8 +25,8 @@
 // Goroutines: Run serves the bus queue (pods, configmaps, secrets) and runs
 // one worker goroutine per pod, which relists that pod's containers every
 // SyncInterval, pulls images, starts and restarts containers, runs probes
-// and reports status. Run waits for every worker before it returns;
-// nothing stops the containers themselves.
+// and reports status. Run waits for every worker before it returns, and
+// never for a grace period: nothing stops the containers themselves.
 //
 // Sub-package podtest builds busybox test images and runs an in-process
 // registry for the tests of this and other packages.

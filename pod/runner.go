@@ -32,6 +32,13 @@ type Runner struct {
 	workers map[string]*worker // by pod uid
 	cms     map[string]*ConfigMap
 	secrets map[string]*Secret
+	// deleted holds the uids of pods whose final delete the cloud
+	// answered, with when. kube-apiserver first updates the pod with grace
+	// 0 and then deletes it (k8s.io/apiserver registry/rest BeforeDelete);
+	// that update may reach the node after the pod is gone and must not
+	// start its deletion again. Kept for deletedKeep or until the cloud's
+	// delete of the uid.
+	deleted map[string]time.Time
 	wg      sync.WaitGroup
 	ctx     context.Context
 }
@@ -56,6 +63,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Runner, error) {
 	r := &Runner{
 		cfg: cfg, b: b, log: log, images: images,
 		workers: map[string]*worker{}, cms: map[string]*ConfigMap{}, secrets: map[string]*Secret{},
+		deleted: map[string]time.Time{},
 	}
 	bin, err := exec.LookPath(cfg.Runtime)
 	if err != nil {
@@ -158,13 +166,20 @@ func (r *Runner) handlePod(m bus.Message, res bus.Resource) {
 		if p.Metadata.Name == "" {
 			p.Metadata.Name = res.Name
 		}
-		if p.Metadata.DeletionTimestamp != nil {
-			r.deletePod(p.Metadata.Namespace, p.Metadata.Name)
-			return
-		}
+		// A pod with deletionTimestamp is being deleted in the API server:
+		// its worker stops it and asks for the final delete (terminate.go).
 		r.upsert(p, err)
 	case bus.OpDelete:
-		r.deletePod(res.Namespace, res.Name)
+		// Gone from the API server. The content is the last pod object
+		// (spec 2.5), whose deletionGracePeriodSeconds (0 for a force
+		// delete) bounds what is left of the grace; v0.3 may send only
+		// the name.
+		var uid string
+		var g *int64
+		if p, _ := DecodePod(m.Content); p != nil {
+			uid, g = p.Metadata.UID, p.Metadata.DeletionGrace
+		}
+		r.remove(res.Namespace, res.Name, uid, g)
 	}
 }
 
@@ -190,10 +205,13 @@ func (r *Runner) upsert(p *Pod, specErr error) {
 		w.update(p, specErr)
 		return
 	}
+	if _, ok := r.deleted[p.Metadata.UID]; ok && p.Metadata.DeletionTimestamp != nil {
+		return // a late update of a pod the cloud has deleted
+	}
 	// A new uid for the same name replaces the old pod (delete + recreate).
 	for _, w := range r.workers {
 		if w.key() == p.Metadata.Namespace+"/"+p.Metadata.Name {
-			w.remove()
+			w.remove(nil)
 		}
 	}
 	w := newWorker(r, p, specErr, nil)
@@ -212,21 +230,43 @@ func (r *Runner) startWorker(w *worker) {
 		r.mu.Lock()
 		if r.workers[w.uid] == w && w.isGone() {
 			delete(r.workers, w.uid)
+			if w.deletedInCloud {
+				r.tombstone(w.uid)
+			}
 		}
 		r.mu.Unlock()
 	}()
 }
 
-// DeletePod stops and removes the pod ns/name.
-func (r *Runner) DeletePod(ns, name string) bool { return r.deletePod(ns, name) }
+// deletedKeep is how long a pod the cloud deleted is remembered (deleted).
+const deletedKeep = 10 * time.Minute
 
-func (r *Runner) deletePod(ns, name string) bool {
+// tombstone remembers uid as deleted in the cloud and forgets entries
+// older than deletedKeep; r.mu is held.
+func (r *Runner) tombstone(uid string) {
+	now := time.Now()
+	for u, t := range r.deleted {
+		if now.Sub(t) > deletedKeep {
+			delete(r.deleted, u)
+		}
+	}
+	r.deleted[uid] = now
+}
+
+// DeletePod stops the pod ns/name within its grace period and removes
+// it, as a delete from the cloud does; it does not wait.
+func (r *Runner) DeletePod(ns, name string) bool { return r.remove(ns, name, "", nil) }
+
+// remove removes the pod ns/name (of that uid, if not empty) with grace g
+// seconds, nil for the pod's own.
+func (r *Runner) remove(ns, name, uid string, g *int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.deleted, uid)
 	found := false
 	for _, w := range r.workers {
-		if w.key() == ns+"/"+name {
-			w.remove()
+		if w.key() == ns+"/"+name && (uid == "" || uid == w.uid) {
+			w.remove(g)
 			found = true
 		}
 	}
@@ -386,17 +426,14 @@ func (r *Runner) initialList(ctx context.Context) {
 			continue
 		}
 		seen[p.Metadata.UID] = true
-		if p.Metadata.DeletionTimestamp != nil {
-			continue
-		}
-		r.upsert(p, err)
+		r.upsert(p, err) // with deletionTimestamp: its deletion goes on
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for uid, w := range r.workers {
 		if w.namespace() == r.cfg.Namespace && !seen[uid] && !w.static {
 			r.log.Info("pod no longer stored in meta: removing", "pod", w.key())
-			w.remove()
+			w.remove(nil)
 		}
 	}
 }

@@ -170,6 +170,7 @@ func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStat
 		if err != nil {
 			continue
 		}
+		checkK8sStatus(h.t, m) // every status a runner test sees must suit kube-apiserver
 		var st PodStatus
 		switch res.Kind {
 		case bus.KindPodPatch:
@@ -444,6 +445,9 @@ func TestAdoptAfterStop(t *testing.T) {
 	if after := h.runcStates(); len(after) != 1 || after[0].Status != "running" || after[0].Pid != before[0].Pid {
 		t.Fatalf("after stop runc list = %+v, want the same running container", after)
 	}
+	// startTime has one-second resolution: let a second pass so that a
+	// reset at adoption would show.
+	time.Sleep(1100 * time.Millisecond)
 	h2 := newHarness(t, h.cfg.DataDir, nil)
 	st2 := h2.waitStatus("keep", 2*time.Minute, running("main"))
 	if got := h2.runcStates(); len(got) != 1 || got[0].Pid != before[0].Pid {
@@ -451,6 +455,9 @@ func TestAdoptAfterStop(t *testing.T) {
 	}
 	if cs := st2.ContainerStatuses[0]; cs.RestartCount != 0 || cs.State.Running.StartedAt != st.ContainerStatuses[0].State.Running.StartedAt {
 		t.Errorf("adopted status = %+v, want no restart and the same start time", cs)
+	}
+	if st2.StartTime == "" || st2.StartTime != st.StartTime {
+		t.Errorf("adopted pod startTime = %q, want %q kept", st2.StartTime, st.StartTime)
 	}
 }
 
@@ -542,7 +549,7 @@ func TestStatusEras(t *testing.T) {
 	m, err = statusMessage(bus.EraV123, p, s)
 	str, ok := bus.ContentString(m.Content)
 	if err != nil || m.Route.Resource != "default/podpatch/x" || m.Route.Operation != bus.OpPatch || !ok ||
-		!strings.Contains(str, `"status":{"phase":"Running"`) {
+		!strings.Contains(str, `"status":{"phase":"Running"`) || !strings.Contains(str, `"message":null,"reason":null`) {
 		t.Errorf("v1.23 status = %s %s %s, %v", m.Route.Operation, m.Route.Resource, m.Content, err)
 	}
 }

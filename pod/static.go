@@ -52,7 +52,7 @@ func (r *Runner) loadStatic() {
 	defer r.mu.Unlock()
 	for uid, w := range r.workers {
 		if w.static && !want[uid] {
-			w.remove()
+			w.remove(nil)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -54,6 +55,16 @@ func (w *worker) computeStatus(p *Pod) PodStatus {
 		}
 	}
 	switch {
+	case w.stopped:
+		// A deleted pod whose containers are gone is terminal: Succeeded
+		// if every container that ran exited 0, else Failed (kubelet
+		// v1.32 pkg/kubelet/kubelet_pods.go getPhase, podIsTerminal).
+		s.Phase = "Succeeded"
+		for _, c := range append(append([]Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			if st := w.ctrFor(c.Name); st.term != nil && st.term.ExitCode != 0 {
+				s.Phase = "Failed"
+			}
+		}
 	case initFailed:
 		s.Phase = "Failed"
 	case !initDone:
@@ -109,7 +120,7 @@ func (w *worker) containerStatus(p *Pod, st *ctr) ContainerStatus {
 		if st.term != nil {
 			cs.LastTerminationState.Terminated = st.term
 		}
-	case st.term != nil && shouldRestart(p.Spec.RestartPolicy, st.term.ExitCode) && !(st.init && st.term.ExitCode == 0):
+	case st.term != nil && !w.stopped && shouldRestart(p.Spec.RestartPolicy, st.term.ExitCode) && !(st.init && st.term.ExitCode == 0):
 		reason := "CrashLoopBackOff"
 		msg := fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s", st.backoff, st.spec.Name, p.Metadata.Name, p.Metadata.Namespace)
 		if st.waiting != nil {
@@ -160,7 +171,12 @@ func qosClass(p *Pod) string {
 // report stores the status and sends it to meta when it changed, at most
 // every StatusInterval (spec 2.5). Static pods are not in the API server,
 // so their status stays local.
-func (w *worker) report(p *Pod, s PodStatus) {
+func (w *worker) report(p *Pod, s PodStatus) { w.send(context.Background(), p, s, false) }
+
+// send is report; final sends at once, whatever the interval, and waits
+// for meta's answer (or QueryTimeout), so that it reaches the cloud before
+// what the worker sends next.
+func (w *worker) send(ctx context.Context, p *Pod, s PodStatus, final bool) {
 	w.mu.Lock()
 	prev := w.status.Phase
 	w.status = s
@@ -175,14 +191,21 @@ func (w *worker) report(p *Pod, s PodStatus) {
 	if err != nil || string(b) == string(w.lastSent) {
 		return
 	}
-	if !w.lastSentAt.IsZero() && time.Since(w.lastSentAt) < w.r.cfg.StatusInterval {
+	if !final && !w.lastSentAt.IsZero() && time.Since(w.lastSentAt) < w.r.cfg.StatusInterval {
 		return // the next sync after the interval sends it
 	}
 	msg, err := statusMessage(w.r.cfg.Era, p, &s)
 	if err != nil {
 		return
 	}
-	if err := w.r.b.Send(bus.ModuleMeta, msg); err != nil {
+	if final {
+		// Meta's answer, even an error (no cloud: the hub queues the
+		// status), means the status is on its way.
+		_, err = w.r.b.SendSync(ctx, bus.ModuleMeta, msg, w.r.cfg.QueryTimeout)
+	} else {
+		err = w.r.b.Send(bus.ModuleMeta, msg)
+	}
+	if err != nil {
 		w.r.log.Debug("pod status not sent", "pod", p.Metadata.Name, "err", err)
 		return
 	}
@@ -206,16 +229,33 @@ func statusMessage(era bus.Era, p *Pod, s *PodStatus) (bus.Message, error) {
 		}
 		return bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpUpdate, bus.ResourcePath(ns, bus.KindPodStatus, name), b), nil
 	}
+	// cloudcore applies the patch as a strategic merge patch (KubeEdge
+	// v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go patchPod), in
+	// which an absent field keeps its old value: a cleared message or
+	// reason is sent as null, or kubectl would show the old one for ever.
+	// (Container statuses are an atomic list and replaced whole.)
+	type patchStatus struct {
+		*PodStatus
+		Message *string `json:"message"`
+		Reason  *string `json:"reason"`
+	}
 	patch := struct {
 		Metadata struct {
 			UID string `json:"uid,omitempty"`
 		} `json:"metadata"`
-		Status *PodStatus `json:"status"`
-	}{Status: s}
+		Status patchStatus `json:"status"`
+	}{Status: patchStatus{PodStatus: s, Message: nullIfEmpty(s.Message), Reason: nullIfEmpty(s.Reason)}}
 	patch.Metadata.UID = p.Metadata.UID
 	b, err := json.Marshal(&patch)
 	if err != nil {
 		return bus.Message{}, err
 	}
 	return bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpPatch, bus.ResourcePath(ns, bus.KindPodPatch, name), bus.JSONString(string(b))), nil
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

@@ -334,7 +334,7 @@ type PodIP struct {
 type PodCondition struct {
 	Type               string `json:"type"`
 	Status             string `json:"status"`
-	LastProbeTime      string `json:"lastProbeTime"`
+	LastProbeTime      string `json:"lastProbeTime,omitempty"` // RFC 3339 or absent: "" fails the patch
 	LastTransitionTime string `json:"lastTransitionTime,omitempty"`
 	Reason             string `json:"reason,omitempty"`
 	Message            string `json:"message,omitempty"`

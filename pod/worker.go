@@ -25,7 +25,8 @@ type worker struct {
 	mu        sync.Mutex // guards the fields below against Runner calls
 	pod       *Pod
 	specErr   error
-	removing  bool
+	removing  bool      // remove locally, no final delete (see terminate.go)
+	killBy    time.Time // SIGKILL deadline of a pod being deleted or removed
 	gone      bool
 	refresh   bool
 	status    PodStatus
@@ -48,6 +49,13 @@ type worker struct {
 	prepErr    error
 	prepNext   time.Time     // next prepare after a failure
 	prepWait   time.Duration // back-off between failed prepares
+	stopped    bool          // terminating: every container has stopped
+	finalSent  bool          // terminating: the final status was sent
+	delNext    time.Time     // next final delete after a failure
+	delWait    time.Duration // back-off between final deletes
+	// deletedInCloud: the cloud answered the final delete. Read by the
+	// Runner once run has returned.
+	deletedInCloud bool
 }
 
 // ctr is the state of one container of the pod.
@@ -84,6 +92,17 @@ func newWorker(r *Runner, p *Pod, specErr error, adopt []ociState) *worker {
 		pod: p, cur: p, specErr: specErr, ctrs: map[string]*ctr{}, conds: map[string]PodCondition{},
 		static: p.Metadata.Annotations[annConfigSource] == "file",
 	}
+	// startTime is set once per pod, as the kubelet's status manager does:
+	// kept from the stored pod (pod.json or the cloud's copy) so that
+	// adopting the pod after a restart does not reset it.
+	w.startTime, _ = time.Parse(time.RFC3339, p.Status.StartTime)
+	if p.Metadata.DeletionTimestamp != nil {
+		// A deletion in progress when edgenode stopped goes on with its
+		// deadline.
+		if w.killBy = loadKillAt(w.dir); w.killBy.IsZero() {
+			w.deadline(grace(p))
+		}
+	}
 	for _, s := range adopt {
 		name := s.Annotations[annContainer]
 		c := w.ctrFor(name)
@@ -97,6 +116,9 @@ func newWorker(r *Runner, p *Pod, specErr error, adopt []ociState) *worker {
 			c.restarts = int32(n)
 		}
 		c.startedAt, _ = time.Parse(time.RFC3339, s.Annotations[annStarted])
+		if !c.startedAt.IsZero() && (w.startTime.IsZero() || c.startedAt.Before(w.startTime)) {
+			w.startTime = c.startedAt // a pod.json from before startTime was kept
+		}
 		switch s.Status {
 		case "running", "paused":
 			c.running, c.pid, c.started = true, s.Pid, true
@@ -153,23 +175,44 @@ func (w *worker) isGone() bool {
 	return w.gone
 }
 
-// update hands the worker a new spec.
+// update hands the worker a new spec. A pod with deletionTimestamp starts
+// (or shortens) its deletion: its grace is deletionGracePeriodSeconds.
 func (w *worker) update(p *Pod, specErr error) {
 	w.mu.Lock()
+	if old := w.pod.Metadata; old.DeletionTimestamp != nil && p.Metadata.DeletionTimestamp == nil {
+		// A deletion is never undone; a late update keeps it.
+		p.Metadata.DeletionTimestamp, p.Metadata.DeletionGrace = old.DeletionTimestamp, old.DeletionGrace
+	}
 	w.pod, w.specErr = p, specErr
+	if p.Metadata.DeletionTimestamp != nil {
+		w.deadline(grace(p))
+		w.cancelSync()
+	}
 	w.mu.Unlock()
 	w.poke(false)
 }
 
-// remove asks the worker to stop the pod's containers and delete it.
-func (w *worker) remove() {
+// remove asks the worker to stop the pod's containers and delete its
+// files, with nothing sent to the cloud. g is the grace period; nil means
+// the pod's own (grace).
+func (w *worker) remove(g *int64) {
 	w.mu.Lock()
 	w.removing = true
-	if w.cancelRun != nil {
-		w.cancelRun() // abort a pull or start in progress
+	if g != nil && *g >= 0 {
+		w.deadline(time.Duration(*g) * time.Second)
+	} else {
+		w.deadline(grace(w.pod))
 	}
+	w.cancelSync()
 	w.mu.Unlock()
 	w.poke(false)
+}
+
+// cancelSync aborts a pull, start or probe in progress; w.mu is held.
+func (w *worker) cancelSync() {
+	if w.cancelRun != nil {
+		w.cancelRun()
+	}
 }
 
 // poke wakes the worker; refresh re-writes configmap and secret volumes.
@@ -201,14 +244,10 @@ func (w *worker) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		w.mu.Lock()
-		wctx, cancel := context.WithCancel(ctx)
+		sctx, cancel := context.WithCancel(ctx)
 		w.cancelRun = cancel
-		if w.removing {
-			cancel()
-			wctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
-		}
 		w.mu.Unlock()
-		done := w.sync(wctx)
+		done := w.sync(ctx, sctx)
 		cancel()
 		if done {
 			return
@@ -225,20 +264,18 @@ func (w *worker) run(ctx context.Context) {
 }
 
 // sync moves the pod one step towards its spec. It returns true when the
-// pod is gone.
-func (w *worker) sync(ctx context.Context) bool {
+// pod is gone. A deletion runs under ctx, which ends only when edgenode
+// stops; the other work runs under sctx, which a deletion also cancels.
+func (w *worker) sync(ctx, sctx context.Context) bool {
 	w.mu.Lock()
 	p, specErr, removing, refresh := w.pod, w.specErr, w.removing, w.refresh
 	w.refresh = false
 	w.mu.Unlock()
 	w.cur = p
-	if removing {
-		w.teardown(ctx)
-		w.mu.Lock()
-		w.gone = true
-		w.mu.Unlock()
-		return true
+	if removing || p.Metadata.DeletionTimestamp != nil {
+		return w.terminate(ctx, p, removing)
 	}
+	ctx = sctx
 	if w.startTime.IsZero() {
 		w.startTime = time.Now()
 	}
@@ -246,8 +283,10 @@ func (w *worker) sync(ctx context.Context) bool {
 		w.report(p, w.failedStatus("InvalidSpec", specErr.Error()))
 		return false
 	}
+	if !w.retarget(ctx, p) {
+		return false // a deletion or the end of edgenode interrupted it
+	}
 	w.saveSpec(p)
-	w.retarget(p)
 	w.observe()
 	if w.r.rtErr != nil {
 		w.setWaiting("RuntimeUnavailable", w.r.rtErr.Error())
@@ -301,35 +340,45 @@ func (w *worker) prepareStep(ctx context.Context, p *Pod, refresh bool) bool {
 
 // retarget brings the container table in line with a new spec: containers
 // whose spec changed are restarted with the new one (the kubelet does the
-// same for an image change), containers no longer in the spec are stopped.
-func (w *worker) retarget(p *Pod) {
-	names := map[string]bool{}
+// same for an image change), containers no longer in the spec are stopped,
+// all within one grace period. It returns false, leaving the table as it
+// was, if ctx ended first: the pod is saved with the new spec only once
+// the old containers are gone, so a restart in between starts over.
+func (w *worker) retarget(ctx context.Context, p *Pod) bool {
+	specs := map[string]Container{}
+	var stop []*ctr
 	for i, cs := range [][]Container{p.Spec.InitContainers, p.Spec.Containers} {
 		for _, c := range cs {
-			names[c.Name] = true
-			st := w.ctrs[c.Name]
-			if st == nil {
-				continue
-			}
-			if !sameJSON(st.spec, c) {
-				if st.running && i == 1 {
-					w.stop(context.Background(), st, p, "spec changed")
-				}
-				st.spec = c
-				st.nextStart = time.Time{}
+			specs[c.Name] = c
+			if st := w.ctrs[c.Name]; st != nil && st.running && i == 1 && !sameJSON(st.spec, c) {
+				stop = append(stop, st)
 			}
 		}
 	}
 	for name, st := range w.ctrs {
-		if !names[name] {
-			if st.running {
-				w.stop(context.Background(), st, p, "removed from spec")
-			}
-			_ = w.r.rt.remove(context.Background(), st.id)
-			unmountRootfs(filepath.Join(w.dir, "containers", name))
-			delete(w.ctrs, name)
+		if _, ok := specs[name]; !ok {
+			stop = append(stop, st)
 		}
 	}
+	if len(stop) > 0 {
+		by := time.Now().Add(grace(p))
+		if !w.stopAll(ctx, stop, "spec changed", func() time.Time { return by }) {
+			return false
+		}
+	}
+	for name, st := range w.ctrs {
+		c, ok := specs[name]
+		switch {
+		case !ok:
+			_ = w.r.rt.remove(ctx, st.id)
+			unmountRootfs(filepath.Join(w.dir, "containers", name))
+			delete(w.ctrs, name)
+		case !sameJSON(st.spec, c):
+			st.spec = c
+			st.nextStart = time.Time{}
+		}
+	}
+	return true
 }
 
 // saveSpec persists the spec under the pod dir: the record that brings the
@@ -339,7 +388,7 @@ func (w *worker) saveSpec(p *Pod) {
 		return
 	}
 	cp := *p
-	cp.Status = PodStatus{}
+	cp.Status = PodStatus{StartTime: fmtTime(w.startTime)}
 	b, err := json.Marshal(&cp)
 	if err != nil || string(b) == string(w.savedSpec) {
 		w.savedFrom = p
