@@ -17,7 +17,7 @@ const (
 	DefaultRuntimeRoot    = "/run/edgenode/runc"
 	DefaultImagesDir      = "/etc/edgenode/images"
 	DefaultManifestsDir   = "/etc/edgenode/manifests"
-	DefaultStatusInterval = 10 * time.Second // spec 2.5: at most every 10 s per pod
+	DefaultStatusInterval = 10 * time.Second // v0.3, spec 2.5: at most every 10 s per pod
 	DefaultSyncInterval   = time.Second      // spec 6: the PLEG relists every 1 s
 	DefaultBackoffBase    = 10 * time.Second // spec 6: backoff 10 s ...
 	DefaultBackoffMax     = 300 * time.Second
@@ -56,7 +56,8 @@ type Config struct {
 	Namespace string `yaml:"namespace"`
 	// HostIP is reported as status.hostIP; empty leaves it out.
 	HostIP string `yaml:"hostIP"`
-	// StatusInterval is the least time between two status messages of one pod.
+	// StatusInterval is the least time between two status messages of one
+	// pod. Default 10 s for v0.3, none (every change goes out) for v1.23.
 	StatusInterval time.Duration `yaml:"statusInterval"`
 	// SyncInterval is how often each pod's containers are relisted.
 	SyncInterval time.Duration `yaml:"syncInterval"`
@@ -97,7 +98,11 @@ func (c *Config) defaults() {
 	if c.Namespace == "" {
 		c.Namespace = "default"
 	}
-	if c.StatusInterval == 0 {
+	// v0.3's status manager sent a pod's status at most every 10 s. The
+	// v1.23 edged is the kubelet, whose status manager sends a change at
+	// once (KubeEdge v1.23.1 vendors k8s.io/kubernetes pkg/kubelet/status):
+	// a pod shows Running in kubectl as soon as it runs.
+	if c.StatusInterval == 0 && c.Era == bus.EraV03 {
 		c.StatusInterval = DefaultStatusInterval
 	}
 	if c.SyncInterval == 0 {

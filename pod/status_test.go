@@ -55,3 +55,26 @@ func TestStatusRateLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestStatusAtOnceV123: the v1.23 edged is the kubelet, whose status
+// manager sends every change at once: Pending then Running within the
+// same second are two messages, so kubectl shows Running without waiting.
+func TestStatusAtOnceV123(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := bus.New(bus.Config{QueueLen: 16}, testLog())
+		if err := b.AddModule(bus.ModuleMeta, bus.GroupMeta); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{DataDir: t.TempDir(), Era: bus.EraV123}
+		cfg.defaults()
+		r := &Runner{cfg: cfg, b: b, log: testLog()}
+		p := testPod("now", sh("main", "true"))
+		w := newWorker(r, p, nil, nil)
+		w.report(p, PodStatus{Phase: "Pending"})
+		w.report(p, PodStatus{Phase: "Running"})
+		w.report(p, PodStatus{Phase: "Running"})
+		if n := b.Depth(bus.ModuleMeta); n != 2 {
+			t.Fatalf("Pending then Running at once: %d messages, want 2", n)
+		}
+	})
+}
