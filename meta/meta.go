@@ -92,6 +92,9 @@ type Meta struct {
 	remoteSem chan struct{} // semaphore of remote operations
 	wg        sync.WaitGroup
 
+	fmu     sync.Mutex
+	flights map[string][]bus.Message // remote queries in flight: who else waits
+
 	in, out, errs, sendFails atomic.Uint64
 	lastSendLog              atomic.Int64 // unix nanos of the last logged send failure
 }

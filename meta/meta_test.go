@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -933,4 +934,82 @@ func TestCloudUnknownKind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRemoteQueriesShareAFlight: identical queries in flight together go
+// to the cloud once and all get its answer. A real cloudcore keeps one
+// pending message per object toward the node, so two answers about the
+// same configmap queued together lose one (two pods mounting one
+// configmap, created together, left one Pending for 10 s).
+func TestRemoteQueriesShareAFlight(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.setConnected(true)
+	e.barrier()
+	const n = 3
+	answers := make(chan bus.Message, n)
+	var asked []bus.Message
+	for range n {
+		msg := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpQuery, "default/configmap/cm", nil)
+		asked = append(asked, msg)
+		go func() {
+			resp, err := e.b.SendSync(e.ctx, bus.ModuleMeta, msg, time.Minute)
+			if err != nil {
+				t.Errorf("SendSync() = %v", err)
+			}
+			answers <- resp
+		}()
+	}
+	req := e.recv(bus.ModuleHub)
+	// Let the other queries reach meta and join the flight.
+	for _, m := range asked {
+		for !e.b.IsWaiting(m.Header.ID) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	e.barrier()
+	e.b.SendResp(cloudResp(req, `{"Object":`+cmJSON+`,"Err":null}`))
+	got := map[bus.ID]bool{}
+	for range n {
+		resp := <-answers
+		if resp.Route.Operation != bus.OpResponse || !strings.Contains(string(resp.Content), `"cm"`) {
+			t.Errorf("answer = %s %s, want the cloud's configmap", resp.Route.Operation, resp.Content)
+		}
+		got[resp.Header.ParentID] = true
+	}
+	for _, m := range asked {
+		if !got[m.Header.ID] {
+			t.Errorf("query %s got no answer of its own", m.Header.ID)
+		}
+	}
+	e.barrier()
+	if more := e.drain(bus.ModuleHub); len(more) != 1 || more[0].Route.Operation != bus.OpResponse {
+		t.Errorf("the hub got %d more messages (%v), want only the ACK of the answer: one query for all", len(more), more)
+	}
+}
+
+// TestRemoteQueryAskedAgain: a query whose answer the cloud dropped is
+// sent again (new id) after queryRetry, within RemoteQueryTimeout.
+func TestRemoteQueryAskedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Config{})
+		e.setConnected(true)
+		e.barrier()
+		msg := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpQuery, "default/secret/s", nil)
+		done := make(chan bus.Message, 1)
+		go func() {
+			resp, _ := e.b.SendSync(e.ctx, bus.ModuleMeta, msg, time.Minute)
+			done <- resp
+		}()
+		first := e.recv(bus.ModuleHub) // the cloud drops this answer
+		start := time.Now()
+		second := e.recv(bus.ModuleHub)
+		if waited := time.Since(start); waited != queryRetry || second.Header.ID == first.Header.ID {
+			t.Errorf("second query after %v with id %s, want after %v with a new id", waited, second.Header.ID, queryRetry)
+		}
+		e.b.SendResp(cloudResp(second, `{"Object":{"metadata":{"name":"s"}},"Err":null}`))
+		if resp := <-done; resp.Route.Operation != bus.OpResponse || resp.Header.ParentID != msg.Header.ID {
+			t.Errorf("answer = %s %s, want the cloud's answer to the second query", resp.Route.Operation, resp.Content)
+		}
+		e.cancel()
+	})
 }

@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"errors"
+	"time"
 
 	"edgenode/bus"
 	"edgenode/db"
@@ -79,46 +80,103 @@ func (m *Meta) answer(req, resp bus.Message) {
 // remote runs a remote operation in its own goroutine (spec 3.2 "remote
 // query", 3.3 processRemote): at most Config.MaxRemote at once, none
 // without a cloud.
+//
+// Identical queries (same resource and body) in flight at once share one
+// request to the cloud: a real v1.23.1 cloudcore keeps one pending message
+// per object on its way to the node (cloud/pkg/cloudhub/common/helper.go
+// AckMessageKeyFunc keys by object UID), so of two answers about the same
+// configmap queued together only the later reaches the node, and the other
+// query waited for its timeout. Two pods created together that mount the
+// same configmap did exactly that.
 func (m *Meta) remote(ctx context.Context, msg bus.Message, r bus.Resource, isQuery bool) {
 	if !m.connected.Load() {
 		m.fail(msg, reasonNotConnected)
 		return
 	}
+	key := ""
+	if isQuery {
+		key = msg.Route.Resource + "\x00" + string(msg.Content)
+		if m.joinFlight(key, msg) {
+			return
+		}
+	}
 	select {
 	case m.remoteSem <- struct{}{}:
 	default:
 		m.fail(msg, reasonBusy)
+		for _, w := range m.endFlight(key) {
+			m.fail(w, reasonBusy)
+		}
 		return
 	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		defer func() { <-m.remoteSem }()
-		m.doRemote(ctx, msg, r, isQuery)
+		answer := m.doRemote(ctx, msg, r, isQuery)
+		waiters := m.endFlight(key)
+		if answer == nil {
+			return // shutting down
+		}
+		answer(msg)
+		for _, w := range waiters {
+			answer(w)
+		}
 	}()
 }
 
+// joinFlight adds msg to the query in flight under key and reports true,
+// or starts a flight under key and reports false.
+func (m *Meta) joinFlight(key string, msg bus.Message) bool {
+	m.fmu.Lock()
+	defer m.fmu.Unlock()
+	if f, ok := m.flights[key]; ok {
+		m.flights[key] = append(f, msg)
+		return true
+	}
+	if m.flights == nil {
+		m.flights = make(map[string][]bus.Message)
+	}
+	m.flights[key] = nil
+	return false
+}
+
+// endFlight ends the flight under key and returns the queries that joined
+// it. An empty key (not a query) has none.
+func (m *Meta) endFlight(key string) []bus.Message {
+	if key == "" {
+		return nil
+	}
+	m.fmu.Lock()
+	defer m.fmu.Unlock()
+	w := m.flights[key]
+	delete(m.flights, key)
+	return w
+}
+
+// queryRetry is how long a remote query waits for the cloud's answer
+// before it is sent again (within RemoteQueryTimeout): the cloud may drop
+// an answer (see remote), and a query is safe to repeat.
+const queryRetry = 5 * time.Second
+
 // doRemote sends msg to the cloud under a new id and waits for the answer;
-// stores what it carries; acknowledges it to the cloud; and hands it to
-// the asker with the asker's request id as parent. A query the cloud does
-// not answer is answered from the store if the row is there.
-func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, isQuery bool) {
-	out := msg
-	out.Header.ID = bus.NewID()
-	resp, err := m.b.SendSync(ctx, bus.ModuleHub, out, m.cfg.RemoteQueryTimeout)
+// stores what it carries; acknowledges it to the cloud; and returns how to
+// answer the asker (and whoever joined its flight), with the asker's
+// request id as parent; nil when ctx ended. A query the cloud does not
+// answer is answered from the store if the row is there.
+func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, isQuery bool) func(req bus.Message) {
+	resp, err := m.sendRemote(ctx, msg, isQuery)
 	if err != nil {
 		if ctx.Err() != nil {
-			return // shutting down
+			return nil // shutting down
 		}
 		if isQuery {
 			if _, lerr := m.d.MetaByKey(ctx, msg.Route.Resource); lerr == nil {
 				m.log.Debug("meta: remote query failed, answering from the store", "resource", msg.Route.Resource, "err", err)
-				m.queryLocal(ctx, msg, r)
-				return
+				return func(req bus.Message) { m.queryLocal(ctx, req, r) }
 			}
 		}
-		m.fail(msg, reasonRemote+err.Error())
-		return
+		return func(req bus.Message) { m.fail(req, reasonRemote+err.Error()) }
 	}
 	m.out.Add(1)
 	if resp.Route.Operation != bus.OpError {
@@ -140,6 +198,29 @@ func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, is
 	if m.fromCloud(resp) {
 		m.ack(resp)
 	}
-	resp.Header.ParentID = msg.Header.ID
-	m.reply(msg, resp)
+	return func(req bus.Message) {
+		rr := resp
+		rr.Header.ParentID = req.Header.ID
+		m.reply(req, rr)
+	}
+}
+
+// sendRemote sends msg to the cloud under a new id and waits up to
+// RemoteQueryTimeout for the answer; a query is sent again under a new id
+// every queryRetry.
+func (m *Meta) sendRemote(ctx context.Context, msg bus.Message, isQuery bool) (bus.Message, error) {
+	end := time.Now().Add(m.cfg.RemoteQueryTimeout)
+	for {
+		wait := time.Until(end)
+		if isQuery && wait > queryRetry {
+			wait = queryRetry
+		}
+		out := msg
+		out.Header.ID = bus.NewID()
+		resp, err := m.b.SendSync(ctx, bus.ModuleHub, out, wait)
+		if err == nil || !isQuery || ctx.Err() != nil || time.Until(end) <= 0 || !m.connected.Load() {
+			return resp, err
+		}
+		m.log.Debug("meta: no answer to a remote query yet, asking again", "resource", msg.Route.Resource, "err", err)
+	}
 }
