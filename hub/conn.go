@@ -49,12 +49,24 @@ func (c *Client) serve(ctx context.Context, ws *wsConn, cert *tls.Certificate) e
 	wg.Go(func() { cancel(c.readLoop(ws)) })
 	wg.Go(func() { cancel(c.keepalive(sctx, ws)) })
 	cancel(c.sendLoop(sctx, ws, cert))
+	if ctx.Err() != nil {
+		c.goodbye(ws)
+	}
 	ws.Close() // unblocks the reader
 	wg.Wait()
 
 	c.connected.Store(false)
 	c.publish(bus.CloudDisconnected)
 	return context.Cause(sctx)
+}
+
+// goodbye tells the cloud that the node is stopping with a websocket close
+// (1000, normal closure) before the TCP connection goes, so that CloudHub
+// sees a clean end instead of an abnormal closure (1006). It waits at most
+// a second for the write.
+func (c *Client) goodbye(ws *wsConn) {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "node stopping")
+	_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 }
 
 // readLoop reads messages until the link fails. With the ping probe the

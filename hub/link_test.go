@@ -309,3 +309,20 @@ func TestPlacementURL(t *testing.T) {
 		t.Errorf("cloud sees node %q project %q, want %q proj", node, project, testNode)
 	}
 }
+
+func TestStopSaysGoodbye(t *testing.T) {
+	// A node that stops closes the link with a websocket close (1000), not
+	// a bare TCP close that CloudHub logs as an abnormal closure (1006).
+	srv := newServer(t, hubtest.Config{})
+	n := startNode(t, testConfig(t, srv, bus.EraV123))
+	if got := n.recvConn(fakeMeta); got != bus.CloudConnected {
+		t.Fatalf("event = %q, want connected", got)
+	}
+	n.stop()
+	if err := srv.WaitDisconnected(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.CloseCodes(); len(got) != 1 || got[0] != websocket.CloseNormalClosure {
+		t.Errorf("close codes = %v, want [1000]", got)
+	}
+}

@@ -257,3 +257,12 @@ func pemCert(der []byte) []byte {
 }
 
 func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// CloseCodes returns the websocket close code of each link that ended, in
+// order: 1000 for a node that said goodbye, 1006 for one that only closed
+// TCP (CloudHub logs both as read errors; 1006 as an abnormal closure).
+func (s *Server) CloseCodes() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.closeCodes...)
+}

@@ -110,10 +110,13 @@ type Server struct {
 	issued    int
 	rejected  int
 	api       api
-	changed   chan struct{}
-	closed    bool
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	// closeCodes are the websocket close codes of the links that ended
+	// (1006 when the node closed TCP without a close frame).
+	closeCodes []int
+	changed    chan struct{}
+	closed     bool
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 type pend struct {
@@ -363,6 +366,15 @@ func (s *Server) readLoop(c *conn) {
 			return
 		}
 		if err != nil {
+			code := websocket.CloseAbnormalClosure
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				code = ce.Code
+			}
+			s.mu.Lock()
+			s.closeCodes = append(s.closeCodes, code)
+			s.notify()
+			s.mu.Unlock()
 			return
 		}
 		m, err := bus.Decode(data)
