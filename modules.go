@@ -113,6 +113,27 @@ func (c *Config) boardDefaults() {
 	c.Health.defaults()
 }
 
+// restrictDataDir makes the data dir 0700 and the files in it that hold
+// secrets 0600 (board.RestrictPerms), at every start: the database and its
+// WAL (the cloud's secrets), the certificate dir (the node's key), the MQTT
+// credentials and the pods dir (secret volumes). It runs after db.Open, so
+// a database SQLite has just created (0644) is covered; SQLite gives the
+// WAL the database's mode from then on.
+func restrictDataDir(cfg *Config, log *slog.Logger) error {
+	paths := []string{db.FileName, db.FileName + "-wal", db.FileName + "-shm", db.FileName + "-journal",
+		hub.CertDir, filepath.Join(hub.CertDir, "edge.key"), mqtt.DefaultCredentials, "pods"}
+	for _, p := range []string{cfg.hubConfig().KeyFile, cfg.MQTT.Internal.CredentialsFile} {
+		if rel, err := filepath.Rel(cfg.DataDir, p); err == nil && filepath.IsLocal(rel) {
+			paths = append(paths, rel)
+		}
+	}
+	changed, err := board.RestrictPerms(cfg.DataDir, paths...)
+	for _, p := range changed {
+		log.Warn("took group and other access away from a data dir path", "path", p)
+	}
+	return err
+}
+
 // runner is what every module is to main: Run blocks until ctx ends and
 // returns after all its goroutines have exited.
 type runner interface {
@@ -131,6 +152,9 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	if err := restrictDataDir(cfg, log); err != nil {
+		return err
+	}
 	b := bus.New(cfg.Bus, log.With("module", "bus"))
 
 	reg := board.NewRegistry()
