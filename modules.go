@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -49,6 +51,9 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 	}
 }
 
+// EnvToken is the environment variable that may hold the join token.
+const EnvToken = "EDGENODE_TOKEN"
+
 // addHubFlags adds the flags that join a cloud; each overrides its key in
 // the hub section of the config file.
 func addHubFlags(fs *flag.FlagSet, o *options) {
@@ -60,8 +65,27 @@ func addHubFlags(fs *flag.FlagSet, o *options) {
 	}
 	set("cloud", "CloudHub websocket address HOST:PORT to join (hub.server); without it the node runs on its own",
 		func(c *Config, v string) { c.Hub.Server = v })
-	set("token", "KubeEdge join token <CA hash>.<JWT> (hub.token), used when there is no node certificate",
+	// The join token also comes from a file or the environment: a flag's
+	// value is visible to every local user in /proc/<pid>/cmdline. Later
+	// sources win: hub.token in the file, then EnvToken, then the flags.
+	if v := os.Getenv(EnvToken); v != "" {
+		o.extra = append(o.extra, func(c *Config) { c.Hub.Token = strings.TrimSpace(v) })
+	}
+	set("token", "KubeEdge join token <CA hash>.<JWT> (hub.token), used when there is no node certificate; "+
+		"local users can read it in /proc: prefer --token-file or $"+EnvToken,
 		func(c *Config, v string) { c.Hub.Token = v })
+	fs.Func("token-file", "`FILE` holding the join token (instead of --token)", func(path string) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("token file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return fmt.Errorf("token file %s is empty", path)
+		}
+		o.extra = append(o.extra, func(c *Config) { c.Hub.Token = tok })
+		return nil
+	})
 	set("cert-server", "certificate server URL (hub.certServer; default https://HOST:10002 of --cloud)",
 		func(c *Config, v string) { c.Hub.CertServer = v })
 	set("project-id", "project id in the link's path and headers (hub.projectID; default "+hub.DefaultProjectID+")",
