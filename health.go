@@ -421,8 +421,11 @@ func runTracked(ctx context.Context, reg *board.Registry, name string, m runner)
 }
 
 // probeQueue marks a module failed while its bus queue stays full for
-// more than 30 s: it is alive but no longer serving.
-func probeQueue(reg *board.Registry, b *bus.Bus, pkg string, qlen int) {
+// more than 30 s: it is alive but no longer serving. A module with a
+// Healthy() error method (twin: a stuck worker) is also failed while that
+// returns an error.
+func probeQueue(reg *board.Registry, b *bus.Bus, pkg string, qlen int, m runner) {
+	healthy, _ := m.(interface{ Healthy() error })
 	for _, bm := range busModules {
 		if bm.pkg != pkg || !b.Has(bm.name) {
 			continue
@@ -430,6 +433,11 @@ func probeQueue(reg *board.Registry, b *bus.Bus, pkg string, qlen int) {
 		var mu sync.Mutex
 		var fullSince time.Time
 		reg.Probe(pkg, func() error {
+			if healthy != nil {
+				if err := healthy.Healthy(); err != nil {
+					return err
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if b.Depth(bm.name) < qlen {

@@ -257,7 +257,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	for _, m := range mods {
 		name := moduleName(m)
 		reg.Add(name)
-		probeQueue(reg, b, name, cfg.Bus.QueueLen)
+		probeQueue(reg, b, name, cfg.Bus.QueueLen, m)
 		g.Go(func() error { return runTracked(gctx, reg, name, m) })
 	}
 	// The health server and the watchdog serve the modules; they are not
