@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -169,7 +170,12 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// Everything edgenode writes lives under the data dir, so that the
 	// root may be read-only; say clearly when it is not writable.
 	if err := board.CheckDataDir(cfg.DataDir); err != nil {
-		return err
+		// A full disk still lets the node serve what it stored: it runs
+		// read-only (db.ErrFull) and says so in /healthz.
+		if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+			return err
+		}
+		log.Error("data dir full: running read-only until space returns", "err", err)
 	}
 	store, err := db.Open(ctx, filepath.Join(cfg.DataDir, db.FileName), db.Config{})
 	if err != nil {
@@ -183,6 +189,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	reg := board.NewRegistry()
 	hs := newHealth(cfg.Health, cfg.NodeName, b, cfg.Bus.QueueLen, reg, log.With("module", "health"))
+	hs.readOnly = store.ReadOnly
 
 	var mods []runner
 	// Modules are wired here, one block each. A module with counters adds
