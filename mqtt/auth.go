@@ -82,11 +82,13 @@ const maxClientID = 256
 // counts messages the broker dropped for slow clients.
 type authHook struct {
 	mochi.HookBase
-	users      Credentials
-	acl        acl
-	refused    atomic.Uint64
-	dropped    atomic.Uint64
-	aclRefused atomic.Uint64
+	users       Credentials
+	acl         acl
+	clients     *mochi.Clients // the broker's sessions, connected or kept
+	maxSessions int
+	refused     atomic.Uint64
+	dropped     atomic.Uint64
+	aclRefused  atomic.Uint64
 }
 
 func (h *authHook) ID() string { return "edgenode-auth" }
@@ -108,6 +110,15 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	if cl.ID == mochi.InlineClientId || len(cl.ID) > maxClientID {
 		h.refused.Add(1)
 		return false
+	}
+	// A session outlives its connection (clean session off, for up to
+	// an hour), so new client ids could pile up sessions without bound
+	// while MaxClients counts only connected ones.
+	if h.clients != nil && h.maxSessions > 0 && h.clients.Len() >= h.maxSessions {
+		if _, known := h.clients.Get(cl.ID); !known {
+			h.refused.Add(1)
+			return false
+		}
 	}
 	if h.users == nil {
 		return true

@@ -138,6 +138,7 @@ func loadPool(file string) (*x509.CertPool, error) {
 // serve starts the broker's goroutines, with no listener yet: the inline
 // client works at once, before and without a bound port.
 func (b *broker) serve() error {
+	b.hook.clients, b.hook.maxSessions = b.srv.Clients, 2*b.cfg.MaxClients
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return fmt.Errorf("mqtt: broker hook: %w", err)
 	}

@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -263,4 +264,32 @@ func subscriberOpts(t *testing.T, o *paho.ClientOptions, filters ...string) <-ch
 		}
 	}
 	return ch
+}
+
+// TestSessionCap: sessions kept after their connection (clean session
+// off) count against twice maxClients, so new client ids cannot pile them
+// up; a known id still reconnects.
+func TestSessionCap(t *testing.T) {
+	b := standIns(t, 64)
+	eb := mqtttest.Start(t, mqtt.Config{Internal: mqtt.BrokerConfig{MaxClients: 2}}, b, mqtttest.Store(t))
+	connect := func(id string) error {
+		c := paho.NewClient(mqtttest.ClientOptions(eb.Addr()).SetClientID(id).SetCleanSession(false))
+		err := mqtttest.Wait(c.Connect())
+		if err == nil {
+			c.Disconnect(50)
+		}
+		return err
+	}
+	var i int
+	for ; i < 10; i++ {
+		if err := connect(fmt.Sprintf("keep-%d", i)); err != nil {
+			break
+		}
+	}
+	if i == 10 || i < 2 {
+		t.Fatalf("%d kept sessions were accepted, want between 2 and 4", i)
+	}
+	if err := connect("keep-0"); err != nil {
+		t.Errorf("reconnect of a kept session = %v, want accepted", err)
+	}
 }
