@@ -7,7 +7,9 @@ require (
 	github.com/google/go-cmp v0.7.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/gorilla/websocket v1.5.3
+	github.com/moby/profiles/seccomp v0.3.0
 	github.com/mochi-mqtt/server/v2 v2.7.9
+	github.com/opencontainers/runtime-spec v1.2.1
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.49.0

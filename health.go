@@ -71,8 +71,10 @@ type health struct {
 	connected func() bool
 	// podPhases counts pods by phase; nil without the pod module.
 	podPhases func() map[string]int
-	log       *slog.Logger
-	start     time.Time
+	// readOnly reports that the store refuses writes (disk full); nil: never.
+	readOnly func() bool
+	log      *slog.Logger
+	start    time.Time
 
 	mu      sync.Mutex
 	sources []statsSource
@@ -155,12 +157,19 @@ type healthz struct {
 	Version string               `json:"version"`
 	Uptime  string               `json:"uptime"`
 	Modules []board.ModuleHealth `json:"modules"`
+	// ReadOnly says why the node serves from its store without writing
+	// (a full disk); absent while it writes. It is no failure: the node
+	// serves what it has, and the watchdog does not reboot for it.
+	ReadOnly string `json:"readOnly,omitempty"`
 }
 
 func (h *health) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	doc := healthz{Status: "ok", Node: h.node, Version: version,
 		Uptime: time.Since(h.start).Round(time.Second).String(), Modules: h.reg.Modules()}
 	doc.Ready = !slices.ContainsFunc(doc.Modules, func(m board.ModuleHealth) bool { return m.State != board.StateRunning })
+	if h.readOnly != nil && h.readOnly() {
+		doc.ReadOnly = "disk full: serving stored pods, twins and membership; writes resume when space returns"
+	}
 	code := http.StatusOK
 	if len(h.reg.Unhealthy()) > 0 {
 		doc.Status, code = "unhealthy", http.StatusServiceUnavailable
@@ -421,8 +430,11 @@ func runTracked(ctx context.Context, reg *board.Registry, name string, m runner)
 }
 
 // probeQueue marks a module failed while its bus queue stays full for
-// more than 30 s: it is alive but no longer serving.
-func probeQueue(reg *board.Registry, b *bus.Bus, pkg string, qlen int) {
+// more than 30 s: it is alive but no longer serving. A module with a
+// Healthy() error method (twin: a stuck worker) is also failed while that
+// returns an error.
+func probeQueue(reg *board.Registry, b *bus.Bus, pkg string, qlen int, m runner) {
+	healthy, _ := m.(interface{ Healthy() error })
 	for _, bm := range busModules {
 		if bm.pkg != pkg || !b.Has(bm.name) {
 			continue
@@ -430,6 +442,11 @@ func probeQueue(reg *board.Registry, b *bus.Bus, pkg string, qlen int) {
 		var mu sync.Mutex
 		var fullSince time.Time
 		reg.Probe(pkg, func() error {
+			if healthy != nil {
+				if err := healthy.Healthy(); err != nil {
+					return err
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if b.Depth(bm.name) < qlen {

@@ -295,3 +295,29 @@ func TestCheckCommand(t *testing.T) {
 		}
 	}
 }
+
+// stuckModule is a module whose Healthy reports err.
+type stuckModule struct{ err error }
+
+func (m *stuckModule) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (m *stuckModule) Healthy() error                { return m.err }
+
+// TestProbeHealthy: a module whose Healthy returns an error reads
+// unhealthy (so /healthz and the watchdog act) until it returns nil.
+func TestProbeHealthy(t *testing.T) {
+	b := bus.New(bus.Config{QueueLen: 4}, slog.New(slog.DiscardHandler))
+	if err := b.AddModule(bus.ModuleTwin, bus.GroupTwin); err != nil {
+		t.Fatal(err)
+	}
+	reg := board.NewRegistry()
+	m := &stuckModule{err: errors.New("twin: worker stuck: twin")}
+	probeQueue(reg, b, "twin", 4, m)
+	reg.Set("twin", board.StateRunning, "")
+	if got := reg.Unhealthy(); len(got) != 1 || got[0] != "twin" {
+		t.Errorf("Unhealthy() with a stuck worker = %q, want [twin]", got)
+	}
+	m.err = nil
+	if got := reg.Unhealthy(); len(got) != 0 {
+		t.Errorf("Unhealthy() after it recovered = %q, want none", got)
+	}
+}

@@ -33,15 +33,36 @@ func TestHubFlags(t *testing.T) {
 		{"bad cloud", []string{"--cloud", "nohostport"}, 1, []string{"hub.server"}},
 		{"bad token", []string{"--cloud", "h:1", "--token", "abc"}, 1, []string{"hub.token"}},
 		{"bad cert server", []string{"--cloud", "h:1", "--cert-server", "http://x"}, 1, []string{"hub.certServer"}},
+		{"token file", []string{"--cloud", "h:1", "--token-file", "GOOD"}, 0, []string{"token: (redacted)"}},
+		{"bad token file", []string{"--cloud", "h:1", "--token-file", "BAD"}, 1, []string{"hub.token"}},
+		{"missing token file", []string{"--cloud", "h:1", "--token-file", "/nonexistent"}, 2, []string{"token file"}},
+		{"token env", []string{"--cloud", "h:1", "ENV=abc"}, 1, []string{"hub.token"}},
+		{"flag over env", []string{"--cloud", "h:1", "--token-file", "GOOD", "ENV=abc"}, 0, []string{"token: (redacted)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
+			good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
+			os.WriteFile(good, []byte(hash+".a.b.c\n"), 0o600)
+			os.WriteFile(bad, []byte("abc\n"), 0o600)
+			var flags []string
+			for _, a := range tt.args {
+				switch {
+				case a == "GOOD":
+					a = good
+				case a == "BAD":
+					a = bad
+				case strings.HasPrefix(a, "ENV="):
+					t.Setenv(EnvToken, a[4:])
+					continue
+				}
+				flags = append(flags, a)
+			}
 			conf := filepath.Join(dir, "config.yaml")
 			if err := os.WriteFile(conf, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			args := append([]string{"config", "--config", conf, "--data-dir", dir, "--node-name", "n1"}, tt.args...)
+			args := append([]string{"config", "--config", conf, "--data-dir", dir, "--node-name", "n1"}, flags...)
 			var out, errOut bytes.Buffer
 			code := realMain(args, &out, &errOut)
 			if code != tt.wantCode {

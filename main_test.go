@@ -422,3 +422,41 @@ func waitCloud(t *testing.T, ctx context.Context, b *bus.Bus, probe bus.Module, 
 		}
 	}
 }
+
+// TestRunRestrictsDataDir: a data dir created 0755 before the node (as a
+// board's init script does) and a 0644 database are 0700 and 0600 once the
+// node has started.
+func TestRunRestrictsDataDir(t *testing.T) {
+	bin := buildBinary(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	dbPath := filepath.Join(dir, db.FileName)
+	store, err := db.Open(context.Background(), dbPath, db.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	if err := os.Chmod(dbPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte("health:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\nwatchdog:\n  device: off\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runUntilSIGTERM(t, runBin(bin, "run", "--data-dir", dir, "--node-name", "edge-1", "--config", cfg), dir)
+	for p, want := range map[string]os.FileMode{dir: 0o700, dbPath: 0o600} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("mode of %s after start = %o, want %o", p, fi.Mode().Perm(), want)
+		}
+	}
+	if fi, err := os.Stat(dbPath + "-wal"); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("mode of the WAL = %o, want no group or other access", fi.Mode().Perm())
+	}
+}

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -49,6 +52,9 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 	}
 }
 
+// EnvToken is the environment variable that may hold the join token.
+const EnvToken = "EDGENODE_TOKEN"
+
 // addHubFlags adds the flags that join a cloud; each overrides its key in
 // the hub section of the config file.
 func addHubFlags(fs *flag.FlagSet, o *options) {
@@ -60,8 +66,27 @@ func addHubFlags(fs *flag.FlagSet, o *options) {
 	}
 	set("cloud", "CloudHub websocket address HOST:PORT to join (hub.server); without it the node runs on its own",
 		func(c *Config, v string) { c.Hub.Server = v })
-	set("token", "KubeEdge join token <CA hash>.<JWT> (hub.token), used when there is no node certificate",
+	// The join token also comes from a file or the environment: a flag's
+	// value is visible to every local user in /proc/<pid>/cmdline. Later
+	// sources win: hub.token in the file, then EnvToken, then the flags.
+	if v := os.Getenv(EnvToken); v != "" {
+		o.extra = append(o.extra, func(c *Config) { c.Hub.Token = strings.TrimSpace(v) })
+	}
+	set("token", "KubeEdge join token <CA hash>.<JWT> (hub.token), used when there is no node certificate; "+
+		"local users can read it in /proc: prefer --token-file or $"+EnvToken,
 		func(c *Config, v string) { c.Hub.Token = v })
+	fs.Func("token-file", "`FILE` holding the join token (instead of --token)", func(path string) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("token file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return fmt.Errorf("token file %s is empty", path)
+		}
+		o.extra = append(o.extra, func(c *Config) { c.Hub.Token = tok })
+		return nil
+	})
 	set("cert-server", "certificate server URL (hub.certServer; default https://HOST:10002 of --cloud)",
 		func(c *Config, v string) { c.Hub.CertServer = v })
 	set("project-id", "project id in the link's path and headers (hub.projectID; default "+hub.DefaultProjectID+")",
@@ -113,6 +138,27 @@ func (c *Config) boardDefaults() {
 	c.Health.defaults()
 }
 
+// restrictDataDir makes the data dir 0700 and the files in it that hold
+// secrets 0600 (board.RestrictPerms), at every start: the database and its
+// WAL (the cloud's secrets), the certificate dir (the node's key), the MQTT
+// credentials and the pods dir (secret volumes). It runs after db.Open, so
+// a database SQLite has just created (0644) is covered; SQLite gives the
+// WAL the database's mode from then on.
+func restrictDataDir(cfg *Config, log *slog.Logger) error {
+	paths := []string{db.FileName, db.FileName + "-wal", db.FileName + "-shm", db.FileName + "-journal",
+		hub.CertDir, filepath.Join(hub.CertDir, "edge.key"), mqtt.DefaultCredentials, "pods"}
+	for _, p := range []string{cfg.hubConfig().KeyFile, cfg.MQTT.Internal.CredentialsFile} {
+		if rel, err := filepath.Rel(cfg.DataDir, p); err == nil && filepath.IsLocal(rel) {
+			paths = append(paths, rel)
+		}
+	}
+	changed, err := board.RestrictPerms(cfg.DataDir, paths...)
+	for _, p := range changed {
+		log.Warn("took group and other access away from a data dir path", "path", p)
+	}
+	return err
+}
+
 // runner is what every module is to main: Run blocks until ctx ends and
 // returns after all its goroutines have exited.
 type runner interface {
@@ -124,17 +170,26 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// Everything edgenode writes lives under the data dir, so that the
 	// root may be read-only; say clearly when it is not writable.
 	if err := board.CheckDataDir(cfg.DataDir); err != nil {
-		return err
+		// A full disk still lets the node serve what it stored: it runs
+		// read-only (db.ErrFull) and says so in /healthz.
+		if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+			return err
+		}
+		log.Error("data dir full: running read-only until space returns", "err", err)
 	}
 	store, err := db.Open(ctx, filepath.Join(cfg.DataDir, db.FileName), db.Config{})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if err := restrictDataDir(cfg, log); err != nil {
+		return err
+	}
 	b := bus.New(cfg.Bus, log.With("module", "bus"))
 
 	reg := board.NewRegistry()
 	hs := newHealth(cfg.Health, cfg.NodeName, b, cfg.Bus.QueueLen, reg, log.With("module", "health"))
+	hs.readOnly = store.ReadOnly
 
 	var mods []runner
 	// Modules are wired here, one block each. A module with counters adds
@@ -209,7 +264,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	for _, m := range mods {
 		name := moduleName(m)
 		reg.Add(name)
-		probeQueue(reg, b, name, cfg.Bus.QueueLen)
+		probeQueue(reg, b, name, cfg.Bus.QueueLen, m)
 		g.Go(func() error { return runTracked(gctx, reg, name, m) })
 	}
 	// The health server and the watchdog serve the modules; they are not

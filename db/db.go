@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite" // registers the "sqlite" driver
@@ -27,7 +28,19 @@ var (
 type Config struct {
 	// BusyTimeout is how long a statement waits for a lock. Default 5 s.
 	BusyTimeout time.Duration
+	// MinFree is the free space a store made read-only by a full disk
+	// waits for before it tries writes again. Default DefaultMinFree.
+	MinFree int64
 }
+
+// The WAL bound (package doc, "WAL size"): a checkpoint after the commit
+// that takes the WAL past walAutocheckpoint pages (SQLite's default, 1000
+// pages, let it reach ~4 MB), and the WAL file truncated back to
+// journalSizeLimit bytes after it is reset.
+const (
+	walAutocheckpoint = 64        // pages of 4 KiB
+	journalSizeLimit  = 256 << 10 // bytes
+)
 
 // FileName is the database's file name inside the data dir.
 const FileName = "edgenode.db"
@@ -35,8 +48,10 @@ const FileName = "edgenode.db"
 // DB is the node's store: one SQLite connection, used by every module.
 // It is safe for concurrent use; statements run one at a time.
 type DB struct {
-	sql  *sql.DB
-	path string
+	sql     *sql.DB
+	path    string
+	minFree int64
+	full    atomic.Bool // the disk was full at the last write, or at Open
 }
 
 // Open opens (creating if needed) the database at path, sets the pragmas
@@ -45,6 +60,9 @@ type DB struct {
 func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 	if cfg.BusyTimeout <= 0 {
 		cfg.BusyTimeout = 5 * time.Second
+	}
+	if cfg.MinFree <= 0 {
+		cfg.MinFree = DefaultMinFree
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
@@ -56,9 +74,12 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 	// runs the _pragma list sorted by name (journal_mode would come before
 	// locking_mode), then the _journal_mode and _synchronous keys, so
 	// journal mode and sync level must be those keys, not _pragma entries.
+	// journal_size_limit and wal_autocheckpoint bound the WAL (package
+	// doc, "WAL size").
 	dsn := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=foreign_keys(0)"+
-		"&_pragma=locking_mode(EXCLUSIVE)&_journal_mode=WAL&_synchronous=FULL",
-		path, cfg.BusyTimeout.Milliseconds())
+		"&_pragma=journal_size_limit(%d)&_pragma=locking_mode(EXCLUSIVE)&_pragma=wal_autocheckpoint(%d)"+
+		"&_journal_mode=WAL&_synchronous=FULL",
+		path, cfg.BusyTimeout.Milliseconds(), journalSizeLimit, walAutocheckpoint)
 	s, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
@@ -67,14 +88,22 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 	s.SetMaxIdleConns(1)
 	s.SetConnMaxLifetime(0)
 	s.SetConnMaxIdleTime(0)
-	d := &DB{sql: s, path: path}
+	d := &DB{sql: s, path: path, minFree: cfg.MinFree}
 	if err := d.check(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	if err := d.migrate(ctx); err != nil {
 		s.Close()
+		if isFull(err) {
+			return nil, fmt.Errorf("db: open %s: %w (%w)", path, ErrFull, err)
+		}
 		return nil, err
+	}
+	// A disk that is full already makes the store read-only from the
+	// start: reads are served, writes fail fast until space returns.
+	if free, err := freeBytes(path); err == nil && free < d.minFree {
+		d.full.Store(true)
 	}
 	return d, nil
 }

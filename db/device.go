@@ -246,9 +246,12 @@ func (d *DB) applyDevices(ctx context.Context, c DeviceChange, stmts *[numDevice
 	// connection: once begun it runs to its end. A context that cannot be
 	// cancelled spares the driver a watcher goroutine per statement.
 	ctx = context.WithoutCancel(ctx)
+	if err := d.writable(); err != nil {
+		return fmt.Errorf("db: apply device change: %w", err)
+	}
 	tx, err := d.sql.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("db: apply device change: %w", err)
+		return fmt.Errorf("db: apply device change: %w", d.wrote(err))
 	}
 	exec := func(i int, args ...any) error {
 		if stmts == nil {
@@ -260,11 +263,12 @@ func (d *DB) applyDevices(ctx context.Context, c DeviceChange, stmts *[numDevice
 	}
 	if err := applyDevices(exec, &c); err != nil {
 		tx.Rollback()
-		return fmt.Errorf("db: apply device change: %w", err)
+		return fmt.Errorf("db: apply device change: %w", d.wrote(err))
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("db: apply device change: %w", err)
+		return fmt.Errorf("db: apply device change: %w", d.wrote(err))
 	}
+	d.wrote(nil)
 	return nil
 }
 

@@ -46,6 +46,27 @@
 // belongs to a connection, and a second connection of the pool would find
 // the file locked by the first.
 //
+// # WAL size
+//
+// SQLite checkpoints the WAL into the database after the commit that takes
+// it past wal_autocheckpoint pages, 1000 by default: the WAL reached ~4 MB
+// before its first checkpoint and filled a 2 MiB data partition. Open sets
+// wal_autocheckpoint to 64 pages (256 KiB) and journal_size_limit to 256
+// KiB, so the checkpoint comes after a group commit of that size and the
+// WAL file is truncated back after it; with the exclusive lock no reader
+// ever holds a checkpoint back. TestWALBoundedOnSmallDisk runs a steady
+// twin load on a 2 MiB tmpfs (largest WAL ~270 KB).
+//
+// # Full disk
+//
+// A write that fails with SQLITE_FULL or ENOSPC, or a disk with less than
+// Config.MinFree free at Open, makes the store read-only (ReadOnly):
+// every write then fails at once with ErrFull, without touching SQLite, so
+// that it neither retries nor keeps the one connection from the reads,
+// which go on. Once MinFree bytes are free again the next write is tried,
+// and its success makes the store writable. A write that fails this way
+// changed nothing: no result is ever given before its commit.
+//
 // # Page cache
 //
 // modernc.org/sqlite keeps its page cache in anonymous memory of the

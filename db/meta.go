@@ -33,7 +33,7 @@ const (
 // unchanged: v0.3 MetaManager's insert, where a duplicate counts as success
 // (spec 3.1). It reports whether a row was written.
 func (d *DB) InsertMeta(ctx context.Context, m Meta) (bool, error) {
-	res, err := d.sql.ExecContext(ctx, sqlMetaInsert, m.Key, m.Type, m.Value)
+	res, err := d.exec(ctx, sqlMetaInsert, m.Key, m.Type, m.Value)
 	if err != nil {
 		return false, fmt.Errorf("db: insert meta %s: %w", m.Key, err)
 	}
@@ -46,7 +46,7 @@ func (d *DB) InsertMeta(ctx context.Context, m Meta) (bool, error) {
 
 // UpsertMeta stores m, replacing a row with the same key (spec 3.1).
 func (d *DB) UpsertMeta(ctx context.Context, m Meta) error {
-	if _, err := d.sql.ExecContext(ctx, sqlMetaUpsert, m.Key, m.Type, m.Value); err != nil {
+	if _, err := d.exec(ctx, sqlMetaUpsert, m.Key, m.Type, m.Value); err != nil {
 		return fmt.Errorf("db: upsert meta %s: %w", m.Key, err)
 	}
 	return nil
@@ -103,7 +103,7 @@ func (d *DB) DeleteMetaIfValueContains(ctx context.Context, key, sub string) (bo
 }
 
 func (d *DB) deleteMeta(ctx context.Context, query, key string, args ...any) (bool, error) {
-	res, err := d.sql.ExecContext(ctx, query, append([]any{key}, args...)...)
+	res, err := d.exec(ctx, query, append([]any{key}, args...)...)
 	if err != nil {
 		return false, fmt.Errorf("db: delete meta %s: %w", key, err)
 	}

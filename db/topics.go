@@ -16,7 +16,7 @@ const (
 // AddSubTopic stores a topic filter. Storing one that is already there is
 // not an error.
 func (d *DB) AddSubTopic(ctx context.Context, topic string) error {
-	if _, err := d.sql.ExecContext(ctx, sqlInsertSubTopic, topic); err != nil {
+	if _, err := d.exec(ctx, sqlInsertSubTopic, topic); err != nil {
 		return fmt.Errorf("db: add sub topic %q: %w", topic, err)
 	}
 	return nil
@@ -25,7 +25,7 @@ func (d *DB) AddSubTopic(ctx context.Context, topic string) error {
 // DeleteSubTopic removes a topic filter. It returns ErrNotFound if the
 // filter was not stored.
 func (d *DB) DeleteSubTopic(ctx context.Context, topic string) error {
-	res, err := d.sql.ExecContext(ctx, sqlDeleteSubTopic, topic)
+	res, err := d.exec(ctx, sqlDeleteSubTopic, topic)
 	if err != nil {
 		return fmt.Errorf("db: delete sub topic %q: %w", topic, err)
 	}

@@ -163,8 +163,10 @@ func storedValue(kind bus.Kind, content []byte, needName bool) (string, error) {
 		}
 		return string(content), nil
 	}
-	_, err := decodeObject(content, needName && namedKinds[kind])
-	return string(content), err
+	if _, err := decodeObject(content, needName && namedKinds[kind]); err != nil {
+		return "", err
+	}
+	return string(content), checkShape(kind, content)
 }
 
 // objectResp is v1.23's answer to a remote operation: {"Object","Err"}

@@ -49,8 +49,10 @@
 // KubeEdge's metamanager does: cloudcore resends anything not ACKed.
 //
 // Bad input (content that is not JSON or not the shape its resource
-// needs, an unknown resource type from an edge module or in a query, a
-// malformed resource path, an unknown operation) is answered with an "error" message to the sender (to the hub
+// needs, e.g. a configmap whose data is not an object of strings, an
+// unknown resource type from an edge module or in a query, a malformed
+// resource path or one with an empty, "." or ".." token or a byte outside
+// printable ASCII, an unknown operation) is answered with an "error" message to the sender (to the hub
 // for cloud messages, else to the sending module, with SendResp when the
 // request was sync) and changes nothing stored. Successful edge requests
 // that were sent with SendSync are answered "OK"; asynchronous ones are

@@ -698,6 +698,16 @@ func TestBadInput(t *testing.T) {
 		{"patch of a pod", bus.ModulePod, bus.OpPatch, "default/pod/nginx", `"{}"`},
 		{"edge query bad path", bus.ModulePod, bus.OpQuery, "configmap", ``},
 		{"board node status not JSON", bus.ModuleBoard, bus.OpUpdate, "default/nodestatus/n", `{`},
+		{"path with dot-dot", bus.SourceEdgeController, bus.OpInsert, "../../../etc/pod/passwd", `{"metadata":{"name":"passwd"}}`},
+		{"name dot-dot", bus.SourceEdgeController, bus.OpInsert, "default/configmap/..", `{"metadata":{"name":"x"}}`},
+		{"unknown kind dot-dot", bus.SourceDeviceController, bus.OpInsert, "default/../x", `{}`},
+		{"name with a space", bus.SourceEdgeController, bus.OpInsert, "default/configmap/a b", `{"metadata":{"name":"a b"}}`},
+		{"kind with a colon", bus.SourceDeviceController, bus.OpInsert, "default/a:b/x", `{}`},
+		{"configmap data an array", bus.SourceEdgeController, bus.OpInsert, "default/configmap/a", `{"metadata":{"name":"a"},"data":["x"]}`},
+		{"configmap value a number", bus.SourceEdgeController, bus.OpUpdate, "default/configmap/a", `{"metadata":{"name":"a"},"data":{"k":1}}`},
+		{"secret data not base64", bus.SourceEdgeController, bus.OpInsert, "default/secret/a", `{"metadata":{"name":"a"},"data":{"k":"!!"}}`},
+		{"pod containers an object", bus.SourceEdgeController, bus.OpInsert, "default/pod/a", `{"metadata":{"name":"a"},"spec":{"containers":{}}}`},
+		{"pod command a string", bus.SourceEdgeController, bus.OpInsert, "default/pod/a", `{"metadata":{"name":"a"},"spec":{"containers":[{"name":"c","command":"sh"}]}}`},
 		{"node connection garbage", bus.ModuleTest, bus.OpConnect, bus.ResNodeConnection, `"maybe"`},
 	}
 	for _, tt := range tests {

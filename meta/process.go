@@ -38,7 +38,7 @@ func (m *Meta) handle(ctx context.Context, msg bus.Message) {
 		return
 	}
 	r, err := parseResource(msg.Route.Resource, op)
-	if err != nil {
+	if err != nil || !validPath(msg.Route.Resource, r) {
 		m.fail(msg, reasonBadResource+msg.Route.Resource)
 		return
 	}

@@ -3,11 +3,15 @@ package mqtt
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -40,6 +44,9 @@ type broker struct {
 	listening atomic.Bool // listen succeeded
 	listenErr atomic.Uint64
 	loopback  bool
+
+	pending      *pendingSet   // connections that have not sent CONNECT yet
+	connTimeouts atomic.Uint64 // connections closed for not sending CONNECT in time
 }
 
 // newBroker checks the listen address and credentials and prepares the
@@ -68,11 +75,19 @@ func newBroker(cfg Config, log *slog.Logger, deliver func(string, []byte)) (*bro
 			return nil, err
 		}
 	}
+	if !loopback && tlsCfg == nil {
+		if !cfg.Internal.AllowPlaintext {
+			return nil, fmt.Errorf("mqtt: listen %s: %w", cfg.Internal.Listen, ErrPlaintext)
+		}
+		log.Warn("mqtt broker listens beyond loopback without TLS: passwords and messages cross the network in clear",
+			"addr", cfg.Internal.Listen, "setting", "mqtt.internal.allowPlaintext")
+	}
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(cfg.Internal.MaxPacket)
 	caps.MaximumClientWritesPending = int32(cfg.Internal.ClientQueue)
 	caps.MaximumClients = int64(cfg.Internal.MaxClients)
-	caps.MaximumInflight = 1024
+	caps.MaximumInflight = uint16(cfg.Internal.MaxInflight)
+	caps.TopicAliasMaximum = DefaultTopicAliases
 	caps.MaximumSessionExpiryInterval = 3600
 	caps.MaximumMessageExpiryInterval = 3600
 	caps.ReceiveMaximum = 256
@@ -84,7 +99,8 @@ func newBroker(cfg Config, log *slog.Logger, deliver func(string, []byte)) (*bro
 	})
 	b := &broker{
 		cfg: cfg.Internal, qos: byte(cfg.QoS), retain: cfg.Retain, log: log, srv: srv,
-		hook: &authHook{users: users}, deliver: deliver, loopback: loopback,
+		pending: &pendingSet{max: cfg.Internal.MaxPending},
+		hook:    &authHook{users: users, acl: acl{devices: cfg.Internal.DeviceACL}}, deliver: deliver, loopback: loopback,
 		ln: listeners.NewTCP(listeners.Config{ID: "edgenode", Address: cfg.Internal.Listen, TLSConfig: tlsCfg}),
 	}
 	return b, nil
@@ -122,6 +138,7 @@ func loadPool(file string) (*x509.CertPool, error) {
 // serve starts the broker's goroutines, with no listener yet: the inline
 // client works at once, before and without a bound port.
 func (b *broker) serve() error {
+	b.hook.clients, b.hook.maxSessions = b.srv.Clients, 2*b.cfg.MaxClients
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return fmt.Errorf("mqtt: broker hook: %w", err)
 	}
@@ -138,7 +155,7 @@ func (b *broker) listen() error {
 	if err := b.srv.AddListener(b.ln); err != nil {
 		return fmt.Errorf("mqtt: listen %s: %w", b.cfg.Listen, err)
 	}
-	b.srv.Listeners.Serve(b.ln.ID(), b.srv.EstablishConnection)
+	b.srv.Listeners.Serve(b.ln.ID(), b.establish)
 	b.listening.Store(true)
 	b.log.Info("mqtt broker listening", "addr", b.ln.Address(), "tls", b.cfg.CertFile != "", "anonymous", b.hook.users == nil)
 	return nil
@@ -211,3 +228,126 @@ func (b *broker) publish(topic string, payload []byte) error {
 
 // clients is the number of connected MQTT clients.
 func (b *broker) clients() int64 { return atomic.LoadInt64(&b.srv.Info.ClientsConnected) }
+
+// establish serves one accepted connection; the listener runs it on a
+// goroutine of its own. It bounds what clients that never send CONNECT can
+// hold: each waits at most ConnectTimeout, and when MaxPending wait, the
+// oldest is closed to make room, so a client that sends CONNECT at once
+// still gets in during a flood of silent sockets. mochi-mqtt v2.7.9
+// (server.go attachClient) waits for CONNECT without a deadline, after it
+// has allocated the client's buffers and write goroutine, and checks
+// MaximumClients only after CONNECT. The deadline also covers the TLS
+// handshake, which runs on the first read. Once CONNECT is read, mochi
+// replaces the deadline by the keepalive's.
+func (b *broker) establish(listener string, c net.Conn) error {
+	if err := c.SetDeadline(time.Now().Add(b.cfg.ConnectTimeout)); err != nil {
+		c.Close()
+		return nil
+	}
+	p := b.pending.add(c)
+	err := b.srv.EstablishConnection(listener, p)
+	ok := b.pending.connected(p)
+	b.pending.remove(p)
+	if !ok {
+		// It never got past CONNECT. The listener would log each of these
+		// at Warn; a flood of silent sockets is counted instead.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			b.connTimeouts.Add(1)
+		}
+		b.log.Debug("mqtt connection closed before CONNECT", "remote", c.RemoteAddr().String(), "err", err)
+		return nil
+	}
+	return err
+}
+
+// pendingConn is a connection whose CONNECT the broker has not read yet.
+type pendingConn struct {
+	net.Conn
+	set        *pendingSet
+	prev, next *pendingConn
+	done       bool // out of the set; guarded by set.mu
+	evicted    bool // closed to make room; guarded by set.mu
+}
+
+// pendingSet holds the pending connections, oldest first, at most max.
+type pendingSet struct {
+	max     int
+	mu      sync.Mutex
+	head    pendingConn // sentinel of a ring list
+	n       int
+	evicted atomic.Uint64
+}
+
+// add registers c, closing the oldest pending connection when max are
+// pending already.
+func (s *pendingSet) add(c net.Conn) *pendingConn {
+	p := &pendingConn{Conn: c, set: s}
+	var old *pendingConn
+	s.mu.Lock()
+	if s.head.next == nil {
+		s.head.next, s.head.prev = &s.head, &s.head
+	}
+	if s.n >= s.max {
+		old = s.head.next
+		s.unlink(old)
+		old.evicted = true
+	}
+	p.prev, p.next = s.head.prev, &s.head
+	s.head.prev.next = p
+	s.head.prev = p
+	s.n++
+	s.mu.Unlock()
+	if old != nil {
+		s.evicted.Add(1)
+		old.Conn.Close()
+	}
+	return p
+}
+
+// remove takes p out of the set, once: its CONNECT was read
+// (authHook.OnConnect) or it ended.
+func (s *pendingSet) remove(p *pendingConn) {
+	s.mu.Lock()
+	if !p.done {
+		s.unlink(p)
+	}
+	s.mu.Unlock()
+}
+
+func (s *pendingSet) unlink(p *pendingConn) {
+	p.prev.next, p.next.prev = p.next, p.prev
+	p.prev, p.next, p.done = nil, nil, true
+	s.n--
+}
+
+// connected reports whether p's CONNECT was read.
+func (s *pendingSet) connected(p *pendingConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.done && !p.evicted
+}
+
+func (s *pendingSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+// BrokerStats are the embedded broker's connection counters.
+type BrokerStats struct {
+	Pending         int64  // connections that have not sent CONNECT yet
+	PendingRefused  uint64 // connections closed before CONNECT to make room: MaxPending reached
+	ConnectTimeouts uint64 // connections closed: no CONNECT within ConnectTimeout
+	ACLRefused      uint64 // publishes, subscriptions and deliveries the topic ACL refused
+}
+
+// BrokerStats returns the embedded broker's connection counters; zero in
+// external mode. It is safe to call at any time.
+func (e *EventBus) BrokerStats() BrokerStats {
+	if e.broker == nil {
+		return BrokerStats{}
+	}
+	b := e.broker
+	return BrokerStats{Pending: int64(b.pending.len()), PendingRefused: b.pending.evicted.Load(),
+		ConnectTimeouts: b.connTimeouts.Load(), ACLRefused: b.hook.aclRefused.Load()}
+}

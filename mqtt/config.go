@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -42,6 +43,12 @@ const (
 	DefaultMaxReconnect   = 30 * time.Second
 	DefaultPublishTimeout = 5 * time.Second
 	DefaultCredentials    = "mqtt-users" // file name in the data dir
+	// DefaultConnectTimeout is how long a new connection may take to send
+	// CONNECT (and finish TLS) before the broker closes it.
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultMaxPending     = 64 // connections that have not sent CONNECT yet
+	DefaultMaxInflight    = 64 // QoS 1/2 messages in flight per client
+	DefaultTopicAliases   = 16 // topic aliases per MQTT 5 client
 )
 
 // Config configures EventBus. It is passed by value; zero fields get the
@@ -101,6 +108,25 @@ type BrokerConfig struct {
 	ClientQueue int `yaml:"clientQueue"`
 	// MaxClients bounds connected clients. Default 256.
 	MaxClients int `yaml:"maxClients"`
+	// ConnectTimeout is how long a new connection may take to finish TLS
+	// and send CONNECT; the broker then closes it. Default 5 s.
+	ConnectTimeout time.Duration `yaml:"connectTimeout"`
+	// MaxPending bounds connections that have not sent CONNECT yet; more
+	// are closed at once, so silent sockets cannot hold memory. Default 64.
+	MaxPending int `yaml:"maxPending"`
+	// MaxInflight bounds the QoS 1 and 2 messages the broker keeps in
+	// flight for one client. Default 64.
+	MaxInflight int `yaml:"maxInflight"`
+	// AllowPlaintext lets a broker listen beyond loopback without TLS, where
+	// passwords cross the network in clear. It is refused otherwise, and
+	// warned about at every start when allowed.
+	AllowPlaintext bool `yaml:"allowPlaintext"`
+	// DeviceACL limits users to devices: user name to device id patterns
+	// (path.Match: '*' does not cross the '/' of <namespace>/<name> ids).
+	// A listed user may publish and receive only the device topics of
+	// matching devices, and no membership topics. Users not listed, and
+	// anonymous clients on loopback, may use every device.
+	DeviceACL map[string][]string `yaml:"deviceACL"`
 }
 
 // ClientConfig configures the paho clients to an external broker.
@@ -159,6 +185,9 @@ func (c *Config) Defaults() {
 	setInt(&c.Internal.MaxPacket, DefaultMaxPacket)
 	setInt(&c.Internal.ClientQueue, DefaultClientQueue)
 	setInt(&c.Internal.MaxClients, DefaultMaxClients)
+	setInt(&c.Internal.MaxPending, DefaultMaxPending)
+	setInt(&c.Internal.MaxInflight, DefaultMaxInflight)
+	setDur(&c.Internal.ConnectTimeout, DefaultConnectTimeout)
 	setInt(&c.QueueLen, DefaultQueueLen)
 	setInt(&c.MaxPayload, DefaultMaxPayload)
 	if c.External.Server == "" {
@@ -203,6 +232,19 @@ func (c *Config) Validate() error {
 		if (c.Internal.Username == "") != (c.Internal.Password == "") {
 			errs = append(errs, errors.New("internal: username and password go together"))
 		}
+		if c.Internal.MaxInflight > 65535 {
+			errs = append(errs, fmt.Errorf("internal.maxInflight: %d is over 65535", c.Internal.MaxInflight))
+		}
+		if c.Internal.ConnectTimeout < 0 {
+			errs = append(errs, fmt.Errorf("internal.connectTimeout: %v must be positive", c.Internal.ConnectTimeout))
+		}
+		for user, pats := range c.Internal.DeviceACL {
+			for _, p := range pats {
+				if _, err := path.Match(p, ""); err != nil || p == "" {
+					errs = append(errs, fmt.Errorf("internal.deviceACL: user %q: bad pattern %q", user, p))
+				}
+			}
+		}
 	}
 	if c.Mode != ModeInternal {
 		u, err := url.Parse(c.External.Server)
@@ -225,7 +267,8 @@ func (c *Config) Validate() error {
 		name string
 		v    int
 	}{{"queueLen", c.QueueLen}, {"maxPayload", c.MaxPayload}, {"internal.maxPacket", c.Internal.MaxPacket},
-		{"internal.clientQueue", c.Internal.ClientQueue}, {"internal.maxClients", c.Internal.MaxClients}} {
+		{"internal.clientQueue", c.Internal.ClientQueue}, {"internal.maxClients", c.Internal.MaxClients},
+		{"internal.maxPending", c.Internal.MaxPending}, {"internal.maxInflight", c.Internal.MaxInflight}} {
 		if f.v < 1 {
 			errs = append(errs, fmt.Errorf("%s: %d must be at least 1", f.name, f.v))
 		}

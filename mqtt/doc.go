@@ -13,7 +13,14 @@
 //     user name and password are required (Config.Internal.Username/Password
 //     or the credentials file, default <dataDir>/mqtt-users), and TLS is
 //     available (certFile/keyFile, optional client CA). Credentials that are
-//     configured are enforced on loopback too. If the port is taken (say,
+//     configured are enforced on loopback too. Beyond loopback the broker
+//     refuses to start without TLS unless Internal.AllowPlaintext is set
+//     (then it warns at every start). A connection must send CONNECT
+//     within Internal.ConnectTimeout; of those that have not yet, at most
+//     Internal.MaxPending are kept (the oldest is closed to make room).
+//     Topic ACLs (acl.go): clients publish requests and read answers, only
+//     edgenode publishes answers and membership; Internal.DeviceACL limits
+//     users to device id patterns. If the port is taken (say,
 //     by a mosquitto still running), EventBus logs an error and retries
 //     with back-off; the rest of the node, and edgenode's own publishing,
 //     work meanwhile.

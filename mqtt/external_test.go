@@ -40,7 +40,7 @@ func TestIngressExternal(t *testing.T) {
 			eb := mqtttest.Start(t, cfg, b, mqtttest.Store(t))
 			subscribedOnce(t, eb, 0)
 			c := mqtttest.Connect(t, mqtttest.ClientOptions(m.Addr))
-			testIngress(t, c, b, era)
+			testIngress(t, c, b, era, false)
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,17 @@ var allCaps = []string{
 	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 }
 
+// maskedPaths and readonlyPaths are containerd's defaults for a container
+// that is not privileged (containerd v2.0.0, pkg/oci/spec.go
+// populateDefaultUnixSpec); powercap hides the energy counters of
+// CVE-2020-8694.
+var (
+	maskedPaths = []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+		"/sys/devices/virtual/powercap", "/proc/scsi"}
+	readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
 // Annotations edgenode writes into config.json; `runc state` returns them,
 // which is how a restarted edgenode knows whose container it finds.
 const (
@@ -53,6 +65,8 @@ type bundleInput struct {
 	nsPaths  map[string]string // network, ipc, uts -> bind-mounted ns file; nil: host's
 	cgroup   string
 	annotate map[string]string
+	// seccompDir holds the Localhost seccomp profiles (Config.SeccompDir).
+	seccompDir string
 }
 
 // buildSpec returns the OCI config of one container.
@@ -91,9 +105,11 @@ func buildSpec(in bundleInput) (*ociSpec, error) {
 		},
 	}
 	if !privileged {
-		s.Linux.MaskedPaths = []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}
-		s.Linux.ReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+		s.Linux.MaskedPaths = slices.Clone(maskedPaths)
+		s.Linux.ReadonlyPaths = slices.Clone(readonlyPaths)
+		if s.Linux.Seccomp, err = seccompProfile(in, s.Process.Capabilities.Bounding); err != nil {
+			return nil, err
+		}
 	}
 	// Containers of one pod share network, IPC and UTS namespaces, held by
 	// bind mounts that outlive edgenode (see ns_linux.go). No entry means

@@ -14,9 +14,12 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultRuntimeRoot    = "/run/edgenode/runc"
-	DefaultImagesDir      = "/etc/edgenode/images"
-	DefaultManifestsDir   = "/etc/edgenode/manifests"
+	DefaultRuntimeRoot  = "/run/edgenode/runc"
+	DefaultImagesDir    = "/etc/edgenode/images"
+	DefaultManifestsDir = "/etc/edgenode/manifests"
+	// DefaultSeccompDir holds the Localhost seccomp profiles, as
+	// <kubelet root>/seccomp does for the kubelet.
+	DefaultSeccompDir     = "/etc/edgenode/seccomp"
 	DefaultStatusInterval = 10 * time.Second // v0.3, spec 2.5: at most every 10 s per pod
 	DefaultSyncInterval   = time.Second      // spec 6: the PLEG relists every 1 s
 	DefaultBackoffBase    = 10 * time.Second // spec 6: backoff 10 s ...
@@ -80,6 +83,9 @@ type Config struct {
 	CNIConfDir string `yaml:"cniConfDir"`
 	// CNIBinDirs are searched for CNI plugins.
 	CNIBinDirs []string `yaml:"cniBinDirs"`
+	// SeccompDir holds the seccomp profiles (Docker's JSON format) that
+	// pods name with seccompProfile type Localhost.
+	SeccompDir string `yaml:"seccompDir"`
 }
 
 func (c *Config) defaults() {
@@ -132,6 +138,9 @@ func (c *Config) defaults() {
 	if c.CNIConfDir == "" {
 		c.CNIConfDir = DefaultCNIConfDir
 	}
+	if c.SeccompDir == "" {
+		c.SeccompDir = DefaultSeccompDir
+	}
 	if len(c.CNIBinDirs) == 0 {
 		c.CNIBinDirs = []string{"/opt/cni/bin", "/usr/lib/cni"}
 	}
@@ -158,7 +167,7 @@ func (c Config) Validate() []error {
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("pod.%s: %s", key, fmt.Sprintf(format, a...)))
 	}
-	for key, p := range map[string]string{"runtimeRoot": c.RuntimeRoot, "imagesDir": c.ImagesDir, "manifestsDir": c.ManifestsDir} {
+	for key, p := range map[string]string{"runtimeRoot": c.RuntimeRoot, "imagesDir": c.ImagesDir, "manifestsDir": c.ManifestsDir, "seccompDir": c.SeccompDir} {
 		if p != "" && !filepath.IsAbs(p) {
 			bad(key, "%q must be an absolute path", p)
 		}

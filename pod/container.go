@@ -172,7 +172,7 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 	cc.Command, cc.Args = expandArgs(c.Command, env), expandArgs(c.Args, env)
 	now := time.Now()
 	spec, err := buildSpec(bundleInput{
-		pod: p, c: &cc, img: img, rootfs: rootfs, env: env, mounts: mounts, nsPaths: w.nsPaths,
+		pod: p, c: &cc, img: img, rootfs: rootfs, env: env, mounts: mounts, nsPaths: w.nsPaths, seccompDir: w.r.cfg.SeccompDir,
 		cgroup: w.cgroupParent() + "/" + c.Name,
 		annotate: map[string]string{
 			annPodUID: w.uid, annPodName: p.Metadata.Name, annPodNS: p.Metadata.Namespace,

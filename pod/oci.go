@@ -1,5 +1,7 @@
 package pod
 
+import "github.com/opencontainers/runtime-spec/specs-go"
+
 // The OCI runtime spec (config.json, runtime-spec v1.0.2), trimmed to the
 // fields edgenode writes. Own structs keep the dependency list short.
 
@@ -63,6 +65,9 @@ type ociLinux struct {
 	Namespaces    []ociNamespace `json:"namespaces"`
 	MaskedPaths   []string       `json:"maskedPaths,omitempty"`
 	ReadonlyPaths []string       `json:"readonlyPaths,omitempty"`
+	// Seccomp is the runtime-spec type itself: its profile comes from
+	// github.com/moby/profiles/seccomp in that type, and runc reads it.
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
 
 type ociNamespace struct {

@@ -73,6 +73,8 @@ type PodSecurityContext struct {
 	RunAsNonRoot       *bool   `json:"runAsNonRoot,omitempty"`
 	FSGroup            *int64  `json:"fsGroup,omitempty"`
 	SupplementalGroups []int64 `json:"supplementalGroups,omitempty"`
+	// SeccompProfile applies to every container that sets none.
+	SeccompProfile *SeccompProfile `json:"seccompProfile,omitempty"`
 }
 
 // LocalObjectReference is v1.LocalObjectReference.
@@ -171,13 +173,21 @@ type VolumeMount struct {
 
 // SecurityContext is v1.SecurityContext, trimmed.
 type SecurityContext struct {
-	Capabilities             *Capabilities `json:"capabilities,omitempty"`
-	Privileged               *bool         `json:"privileged,omitempty"`
-	RunAsUser                *int64        `json:"runAsUser,omitempty"`
-	RunAsGroup               *int64        `json:"runAsGroup,omitempty"`
-	RunAsNonRoot             *bool         `json:"runAsNonRoot,omitempty"`
-	ReadOnlyRootFilesystem   *bool         `json:"readOnlyRootFilesystem,omitempty"`
-	AllowPrivilegeEscalation *bool         `json:"allowPrivilegeEscalation,omitempty"`
+	Capabilities             *Capabilities   `json:"capabilities,omitempty"`
+	Privileged               *bool           `json:"privileged,omitempty"`
+	RunAsUser                *int64          `json:"runAsUser,omitempty"`
+	RunAsGroup               *int64          `json:"runAsGroup,omitempty"`
+	RunAsNonRoot             *bool           `json:"runAsNonRoot,omitempty"`
+	ReadOnlyRootFilesystem   *bool           `json:"readOnlyRootFilesystem,omitempty"`
+	AllowPrivilegeEscalation *bool           `json:"allowPrivilegeEscalation,omitempty"`
+	SeccompProfile           *SeccompProfile `json:"seccompProfile,omitempty"`
+}
+
+// SeccompProfile is v1.SeccompProfile: Type is RuntimeDefault, Localhost
+// (LocalhostProfile names a file under Config.SeccompDir) or Unconfined.
+type SeccompProfile struct {
+	Type             string  `json:"type"`
+	LocalhostProfile *string `json:"localhostProfile,omitempty"`
 }
 
 // Capabilities is v1.Capabilities: names with or without the CAP_ prefix.

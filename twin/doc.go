@@ -24,7 +24,8 @@
 //
 // Goroutines: Run serves the bus queue and starts the membership, twin,
 // device and communication workers under a health check that pings them
-// every 60 s and restarts one silent for 120 s (spec 5.5). Run returns
+// every 60 s and marks one silent for 120 s stuck, which makes the module
+// unhealthy (Healthy) instead of restarting it (spec 5.5). Run returns
 // after all of them have exited.
 //
 // Durability and speed: every accepted change is committed to SQLite

@@ -2,7 +2,10 @@ package twin
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +37,9 @@ type worker struct {
 	idle   time.Duration
 	onIdle func(ctx context.Context)
 
-	last     atomic.Int64 // UnixNano of the last heartbeat
-	restarts atomic.Uint64
+	last   atomic.Int64 // UnixNano of the last heartbeat
+	stuck  atomic.Bool  // silent for longer than the health timeout
+	stalls atomic.Uint64
 }
 
 func newWorker(name string, queue int, handle func(context.Context, job)) *worker {
@@ -72,9 +76,19 @@ func (w *worker) loop(ctx context.Context) {
 	}
 }
 
+// ErrStuck: a worker has not answered the health check's ping within the
+// timeout; it is blocked in a job.
+var ErrStuck = errors.New("twin: worker stuck")
+
 // supervisor runs the workers and their health check (spec 5.5): every
-// interval it restarts a worker whose last heartbeat is older than
-// timeout, then pings every worker.
+// interval it marks a worker whose last heartbeat is older than timeout
+// as stuck, then pings every worker. KubeEdge "restarts" such a worker by
+// starting a second reader on the same inbox (v1.23.1 edge/pkg/devicetwin/
+// process.go runDeviceTwin), which cannot stop the stuck one: it stays
+// blocked, holds its job and may wake later beside its replacement. Here
+// a stuck worker instead makes the module unhealthy (Twin.Healthy), so
+// /healthz reports it and the hardware watchdog reboots the board if it
+// stays so; a worker that answers again is healthy again.
 type supervisor struct {
 	workers  []*worker
 	interval time.Duration
@@ -82,38 +96,32 @@ type supervisor struct {
 	log      *slog.Logger
 }
 
-// run blocks until ctx ends and every worker goroutine, including one
-// replaced by a restart, has returned.
+// run blocks until ctx ends and every worker goroutine has returned.
 func (s *supervisor) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	cancels := make([]context.CancelFunc, len(s.workers))
-	start := func(i int) {
-		w := s.workers[i]
-		wctx, cancel := context.WithCancel(ctx)
-		cancels[i] = cancel
+	for _, w := range s.workers {
 		w.last.Store(time.Now().UnixNano())
-		wg.Go(func() { w.loop(wctx) })
+		wg.Go(func() { w.loop(ctx) })
 	}
-	for i := range s.workers {
-		start(i)
-	}
+	defer wg.Wait()
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			for _, c := range cancels {
-				c()
-			}
-			wg.Wait()
 			return
 		case now := <-t.C:
-			for i, w := range s.workers {
-				if now.Sub(time.Unix(0, w.last.Load())) > s.timeout {
-					s.log.Warn("restarting silent worker", "worker", w.name)
-					cancels[i]()
-					w.restarts.Add(1)
-					start(i)
+			for _, w := range s.workers {
+				since := now.Sub(time.Unix(0, w.last.Load()))
+				silent := since > s.timeout
+				if silent != w.stuck.Load() {
+					w.stuck.Store(silent)
+					if silent {
+						w.stalls.Add(1)
+						s.log.Error("twin worker stuck: no heartbeat", "worker", w.name, "silent", since.Round(time.Second))
+					} else {
+						s.log.Info("twin worker answers again", "worker", w.name)
+					}
 				}
 				select {
 				case w.ping <- struct{}{}:
@@ -122,4 +130,19 @@ func (s *supervisor) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Healthy returns nil, or an error wrapping ErrStuck that names the
+// workers the health check found stuck. It is safe to call at any time.
+func (t *Twin) Healthy() error {
+	var stuck []string
+	for _, w := range []*worker{t.mem, t.twin, t.dev, t.com} {
+		if w.stuck.Load() {
+			stuck = append(stuck, w.name)
+		}
+	}
+	if len(stuck) > 0 {
+		return fmt.Errorf("%w: %s", ErrStuck, strings.Join(stuck, ", "))
+	}
+	return nil
 }

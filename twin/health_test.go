@@ -2,7 +2,9 @@ package twin
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -10,46 +12,64 @@ import (
 	"edgenode/bus"
 )
 
-func TestHealthCheckRestartsSilentWorker(t *testing.T) {
+// TestHealthCheckMarksStuckWorker: a worker blocked in a job is marked
+// stuck once silent for longer than the timeout, and the module reads
+// unhealthy; no second reader is started on its inbox; once it answers
+// again it is healthy again. A worker that answers its pings never is.
+func TestHealthCheckMarksStuckWorker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		handled := make(chan string, 8)
-		stuck := newWorker("stuck", 4, func(ctx context.Context, j job) {
+		release := make(chan struct{})
+		hang := newWorker("twin", 4, func(ctx context.Context, j job) {
 			if j.act == actTwinUpdate {
-				<-ctx.Done() // hangs until the health check gives up on it
+				<-release
 				return
 			}
-			handled <- "stuck"
+			handled <- "twin"
 		})
-		fine := newWorker("fine", 4, func(ctx context.Context, j job) { handled <- "fine" })
-		s := &supervisor{workers: []*worker{stuck, fine}, interval: 60 * time.Second, timeout: 120 * time.Second,
+		fine := func(name string) *worker {
+			return newWorker(name, 4, func(ctx context.Context, j job) { handled <- name })
+		}
+		tw := &Twin{mem: fine("membership"), twin: hang, dev: fine("device"), com: fine("communication")}
+		s := &supervisor{workers: []*worker{tw.mem, tw.twin, tw.dev, tw.com}, interval: 60 * time.Second, timeout: 120 * time.Second,
 			log: slog.New(slog.DiscardHandler)}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { s.run(ctx); close(done) }()
-		stuck.inbox <- job{act: actTwinUpdate}
+		hang.inbox <- job{act: actTwinUpdate}
 
 		time.Sleep(150 * time.Second)
 		synctest.Wait()
-		if r := stuck.restarts.Load(); r != 0 {
-			t.Errorf("at 150 s: %d restarts, want 0 (silent for 150 s, checked at 60 and 120 s)", r)
+		if err := tw.Healthy(); err != nil {
+			t.Errorf("at 150 s: Healthy() = %v, want nil (silent for 150 s, checked at 60 and 120 s)", err)
 		}
 		time.Sleep(31 * time.Second) // the check at 180 s sees 180 s of silence
 		synctest.Wait()
-		if r, f := stuck.restarts.Load(), fine.restarts.Load(); r != 1 || f != 0 {
-			t.Errorf("at 181 s: restarts stuck %d fine %d, want 1 and 0", r, f)
+		if err := tw.Healthy(); !errors.Is(err, ErrStuck) || !strings.Contains(err.Error(), "twin") || strings.Contains(err.Error(), "device") {
+			t.Errorf("at 181 s: Healthy() = %v, want ErrStuck naming only the twin worker", err)
 		}
-		// The restarted worker serves its inbox again.
-		stuck.inbox <- job{}
-		fine.inbox <- job{}
+		// Nobody else reads the stuck worker's inbox.
+		hang.inbox <- job{}
 		synctest.Wait()
-		if len(handled) != 2 {
-			t.Errorf("handled %d jobs after the restart, want 2", len(handled))
+		if len(handled) != 0 || len(hang.inbox) != 1 {
+			t.Errorf("handled %d jobs, inbox holds %d, want 0 and 1: a second reader took the stuck worker's job", len(handled), len(hang.inbox))
 		}
-		// A worker that answers its pings is never restarted.
+		// Released, it serves its inbox and the next check finds it well.
+		close(release)
+		synctest.Wait()
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if err := tw.Healthy(); err != nil || len(handled) != 1 {
+			t.Errorf("after release: Healthy() = %v, handled %d, want nil and 1", err, len(handled))
+		}
+		if st := tw.Stats(); st.Stalls != 1 {
+			t.Errorf("Stats().Stalls = %d, want 1", st.Stalls)
+		}
+		// Workers that answer their pings are never marked.
 		time.Sleep(10 * time.Minute)
 		synctest.Wait()
-		if r, f := stuck.restarts.Load(), fine.restarts.Load(); r != 1 || f != 0 {
-			t.Errorf("after 10 more minutes: restarts stuck %d fine %d, want 1 and 0", r, f)
+		if err := tw.Healthy(); err != nil {
+			t.Errorf("after 10 more minutes: Healthy() = %v, want nil", err)
 		}
 		cancel()
 		<-done

@@ -2,6 +2,7 @@ package twin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -128,8 +129,8 @@ func (t *tx) commit(ctx context.Context) error {
 		} else {
 			err = t.s.db.ApplyDevices(ctx, t.change)
 		}
-		if err == nil {
-			break
+		if err == nil || errors.Is(err, db.ErrFull) {
+			break // a full disk stays full for a while: answer at once
 		}
 		if i+1 < t.s.retries {
 			tm := time.NewTimer(t.s.delay)

@@ -84,7 +84,7 @@ type Stats struct {
 	Resent       uint64 // cloud-bound messages sent again
 	Published    uint64 // MQTT publishes handed to the eventbus
 	PublishFails uint64 // publishes the bus refused (eventbus queue full)
-	Restarts     uint64 // workers restarted by the health check
+	Stalls       uint64 // times the health check found a worker stuck
 }
 
 type stats struct {
@@ -138,11 +138,11 @@ func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Twin, error) {
 func (t *Twin) Stats() Stats {
 	var r uint64
 	for _, w := range []*worker{t.mem, t.twin, t.dev, t.com} {
-		r += w.restarts.Load()
+		r += w.stalls.Load()
 	}
 	return Stats{Dropped: t.stats.dropped.Load(), Errors: t.stats.errors.Load(),
 		CloudDropped: t.stats.cloudDropped.Load(), Resent: t.stats.resent.Load(),
-		Published: t.stats.published.Load(), PublishFails: t.stats.publishFails.Load(), Restarts: r}
+		Published: t.stats.published.Load(), PublishFails: t.stats.publishFails.Load(), Stalls: r}
 }
 
 // Run loads the devices from SQLite, applies the local device files, then
