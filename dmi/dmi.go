@@ -190,7 +190,7 @@ func (m *DMI) Run(ctx context.Context) error {
 	}
 	ln, err := listen(m.cfg.Socket)
 	if err != nil {
-		m.log.Error("dmi: no DMI server: mappers cannot register (set dmi.socket to a writable place, e.g. under /run, and the same path in the mappers' common.edgecore_sock)", "err", err)
+		m.log.Warn("dmi: no DMI server: mappers cannot register (set dmi.socket to a writable place, e.g. under /run, and the same path in the mappers' common.edgecore_sock)", "err", err)
 	} else {
 		m.wg.Go(func() {
 			if err := m.srv.Serve(ctx, ln); err != nil {
@@ -480,4 +480,26 @@ func mapperKey(protocol string) string {
 // socketPath is the unix socket path in a MapperInfo address.
 func socketPath(addr []byte) string {
 	return strings.TrimPrefix(string(addr), "unix://")
+}
+
+// Check reports whether the server could listen on socket: its folder
+// exists or can be made, and a socket can be created in it. A socket that
+// another process serves (edgecore, or a running edgenode) is an error
+// too. It leaves nothing behind; `edgenode check` calls it.
+func Check(socket string) error {
+	if c, err := net.DialTimeout("unix", socket, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("dmi: %s is served by another process", socket)
+	}
+	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
+		return fmt.Errorf("dmi: cannot create the socket's folder: %w", err)
+	}
+	probe := socket + ".check"
+	ln, err := net.Listen("unix", probe)
+	if err != nil {
+		return fmt.Errorf("dmi: cannot create a socket beside %s: %w", socket, err)
+	}
+	ln.Close()
+	os.Remove(probe)
+	return nil
 }
