@@ -46,12 +46,13 @@ func readFrame(r io.Reader, max int) ([]byte, error) {
 	if uint64(n) > uint64(max) {
 		return nil, fmt.Errorf("%w: %d > %d bytes", ErrTooLarge, n, max)
 	}
-	msg := make([]byte, n)
-	if _, err := io.ReadFull(r, msg); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, fmt.Errorf("rpc: truncated message: %w", err)
+	// Read what arrives rather than trust the prefix with an allocation.
+	msg, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
+		return nil, fmt.Errorf("rpc: read message: %w", err)
+	}
+	if len(msg) < int(n) {
+		return nil, fmt.Errorf("rpc: truncated message: %w", io.ErrUnexpectedEOF)
 	}
 	return msg, nil
 }
