@@ -390,7 +390,8 @@ func (m *DMI) addMapperLocked(mi mapperInfo) (*mapper, bool) {
 		}
 		mp = newMapper(mi, m.cfg.MaxMessage)
 		m.mappers[mi.Protocol] = mp
-		m.wg.Go(func() { m.sender(m.ctx, mp) })
+		ctx := m.ctx
+		m.wg.Go(func() { m.sender(ctx, mp) })
 		return mp, true
 	}
 	mp.update(mi)
@@ -489,7 +490,7 @@ func socketPath(addr []byte) string {
 func Check(socket string) error {
 	if c, err := net.DialTimeout("unix", socket, time.Second); err == nil {
 		c.Close()
-		return fmt.Errorf("dmi: %s is served by another process", socket)
+		return fmt.Errorf("dmi: %s is served already (a running edgenode or edgecore)", socket)
 	}
 	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
 		return fmt.Errorf("dmi: cannot create the socket's folder: %w", err)

@@ -112,20 +112,21 @@ func diffProto(want, got any) string { return cmp.Diff(want, got, protocmp.Trans
 
 func TestRegisterWithData(t *testing.T) {
 	e := start(t, t.TempDir(), Config{})
+	c := manager(t, e.socket())
+	// A first registration without data; the mapper's RegisterDevice
+	// shows that dmi has the device.
+	calls := make(chan mapperCall, 16)
+	path := filepath.Join(e.dir, "modbus.sock")
+	startMapper(t, path, calls)
+	register(t, c, "modbus", path, false)
 	e.fromCloud(bus.OpInsert, "default/devicemodel/thermo-model", modelJSON)
 	e.fromCloud(bus.OpInsert, "default/device/thermo-1", deviceWith("20"))
-	e.cloudMessage("default/device/thermo-1") // meta's ACK: stored and handed on
-	c := manager(t, e.socket())
-	// dmi may still be on its bus queue; a registration answers from what
-	// dmi has, so wait until the device is there.
-	var resp *dmipb.MapperRegisterResponse
-	for range 1000 {
-		resp = register(t, c, "modbus", filepath.Join(e.dir, "modbus.sock"), true)
-		if len(resp.DeviceList) > 0 {
-			break
+	for _, want := range []string{"CreateDeviceModel", "RegisterDevice"} {
+		if got := next(t, calls); got.method != want {
+			t.Fatalf("call = %s, want %s", got.method, want)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+	resp := register(t, c, "modbus", path, true)
 	if d := diffProto([]*dmipb.Device{wantDevice(t, "20")}, resp.DeviceList); d != "" {
 		t.Errorf("MapperRegister(withData) devices (-want +got):\n%s", d)
 	}
@@ -143,7 +144,7 @@ func TestRegisterWithData(t *testing.T) {
 	if len(other.DeviceList)+len(other.ModelList) != 0 {
 		t.Errorf("MapperRegister(onvif) = %v, want no devices and models", other)
 	}
-	none := register(t, c, "modbus", filepath.Join(e.dir, "modbus.sock"), false)
+	none := register(t, c, "modbus", path, false)
 	if len(none.DeviceList)+len(none.ModelList) != 0 {
 		t.Errorf("MapperRegister(withData=false) = %v, want an empty answer", none)
 	}
@@ -258,26 +259,19 @@ func membership(e *env) {
 func TestReportToCloud(t *testing.T) {
 	e := start(t, t.TempDir(), Config{})
 	membership(e)
+	e.published("$hw/events/node/edge-1/membership/updated") // twin has the device
 	c := manager(t, e.socket())
 	ctx := context.Background()
-	// Twin may still be adding the device; a report for an unknown device
-	// is refused by twin, so report until one reaches the cloud.
-	got := make(chan bus.Message, 1)
-	go func() { got <- e.cloudMessage("device/default/thermo-1/twin/edge_updated") }()
-	var m bus.Message
-	for done := false; !done; {
-		_, err := c.ReportDeviceStatus(ctx, &dmipb.ReportDeviceStatusRequest{DeviceName: "thermo-1", DeviceNamespace: "default",
-			ReportedDevice: &dmipb.DeviceStatus{Twins: []*dmipb.Twin{{PropertyName: "temperature",
-				ObservedDesired: &dmipb.TwinProperty{Value: "20"}, Reported: &dmipb.TwinProperty{Value: "21.5"}}}}})
-		if err != nil {
-			t.Fatalf("ReportDeviceStatus() = %v", err)
-		}
-		select {
-		case m = <-got:
-			done = true
-		case <-time.After(50 * time.Millisecond):
-		}
+	_, err := c.ReportDeviceStatus(ctx, &dmipb.ReportDeviceStatusRequest{DeviceName: "thermo-1", DeviceNamespace: "default",
+		ReportedDevice: &dmipb.DeviceStatus{Twins: []*dmipb.Twin{{PropertyName: "temperature",
+			ObservedDesired: &dmipb.TwinProperty{Value: "20"}, Reported: &dmipb.TwinProperty{Value: "21.5"}}}}})
+	if err != nil {
+		t.Fatalf("ReportDeviceStatus() = %v", err)
 	}
+	// Twin handles it as an MQTT twin update: a result on MQTT, and
+	// edge_updated to the cloud.
+	e.published("$hw/events/device/default/thermo-1/twin/update/result")
+	m := e.cloudMessage("device/default/thermo-1/twin/edge_updated")
 	var upd struct {
 		Twin map[string]struct {
 			Actual   struct{ Value string }
@@ -335,6 +329,10 @@ func TestBadRequests(t *testing.T) {
 		}},
 		{"status with a nil twin", func() error {
 			_, err := c.ReportDeviceStatus(ctx, &dmipb.ReportDeviceStatusRequest{DeviceName: "d", ReportedDevice: &dmipb.DeviceStatus{Twins: []*dmipb.Twin{{}}}})
+			return err
+		}},
+		{"status with a twin without values", func() error {
+			_, err := c.ReportDeviceStatus(ctx, &dmipb.ReportDeviceStatusRequest{DeviceName: "d", ReportedDevice: &dmipb.DeviceStatus{Twins: []*dmipb.Twin{{PropertyName: "p"}}}})
 			return err
 		}},
 		{"status with a wildcard name", func() error {

@@ -31,6 +31,7 @@ type env struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	cloud  chan bus.Message // what reached the hub
+	mqtt   chan bus.Message // what twin published
 }
 
 func (e *env) socket() string { return filepath.Join(e.dir, "dmi.sock") }
@@ -42,7 +43,8 @@ func start(t *testing.T, dir string, cfg Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, b: bus.New(bus.Config{QueueLen: 512}, nil), d: d, cloud: make(chan bus.Message, 512)}
+	e := &env{t: t, dir: dir, b: bus.New(bus.Config{QueueLen: 512}, nil), d: d,
+		cloud: make(chan bus.Message, 512), mqtt: make(chan bus.Message, 512)}
 	for _, m := range []struct {
 		m bus.Module
 		g bus.Group
@@ -89,8 +91,13 @@ func start(t *testing.T, dir string, cfg Config) *env {
 	})
 	e.wg.Go(func() {
 		for {
-			if _, err := e.b.Receive(ctx, bus.ModuleMQTT); err != nil {
+			msg, err := e.b.Receive(ctx, bus.ModuleMQTT)
+			if err != nil {
 				return
+			}
+			select {
+			case e.mqtt <- msg:
+			default: // a test that does not read them
 			}
 		}
 	})
@@ -141,6 +148,22 @@ func (e *env) cloudMessage(res string) bus.Message {
 			}
 		case <-timeout:
 			e.t.Fatalf("no message for the cloud with resource %s", res)
+		}
+	}
+}
+
+// published waits for twin's MQTT publish on topic.
+func (e *env) published(topic string) bus.Message {
+	e.t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case m := <-e.mqtt:
+			if m.Route.Resource == topic {
+				return m
+			}
+		case <-timeout:
+			e.t.Fatalf("twin published nothing on %s", topic)
 		}
 	}
 }

@@ -102,6 +102,9 @@ func (m *DMI) reportStatus(ctx context.Context, req []byte) ([]byte, error) {
 		if t.property == "" {
 			return m.reject(rpc.InvalidArgument, "a twin has no property name")
 		}
+		if t.desired == nil && t.reported == nil {
+			continue // nothing to report
+		}
 		mt := &msgTwin{}
 		// edgecore dereferences both; a mapper that leaves one out
 		// reports only the other.
@@ -112,6 +115,9 @@ func (m *DMI) reportStatus(ctx context.Context, req []byte) ([]byte, error) {
 			mt.Actual = &value{*t.reported}
 		}
 		upd.Twin[t.property] = mt
+	}
+	if len(upd.Twin) == 0 {
+		return m.reject(rpc.InvalidArgument, "the report has no twin values")
 	}
 	b, _ := json.Marshal(upd)
 	return m.toTwin(topicDevicePrefix+id+topicTwinUpdate, b)
