@@ -95,13 +95,20 @@ func TestDMIWithCloud(t *testing.T) {
 	for _, m := range []runner{mm, tw, dm, h} {
 		go func() { done <- m.Run(ctx) }()
 	}
-	// The eventbus and edged stand-ins drain their queues.
+	// The eventbus and edged stand-ins drain their queues; twin's MQTT
+	// topics are kept for the test.
+	published := make(chan string, 64)
 	for _, m := range []bus.Module{bus.ModulePod, bus.ModuleMQTT} {
 		go func() {
 			for {
-				if _, err := b.Receive(ctx, m); err != nil {
+				msg, err := b.Receive(ctx, m)
+				if err != nil {
 					done <- nil
 					return
+				}
+				select {
+				case published <- msg.Route.Resource:
+				default:
 				}
 			}
 		}()
@@ -179,22 +186,23 @@ func TestDMIWithCloud(t *testing.T) {
 
 	// Membership makes the device known to twin; a report then reaches
 	// the cloud as twin/edge_updated.
-	m := bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpUpdate, bus.ResMembership, []byte(e2eMembership))
-	srv.Push(m)
+	srv.Push(bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpUpdate, bus.ResMembership, []byte(e2eMembership)))
+	for topic := ""; topic != "$hw/events/node/"+e2eNode+"/membership/updated"; {
+		select {
+		case topic = <-published:
+		case <-time.After(time.Minute):
+			t.Fatal("twin did not publish the membership update")
+		}
+	}
+	if _, err := mgr.ReportDeviceStatus(ctx, &dmipb.ReportDeviceStatusRequest{DeviceName: "thermo-1", DeviceNamespace: "default",
+		ReportedDevice: &dmipb.DeviceStatus{Twins: []*dmipb.Twin{{PropertyName: "temperature",
+			ObservedDesired: &dmipb.TwinProperty{Value: "30"}, Reported: &dmipb.TwinProperty{Value: "21.5"}}}}}); err != nil {
+		t.Fatalf("ReportDeviceStatus() = %v", err)
+	}
 	res := "device/default/thermo-1/" + bus.ResTwinEdgeUpdated
-	var got bus.Message
-	for got.Route.Resource == "" {
-		if _, err := mgr.ReportDeviceStatus(ctx, &dmipb.ReportDeviceStatusRequest{DeviceName: "thermo-1", DeviceNamespace: "default",
-			ReportedDevice: &dmipb.DeviceStatus{Twins: []*dmipb.Twin{{PropertyName: "temperature",
-				ObservedDesired: &dmipb.TwinProperty{Value: "30"}, Reported: &dmipb.TwinProperty{Value: "21.5"}}}}}); err != nil {
-			t.Fatalf("ReportDeviceStatus() = %v", err)
-		}
-		wctx, wcancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		got, _ = srv.WaitFor(wctx, func(m bus.Message) bool { return m.Route.Resource == res })
-		wcancel()
-		if ctx.Err() != nil {
-			t.Fatal(ctx.Err())
-		}
+	got, err := srv.WaitFor(waitCtx(t), func(m bus.Message) bool { return m.Route.Resource == res })
+	if err != nil {
+		t.Fatalf("no %s at the cloud: %v", res, err)
 	}
 	if c := string(bus.ContentBytes(got.Content)); !strings.Contains(c, `"21.5"`) || got.Route.Operation != bus.OpUpdate {
 		t.Errorf("edge_updated = %s %s, want an update carrying 21.5", got.Route.Operation, c)
