@@ -213,12 +213,17 @@ func (m *DMI) Run(ctx context.Context) error {
 }
 
 // listen creates the socket's folder if needed, removes a stale socket
-// (as edgecore's listener does) and listens.
+// (as edgecore's listener does) and listens. A socket that another
+// process answers on (edgecore beside us) is left alone: taking it over
+// would cut that process's mappers off.
 func listen(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("dmi: listen: %w", err)
 	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == fs.ModeSocket {
+		if served(path) {
+			return nil, fmt.Errorf("dmi: listen: %s is served already (a running edgenode or edgecore)", path)
+		}
 		os.Remove(path)
 	}
 	ln, err := net.Listen("unix", path)
@@ -483,17 +488,41 @@ func socketPath(addr []byte) string {
 	return strings.TrimPrefix(string(addr), "unix://")
 }
 
-// Check reports whether the server could listen on socket: its folder
-// exists or can be made, and a socket can be created in it. A socket that
-// another process serves (edgecore, or a running edgenode) is an error
-// too. It leaves nothing behind; `edgenode check` calls it.
+// served reports whether a process accepts connections on socket.
+func served(socket string) bool {
+	c, err := net.DialTimeout("unix", socket, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// Check reports whether the server could listen on socket: nobody serves
+// it, and a socket can be created in its folder, or the folder can be
+// made. It leaves nothing behind; `edgenode check` calls it.
 func Check(socket string) error {
-	if c, err := net.DialTimeout("unix", socket, time.Second); err == nil {
-		c.Close()
+	if served(socket) {
 		return fmt.Errorf("dmi: %s is served already (a running edgenode or edgecore)", socket)
 	}
-	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
-		return fmt.Errorf("dmi: cannot create the socket's folder: %w", err)
+	dir := filepath.Dir(socket)
+	if _, err := os.Stat(dir); err != nil {
+		// Find the nearest folder that exists and try to make one in it.
+		parent := dir
+		for {
+			up := filepath.Dir(parent)
+			if _, err := os.Stat(up); err == nil || up == parent {
+				parent = up
+				break
+			}
+			parent = up
+		}
+		tmp, err := os.MkdirTemp(parent, ".edgenode-check-")
+		if err != nil {
+			return fmt.Errorf("dmi: cannot create the socket's folder %s: %w", dir, err)
+		}
+		os.Remove(tmp)
+		return nil
 	}
 	probe := socket + ".check"
 	ln, err := net.Listen("unix", probe)

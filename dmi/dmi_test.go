@@ -3,6 +3,7 @@ package dmi
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -394,5 +395,37 @@ func TestLimiter(t *testing.T) {
 	got = append(got, l.allow(), l.allow())
 	if d := cmp.Diff([]bool{true, true, false, true, false}, got); d != "" {
 		t.Errorf("allow() sequence (-want +got):\n%s", d)
+	}
+}
+
+// A socket another process serves (edgecore beside the node) is not taken
+// over: the node runs without a DMI server and the other keeps its socket.
+func TestSocketServedAlready(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "dmi.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	start(t, dir, Config{Socket: socket})
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatalf("the other process's socket is gone: %v", err)
+	}
+	c.Close()
+	if err := <-accepted; err != nil {
+		t.Fatalf("the other process's listener: %v", err)
+	}
+	if err := Check(socket); err == nil {
+		t.Error("Check(served socket) = nil, want an error")
 	}
 }
