@@ -372,17 +372,36 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// The binary must not carry grpc-go or the generated types: they are for
-// tests only.
-func TestNoGRPCInBinary(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "edgenode", "edgenode/dmi").Output()
+// The binary must not carry grpc-go, protobuf's reflection runtime or the
+// generated types: they are for tests only. And dmi, a module, talks to
+// other modules through bus only; rpc depends on no edgenode package.
+func TestDeps(t *testing.T) {
+	gobin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("go list: %v", err)
+		t.Skip("go tool not on PATH")
 	}
-	for _, p := range strings.Fields(string(out)) {
+	list := func(pkg string) []string {
+		out, err := exec.Command(gobin, "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	for _, p := range list("edgenode") {
 		if strings.HasPrefix(p, "google.golang.org/grpc") || p == "edgenode/dmi/dmipb" ||
 			strings.HasPrefix(p, "google.golang.org/protobuf/reflect") {
 			t.Errorf("the binary imports %s", p)
+		}
+	}
+	allowed := map[string]bool{"edgenode/dmi": true, "edgenode/bus": true, "edgenode/db": true, "edgenode/rpc": true}
+	for _, p := range list("edgenode/dmi") {
+		if strings.HasPrefix(p, "edgenode/") && !allowed[p] {
+			t.Errorf("dmi depends on %s; modules talk through bus only", p)
+		}
+	}
+	for _, p := range list("edgenode/rpc") {
+		if strings.HasPrefix(p, "edgenode/") && p != "edgenode/rpc" {
+			t.Errorf("rpc depends on %s", p)
 		}
 	}
 }
