@@ -246,7 +246,7 @@ func (m *DMI) load(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
-			if err := m.apply(r, []byte(row.Value)); err != nil {
+			if err := m.apply(r, bus.ContentBytes([]byte(row.Value))); err != nil {
 				m.log.Warn("dmi: skip stored object", "key", row.Key, "err", err)
 			}
 		}
