@@ -239,3 +239,36 @@ func TestCheckDMI(t *testing.T) {
 		t.Errorf("checkDMI left a folder behind: %v", err)
 	}
 }
+
+func TestDMIConfig(t *testing.T) {
+	tests := []struct {
+		name, file string
+		code       int
+		want       string // in stdout (code 0) or stderr (code 1)
+	}{
+		{"default", "", 0, "socket: /etc/kubeedge/dmi.sock"},
+		{"moved", "dmi:\n  socket: /run/kubeedge/dmi.sock\n", 0, "socket: /run/kubeedge/dmi.sock"},
+		{"off", "dmi:\n  socket: none\n", 0, "socket: none"},
+		{"relative", "dmi:\n  socket: dmi.sock\n", 1, "dmi.socket: \"dmi.sock\" must be an absolute path"},
+		{"back-off", "dmi:\n  retryMin: 1m\n  retryMax: 1s\n", 1, "dmi.retryMax"},
+		{"unknown key", "dmi:\n  sock: /x\n", 1, "sock"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "config.yaml")
+			if err := os.WriteFile(path, []byte("version: 1\n"+tt.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb strings.Builder
+			code := realMain([]string{"config", "--config", path, "--data-dir", dir, "--node-name", "n1"}, &out, &errb)
+			text := out.String()
+			if code != 0 {
+				text = errb.String()
+			}
+			if code != tt.code || !strings.Contains(text, tt.want) {
+				t.Errorf("edgenode config with %q = %d, want %d and %q in:\n%s", tt.file, code, tt.code, tt.want, text)
+			}
+		})
+	}
+}
