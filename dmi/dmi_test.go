@@ -207,8 +207,11 @@ func TestMapperAway(t *testing.T) {
 	register(t, manager(t, e.socket()), "modbus", path, true) // nobody listens yet
 	e.fromCloud(bus.OpInsert, "default/devicemodel/thermo-model", modelJSON)
 	e.fromCloud(bus.OpInsert, "default/device/thermo-1", deviceWith("20"))
-	for e.dmi.Stats().Retries < 3 {
-		time.Sleep(5 * time.Millisecond)
+	// Nothing signals a failed attempt but the counter: poll it.
+	for deadline := time.Now().Add(time.Minute); e.dmi.Stats().Retries < 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Stats() = %+v, want retries while the mapper is away", e.dmi.Stats())
+		}
 	}
 	startMapper(t, path, calls)
 	for _, want := range []string{"CreateDeviceModel", "RegisterDevice"} {
