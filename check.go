@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"edgenode/board"
+	"edgenode/dmi"
 	"edgenode/mqtt"
 )
 
@@ -41,6 +42,7 @@ func cmdCheck(ctx context.Context, o *options, _ []string, stdout, stderr io.Wri
 		runc = cfg.Pod.Runtime
 	}
 	rs := board.Preflight(ctx, board.PreflightConfig{DataDir: cfg.DataDir, Runc: runc, BrokerAddr: broker})
+	rs = append(rs, checkDMI(cfg.DMI.Socket))
 	for _, r := range rs {
 		fmt.Fprintln(stdout, r)
 	}
@@ -48,4 +50,19 @@ func cmdCheck(ctx context.Context, o *options, _ []string, stdout, stderr io.Wri
 		return 1
 	}
 	return 0
+}
+
+// checkDMI says whether the DMI socket can be created where mappers will
+// look. A WARN, not a FAIL: the node runs without DMI, only mappers
+// cannot register. On a read-only root /etc cannot hold a socket; the
+// README shows the path to give both sides.
+func checkDMI(socket string) board.CheckResult {
+	if socket == DMIOff {
+		return board.CheckResult{Status: board.Pass, Name: "dmi", Detail: "off (dmi.socket: none)"}
+	}
+	if err := dmi.Check(socket); err != nil {
+		return board.CheckResult{Status: board.Warn, Name: "dmi",
+			Detail: err.Error() + ": mappers cannot register; set dmi.socket to a writable path (e.g. /run/kubeedge/dmi.sock) and the same path as the mappers' common.edgecore_sock"}
+	}
+	return board.CheckResult{Status: board.Pass, Name: "dmi", Detail: socket + " can be created"}
 }

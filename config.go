@@ -13,6 +13,7 @@ import (
 
 	"edgenode/board"
 	"edgenode/bus"
+	"edgenode/dmi"
 	"edgenode/hub"
 	"edgenode/meta"
 	"edgenode/mqtt"
@@ -39,6 +40,7 @@ type Config struct {
 	Watchdog board.WatchdogConfig `yaml:"watchdog"`
 	Health   HealthConfig         `yaml:"health"`
 	Twin     TwinConfig           `yaml:"twin"`
+	DMI      dmi.Config           `yaml:"dmi"`
 	Meta     meta.Config          `yaml:"meta"`
 	Hub      hub.Config           `yaml:"hub"`
 	MQTT     mqtt.Config          `yaml:"mqtt"`
@@ -94,7 +96,13 @@ func (c *Config) defaults() {
 		c.Twin.MaxPayload = c.MQTT.MaxPayload
 	}
 	c.Runtime.defaults()
+	if c.DMI.Socket != DMIOff {
+		c.DMI = c.DMI.Defaults()
+	}
 }
+
+// DMIOff as dmi.socket turns the DMI server and client off.
+const DMIOff = "none"
 
 // redacted is printed in place of a secret.
 const redacted = "(redacted)"

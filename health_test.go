@@ -259,8 +259,8 @@ func TestCheckCommand(t *testing.T) {
 	}
 
 	code, lines, text := check("--data-dir", dir+"/data", "--broker", "off")
-	if len(lines) != 7 {
-		t.Fatalf("check printed %d lines, want 7 (no broker check):\n%s", len(lines), text)
+	if len(lines) != 8 {
+		t.Fatalf("check printed %d lines, want 8 (no broker check):\n%s", len(lines), text)
 	}
 	fails := 0
 	for _, l := range lines {
@@ -286,8 +286,8 @@ func TestCheckCommand(t *testing.T) {
 	}
 	defer l.Close()
 	code, lines, text = check("--data-dir", cfgPath+"/data", "--broker", l.Addr().String())
-	if code != 1 || len(lines) != 8 {
-		t.Errorf("check with bad data dir and taken port = %d, want 1 and 8 lines:\n%s", code, text)
+	if code != 1 || len(lines) != 9 {
+		t.Errorf("check with bad data dir and taken port = %d, want 1 and 9 lines:\n%s", code, text)
 	}
 	for _, want := range []string{"FAIL data dir: ", "FAIL broker port: " + l.Addr().String() + " is in use"} {
 		if !strings.Contains(text, want) {

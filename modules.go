@@ -18,6 +18,7 @@ import (
 	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/dmi"
 	"edgenode/hub"
 	"edgenode/meta"
 	"edgenode/mqtt"
@@ -102,6 +103,11 @@ func (c *Config) validateModules() []error {
 		}
 	}
 	errs = append(errs, c.Twin.validate()...)
+	if c.DMI.Socket != DMIOff {
+		for _, e := range c.DMI.Validate() {
+			errs = append(errs, fmt.Errorf("dmi.%w", e))
+		}
+	}
 	if c.Twin.MaxPayload > c.MQTT.MaxPayload {
 		// EventBus cuts longer payloads to mqtt.maxPayload+1 bytes, so
 		// twin could not serve them anyway.
@@ -212,6 +218,16 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	mods = append(mods, tw)
 	hs.stats("twin", func() any { return tw.Stats() })
+
+	// dmi: KubeEdge's DMI for mapper-framework mappers, beside twin.
+	if cfg.DMI.Socket != DMIOff {
+		dm, err := dmi.New(cfg.DMI, b, store, log.With("module", "dmi"))
+		if err != nil {
+			return err
+		}
+		mods = append(mods, dm)
+		hs.stats("dmi", func() any { return dm.Stats() })
+	}
 
 	// meta: MetaManager, the store's keeper between edged, twin and hub.
 	metaCfg := cfg.Meta

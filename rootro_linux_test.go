@@ -161,6 +161,10 @@ func TestReadOnlyRoot(t *testing.T) {
 	}
 	cfgPath := filepath.Join(base, "config.yaml")
 	cfg := "version: 1\nnodeName: ro-node\nwatchdog:\n  device: off\nhealth:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n"
+	// /etc cannot hold the DMI socket on a read-only root; the README
+	// says to give both sides a writable path (here the one writable
+	// folder of the namespace).
+	cfg += "dmi:\n  socket: " + filepath.Join(data, "dmi.sock") + "\n"
 	withPods := roPods(t, base, data)
 	if withPods != "" {
 		cfg += withPods

@@ -16,6 +16,7 @@ const (
 	ModuleBoard   Module = "board"       // node facts and node status (no KubeEdge name)
 	ModuleEdgeHub Module = "edgehub"     // source of node/connection events
 	ModuleBusSrc  Module = "bus"         // source of messages from MQTT to twin and cloud
+	ModuleDMI     Module = "dmi"         // the DMI server and client for mappers (edgecore's DMI worker)
 	ModuleTest    Module = "testManager" // KubeEdge's test harness module
 )
 
@@ -142,6 +143,8 @@ const (
 	KindVolumeAttachment     Kind = "volumeattachment"
 	KindVolume               Kind = "volume"
 	KindDevice               Kind = "device"
+	KindDeviceModel          Kind = "devicemodel"  // v1beta1 DeviceModel (v1.15+)
+	KindDeviceMapper         Kind = "devicemapper" // a mapper's DMI registration, stored by the edge
 )
 
 // Device and twin resources, and the edge-internal node connection resource

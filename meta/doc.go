@@ -6,7 +6,8 @@
 //   - from the cloud (through the hub): insert, update and delete of pods,
 //     configmaps, secrets, nodes and devices; responses to earlier
 //     requests. Each is stored, handed on (pods, configmaps, secrets and
-//     the like to edged; devices to twin; node objects to nobody), and
+//     the like to edged; devices to twin, and v1beta1 devices and device
+//     models also to dmi when it runs; node objects to nobody), and
 //     acknowledged to the cloud with a "response" whose content is "OK"
 //     and whose parent id is the cloud message's id (spec 2.5, 8 item 4,
 //     9). A response from the cloud is acknowledged the same way.

@@ -317,10 +317,16 @@ func (m *Meta) deleteRows(ctx context.Context, key string, r bus.Resource, uid s
 
 // toModules hands a cloud message to the edge modules that use it: device
 // objects to twin, node objects to nobody, the rest to edged (spec 3.3).
+// v1beta1 devices and device models also go to the DMI module when it
+// runs (KubeEdge v1.23.1 edge/pkg/devicetwin/process.go, classifyMsg:
+// they reach the DMI worker).
 func (m *Meta) toModules(msg bus.Message, r bus.Resource) {
 	switch {
 	case msg.Route.Source.IsDeviceController():
 		m.send(bus.ModuleTwin, msg)
+		if (r.Kind == bus.KindDevice || r.Kind == bus.KindDeviceModel) && m.b.Has(bus.ModuleDMI) {
+			m.send(bus.ModuleDMI, msg)
+		}
 	case msg.Route.Source == bus.SourcePolicyController:
 	case r.Kind == bus.KindNode || r.Kind == bus.KindNodePatch || r.Kind == bus.KindNodeStatus:
 	default:
