@@ -49,7 +49,7 @@ func TestFullDiskAtStart(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(data, unix.MNT_DETACH) })
 	cfgPath := filepath.Join(base, "config.yaml")
-	cfg := "version: 1\nnodeName: full-node\nwatchdog:\n  device: off\nhealth:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n"
+	cfg := "version: 1\nnodeName: full-node\nwatchdog:\n  device: off\ndmi:\n  socket: none\nhealth:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,7 @@ func TestRunJoinsCloud(t *testing.T) {
 		c.Health.Listen = "off"
 		c.MQTT.Internal.Listen = "127.0.0.1:0"
 		c.Watchdog.Device = board.WatchdogOff // never the host's watchdog
+		c.DMI.Socket = DMIOff                 // never the host's /etc/kubeedge
 	})
 	cfg, err := loadConfig(o)
 	if err != nil {

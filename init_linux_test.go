@@ -23,7 +23,7 @@ func TestInitScript(t *testing.T) {
 		t.Run(filepath.Base(sh[0]), func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := filepath.Join(dir, "config.yaml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf("version: 1\nnodeName: init-node\ndataDir: %s/data\nwatchdog:\n  device: off\nhealth:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", dir)), 0o600)
+			os.WriteFile(cfg, []byte(fmt.Sprintf("version: 1\nnodeName: init-node\ndataDir: %s/data\nwatchdog:\n  device: off\ndmi:\n  socket: none\nhealth:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n", dir)), 0o600)
 			script := func(arg string) (int, string) {
 				cmd := exec.Command(sh[0], append(sh[1:], "init/edgenode.init", arg)...)
 				cmd.Env = append(os.Environ(), "DAEMON="+bin, "CONFIG="+cfg,

@@ -195,7 +195,7 @@ func TestRunCreatesDatabaseAndStopsOnSIGTERM(t *testing.T) {
 		// The same with the fixed ports moved to free ones, so that the
 		// run is checked also where another process holds them, and
 		// the watchdog off where the host has one.
-		{name: "free ports", config: "health:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\nwatchdog:\n  device: off\n"},
+		{name: "free ports", config: "health:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\nwatchdog:\n  device: off\ndmi:\n  socket: none\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -443,7 +443,7 @@ func TestRunRestrictsDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(cfg, []byte("health:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\nwatchdog:\n  device: off\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("health:\n  listen: 127.0.0.1:0\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\nwatchdog:\n  device: off\ndmi:\n  socket: none\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	runUntilSIGTERM(t, runBin(bin, "run", "--data-dir", dir, "--node-name", "edge-1", "--config", cfg), dir)

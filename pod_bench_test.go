@@ -53,7 +53,7 @@ func BenchmarkNodeRSSWithPods(b *testing.B) {
 					"metadata:\n  name: p%d\nspec:\n  containers:\n  - name: main\n    image: busybox:rss\n    imagePullPolicy: Never\n", i)), 0o644)
 			}
 			cfg := filepath.Join(dir, "config.yaml")
-			os.WriteFile(cfg, []byte(fmt.Sprintf("health:\n  listen: 127.0.0.1:0\nwatchdog:\n  device: off\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n"+
+			os.WriteFile(cfg, []byte(fmt.Sprintf("health:\n  listen: 127.0.0.1:0\nwatchdog:\n  device: off\ndmi:\n  socket: none\nmqtt:\n  internal:\n    listen: 127.0.0.1:0\n"+
 				"pod:\n  runtimeRoot: %[1]s/runc\n  imagesDir: %[1]s/ro\n  manifestsDir: %[1]s/manifests\n  cniConfDir: %[1]s/cni\n  platform: linux/%[2]s\n",
 				dir, podtest.BusyboxArch())), 0o600)
 			data := filepath.Join(dir, "data")
