@@ -52,6 +52,12 @@ const (
 	annStarted   = "io.edgenode.container.started"
 	annRestarts  = "io.edgenode.container.restarts"
 	annImageID   = "io.edgenode.image.id"
+	// annPodsDir names the pods dir of the edgenode that made the
+	// container: a runner adopts and removes only its own containers, so
+	// two nodes sharing a runc root (a test run beside a real node) never
+	// take each other's. Containers without it are from before it existed
+	// and count as the runner's own.
+	annPodsDir = "io.edgenode.pods.dir"
 )
 
 // bundleInput is everything buildSpec needs for one container.

@@ -177,7 +177,7 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 		annotate: map[string]string{
 			annPodUID: w.uid, annPodName: p.Metadata.Name, annPodNS: p.Metadata.Namespace,
 			annContainer: c.Name, annStarted: fmtTime(now), annRestarts: strconv.Itoa(int(st.restarts)),
-			annImageID: img.ID,
+			annImageID: img.ID, annPodsDir: w.r.cfg.podsDir(),
 		},
 	})
 	if err != nil {
@@ -352,7 +352,7 @@ func (w *worker) teardown(ctx context.Context, p *Pod) {
 	// but renamed, or left from a crash).
 	if states, err := w.r.rt.list(ctx); err == nil {
 		for _, s := range states {
-			if s.Annotations[annPodUID] == w.uid {
+			if s.Annotations[annPodUID] == w.uid && w.r.owns(s) {
 				_ = w.r.rt.remove(ctx, s.ID)
 			}
 		}

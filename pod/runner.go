@@ -360,7 +360,7 @@ func (r *Runner) restore(ctx context.Context) {
 	}
 	byPod := map[string][]ociState{}
 	for _, s := range states {
-		if uid := s.Annotations[annPodUID]; uid != "" {
+		if uid := s.Annotations[annPodUID]; uid != "" && r.owns(s) {
 			byPod[uid] = append(byPod[uid], s)
 		}
 	}
@@ -393,6 +393,13 @@ func (r *Runner) restore(ctx context.Context) {
 			_ = r.rt.remove(ctx, s.ID)
 		}
 	}
+}
+
+// owns reports whether the container s was made by this runner (see
+// annPodsDir).
+func (r *Runner) owns(s ociState) bool {
+	d, ok := s.Annotations[annPodsDir]
+	return !ok || d == r.cfg.podsDir()
 }
 
 // initialList asks meta for the stored pods (spec 6 start-up: a local

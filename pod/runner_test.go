@@ -461,6 +461,33 @@ func TestAdoptAfterStop(t *testing.T) {
 	}
 }
 
+// TestSharedRuncRootLeavesOthersAlone: a second node on the same runc root
+// (edgenode's tests beside a real node, both on the default root) neither
+// adopts nor removes the first node's containers.
+func TestSharedRuncRootLeavesOthersAlone(t *testing.T) {
+	h := newHarness(t, "", nil)
+	p := testPod("mine", sh("main", "exec sleep 1000"))
+	h.send(bus.OpInsert, bus.KindPod, "default", "mine", p)
+	h.waitStatus("mine", 2*time.Minute, running("main"))
+	before := h.runcStates()
+	other := newHarness(t, "", func(c *Config) { c.RuntimeRoot = h.cfg.RuntimeRoot })
+	// The other node's start-up (adopt known pods, remove containers of
+	// unknown pods) is done once it has sent a pod of its own.
+	q := testPod("theirs", sh("main", "exec sleep 1000"))
+	other.send(bus.OpInsert, bus.KindPod, "default", "theirs", q)
+	other.waitStatus("theirs", 2*time.Minute, running("main"))
+	after := h.runcStates()
+	found := false
+	for _, s := range after {
+		if s.ID == before[0].ID {
+			found = s.Status == "running" && s.Pid == before[0].Pid
+		}
+	}
+	if !found {
+		t.Errorf("after another node started on the same runc root: %+v, want %s still running", after, before[0].ID)
+	}
+}
+
 func TestRestartAfterReboot(t *testing.T) {
 	h := newHarness(t, "", nil)
 	p := testPod("boot", sh("main", "echo started; exec sleep 1000"))
