@@ -22,19 +22,20 @@ import (
 )
 
 // A v1beta1 DeviceModel and Device as the v1.23 device controller sends
-// them (resource <ns>/devicemodel/<name> and <ns>/device/<name>).
+// them (resource <ns>/devicemodel/<name> and <ns>/device/<name>). configData
+// is flat on the wire: CustomizedValue marshals as its Data map alone.
 const (
 	modelJSON = `{"apiVersion":"devices.kubeedge.io/v1beta1","kind":"DeviceModel",
 	"metadata":{"name":"thermo-model","namespace":"default"},
-	"spec":{"protocol":"modbus","protocolConfigData":{"data":{"slaveID":1,"serial":"/dev/ttyS0"}},
+	"spec":{"protocol":"modbus","protocolConfigData":{"slaveID":1,"serial":"/dev/ttyS0"},
 	 "properties":[{"name":"temperature","type":"FLOAT","accessMode":"ReadWrite","minimum":"-40","maximum":"85","unit":"C",
-	  "visitors":{"protocolName":"modbus","configData":{"data":{"register":"HoldingRegister","offset":2,"scale":0.1}}}}]}}`
+	  "visitors":{"protocolName":"modbus","configData":{"register":"HoldingRegister","offset":2,"scale":0.1}}}]}}`
 	deviceJSON = `{"apiVersion":"devices.kubeedge.io/v1beta1","kind":"Device",
 	"metadata":{"name":"thermo-1","namespace":"default"},
 	"spec":{"deviceModelRef":{"name":"thermo-model"},"nodeName":"edge-1",
-	 "protocol":{"protocolName":"modbus","configData":{"data":{"serial":"/dev/ttyUSB0","fast":true}}},
+	 "protocol":{"protocolName":"modbus","configData":{"serial":"/dev/ttyUSB0","fast":true}},
 	 "properties":[{"name":"temperature","desired":{"value":"%DESIRED%"},"reportCycle":10000,"collectCycle":5000,"reportToCloud":true,
-	  "visitors":{"protocolName":"modbus","configData":{"data":{"offset":5}}},
+	  "visitors":{"protocolName":"modbus","configData":{"offset":5}},
 	  "pushMethod":{"mqtt":{"address":"tcp://127.0.0.1:1883","topic":"t","qos":1},"dbMethod":{"influxdb2":{"influxdb2DataConfig":{"measurement":"m","tag":{"a":"b"}}}}}}],
 	 "methods":[{"name":"set","propertyNames":["temperature"]}],
 	 "stateReport":{"reportCycle":3000,"reportToCloud":true}}}`

@@ -72,12 +72,14 @@ func deviceMessage(d device, m *model) ([]byte, error) {
 	if spec == nil {
 		spec = obj{}
 	}
+	wrapConfigData(spec)
 	if m != nil {
 		mo, err := decodeJSON(m.raw)
 		if err != nil {
 			return nil, err
 		}
 		mspec, _ := mo["spec"].(obj)
+		wrapConfigData(mspec)
 		override(spec, mspec)
 	}
 	spec["deviceModelReference"] = d.model
@@ -103,6 +105,40 @@ func modelMessage(m model) ([]byte, error) {
 	}
 	pb := obj{"name": m.name, "namespace": m.ns, "spec": o["spec"]}
 	return modelS.encode(nil, pb)
+}
+
+// wrapConfigData puts each configData of a device or model spec in the
+// shape of the Go type and of DMI's CustomizedValue, {"data": {...}}. On
+// the wire the cloud sends it flat: CustomizedValue's MarshalJSON writes
+// only its Data map (KubeEdge v1.23.1
+// staging/src/github.com/kubeedge/api/apis/devices/v1beta1/device_instance_types.go),
+// so a "data" key in it is one of the user's keys, never the wrapper.
+func wrapConfigData(spec obj) {
+	wrap := func(o obj, key string) {
+		if v, ok := o[key].(obj); ok {
+			o[key] = obj{"data": v}
+		}
+	}
+	if spec == nil {
+		return
+	}
+	wrap(spec, "protocolConfigData") // a model's
+	if proto, ok := spec["protocol"].(obj); ok {
+		wrap(proto, "configData")
+	}
+	props, _ := spec["properties"].([]any)
+	for _, p := range props {
+		prop, ok := p.(obj)
+		if !ok {
+			continue
+		}
+		if v, ok := prop["visitors"].(obj); ok {
+			wrap(v, "configData")
+		}
+		if pm, ok := prop["pushMethod"].(obj); ok {
+			wrap(pm, "anomalyDetection")
+		}
+	}
 }
 
 // override merges a model's defaults into a device's spec the way
