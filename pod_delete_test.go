@@ -6,9 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -30,27 +28,7 @@ import (
 // cloud/pkg/edgecontroller/controller/upstream.go deletePod), and its pod
 // delete that follows finds the node done with the pod.
 func TestPodDeleteThroughCloud(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containers")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc missing: apt-get install runc")
-	}
-	if _, err := podtest.Busybox(); err != nil {
-		t.Skip(err.Error())
-	}
-	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
-		t.Skipf("host busybox is %s, this test binary is %s: containers cannot run here", a, runtime.GOARCH)
-	}
-	dir := t.TempDir()
-	img, err := podtest.Image([]string{"sleep", "1000"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(dir, "ro"), 0o755)
-	if err := podtest.WriteOCIArchive(filepath.Join(dir, "ro", "bb.tar"), "busybox:del", img); err != nil {
-		t.Fatal(err)
-	}
+	dir := containerDir(t, "busybox:del")
 	const node = "edge-del"
 	isDelete := func(m bus.Message) bool {
 		return m.Route.Operation == bus.OpDelete && m.Route.Resource == "default/pod/web"

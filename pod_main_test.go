@@ -23,12 +23,11 @@ import (
 	"edgenode/pod/podtest"
 )
 
-// TestMetaPodFlow runs a pod the way the cloud delivers it: a pod insert
-// reaches meta, meta stores it and hands it to edged, edged runs it and
-// its podpatch goes back through meta to the hub. Then the node loses its
-// pods (reboot with a wiped pods dir) and edged gets the pod back from
-// meta's local pod list (spec 6 start-up), with no cloud.
-func TestMetaPodFlow(t *testing.T) {
+// containerDir skips the test where containers cannot run (not root, no
+// runc, no busybox of this architecture) and returns a data dir whose
+// ro/bb.tar is a busybox image tagged ref that runs sleep.
+func containerDir(t *testing.T, ref string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run containers")
 	}
@@ -47,9 +46,19 @@ func TestMetaPodFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.MkdirAll(filepath.Join(dir, "ro"), 0o755)
-	if err := podtest.WriteOCIArchive(filepath.Join(dir, "ro", "bb.tar"), "busybox:flow", img); err != nil {
+	if err := podtest.WriteOCIArchive(filepath.Join(dir, "ro", "bb.tar"), ref, img); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// TestMetaPodFlow runs a pod the way the cloud delivers it: a pod insert
+// reaches meta, meta stores it and hands it to edged, edged runs it and
+// its podpatch goes back through meta to the hub. Then the node loses its
+// pods (reboot with a wiped pods dir) and edged gets the pod back from
+// meta's local pod list (spec 6 start-up), with no cloud.
+func TestMetaPodFlow(t *testing.T) {
+	dir := containerDir(t, "busybox:flow")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
