@@ -216,6 +216,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// modules themselves.
 	hs.wd = board.NewWatchdog(cfg.Watchdog, reg, log.With("module", "watchdog"), nil)
 	g.Go(func() error { return hs.wd.Run(gctx) })
+	if cfg.Runtime.IdleTrim > 0 {
+		tr := newTrimmer(cfg.Runtime.IdleTrim)
+		hs.trims = tr.trims.Load
+		g.Go(func() error { tr.Run(gctx); return nil })
+	}
 	g.Go(func() error { return hs.Run(gctx) })
 	// "ready" means every module that can say so is serving: a module
 	// with a Ready channel (the MQTT broker binds its port) is waited for.
