@@ -20,10 +20,6 @@ import (
 // filters reaches the handler once.
 const inlineSubID = 1
 
-// sysInterval is how often the broker refreshes its $SYS topics, in
-// seconds: rarely, so an idle board stays idle.
-const sysInterval = 60
-
 // broker is the embedded MQTT broker (spec 4.1 internal mode). edgenode
 // publishes and subscribes through the broker's inline client, with no
 // socket.
@@ -77,11 +73,13 @@ func newBroker(cfg Config, log *slog.Logger, deliver func(string, []byte)) (*bro
 	caps.MaximumMessageExpiryInterval = 3600
 	caps.ReceiveMaximum = 256
 	srv := mochi.New(&mochi.Options{
-		InlineClient:           true,
-		Logger:                 log,
-		Capabilities:           caps,
-		SysTopicResendInterval: sysInterval,
+		InlineClient: true,
+		Logger:       log,
+		Capabilities: caps,
 	})
+	if err := slowLoop(srv, cfg.Internal.SysInterval, cfg.Internal.Housekeeping); err != nil {
+		return nil, err
+	}
 	b := &broker{
 		cfg: cfg.Internal, qos: byte(cfg.QoS), retain: cfg.Retain, log: log, srv: srv,
 		hook: &authHook{users: users}, deliver: deliver, loopback: loopback,

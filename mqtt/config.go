@@ -42,6 +42,7 @@ const (
 	DefaultMaxReconnect   = 30 * time.Second
 	DefaultPublishTimeout = 5 * time.Second
 	DefaultCredentials    = "mqtt-users" // file name in the data dir
+	DefaultHousekeeping   = 30 * time.Second
 )
 
 // Config configures EventBus. It is passed by value; zero fields get the
@@ -101,6 +102,14 @@ type BrokerConfig struct {
 	ClientQueue int `yaml:"clientQueue"`
 	// MaxClients bounds connected clients. Default 256.
 	MaxClients int `yaml:"maxClients"`
+	// SysInterval is how often the broker publishes its $SYS topics;
+	// 0 (the default) publishes none, so an idle board stays idle.
+	SysInterval time.Duration `yaml:"sysInterval"`
+	// Housekeeping is how often the broker drops expired sessions,
+	// inflight and retained messages and sends delayed wills (MQTT 5),
+	// each of which may then happen up to this late. Default 30 s
+	// (mochi-mqtt's own is 1 s).
+	Housekeeping time.Duration `yaml:"housekeeping"`
 }
 
 // ClientConfig configures the paho clients to an external broker.
@@ -159,6 +168,7 @@ func (c *Config) Defaults() {
 	setInt(&c.Internal.MaxPacket, DefaultMaxPacket)
 	setInt(&c.Internal.ClientQueue, DefaultClientQueue)
 	setInt(&c.Internal.MaxClients, DefaultMaxClients)
+	setDur(&c.Internal.Housekeeping, DefaultHousekeeping)
 	setInt(&c.QueueLen, DefaultQueueLen)
 	setInt(&c.MaxPayload, DefaultMaxPayload)
 	if c.External.Server == "" {
@@ -202,6 +212,9 @@ func (c *Config) Validate() error {
 		}
 		if (c.Internal.Username == "") != (c.Internal.Password == "") {
 			errs = append(errs, errors.New("internal: username and password go together"))
+		}
+		if c.Internal.SysInterval < 0 || c.Internal.Housekeeping < 0 {
+			errs = append(errs, errors.New("internal: sysInterval and housekeeping must not be negative"))
 		}
 	}
 	if c.Mode != ModeInternal {
