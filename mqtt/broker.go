@@ -31,7 +31,7 @@ type broker struct {
 	srv       *mochi.Server
 	hook      *authHook
 	ln        *listeners.TCP
-	deliver   func(topic string, payload []byte)
+	deliver   func(client, topic string, payload []byte)
 	started   atomic.Bool // serve succeeded
 	listening atomic.Bool // listen succeeded
 	listenErr atomic.Uint64
@@ -40,7 +40,7 @@ type broker struct {
 
 // newBroker checks the listen address and credentials and prepares the
 // broker. It binds nothing.
-func newBroker(cfg Config, log *slog.Logger, deliver func(string, []byte)) (*broker, error) {
+func newBroker(cfg Config, log *slog.Logger, deliver func(string, string, []byte)) (*broker, error) {
 	loopback, err := IsLoopback(cfg.Internal.Listen)
 	if err != nil {
 		return nil, err
@@ -167,7 +167,7 @@ func (b *broker) onMessage(_ *mochi.Client, _ packets.Subscription, pk packets.P
 	if pk.Origin == mochi.InlineClientId {
 		return
 	}
-	b.deliver(pk.TopicName, pk.Payload)
+	b.deliver(pk.Origin, pk.TopicName, pk.Payload)
 }
 
 func (b *broker) subscribe(filter string) error {

@@ -49,6 +49,7 @@ type Stats struct {
 }
 
 type inMsg struct {
+	client  string
 	topic   string
 	payload []byte
 }
@@ -207,25 +208,33 @@ func (e *EventBus) listenLoop(ctx context.Context) {
 	}
 }
 
-// deliver hands a message from a broker to the ingress goroutine. It never
-// blocks: a full queue is a counted drop, and so is an oversize payload for
-// the cloud. An oversize payload for DeviceTwin is counted too, but its
+// deliver hands a message from a broker on. It never blocks. A message
+// for DeviceTwin goes straight to the bus on the broker's goroutine
+// (twin's dispatcher shares the twin path fairly among clients); one for
+// the cloud goes to the ingress goroutine, and a full queue is a counted
+// drop, and so is an oversize payload for the cloud. An oversize payload for DeviceTwin is counted too, but its
 // first MaxPayload+1 bytes still go on, so that DeviceTwin, whose own limit
 // is the same by default, answers the app with an error on the request's
 // result topic instead of leaving it waiting; the bus never carries more
 // than MaxPayload+1 bytes of it.
-func (e *EventBus) deliver(topic string, payload []byte) {
+func (e *EventBus) deliver(client, topic string, payload []byte) {
+	toTwin := Classify(topic, e.cfg.Era) == DestTwin
 	if len(payload) > e.cfg.MaxPayload {
 		e.dropSize.Add(1)
-		if Classify(topic, e.cfg.Era) != DestTwin {
+		if !toTwin {
 			e.warn("mqtt payload over maxPayload dropped", "topic", topic, "bytes", len(payload), "max", e.cfg.MaxPayload)
 			return
 		}
 		e.warn("mqtt payload over maxPayload cut short for twin's error result", "topic", topic, "bytes", len(payload), "max", e.cfg.MaxPayload)
 		payload = append([]byte(nil), payload[:e.cfg.MaxPayload+1]...)
 	}
+	if toTwin {
+		e.received.Add(1)
+		e.route(client, topic, payload)
+		return
+	}
 	select {
-	case e.in <- inMsg{topic, payload}:
+	case e.in <- inMsg{client, topic, payload}:
 		e.received.Add(1)
 	default:
 		e.dropQueue.Add(1)
@@ -241,13 +250,13 @@ func (e *EventBus) ingressLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case m := <-e.in:
-			e.route(m.topic, m.payload)
+			e.route(m.client, m.topic, m.payload)
 		}
 	}
 }
 
-func (e *EventBus) route(topic string, payload []byte) {
-	d, msg := Ingress(topic, payload, e.cfg.Era)
+func (e *EventBus) route(client, topic string, payload []byte) {
+	d, msg := Ingress(client, topic, payload, e.cfg.Era)
 	var err error
 	if d == DestTwin {
 		err = e.b.Send2Group(bus.GroupTwin, msg)

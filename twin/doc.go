@@ -9,7 +9,8 @@
 // In: bus messages to module "twin" (group twin). From the eventbus,
 // MQTT requests on the $hw/events/device/<id>/... and
 // $hw/events/node/<node>/membership/get topics (source "bus", resource the
-// base64url of the topic, content the payload as a JSON string; spec 4.2).
+// topic and content the payload as they arrived, header type the client
+// id; KubeEdge encodes them, spec 4.2, but both ends are in this process).
 // A device id is one level (<id>, v0.3) or two (<namespace>/<name>,
 // v1.17+), decided per topic. From the cloud (source devicecontroller or
 // edgemgr): membership updates, membership detail, twin cloud syncs and

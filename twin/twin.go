@@ -2,7 +2,6 @@ package twin
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -219,19 +218,13 @@ func (t *Twin) classify(msg bus.Message) (job, *worker) {
 	r := msg.Route
 	switch {
 	case r.Source == bus.ModuleBusSrc:
-		raw, err := base64.URLEncoding.DecodeString(r.Resource)
-		if err != nil {
-			return j, nil
-		}
-		j.topic = string(raw)
+		// The topic and payload as the broker got them (mqtt.Ingress).
+		j.topic = r.Resource
 		j.act, j.id, j.err = classifyTopic(j.topic)
 		if j.act == actNone || j.act == actStateGet {
 			return j, nil
 		}
 		j.payload = msg.Content
-		if s, ok := bus.ContentString(msg.Content); ok {
-			j.payload = []byte(s)
-		}
 	case r.Source == bus.ModuleEdgeHub && r.Resource == bus.ResNodeConnection:
 		j.act = actLifeCycle
 	case r.Source.IsDeviceController() || r.Source == bus.ModuleTest:
