@@ -150,8 +150,13 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	mods = append(mods, node)
 	hs.stats("board", func() any { return node.Stats() })
 
-	// twin: DeviceTwin, the device API on the $hw/events topics.
-	tw, err := twin.New(cfg.twinConfig(), b, store, log.With("module", "twin"))
+	// twin: DeviceTwin, the device API on the $hw/events topics. It asks
+	// the eventbus, made below, whether anyone subscribes to a twin's
+	// document and delta before it publishes them.
+	var eb *mqtt.EventBus
+	twinCfg := cfg.twinConfig()
+	twinCfg.Subscribed = func(topic string) bool { return eb.Subscribed(topic) }
+	tw, err := twin.New(twinCfg, b, store, log.With("module", "twin"))
 	if err != nil {
 		return err
 	}

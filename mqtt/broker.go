@@ -30,6 +30,8 @@ type broker struct {
 	log       *slog.Logger
 	srv       *mochi.Server
 	hook      *authHook
+	subsHook  subsHook
+	subs      subsCache
 	ln        *listeners.TCP
 	deliver   func(client, topic string, payload []byte)
 	started   atomic.Bool // serve succeeded
@@ -121,6 +123,9 @@ func loadPool(file string) (*x509.CertPool, error) {
 // client works at once, before and without a bound port.
 func (b *broker) serve() error {
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
+		return fmt.Errorf("mqtt: broker hook: %w", err)
+	}
+	if err := b.srv.AddHook(&b.subsHook, nil); err != nil {
 		return fmt.Errorf("mqtt: broker hook: %w", err)
 	}
 	if err := b.srv.Serve(); err != nil {

@@ -127,6 +127,18 @@ func (e *EventBus) Addr() string {
 	return e.broker.addr()
 }
 
+// Subscribed reports whether an MQTT client would receive a publish on
+// topic: on the embedded broker, whether a client subscribes to it (asked
+// of the broker, cached until subscriptions change). It is true when an
+// external broker is used (it cannot be asked) or publishes are retained
+// (a later subscriber gets them). Safe for concurrent use.
+func (e *EventBus) Subscribed(topic string) bool {
+	if e.broker == nil || e.remote != nil || e.cfg.Retain {
+		return true
+	}
+	return e.broker.subscribed(topic)
+}
+
 // Run starts the brokers, subscribes to the static topics and to those
 // stored in sub_topics, then serves ingress and egress until ctx ends. It
 // returns after every goroutine it started has exited.

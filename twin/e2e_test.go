@@ -27,6 +27,8 @@ type e2e struct {
 func startE2E(t testing.TB, cfg Config, mosq *mqtttest.Mosquitto) *e2e {
 	t.Helper()
 	x := &e2e{got: make(chan pub, 1024)}
+	// As main wires it: documents and deltas only for subscribers.
+	cfg.Subscribed = func(topic string) bool { return x.eb.Subscribed(topic) }
 	x.env = startEnvWith(t, cfg, t.TempDir(), func(e *env) {
 		mcfg := mqtt.Config{NodeName: "edge-node"}
 		if mosq != nil {

@@ -139,15 +139,22 @@ func (t *Twin) stageUpdate(tx *tx, j job) update {
 }
 
 // twinAfter publishes the document and delta of a committed twin change
-// and sends accepted or rejected twins to the cloud (spec 5.2, 5.4).
+// and sends accepted or rejected twins to the cloud (spec 5.2, 5.4). The
+// document and delta are built and published only when a client
+// subscribes to them: KubeEdge publishes both at every change
+// (edge/pkg/devicetwin/dtmanager/twin.go, v1.23), and on a small board
+// they cost more than the result the app waits for.
 func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 	if len(out.document) > 0 {
-		t.publish(deviceTopic(id, sufDocument),
-			twinDocument{baseMessage: baseMessage{EventID: eventID, Timestamp: now}, Twin: out.document})
+		if topic := deviceTopic(id, sufDocument); t.subscribed(topic) {
+			t.publish(topic, twinDocument{baseMessage: baseMessage{EventID: eventID, Timestamp: now}, Twin: out.document})
+		}
 	}
 	if out.delta != nil {
-		out.delta.EventID = t.newID()
-		t.publish(deviceTopic(id, sufDelta), out.delta)
+		if topic := deviceTopic(id, sufDelta); t.subscribed(topic) {
+			out.delta.EventID = t.newID()
+			t.publish(topic, out.delta)
+		}
 	}
 	if len(out.toCloud) > 0 {
 		b := twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud}.appendJSON(make([]byte, 0, 512))

@@ -30,6 +30,10 @@ type Config struct {
 	DevicesDir string
 	// QueueLen is each worker's inbox length. Default 256.
 	QueueLen int
+	// Subscribed reports whether any MQTT client subscribes to topic; the
+	// document and delta of a twin change are published only then. nil
+	// means always (a broker that cannot tell).
+	Subscribed func(topic string) bool
 	// MaxPayload is the largest MQTT payload handled. Default 64 KiB.
 	MaxPayload int
 	// MaxPending bounds the cloud-bound messages awaiting confirmation.
@@ -266,6 +270,11 @@ func (t *Twin) classify(msg bus.Message) (job, *worker) {
 }
 
 func (t *Twin) nowMS() int64 { return t.now().UnixMilli() }
+
+// subscribed reports whether a client would receive a publish on topic.
+func (t *Twin) subscribed(topic string) bool {
+	return t.cfg.Subscribed == nil || t.cfg.Subscribed(topic)
+}
 
 // publish encodes v and hands it to the eventbus for topic (spec 4.3:
 // content is the payload bytes).
