@@ -156,6 +156,12 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	var eb *mqtt.EventBus
 	twinCfg := cfg.twinConfig()
 	twinCfg.Subscribed = func(topic string) bool { return eb.Subscribed(topic) }
+	// The fair share per MQTT client of the path to twin: the eventbus
+	// takes it, twin releases it.
+	twinCfg.ClientShare = max(1, twinCfg.QueueLen/4)
+	twinCfg.Share = bus.NewShare(twinCfg.ClientShare)
+	mqttCfg := cfg.MQTT
+	mqttCfg.TwinShare = twinCfg.Share
 	tw, err := twin.New(twinCfg, b, store, log.With("module", "twin"))
 	if err != nil {
 		return err
@@ -188,7 +194,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 
 	// mqtt: EventBus, the embedded and/or external MQTT broker.
-	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
+	eb, err = mqtt.New(mqttCfg, b, store, log.With("module", "mqtt"))
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,10 @@ type Config struct {
 	// are dropped and counted. Default 64 KiB.
 	MaxPayload int `yaml:"maxPayload"`
 
+	// TwinShare, if set, is DeviceTwin's fair share per client (see
+	// DeliverTwin); nil: none.
+	TwinShare *bus.Share `yaml:"-"`
+
 	NodeName string  `yaml:"-"` // for $hw/events/node/<node>/authInfo/get/result
 	Era      bus.Era `yaml:"-"` // shape of ingress messages to the cloud (spec 4.2)
 	DataDir  string  `yaml:"-"` // where the default credentials file lives

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,7 @@ type Stats struct {
 	DropQueueFull  uint64 // ingress messages dropped: ingress queue full
 	DropOversize   uint64 // ingress payloads over MaxPayload: dropped, or cut short for twin's error result
 	DropBus        uint64 // ingress messages the bus refused (queue full, module missing)
+	Overloaded     uint64 // twin requests over their client's share or refused by the bus, answered 503
 	Published      uint64 // egress publishes handed to a broker
 	PublishErrors  uint64 // egress publishes a broker refused (or disconnected)
 	BadRequests    uint64 // egress messages with a bad topic, filter or content
@@ -79,7 +82,7 @@ type EventBus struct {
 	filters []string
 
 	received, toTwin, toHub, dropQueue, dropSize, dropBus atomic.Uint64
-	published, pubErrs, badReqs                           atomic.Uint64
+	published, pubErrs, badReqs, overloads                atomic.Uint64
 	lastWarn                                              atomic.Int64
 }
 
@@ -242,7 +245,7 @@ func (e *EventBus) deliver(client, topic string, payload []byte) {
 	}
 	if toTwin {
 		e.received.Add(1)
-		e.route(client, topic, payload)
+		e.toTwinShared(client, topic, payload)
 		return
 	}
 	select {
@@ -253,6 +256,47 @@ func (e *EventBus) deliver(client, topic string, payload []byte) {
 		e.warn("mqtt ingress queue full, message dropped", "topic", topic, "queueLen", e.cfg.QueueLen)
 	}
 }
+
+// toTwinShared routes a message to DeviceTwin within its client's fair
+// share (Config.TwinShare): a request over it, or one the bus cannot
+// take, is answered at once with an overload result, on the publishing
+// client's own goroutine, so a flooding client pays for its flood and
+// slows its own reading, and its requests never fill twin's queue.
+func (e *EventBus) toTwinShared(client, topic string, payload []byte) {
+	s := e.cfg.TwinShare
+	if s == nil {
+		e.route(client, topic, payload)
+		return
+	}
+	if !s.Take(client) {
+		e.overload(topic)
+		return
+	}
+	if !e.route(client, topic, payload) {
+		s.Release(client)
+		e.overload(topic)
+	}
+}
+
+// overload publishes DeviceTwin's error result for a request dropped for
+// overload (code 503, in the shape and words of twin's error results) on
+// the request's result topic. Only requests have one: topics ending in
+// /update or /get.
+func (e *EventBus) overload(topic string) {
+	e.overloads.Add(1)
+	if !strings.HasSuffix(topic, "/update") && !strings.HasSuffix(topic, "/get") {
+		return
+	}
+	b := make([]byte, 0, 96)
+	b = append(b, `{"timestamp":`...)
+	b = strconv.AppendInt(b, time.Now().UnixMilli(), 10)
+	b = append(b, `,"code":503,"reason":"`+overloadReason+`"}`...)
+	_ = e.publish(topic+"/result", b)
+}
+
+// overloadReason is twin.ReasonOverload; keep them equal (the packages do
+// not import each other).
+const overloadReason = "twin: overloaded, retry later"
 
 // ingressLoop routes queued messages to twin or the cloud (spec 4.2), in
 // arrival order.
@@ -267,7 +311,9 @@ func (e *EventBus) ingressLoop(ctx context.Context) {
 	}
 }
 
-func (e *EventBus) route(client, topic string, payload []byte) {
+// route sends a message to twin or the cloud and reports whether the bus
+// took it.
+func (e *EventBus) route(client, topic string, payload []byte) bool {
 	d, msg := Ingress(client, topic, payload, e.cfg.Era)
 	var err error
 	if d == DestTwin {
@@ -289,6 +335,7 @@ func (e *EventBus) route(client, topic string, payload []byte) {
 		e.toHub.Add(1)
 	}
 	e.log.Debug("mqtt ingress", "topic", topic, "dest", d, "bytes", len(payload))
+	return err == nil
 }
 
 // warn logs at most one warning per 10 s; the counters keep the totals.
@@ -305,7 +352,7 @@ func (e *EventBus) warn(msg string, args ...any) {
 func (e *EventBus) Stats() Stats {
 	s := Stats{
 		Received: e.received.Load(), ToTwin: e.toTwin.Load(), ToHub: e.toHub.Load(),
-		DropQueueFull: e.dropQueue.Load(), DropOversize: e.dropSize.Load(), DropBus: e.dropBus.Load(),
+		DropQueueFull: e.dropQueue.Load(), DropOversize: e.dropSize.Load(), DropBus: e.dropBus.Load(), Overloaded: e.overloads.Load(),
 		Published: e.published.Load(), PublishErrors: e.pubErrs.Load(), BadRequests: e.badReqs.Load(),
 	}
 	e.mu.Lock()

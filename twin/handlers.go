@@ -12,6 +12,7 @@ import (
 
 // handleTwin is the twin worker: update, get, cloud sync (spec 5.2).
 func (t *Twin) handleTwin(ctx context.Context, j job) {
+	t.done(&j)
 	switch j.act {
 	case actTwinUpdate:
 		t.twinUpdates(ctx, j)
@@ -61,6 +62,7 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 		select {
 		case j2 := <-t.twin.inbox:
 			if j2.act == actTwinUpdate && j2.done == nil {
+				t.done(&j2)
 				jobs = append(jobs, j2)
 			} else {
 				next = &j2
@@ -212,6 +214,7 @@ func (t *Twin) twinSync(ctx context.Context, j job) {
 
 // handleDevice is the device worker: state and attribute updates.
 func (t *Twin) handleDevice(ctx context.Context, j job) {
+	t.done(&j)
 	switch j.act {
 	case actStateUpdate:
 		t.stateUpdate(ctx, j)

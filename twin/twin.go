@@ -30,6 +30,14 @@ type Config struct {
 	DevicesDir string
 	// QueueLen is each worker's inbox length. Default 256.
 	QueueLen int
+	// ClientShare is how many MQTT requests of one client may be queued
+	// at once (the fair share of the twin path); more are answered with a
+	// 503 error result. Default QueueLen/4.
+	ClientShare int
+	// Share, if set, is the fair share the sender of the MQTT requests
+	// (the eventbus) takes before it sends one; twin releases it. nil:
+	// twin takes it itself, when the request arrives.
+	Share *bus.Share
 	// Subscribed reports whether any MQTT client subscribes to topic; the
 	// document and delta of a twin change are published only then. nil
 	// means always (a broker that cannot tell).
@@ -55,6 +63,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.QueueLen <= 0 {
 		c.QueueLen = 256
+	}
+	if c.ClientShare <= 0 {
+		c.ClientShare = max(1, c.QueueLen/4)
 	}
 	if c.MaxPayload <= 0 {
 		c.MaxPayload = 64 << 10
@@ -82,6 +93,7 @@ func (c *Config) defaults() {
 // Stats are the module's counters.
 type Stats struct {
 	Dropped      uint64 // input dropped: unreadable with no result topic, unknown, or a full worker queue
+	Overloaded   uint64 // MQTT requests answered 503: over their client's share or a full worker queue
 	Errors       uint64 // error results published
 	CloudDropped uint64 // cloud-bound messages dropped (disconnected, full)
 	Resent       uint64 // cloud-bound messages sent again
@@ -92,16 +104,19 @@ type Stats struct {
 
 type stats struct {
 	dropped, errors, cloudDropped, resent, published, publishFails atomic.Uint64
+	overloaded                                                     atomic.Uint64
 }
 
 // Twin is the DeviceTwin module. Create it with New; Run serves it.
 type Twin struct {
-	cfg   Config
-	bus   *bus.Bus
-	store *store
-	log   *slog.Logger
-	stats stats
-	comm  *comm
+	cfg         Config
+	bus         *bus.Bus
+	store       *store
+	log         *slog.Logger
+	stats       stats
+	comm        *comm
+	share       *bus.Share
+	senderTakes bool
 
 	mem, twin, dev, com *worker
 
@@ -126,6 +141,10 @@ func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Twin, error) {
 	t := &Twin{cfg: cfg, bus: b, log: log, now: time.Now, newID: func() string { return bus.NewID().String() },
 		store: &store{db: d, retries: cfg.WriteRetries, delay: cfg.RetryDelay, devices: map[string]*deviceState{}}}
 	t.comm = &comm{t: t, pending: map[bus.ID]bus.Message{}}
+	t.share, t.senderTakes = cfg.Share, cfg.Share != nil
+	if t.share == nil {
+		t.share = bus.NewShare(cfg.ClientShare)
+	}
 	t.mem = newWorker("membership", cfg.QueueLen, t.handleMembership)
 	t.twin = newWorker("twin", cfg.QueueLen, t.handleTwin)
 	t.dev = newWorker("device", cfg.QueueLen, t.handleDevice)
@@ -143,7 +162,7 @@ func (t *Twin) Stats() Stats {
 	for _, w := range []*worker{t.mem, t.twin, t.dev, t.com} {
 		r += w.restarts.Load()
 	}
-	return Stats{Dropped: t.stats.dropped.Load(), Errors: t.stats.errors.Load(),
+	return Stats{Dropped: t.stats.dropped.Load(), Overloaded: t.stats.overloaded.Load(), Errors: t.stats.errors.Load(),
 		CloudDropped: t.stats.cloudDropped.Load(), Resent: t.stats.resent.Load(),
 		Published: t.stats.published.Load(), PublishFails: t.stats.publishFails.Load(), Restarts: r}
 }
@@ -202,6 +221,10 @@ func (t *Twin) dispatch(msg bus.Message) {
 	if w == nil {
 		t.stats.dropped.Add(1)
 		t.log.Debug("dropped message", "source", msg.Route.Source, "resource", msg.Route.Resource, "op", msg.Route.Operation)
+		return
+	}
+	if fromMQTT(&j) {
+		t.dispatchShared(w, j)
 		return
 	}
 	t.queue(w, j)
