@@ -75,8 +75,10 @@ func applyRuntime(cfg RuntimeConfig, goMemLimit string) string {
 // sentinel object, re-armed at each collection, so it wakes only when the
 // heap has grown enough for a collection: nothing polls. Each collection
 // (re)starts a timer of quiet; when the timer fires and enough has been
-// allocated since the last trim, it trims. The trim's own collection
-// restarts the timer once, which then finds nothing to do.
+// allocated since the last trim, it trims and looks again one period
+// later. Once a period has allocated less than trimMinAlloc it stops
+// until the next collection: a node that allocates nothing never wakes
+// it.
 type trimmer struct {
 	quiet   time.Duration
 	gc      chan struct{} // a collection has run; 1 slot
@@ -137,6 +139,10 @@ func (t *trimmer) loop(ctx context.Context) {
 				t.free()
 				t.trims.Add(1)
 				last = t.allocated()
+				// The node still allocates (a status report every few
+				// seconds): look again after another quiet period rather
+				// than let the heap grow to the collector's goal.
+				tm.Reset(t.quiet)
 			}
 		}
 	}

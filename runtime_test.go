@@ -93,15 +93,23 @@ func TestTrimmerQuiet(t *testing.T) {
 		if frees != 1 {
 			t.Fatalf("frees 31 s after a collection = %d, want 1", frees)
 		}
-		// The trim's own collection: nothing allocated since, no trim.
+		// Still allocating: another trim a period later.
+		sink = make([]byte, 2*trimMinAlloc)
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		if frees != 2 {
+			t.Fatalf("frees a period after the first trim, still allocating = %d, want 2", frees)
+		}
+		// The trim's own collection: nothing allocated since, no trim,
+		// and no more looking.
 		tr.gc <- struct{}{}
 		time.Sleep(time.Hour)
 		synctest.Wait()
-		if frees != 1 {
-			t.Fatalf("frees after an idle hour = %d, want 1", frees)
+		if frees != 2 {
+			t.Fatalf("frees after an idle hour = %d, want 2", frees)
 		}
-		if n := tr.trims.Load(); n != 1 {
-			t.Errorf("trims = %d, want 1", n)
+		if n := tr.trims.Load(); n != 2 {
+			t.Errorf("trims = %d, want 2", n)
 		}
 		cancel()
 		<-done
