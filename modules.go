@@ -156,6 +156,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	var eb *mqtt.EventBus
 	twinCfg := cfg.twinConfig()
 	twinCfg.Subscribed = func(topic string) bool { return eb.Subscribed(topic) }
+	twinCfg.Publish = func(topic string, payload []byte) error { return eb.Publish(topic, payload) }
 	// The fair share per MQTT client of the path to twin: the eventbus
 	// takes it, twin releases it.
 	twinCfg.ClientShare = max(1, twinCfg.QueueLen/4)

@@ -142,6 +142,14 @@ func (e *EventBus) Subscribed(topic string) bool {
 	return e.broker.subscribed(topic)
 }
 
+// Publish publishes payload on topic to every broker now, on the
+// caller's goroutine: DeviceTwin's results skip the egress loop's
+// hand-off this way. Safe for concurrent use; it does not block on a
+// slow client (the broker queues per client).
+func (e *EventBus) Publish(topic string, payload []byte) error {
+	return e.publish(topic, payload)
+}
+
 // Run starts the brokers, subscribes to the static topics and to those
 // stored in sub_topics, then serves ingress and egress until ctx ends. It
 // returns after every goroutine it started has exited.

@@ -29,6 +29,7 @@ func startE2E(t testing.TB, cfg Config, mosq *mqtttest.Mosquitto) *e2e {
 	x := &e2e{got: make(chan pub, 1024)}
 	// As main wires it: documents and deltas only for subscribers,
 	cfg.Subscribed = func(topic string) bool { return x.eb.Subscribed(topic) }
+	cfg.Publish = func(topic string, payload []byte) error { return x.eb.Publish(topic, payload) }
 	// and the eventbus takes each client's fair share.
 	cfg.Share = bus.NewShare(64)
 	x.env = startEnvWith(t, cfg, t.TempDir(), func(e *env) {

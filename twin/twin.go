@@ -42,6 +42,10 @@ type Config struct {
 	// document and delta of a twin change are published only then. nil
 	// means always (a broker that cannot tell).
 	Subscribed func(topic string) bool
+	// Publish, if set, publishes payload on topic at once, on the
+	// caller's goroutine (the eventbus's EventBus.Publish); nil sends a
+	// publish message to the eventbus, whose loop publishes it.
+	Publish func(topic string, payload []byte) error
 	// MaxPayload is the largest MQTT payload handled. Default 64 KiB.
 	MaxPayload int
 	// MaxPending bounds the cloud-bound messages awaiting confirmation.
@@ -312,7 +316,13 @@ func (t *Twin) publish(topic string, v any) {
 			return
 		}
 	}
-	if err := t.bus.Send(bus.ModuleMQTT, bus.NewMessage(bus.ModuleTwin, bus.GroupBus, bus.OpPublish, topic, b)); err != nil {
+	var err error
+	if t.cfg.Publish != nil {
+		err = t.cfg.Publish(topic, b)
+	} else {
+		err = t.bus.Send(bus.ModuleMQTT, bus.NewMessage(bus.ModuleTwin, bus.GroupBus, bus.OpPublish, topic, b))
+	}
+	if err != nil {
 		t.stats.publishFails.Add(1)
 		t.log.Debug("publish", "topic", topic, "err", err)
 		return
