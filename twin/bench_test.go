@@ -226,7 +226,6 @@ func BenchmarkFairShare(b *testing.B) {
 	b.ReportMetric(float64(p50.Microseconds())/1000, "get_p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "get_p99-ms")
 	b.ReportMetric(float64(lost), "gets_lost")
-	b.Logf("twin %+v eventbus %+v", x.tw.Stats(), x.eb.Stats())
 	b.ReportMetric(float64(sent.Load())/el.Seconds(), "flood_sent/s")
 	b.ReportMetric(float64(overloads.Load())/el.Seconds(), "flood_503/s")
 	b.ReportMetric(float64(results.Load()-overloads.Load())/el.Seconds(), "flood_done/s")

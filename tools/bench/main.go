@@ -99,7 +99,8 @@ func main() {
 		{pkg: "./bus", bench: ".", benchtime: *benchtime},
 		{pkg: "./twin", bench: "EndToEnd|FairShare", benchtime: *benchtime},
 		{pkg: "./pod", bench: "^(BenchmarkPodStart|BenchmarkRuncRun)$", benchtime: fmt.Sprintf("%dx", *podN), root: true},
-		{pkg: ".", bench: "^BenchmarkNodeRSSWithPods$", benchtime: fmt.Sprintf("%dx", *rssN), root: true},
+		{pkg: ".", bench: "^BenchmarkNodeRSSWithPods$", benchtime: fmt.Sprintf("%dx", *rssN), root: true,
+			args: []string{"-idlecpu", cpuWindow.String()}},
 	})
 	rows = append(rows, benchRows(benches)...)
 	rows = append(rows, boardRows(*boardFile)...)
@@ -384,7 +385,8 @@ type bench struct {
 // benchRun is one go test -bench call.
 type benchRun struct {
 	pkg, bench, benchtime string
-	root                  bool // the benchmarks run containers: root and runc
+	args                  []string // passed on to the test binary
+	root                  bool     // the benchmarks run containers: root and runc
 }
 
 // runBenches runs the benchmarks of the packages that exist. A package
@@ -401,7 +403,7 @@ func runBenches(ctx context.Context, runs []benchRun) []bench {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "bench: go test -bench '%s' -benchtime %s %s\n", r.bench, r.benchtime, r.pkg)
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", r.bench, "-benchmem", "-benchtime", r.benchtime, "-timeout", "15m", r.pkg)
+		cmd := exec.CommandContext(ctx, "go", append([]string{"test", "-run", "^$", "-bench", r.bench, "-benchmem", "-benchtime", r.benchtime, "-timeout", "20m", r.pkg}, r.args...)...)
 		b, err := cmd.Output()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: go test -bench %s: %v\n%s", r.pkg, err, b)
@@ -494,6 +496,15 @@ func podRows(bs []bench) []row {
 		m := b.metrics
 		rows = append(rows, row{"node memory, " + n + " running pods: VmRSS / RssAnon",
 			fmt.Sprintf("%.2f / %.2f MiB", m["VmRSS-MiB"], m["RssAnon-MiB"]), "(informative)", "-"})
+		if t, ok := m["idle_ticks/min"]; ok {
+			limit := maxIdleTicks
+			if n != "0" {
+				limit = maxIdleTicksPods
+			}
+			rows = append(rows, row{"idle node CPU, " + n + " running pods (60 s after a 10 s settle) / RssAnon",
+				fmt.Sprintf("%.1f ticks/min / %.2f MiB", t, m["idle_RssAnon-MiB"]), fmt.Sprintf("≤ %d ticks/min, ≤ 6 MiB", limit),
+				verdict(t <= float64(limit) && m["idle_RssAnon-MiB"] <= 6)})
+		}
 		if other, ok := m["other_procs"]; ok {
 			rows = append(rows, row{"resident processes besides the containers, " + n + " pods",
 				fmt.Sprintf("%.0f (%.0f containers, %.0f processes in them)", other, m["containers"], m["container_procs"]),
