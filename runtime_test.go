@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -68,8 +69,9 @@ var sink []byte
 func TestTrimmerQuiet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := newTrimmer(30 * time.Second)
-		var frees int
-		tr.free = func() { frees++ }
+		var nfree atomic.Int32
+		tr.free = func() { nfree.Add(1) }
+		frees := func() int32 { return nfree.Load() }
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { tr.loop(ctx); close(done) }()
@@ -78,35 +80,35 @@ func TestTrimmerQuiet(t *testing.T) {
 		sink = make([]byte, 2*trimMinAlloc)
 		time.Sleep(29 * time.Second)
 		synctest.Wait()
-		if frees != 0 {
-			t.Fatalf("frees after 29 s = %d, want 0", frees)
+		if frees() != 0 {
+			t.Fatalf("frees after 29 s = %d, want 0", frees())
 		}
 		// A collection restarts the quiet period.
 		tr.gc <- struct{}{}
 		time.Sleep(29 * time.Second)
 		synctest.Wait()
-		if frees != 0 {
-			t.Fatalf("frees 29 s after a collection = %d, want 0", frees)
+		if frees() != 0 {
+			t.Fatalf("frees 29 s after a collection = %d, want 0", frees())
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if frees != 1 {
-			t.Fatalf("frees 31 s after a collection = %d, want 1", frees)
+		if frees() != 1 {
+			t.Fatalf("frees 31 s after a collection = %d, want 1", frees())
 		}
 		// Still allocating: another trim a period later.
 		sink = make([]byte, 2*trimMinAlloc)
 		time.Sleep(31 * time.Second)
 		synctest.Wait()
-		if frees != 2 {
-			t.Fatalf("frees a period after the first trim, still allocating = %d, want 2", frees)
+		if frees() != 2 {
+			t.Fatalf("frees a period after the first trim, still allocating = %d, want 2", frees())
 		}
 		// The trim's own collection: nothing allocated since, no trim,
 		// and no more looking.
 		tr.gc <- struct{}{}
 		time.Sleep(time.Hour)
 		synctest.Wait()
-		if frees != 2 {
-			t.Fatalf("frees after an idle hour = %d, want 2", frees)
+		if frees() != 2 {
+			t.Fatalf("frees after an idle hour = %d, want 2", frees())
 		}
 		if n := tr.trims.Load(); n != 2 {
 			t.Errorf("trims = %d, want 2", n)
