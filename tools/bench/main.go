@@ -554,6 +554,9 @@ func boardRows(file string) []row {
 			row{label + "VmRSS, one static pod running", mib(rss), "≤ 20 MiB", verdict(rss > 0 && rss <= maxRSS)},
 			row{label + "RssAnon, one static pod running", mib(anon), "≤ 6 MiB", verdict(anon > 0 && anon <= maxRssAnon)},
 			row{label + "static pod's container started, from edgenode's start", fmt.Sprintf("%.1f s", kv["board_pod_start_ms"]/1000), "(informative)", "-"})
+		if t, ok := kv["board_idle_ticks_per_min"]; ok {
+			rows = append(rows, row{label + "idle CPU, one static pod running (60 s after a 10 s settle)", fmt.Sprintf("%.0f ticks/min", t), "(informative)", "-"})
+		}
 	}
 	if boot == 0 {
 		return []row{{"emulated Pi Zero (make test-board)", "no BENCH line in " + file, "-", "-"}}

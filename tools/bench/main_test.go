@@ -91,10 +91,10 @@ func TestBoardRows(t *testing.T) {
 	}{
 		{"missing", "", []string{"no numbers: run make test-board"}, []string{"-"}},
 		{"no line", "garbage\n", nil, []string{"-"}},
-		{"two boots", "BENCH board_boot_ready_ms=61000 board_start_ms=9500 board_rss_kb=14336 board_rss_anon_kb=5120 board_pod_start_ms=4200\n" +
+		{"two boots", "BENCH board_boot_ready_ms=61000 board_start_ms=9500 board_rss_kb=14336 board_rss_anon_kb=5120 board_pod_start_ms=4200 board_idle_ticks_per_min=42\n" +
 			"BENCH board_boot_ready_ms=58000 board_start_ms=9000 board_rss_kb=22528 board_rss_anon_kb=7168 board_pod_start_ms=0\n",
-			[]string{"61.0 s / 9.5 s", "14.000 MiB", "5.000 MiB", "4.2 s", "58.0 s / 9.0 s", "22.000 MiB", "7.000 MiB", "0.0 s"},
-			[]string{"-", "yes", "yes", "-", "-", "NO", "NO", "-"}},
+			[]string{"61.0 s / 9.5 s", "14.000 MiB", "5.000 MiB", "4.2 s", "42 ticks/min", "58.0 s / 9.0 s", "22.000 MiB", "7.000 MiB", "0.0 s"},
+			[]string{"-", "yes", "yes", "-", "-", "-", "NO", "NO", "-"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
