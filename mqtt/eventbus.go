@@ -266,17 +266,18 @@ func (e *EventBus) deliver(client, topic string, payload []byte) {
 }
 
 // toTwinShared routes a message to DeviceTwin within its client's fair
-// share (Config.TwinShare): a request over it, or one the bus cannot
-// take, is answered at once with an overload result, on the publishing
-// client's own goroutine, so a flooding client pays for its flood and
-// slows its own reading, and its requests never fill twin's queue.
+// share (Config.TwinShare): a request over it waits up to shareWait for
+// a place, then, like one the bus cannot take, is answered with an
+// overload result. Both happen on the publishing client's own goroutine,
+// so a flooding client pays for its flood and slows its own reading, and
+// its requests never fill twin's queue.
 func (e *EventBus) toTwinShared(client, topic string, payload []byte) {
 	s := e.cfg.TwinShare
 	if s == nil {
 		e.route(client, topic, payload)
 		return
 	}
-	if !s.Take(client) {
+	if !s.TakeWait(client, shareWait) {
 		e.overload(topic)
 		return
 	}
@@ -285,6 +286,12 @@ func (e *EventBus) toTwinShared(client, topic string, payload []byte) {
 		e.overload(topic)
 	}
 }
+
+// shareWait is how long a request over its client's share waits, on that
+// client's own goroutine, for a place before it is answered 503: a
+// flooding client is slowed to twin's pace first (it stops reading, so
+// TCP pushes back), and only answered 503 when twin does not keep up.
+const shareWait = 10 * time.Millisecond
 
 // overload publishes DeviceTwin's error result for a request dropped for
 // overload (code 503, in the shape and words of twin's error results) on

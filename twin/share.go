@@ -11,9 +11,9 @@ const ReasonOverload = "twin: overloaded, retry later"
 // client may have at most Config.ClientShare requests queued for the
 // workers, so one client's flood fills its own share, not the workers'
 // queues that every client's request waits in. The eventbus takes a
-// client's share before it sends the request (and answers a request over
-// it with a 503 itself, on the flooding client's goroutine); twin
-// releases it when a worker takes the request. A request that finds its
+// client's share before it sends the request (a request over it waits a
+// moment on the flooding client's own goroutine, then is answered 503 by
+// the eventbus); twin releases it when a worker takes the request. A request that finds its
 // worker's queue full is answered 503 here. The client is the broker's
 // client id, in the bus message's header type (mqtt.Ingress).
 
