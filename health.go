@@ -73,8 +73,10 @@ type health struct {
 	podPhases func() map[string]int
 	// readOnly reports that the store refuses writes (disk full); nil: never.
 	readOnly func() bool
-	log      *slog.Logger
-	start    time.Time
+	// trims counts the runtime's idle trims; nil when they are off.
+	trims func() int64
+	log   *slog.Logger
+	start time.Time
 
 	mu      sync.Mutex
 	sources []statsSource
@@ -232,6 +234,11 @@ func (h *health) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	m.gauge("edgenode_go_goroutines", "Goroutines.", float64(runtime.NumGoroutine()))
 	m.gauge("edgenode_go_heap_inuse_bytes", "Go heap in use.", float64(ms.HeapInuse))
 	m.gauge("edgenode_go_sys_bytes", "Memory obtained from the system by the Go runtime.", float64(ms.Sys))
+	m.counter("edgenode_go_gc_cycles_total", "Collections of the Go heap.", float64(ms.NumGC))
+	m.counter("edgenode_go_mallocs_total", "Heap objects allocated.", float64(ms.Mallocs))
+	if h.trims != nil {
+		m.counter("edgenode_go_idle_trims_total", "Collections that returned memory to the kernel after a quiet period (runtime.idleTrim).", float64(h.trims()))
+	}
 	h.mu.Lock()
 	sources := slices.Clone(h.sources)
 	h.mu.Unlock()

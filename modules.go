@@ -211,8 +211,20 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	mods = append(mods, node)
 	hs.stats("board", func() any { return node.Stats() })
 
-	// twin: DeviceTwin, the device API on the $hw/events topics.
-	tw, err := twin.New(cfg.twinConfig(), b, store, log.With("module", "twin"))
+	// twin: DeviceTwin, the device API on the $hw/events topics. It asks
+	// the eventbus, made below, whether anyone subscribes to a twin's
+	// document and delta before it publishes them.
+	var eb *mqtt.EventBus
+	twinCfg := cfg.twinConfig()
+	twinCfg.Subscribed = func(topic string) bool { return eb.Subscribed(topic) }
+	twinCfg.Publish = func(topic string, payload []byte) error { return eb.Publish(topic, payload) }
+	// The fair share per MQTT client of the path to twin: the eventbus
+	// takes it, twin releases it.
+	twinCfg.ClientShare = max(1, twinCfg.QueueLen/4)
+	twinCfg.Share = bus.NewShare(twinCfg.ClientShare)
+	mqttCfg := cfg.MQTT
+	mqttCfg.TwinShare = twinCfg.Share
+	tw, err := twin.New(twinCfg, b, store, log.With("module", "twin"))
 	if err != nil {
 		return err
 	}
@@ -254,7 +266,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 
 	// mqtt: EventBus, the embedded and/or external MQTT broker.
-	eb, err := mqtt.New(cfg.MQTT, b, store, log.With("module", "mqtt"))
+	eb, err = mqtt.New(mqttCfg, b, store, log.With("module", "mqtt"))
 	if err != nil {
 		return err
 	}
@@ -287,6 +299,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// modules themselves.
 	hs.wd = board.NewWatchdog(cfg.Watchdog, reg, log.With("module", "watchdog"), nil)
 	g.Go(func() error { return hs.wd.Run(gctx) })
+	if cfg.Runtime.IdleTrim > 0 {
+		tr := newTrimmer(cfg.Runtime.IdleTrim)
+		hs.trims = tr.trims.Load
+		g.Go(func() error { tr.Run(gctx); return nil })
+	}
 	g.Go(func() error { return hs.Run(gctx) })
 	// "ready" means every module that can say so is serving: a module
 	// with a Ready channel (the MQTT broker binds its port) is waited for.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +18,27 @@ import (
 
 	"edgenode/pod/podtest"
 )
+
+// idleCPU, when set (go test ... -idlecpu 60s), makes
+// BenchmarkNodeRSSWithPods also count the node's clock ticks over that
+// long with 0 and 10 pods.
+var idleCPU = flag.Duration("idlecpu", 0, "count the idle node's CPU ticks over this long in BenchmarkNodeRSSWithPods")
+
+// statTicks returns utime+stime of pid in clock ticks (/proc/PID/stat
+// fields 14 and 15, counted after the command name), or 0.
+func statTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + st
+}
 
 // BenchmarkNodeRSSWithPods runs the real edgenode binary with 0, 10 and 30
 // static pods and reports its VmRSS and RssAnon once every pod runs. The
@@ -95,6 +118,17 @@ func BenchmarkNodeRSSWithPods(b *testing.B) {
 				if c := countDescendants(cmd.Process.Pid); c.other < procs.other {
 					procs = c
 				}
+			}
+			if *idleCPU > 0 && n <= 10 {
+				// The idle CPU budget (design): ticks per minute after a
+				// 10 s settle, with 0 and 10 pods.
+				time.Sleep(10 * time.Second)
+				t0, start := statTicks(cmd.Process.Pid), time.Now()
+				time.Sleep(*idleCPU)
+				ticks := float64(statTicks(cmd.Process.Pid) - t0)
+				b.ReportMetric(ticks*float64(time.Minute)/float64(time.Since(start)), "idle_ticks/min")
+				rss, anon = statusKiB(cmd.Process.Pid)
+				b.ReportMetric(float64(anon)/1024, "idle_RssAnon-MiB")
 			}
 			b.ReportMetric(float64(rss)/1024, "VmRSS-MiB")
 			b.ReportMetric(float64(anon)/1024, "RssAnon-MiB")

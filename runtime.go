@@ -1,46 +1,49 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync/atomic"
+	"time"
 )
 
 // RuntimeConfig tunes the Go runtime of the node process.
 type RuntimeConfig struct {
 	// MemoryLimitMiB is the Go runtime's soft memory limit in MiB
-	// (runtime/debug.SetMemoryLimit). 0 means the default,
-	// DefaultMemoryLimitMiB; a negative value leaves the runtime without a
-	// limit. The GOMEMLIMIT environment variable, when set, wins.
+	// (runtime/debug.SetMemoryLimit); 0 or negative means none, the
+	// default. The GOMEMLIMIT environment variable, when set, wins.
 	//
-	// Why a limit: the idle node's live heap is about 1 MiB, but the
-	// collector's smallest heap goal is 4 MiB, so without a limit no
-	// collection runs after start-up, its garbage (config, TLS handshake,
-	// schema migration) stays resident and the idle churn adds to it: an
-	// idle node on amd64 held RssAnon 5.7-6.2 MiB 5 s after connecting, 6.7-7.3
-	// MiB after 20 s and 7.4-7.9 MiB after 40 s, over the 6 MiB budget. With
-	// the 8 MiB limit: 4.6-4.8 MiB at 5 s, 4.6-4.7 MiB at 20 s, 4.9 MiB at 40 s.
-	//
-	// The cost: the limit counts what the runtime has mapped, not what is
-	// resident, and an idle node's runtime already accounts for about 8 MiB
-	// (GC metadata and the 1.4 MiB bucket table of the allocation profile
-	// among it, mostly never touched). So at 8 MiB the collector runs about
-	// once a second at idle (about 1 ms of CPU each on amd64, more on a
-	// Pi Zero) and some 70 times during start-up. The limit is soft: when
-	// the live heap grows towards it (many pods) the collector runs more
-	// often, its CPU share capped at 50 %, and memory grows past the limit
-	// instead of failing. On a board with RAM to spare and busy pods, raise
-	// it or turn it off (-1). GODEBUG=memprofilerate=0 in the environment
-	// drops the bucket table and leaves the limit more room (it must be set
-	// before the process starts; main is too late).
+	// Why none by default: the limit counts everything the runtime has
+	// mapped (GC metadata, the allocation profile's bucket table, stacks),
+	// about 8 MiB on an idle node, not what is resident. A limit near that
+	// (the former default, 8 MiB) made the collector run about once a
+	// second at idle and continuously once a burst of twin updates had
+	// grown the runtime's own memory past it: 35 clock ticks a minute idle
+	// and 342 after a 10,000-update burst, on amd64. Start-up and burst
+	// garbage is returned to the kernel by the idle trim instead.
 	MemoryLimitMiB int `yaml:"memoryLimitMiB"`
+	// IdleTrim is how long the node must go without a collection, after
+	// a collection or start-up, before it collects once and returns the
+	// freed memory to the kernel (debug.FreeOSMemory), if it has
+	// allocated at least trimMinAlloc since the last trim. 0 means the
+	// default, DefaultIdleTrim; negative turns it off. An idle node that
+	// allocates nothing never collects and never trims.
+	IdleTrim time.Duration `yaml:"idleTrim"`
 }
 
-// DefaultMemoryLimitMiB is runtime.memoryLimitMiB's default.
-const DefaultMemoryLimitMiB = 8
+// DefaultIdleTrim is runtime.idleTrim's default.
+const DefaultIdleTrim = 30 * time.Second
+
+// trimMinAlloc is how much the heap must have allocated since the last
+// trim for the next one to run: less than this is not worth a collection.
+const trimMinAlloc = 256 << 10
 
 func (c *RuntimeConfig) defaults() {
-	if c.MemoryLimitMiB == 0 {
-		c.MemoryLimitMiB = DefaultMemoryLimitMiB
+	if c.IdleTrim == 0 {
+		c.IdleTrim = DefaultIdleTrim
 	}
 }
 
@@ -65,4 +68,82 @@ func applyRuntime(cfg RuntimeConfig, goMemLimit string) string {
 		return "GOMEMLIMIT=" + goMemLimit
 	}
 	return "off"
+}
+
+// trimmer returns freed memory to the kernel once the node has gone
+// quiet. It learns of collections from a cleanup (runtime.AddCleanup) on a
+// sentinel object, re-armed at each collection, so it wakes only when the
+// heap has grown enough for a collection: nothing polls. Each collection
+// (re)starts a timer of quiet; when the timer fires and enough has been
+// allocated since the last trim, it trims and looks again one period
+// later. Once a period has allocated less than trimMinAlloc it stops
+// until the next collection: a node that allocates nothing never wakes
+// it.
+type trimmer struct {
+	quiet   time.Duration
+	gc      chan struct{} // a collection has run; 1 slot
+	stopped atomic.Bool
+	trims   atomic.Int64
+	sample  [1]metrics.Sample
+	free    func() // debug.FreeOSMemory; replaced in tests
+}
+
+func newTrimmer(quiet time.Duration) *trimmer {
+	t := &trimmer{quiet: quiet, gc: make(chan struct{}, 1), free: debug.FreeOSMemory}
+	t.sample[0].Name = "/gc/heap/allocs:bytes"
+	return t
+}
+
+// arm allocates a sentinel whose cleanup runs after the next collection
+// that finds it unreachable: it signals t.gc and arms the next one.
+func (t *trimmer) arm() {
+	s := new([16]byte) // a tiny object is batched with others; 16 bytes has its own slot
+	runtime.AddCleanup(s, func(t *trimmer) {
+		if t.stopped.Load() {
+			return
+		}
+		select {
+		case t.gc <- struct{}{}:
+		default:
+		}
+		t.arm()
+	}, t)
+}
+
+// allocated returns the bytes the heap has allocated since the start.
+func (t *trimmer) allocated() uint64 {
+	metrics.Read(t.sample[:])
+	return t.sample[0].Value.Uint64()
+}
+
+// Run trims until ctx ends. The timer starts at once, so start-up garbage
+// is returned once start-up has been quiet for t.quiet.
+func (t *trimmer) Run(ctx context.Context) {
+	defer t.stopped.Store(true)
+	t.arm()
+	t.loop(ctx)
+}
+
+func (t *trimmer) loop(ctx context.Context) {
+	var last uint64
+	tm := time.NewTimer(t.quiet)
+	defer tm.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.gc:
+			tm.Reset(t.quiet)
+		case <-tm.C:
+			if now := t.allocated(); now-last >= trimMinAlloc {
+				t.free()
+				t.trims.Add(1)
+				last = t.allocated()
+				// The node still allocates (a status report every few
+				// seconds): look again after another quiet period rather
+				// than let the heap grow to the collector's goal.
+				tm.Reset(t.quiet)
+			}
+		}
+	}
 }

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"math"
+	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 func TestRuntimeMemoryLimit(t *testing.T) {
@@ -15,9 +20,9 @@ func TestRuntimeMemoryLimit(t *testing.T) {
 		wantOK bool
 		desc   string
 	}{
-		{"default", 0, "", DefaultMemoryLimitMiB << 20, true, "8 MiB"},
+		{"default none", 0, "", 0, false, "off"},
 		{"configured", 12, "", 12 << 20, true, "12 MiB"},
-		{"off", -1, "", 0, false, "off"},
+		{"negative none", -1, "", 0, false, "off"},
 		{"env wins", 12, "64MiB", 0, false, "GOMEMLIMIT=64MiB"},
 		{"env off wins", 0, "off", 0, false, "GOMEMLIMIT=off"},
 	}
@@ -46,11 +51,90 @@ func TestRuntimeMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestConfigRuntimeDefault: `edgenode config` shows the memory limit.
+// TestConfigRuntimeDefault: `edgenode config` shows the runtime settings.
 func TestConfigRuntimeDefault(t *testing.T) {
 	var c Config
 	c.defaults()
-	if c.Runtime.MemoryLimitMiB != DefaultMemoryLimitMiB {
-		t.Errorf("runtime.memoryLimitMiB = %d, want %d", c.Runtime.MemoryLimitMiB, DefaultMemoryLimitMiB)
+	if c.Runtime.MemoryLimitMiB != 0 || c.Runtime.IdleTrim != DefaultIdleTrim {
+		t.Errorf("runtime = %+v, want no memory limit and idleTrim %v", c.Runtime, DefaultIdleTrim)
+	}
+}
+
+// sink keeps allocations of the tests alive long enough to count.
+var sink []byte
+
+// TestTrimmerQuiet: a trim runs once the node has been quiet for the
+// period after a collection, only when enough was allocated, and a quiet
+// node without collections never trims.
+func TestTrimmerQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTrimmer(30 * time.Second)
+		var nfree atomic.Int32
+		tr.free = func() { nfree.Add(1) }
+		frees := func() int32 { return nfree.Load() }
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { tr.loop(ctx); close(done) }()
+
+		// Start-up: allocation, then quiet. The timer started at Run.
+		sink = make([]byte, 2*trimMinAlloc)
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		if frees() != 0 {
+			t.Fatalf("frees after 29 s = %d, want 0", frees())
+		}
+		// A collection restarts the quiet period.
+		tr.gc <- struct{}{}
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		if frees() != 0 {
+			t.Fatalf("frees 29 s after a collection = %d, want 0", frees())
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if frees() != 1 {
+			t.Fatalf("frees 31 s after a collection = %d, want 1", frees())
+		}
+		// Still allocating: another trim a period later.
+		sink = make([]byte, 2*trimMinAlloc)
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		if frees() != 2 {
+			t.Fatalf("frees a period after the first trim, still allocating = %d, want 2", frees())
+		}
+		// The trim's own collection: nothing allocated since, no trim,
+		// and no more looking.
+		tr.gc <- struct{}{}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if frees() != 2 {
+			t.Fatalf("frees after an idle hour = %d, want 2", frees())
+		}
+		if n := tr.trims.Load(); n != 2 {
+			t.Errorf("trims = %d, want 2", n)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// TestTrimmerSeesCollections: the sentinel's cleanup reports each
+// collection and re-arms itself.
+func TestTrimmerSeesCollections(t *testing.T) {
+	tr := newTrimmer(time.Hour)
+	tr.arm()
+	t.Cleanup(func() { tr.stopped.Store(true) })
+	for i := range 3 {
+		deadline := time.After(time.Minute)
+		for seen := false; !seen; {
+			runtime.GC()
+			select {
+			case <-tr.gc:
+				seen = true
+			case <-time.After(10 * time.Millisecond):
+			case <-deadline:
+				t.Fatalf("collection %d not reported within a minute", i)
+			}
+		}
 	}
 }

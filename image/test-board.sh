@@ -13,7 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 img=${1:?usage: test-board.sh IMAGE_DIR}
 img=$(cd "$img" && pwd)
-timeout_s=${BOARD_TIMEOUT:-420}
+timeout_s=${BOARD_TIMEOUT:-540}
 run=$img/test-board
 for f in vmlinuz rpi0-qemu.dtb initrd.cpio.gz rootfs-test.squashfs base/bin/busybox; do
 	[ -e "$img/$f" ] || { echo "test-board: $img/$f missing: run make image with IMAGE_TEST=1" >&2; exit 1; }

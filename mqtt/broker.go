@@ -24,10 +24,6 @@ import (
 // filters reaches the handler once.
 const inlineSubID = 1
 
-// sysInterval is how often the broker refreshes its $SYS topics, in
-// seconds: rarely, so an idle board stays idle.
-const sysInterval = 60
-
 // broker is the embedded MQTT broker (spec 4.1 internal mode). edgenode
 // publishes and subscribes through the broker's inline client, with no
 // socket.
@@ -38,8 +34,10 @@ type broker struct {
 	log       *slog.Logger
 	srv       *mochi.Server
 	hook      *authHook
+	subsHook  subsHook
+	subs      subsCache
 	ln        *listeners.TCP
-	deliver   func(topic string, payload []byte)
+	deliver   func(client, topic string, payload []byte)
 	started   atomic.Bool // serve succeeded
 	listening atomic.Bool // listen succeeded
 	listenErr atomic.Uint64
@@ -51,7 +49,7 @@ type broker struct {
 
 // newBroker checks the listen address and credentials and prepares the
 // broker. It binds nothing.
-func newBroker(cfg Config, log *slog.Logger, deliver func(string, []byte)) (*broker, error) {
+func newBroker(cfg Config, log *slog.Logger, deliver func(string, string, []byte)) (*broker, error) {
 	loopback, err := IsLoopback(cfg.Internal.Listen)
 	if err != nil {
 		return nil, err
@@ -92,11 +90,13 @@ func newBroker(cfg Config, log *slog.Logger, deliver func(string, []byte)) (*bro
 	caps.MaximumMessageExpiryInterval = 3600
 	caps.ReceiveMaximum = 256
 	srv := mochi.New(&mochi.Options{
-		InlineClient:           true,
-		Logger:                 log,
-		Capabilities:           caps,
-		SysTopicResendInterval: sysInterval,
+		InlineClient: true,
+		Logger:       log,
+		Capabilities: caps,
 	})
+	if err := slowLoop(srv, cfg.Internal.SysInterval, cfg.Internal.Housekeeping); err != nil {
+		return nil, err
+	}
 	b := &broker{
 		cfg: cfg.Internal, qos: byte(cfg.QoS), retain: cfg.Retain, log: log, srv: srv,
 		pending: &pendingSet{max: cfg.Internal.MaxPending},
@@ -140,6 +140,9 @@ func loadPool(file string) (*x509.CertPool, error) {
 func (b *broker) serve() error {
 	b.hook.clients, b.hook.maxSessions = b.srv.Clients, 2*b.cfg.MaxClients
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
+		return fmt.Errorf("mqtt: broker hook: %w", err)
+	}
+	if err := b.srv.AddHook(&b.subsHook, nil); err != nil {
 		return fmt.Errorf("mqtt: broker hook: %w", err)
 	}
 	if err := b.srv.Serve(); err != nil {
@@ -186,7 +189,7 @@ func (b *broker) onMessage(_ *mochi.Client, _ packets.Subscription, pk packets.P
 	if pk.Origin == mochi.InlineClientId {
 		return
 	}
-	b.deliver(pk.TopicName, pk.Payload)
+	b.deliver(pk.Origin, pk.TopicName, pk.Payload)
 }
 
 func (b *broker) subscribe(filter string) error {

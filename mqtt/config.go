@@ -49,6 +49,7 @@ const (
 	DefaultMaxPending     = 64 // connections that have not sent CONNECT yet
 	DefaultMaxInflight    = 64 // QoS 1/2 messages in flight per client
 	DefaultTopicAliases   = 16 // topic aliases per MQTT 5 client
+	DefaultHousekeeping   = 30 * time.Second
 )
 
 // Config configures EventBus. It is passed by value; zero fields get the
@@ -74,6 +75,10 @@ type Config struct {
 	// MaxPayload is the largest payload forwarded to the bus; larger ones
 	// are dropped and counted. Default 64 KiB.
 	MaxPayload int `yaml:"maxPayload"`
+
+	// TwinShare, if set, is DeviceTwin's fair share per client (see
+	// DeliverTwin); nil: none.
+	TwinShare *bus.Share `yaml:"-"`
 
 	NodeName string  `yaml:"-"` // for $hw/events/node/<node>/authInfo/get/result
 	Era      bus.Era `yaml:"-"` // shape of ingress messages to the cloud (spec 4.2)
@@ -127,6 +132,14 @@ type BrokerConfig struct {
 	// matching devices, and no membership topics. Users not listed, and
 	// anonymous clients on loopback, may use every device.
 	DeviceACL map[string][]string `yaml:"deviceACL"`
+	// SysInterval is how often the broker publishes its $SYS topics;
+	// 0 (the default) publishes none, so an idle board stays idle.
+	SysInterval time.Duration `yaml:"sysInterval"`
+	// Housekeeping is how often the broker drops expired sessions,
+	// inflight and retained messages and sends delayed wills (MQTT 5),
+	// each of which may then happen up to this late. Default 30 s
+	// (mochi-mqtt's own is 1 s).
+	Housekeeping time.Duration `yaml:"housekeeping"`
 }
 
 // ClientConfig configures the paho clients to an external broker.
@@ -188,6 +201,7 @@ func (c *Config) Defaults() {
 	setInt(&c.Internal.MaxPending, DefaultMaxPending)
 	setInt(&c.Internal.MaxInflight, DefaultMaxInflight)
 	setDur(&c.Internal.ConnectTimeout, DefaultConnectTimeout)
+	setDur(&c.Internal.Housekeeping, DefaultHousekeeping)
 	setInt(&c.QueueLen, DefaultQueueLen)
 	setInt(&c.MaxPayload, DefaultMaxPayload)
 	if c.External.Server == "" {
@@ -244,6 +258,9 @@ func (c *Config) Validate() error {
 					errs = append(errs, fmt.Errorf("internal.deviceACL: user %q: bad pattern %q", user, p))
 				}
 			}
+		}
+		if c.Internal.SysInterval < 0 || c.Internal.Housekeeping < 0 {
+			errs = append(errs, errors.New("internal: sysInterval and housekeeping must not be negative"))
 		}
 	}
 	if c.Mode != ModeInternal {

@@ -40,14 +40,17 @@
 // one-level device ids and <namespace>/<name> ids both work, plus every
 // filter stored in table sub_topics. A message that matches several filters
 // is routed once. Each accepted message becomes one bus message with source
-// "bus" (bus.ModuleBusSrc), group "user" and the payload as a JSON string in
-// content:
+// "bus" (bus.ModuleBusSrc) and group "user":
 //
 //   - topics under $hw/events/device/ and $hw/events/node/ go to group twin
-//     (Send2Group) with operation "response" and resource
-//     base64.URLEncoding(topic), padded;
-//   - every other topic goes to module websocket (the cloud): in the v1.23
-//     era with operation "upload" and the raw topic as resource; in the
+//     (Send2Group) with operation "response", the topic as resource, the
+//     payload as content, both as they arrived (KubeEdge base64-encodes
+//     the one and JSON-quotes the other; twin is in the same process), and
+//     the publishing client's id in the header's type, for twin's fair
+//     share per client. They are sent on the broker's goroutine of the
+//     publishing client, with no queue between;
+//   - every other topic goes to module websocket (the cloud), the payload
+//     as a JSON string in content: in the v1.23 era with operation "upload" and the raw topic as resource; in the
 //     v0.3 era with operation "response" and the base64 resource, except
 //     SYS/dis/upload_records, which stays raw.
 //
@@ -77,11 +80,13 @@
 //
 // # Goroutines, queues, persistence
 //
-// Run's own goroutines: the egress loop (Run itself), the ingress loop and,
-// in external and both modes, one reconnect loop per paho client; the
-// broker and paho run theirs. Broker callbacks only put messages into the bounded ingress
-// queue (Config.QueueLen) and never block: a full queue or a payload over
-// Config.MaxPayload is a counted drop, so a slow bus never stalls the
+// Run's own goroutines: the egress loop (Run itself), the ingress loop of
+// cloud-bound messages and, in external and both modes, one reconnect
+// loop per paho client; the broker and paho run theirs. Broker callbacks
+// never block: they send twin-bound messages to the bus (a full queue is
+// a counted drop) and put the rest into the bounded ingress queue
+// (Config.QueueLen; full: a counted drop); a payload over
+// Config.MaxPayload is a counted drop too, so a slow bus never stalls the
 // broker. (An oversize payload on a device or node topic is cut to
 // MaxPayload+1 bytes and still handed to DeviceTwin, which answers it with
 // an error result; a device app gets an answer, not silence.) The embedded broker gives each client a bounded outgoing queue

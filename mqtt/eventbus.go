@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,7 @@ type Stats struct {
 	DropQueueFull  uint64 // ingress messages dropped: ingress queue full
 	DropOversize   uint64 // ingress payloads over MaxPayload: dropped, or cut short for twin's error result
 	DropBus        uint64 // ingress messages the bus refused (queue full, module missing)
+	Overloaded     uint64 // twin requests over their client's share or refused by the bus, answered 503
 	Published      uint64 // egress publishes handed to a broker
 	PublishErrors  uint64 // egress publishes a broker refused (or disconnected)
 	BadRequests    uint64 // egress messages with a bad topic, filter or content
@@ -49,6 +52,7 @@ type Stats struct {
 }
 
 type inMsg struct {
+	client  string
 	topic   string
 	payload []byte
 }
@@ -78,7 +82,7 @@ type EventBus struct {
 	filters []string
 
 	received, toTwin, toHub, dropQueue, dropSize, dropBus atomic.Uint64
-	published, pubErrs, badReqs                           atomic.Uint64
+	published, pubErrs, badReqs, overloads                atomic.Uint64
 	lastWarn                                              atomic.Int64
 }
 
@@ -124,6 +128,26 @@ func (e *EventBus) Addr() string {
 		return ""
 	}
 	return e.broker.addr()
+}
+
+// Subscribed reports whether an MQTT client would receive a publish on
+// topic: on the embedded broker, whether a client subscribes to it (asked
+// of the broker, cached until subscriptions change). It is true when an
+// external broker is used (it cannot be asked) or publishes are retained
+// (a later subscriber gets them). Safe for concurrent use.
+func (e *EventBus) Subscribed(topic string) bool {
+	if e.broker == nil || e.remote != nil || e.cfg.Retain {
+		return true
+	}
+	return e.broker.subscribed(topic)
+}
+
+// Publish publishes payload on topic to every broker now, on the
+// caller's goroutine: DeviceTwin's results skip the egress loop's
+// hand-off this way. Safe for concurrent use; it does not block on a
+// slow client (the broker queues per client).
+func (e *EventBus) Publish(topic string, payload []byte) error {
+	return e.publish(topic, payload)
 }
 
 // Run starts the brokers, subscribes to the static topics and to those
@@ -207,31 +231,87 @@ func (e *EventBus) listenLoop(ctx context.Context) {
 	}
 }
 
-// deliver hands a message from a broker to the ingress goroutine. It never
-// blocks: a full queue is a counted drop, and so is an oversize payload for
-// the cloud. An oversize payload for DeviceTwin is counted too, but its
+// deliver hands a message from a broker on. It never blocks. A message
+// for DeviceTwin goes straight to the bus on the broker's goroutine
+// (twin's dispatcher shares the twin path fairly among clients); one for
+// the cloud goes to the ingress goroutine, and a full queue is a counted
+// drop, and so is an oversize payload for the cloud. An oversize payload for DeviceTwin is counted too, but its
 // first MaxPayload+1 bytes still go on, so that DeviceTwin, whose own limit
 // is the same by default, answers the app with an error on the request's
 // result topic instead of leaving it waiting; the bus never carries more
 // than MaxPayload+1 bytes of it.
-func (e *EventBus) deliver(topic string, payload []byte) {
+func (e *EventBus) deliver(client, topic string, payload []byte) {
+	toTwin := Classify(topic, e.cfg.Era) == DestTwin
 	if len(payload) > e.cfg.MaxPayload {
 		e.dropSize.Add(1)
-		if Classify(topic, e.cfg.Era) != DestTwin {
+		if !toTwin {
 			e.warn("mqtt payload over maxPayload dropped", "topic", topic, "bytes", len(payload), "max", e.cfg.MaxPayload)
 			return
 		}
 		e.warn("mqtt payload over maxPayload cut short for twin's error result", "topic", topic, "bytes", len(payload), "max", e.cfg.MaxPayload)
 		payload = append([]byte(nil), payload[:e.cfg.MaxPayload+1]...)
 	}
+	if toTwin {
+		e.received.Add(1)
+		e.toTwinShared(client, topic, payload)
+		return
+	}
 	select {
-	case e.in <- inMsg{topic, payload}:
+	case e.in <- inMsg{client, topic, payload}:
 		e.received.Add(1)
 	default:
 		e.dropQueue.Add(1)
 		e.warn("mqtt ingress queue full, message dropped", "topic", topic, "queueLen", e.cfg.QueueLen)
 	}
 }
+
+// toTwinShared routes a message to DeviceTwin within its client's fair
+// share (Config.TwinShare): a request over it waits up to shareWait for
+// a place, then, like one the bus cannot take, is answered with an
+// overload result. Both happen on the publishing client's own goroutine,
+// so a flooding client pays for its flood and slows its own reading, and
+// its requests never fill twin's queue.
+func (e *EventBus) toTwinShared(client, topic string, payload []byte) {
+	s := e.cfg.TwinShare
+	if s == nil {
+		e.route(client, topic, payload)
+		return
+	}
+	if !s.TakeWait(client, shareWait) {
+		e.overload(topic)
+		return
+	}
+	if !e.route(client, topic, payload) {
+		s.Release(client)
+		e.overload(topic)
+	}
+}
+
+// shareWait is how long a request over its client's share waits, on that
+// client's own goroutine, for a place before it is answered 503: a
+// flooding client is slowed to twin's pace first (it stops reading, so
+// TCP pushes back), and only answered 503 when twin does not keep up.
+const shareWait = 10 * time.Millisecond
+
+// overload publishes DeviceTwin's error result for a request dropped for
+// overload (code 503, in the shape and words of twin's error results) on
+// the request's result topic. Only requests have one: topics ending in
+// /update or /get.
+func (e *EventBus) overload(topic string) {
+	e.overloads.Add(1)
+	if !strings.HasSuffix(topic, "/update") && !strings.HasSuffix(topic, "/get") {
+		return
+	}
+	b := make([]byte, 0, 96)
+	b = append(b, `{"timestamp":`...)
+	b = strconv.AppendInt(b, time.Now().UnixMilli(), 10)
+	b = append(b, `,"code":503,"reason":"`+overloadReason+`"}`...)
+	_ = e.publish(topic+"/result", b)
+}
+
+// overloadReason is twin.ReasonOverload; keep them equal (the packages do
+// not import each other).
+const overloadReason = "twin: overloaded, retry later"
 
 // ingressLoop routes queued messages to twin or the cloud (spec 4.2), in
 // arrival order.
@@ -241,13 +321,15 @@ func (e *EventBus) ingressLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case m := <-e.in:
-			e.route(m.topic, m.payload)
+			e.route(m.client, m.topic, m.payload)
 		}
 	}
 }
 
-func (e *EventBus) route(topic string, payload []byte) {
-	d, msg := Ingress(topic, payload, e.cfg.Era)
+// route sends a message to twin or the cloud and reports whether the bus
+// took it.
+func (e *EventBus) route(client, topic string, payload []byte) bool {
+	d, msg := Ingress(client, topic, payload, e.cfg.Era)
 	var err error
 	if d == DestTwin {
 		err = e.b.Send2Group(bus.GroupTwin, msg)
@@ -268,6 +350,7 @@ func (e *EventBus) route(topic string, payload []byte) {
 		e.toHub.Add(1)
 	}
 	e.log.Debug("mqtt ingress", "topic", topic, "dest", d, "bytes", len(payload))
+	return err == nil
 }
 
 // warn logs at most one warning per 10 s; the counters keep the totals.
@@ -284,7 +367,7 @@ func (e *EventBus) warn(msg string, args ...any) {
 func (e *EventBus) Stats() Stats {
 	s := Stats{
 		Received: e.received.Load(), ToTwin: e.toTwin.Load(), ToHub: e.toHub.Load(),
-		DropQueueFull: e.dropQueue.Load(), DropOversize: e.dropSize.Load(), DropBus: e.dropBus.Load(),
+		DropQueueFull: e.dropQueue.Load(), DropOversize: e.dropSize.Load(), DropBus: e.dropBus.Load(), Overloaded: e.overloads.Load(),
 		Published: e.published.Load(), PublishErrors: e.pubErrs.Load(), BadRequests: e.badReqs.Load(),
 	}
 	e.mu.Lock()

@@ -94,12 +94,12 @@ func testIngress(t *testing.T, c paho.Client, b *bus.Bus, era bus.Era, acl bool)
 		topic string
 		want  route
 	}{
-		{"$hw/events/device/dev1/state/update", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: enc("$hw/events/device/dev1/state/update")}},
-		{"$hw/events/device/default/dev1/state/update", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: enc("$hw/events/device/default/dev1/state/update")}},
-		{"$hw/events/device/dev1/twin/update", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: enc("$hw/events/device/dev1/twin/update")}},
-		{"$hw/events/device/dev1/twin/get", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: enc("$hw/events/device/dev1/twin/get")}},
-		{"$hw/events/device/default/dev1/twin/update", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: enc("$hw/events/device/default/dev1/twin/update")}},
-		{"$hw/events/node/node1/membership/get", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: enc("$hw/events/node/node1/membership/get")}},
+		{"$hw/events/device/dev1/state/update", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: "$hw/events/device/dev1/state/update"}},
+		{"$hw/events/device/default/dev1/state/update", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: "$hw/events/device/default/dev1/state/update"}},
+		{"$hw/events/device/dev1/twin/update", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: "$hw/events/device/dev1/twin/update"}},
+		{"$hw/events/device/dev1/twin/get", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: "$hw/events/device/dev1/twin/get"}},
+		{"$hw/events/device/default/dev1/twin/update", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: "$hw/events/device/default/dev1/twin/update"}},
+		{"$hw/events/node/node1/membership/get", route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: "$hw/events/node/node1/membership/get"}},
 		{"$hw/events/upload/a/b", route{To: bus.ModuleHub, Op: hubOp, Resource: hubRes("$hw/events/upload/a/b")}},
 		{"$hw/events/upload", route{To: bus.ModuleHub, Op: hubOp, Resource: hubRes("$hw/events/upload")}},
 		{"a/user", route{To: bus.ModuleHub, Op: hubOp, Resource: hubRes("a/user")}},
@@ -121,6 +121,9 @@ func testIngress(t *testing.T, c paho.Client, b *bus.Bus, era bus.Era, acl bool)
 		}
 		msg := recv(t, b, tc.want.To)
 		s, _ := bus.ContentString(msg.Content)
+		if tc.want.To == bus.ModuleTwin {
+			s = string(msg.Content) // as it arrived
+		}
 		got := route{To: tc.want.To, Op: msg.Route.Operation, Group: msg.Route.Group, Source: msg.Route.Source,
 			Resource: msg.Route.Resource, Payload: s, HasHeader: !msg.Header.ID.IsZero() && msg.Header.Timestamp > 0}
 		want := tc.want
@@ -484,7 +487,7 @@ func TestOversize(t *testing.T) {
 	}
 	for _, want := range []string{strings.Repeat("x", 101), strings.Repeat("y", 100)} {
 		got := recv(t, b, bus.ModuleTwin)
-		if s, _ := bus.ContentString(got.Content); s != want {
+		if s := string(got.Content); s != want {
 			t.Errorf("twin got %d bytes %.10q..., want %d bytes %.10q...", len(s), s, len(want), want)
 		}
 	}

@@ -31,7 +31,7 @@ type remote struct {
 	log     *slog.Logger
 	sub     paho.Client
 	pub     paho.Client
-	deliver func(topic string, payload []byte)
+	deliver func(client, topic string, payload []byte)
 
 	mu      sync.Mutex
 	filters []string // current filters, in subscription order
@@ -42,7 +42,7 @@ type remote struct {
 }
 
 // newRemote prepares the clients. It connects nothing.
-func newRemote(cfg ClientConfig, log *slog.Logger, deliver func(string, []byte)) (*remote, error) {
+func newRemote(cfg ClientConfig, log *slog.Logger, deliver func(string, string, []byte)) (*remote, error) {
 	r := &remote{cfg: cfg, log: log, deliver: deliver,
 		subLost: make(chan struct{}, 1), pubLost: make(chan struct{}, 1)}
 	tlsCfg, err := clientTLS(cfg, log)
@@ -206,8 +206,13 @@ func (r *remote) onConnect(c paho.Client) {
 	r.subscribed.Add(1)
 }
 
+// externalClient stands for every client of the external broker, whose
+// ids the subscriber cannot see: they share one fair share of the twin
+// path.
+const externalClient = "(external broker)"
+
 func (r *remote) onMessage(_ paho.Client, m paho.Message) {
-	r.deliver(m.Topic(), m.Payload())
+	r.deliver(externalClient, m.Topic(), m.Payload())
 }
 
 // subscribe adds a filter, subscribing now if connected; otherwise the next

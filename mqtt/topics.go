@@ -69,23 +69,33 @@ func Classify(topic string, e bus.Era) Dest {
 	return DestHub
 }
 
-// Ingress builds the bus message for a payload published on topic (spec
-// 4.2) and says where it goes. The envelope is source "bus", group "user";
-// content is the payload as a JSON string.
-//   - twin: operation "response", resource base64.URLEncoding(topic).
+// Ingress builds the bus message for a payload published on topic by
+// client (spec 4.2) and says where it goes. The envelope is source "bus",
+// group "user".
+//   - twin: operation "response", resource the topic and content the
+//     payload as they arrived, header type the client id. KubeEdge
+//     base64-encodes the topic and JSON-quotes the payload here
+//     (edge/pkg/eventbus/mqtt/server.go, v1.23); twin is in the same
+//     process, so edgenode hands them on as they are and twin decodes
+//     nothing twice.
 //   - cloud, v1.23.1: operation "upload", resource the raw topic.
 //   - cloud, v0.3.0: operation "response", resource base64 of the topic,
 //     except SYS/dis/upload_records, which stays raw.
-func Ingress(topic string, payload []byte, e bus.Era) (Dest, bus.Message) {
+//
+// The cloud's content is the payload as a JSON string.
+func Ingress(client, topic string, payload []byte, e bus.Era) (Dest, bus.Message) {
 	d := Classify(topic, e)
+	if d == DestTwin {
+		m := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, topic, payload)
+		m.Header.Type = client
+		return d, m
+	}
 	op, res := bus.OpResponse, base64.URLEncoding.EncodeToString([]byte(topic))
-	if d == DestHub {
-		switch {
-		case e == bus.EraV123:
-			op, res = bus.OpUpload, topic
-		case topic == TopicUploadRecords:
-			res = topic
-		}
+	switch {
+	case e == bus.EraV123:
+		op, res = bus.OpUpload, topic
+	case topic == TopicUploadRecords:
+		res = topic
 	}
 	return d, bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, op, res, bus.JSONString(string(payload)))
 }

@@ -28,20 +28,20 @@ type ingressCase struct {
 
 // ingressCases cover every subscribed topic in both eras (spec 4.2).
 var ingressCases = []ingressCase{
-	{"device state one-level", "$hw/events/device/dev1/state/update", `{"state":"online"}`, bus.EraV123, DestTwin, bus.OpResponse, b64("$hw/events/device/dev1/state/update")},
-	{"device state ns/name", "$hw/events/device/default/dev1/state/update", `{"state":"online"}`, bus.EraV123, DestTwin, bus.OpResponse, b64("$hw/events/device/default/dev1/state/update")},
-	{"twin update one-level", "$hw/events/device/dev1/twin/update", `{}`, bus.EraV123, DestTwin, bus.OpResponse, b64("$hw/events/device/dev1/twin/update")},
-	{"twin get ns/name", "$hw/events/device/ns/d/twin/get", `{"event_id":"1"}`, bus.EraV123, DestTwin, bus.OpResponse, b64("$hw/events/device/ns/d/twin/get")},
-	{"twin cloud_updated", "$hw/events/device/d/twin/cloud_updated", `{}`, bus.EraV123, DestTwin, bus.OpResponse, b64("$hw/events/device/d/twin/cloud_updated")},
-	{"membership get", "$hw/events/node/node1/membership/get", `{"event_id":"e"}`, bus.EraV123, DestTwin, bus.OpResponse, b64("$hw/events/node/node1/membership/get")},
+	{"device state one-level", "$hw/events/device/dev1/state/update", `{"state":"online"}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/device/dev1/state/update"},
+	{"device state ns/name", "$hw/events/device/default/dev1/state/update", `{"state":"online"}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/device/default/dev1/state/update"},
+	{"twin update one-level", "$hw/events/device/dev1/twin/update", `{}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/device/dev1/twin/update"},
+	{"twin get ns/name", "$hw/events/device/ns/d/twin/get", `{"event_id":"1"}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/device/ns/d/twin/get"},
+	{"twin cloud_updated", "$hw/events/device/d/twin/cloud_updated", `{}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/device/d/twin/cloud_updated"},
+	{"membership get", "$hw/events/node/node1/membership/get", `{"event_id":"e"}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/node/node1/membership/get"},
 	{"upload v1.23", "$hw/events/upload/x/y", `"hello"`, bus.EraV123, DestHub, bus.OpUpload, "$hw/events/upload/x/y"},
 	{"upload records v1.23", "SYS/dis/upload_records", `rec`, bus.EraV123, DestHub, bus.OpUpload, "SYS/dis/upload_records"},
 	{"user v1.23", "default/user/temp", `{"t":1}`, bus.EraV123, DestHub, bus.OpUpload, "default/user/temp"},
-	{"device state v0.3", "$hw/events/device/dev1/state/update", `{"state":"offline"}`, bus.EraV03, DestTwin, bus.OpResponse, b64("$hw/events/device/dev1/state/update")},
-	{"membership get v0.3", "$hw/events/node/n/membership/get", `{}`, bus.EraV03, DestTwin, bus.OpResponse, b64("$hw/events/node/n/membership/get")},
+	{"device state v0.3", "$hw/events/device/dev1/state/update", `{"state":"offline"}`, bus.EraV03, DestTwin, bus.OpResponse, "$hw/events/device/dev1/state/update"},
+	{"membership get v0.3", "$hw/events/node/n/membership/get", `{}`, bus.EraV03, DestTwin, bus.OpResponse, "$hw/events/node/n/membership/get"},
 	{"upload v0.3", "$hw/events/upload/a", `up`, bus.EraV03, DestHub, bus.OpResponse, b64("$hw/events/upload/a")},
 	{"upload records v0.3 raw", "SYS/dis/upload_records", `rec`, bus.EraV03, DestHub, bus.OpResponse, "SYS/dis/upload_records"},
-	{"v0.3 prefix without slash", "$hw/events/devicex", `p`, bus.EraV03, DestTwin, bus.OpResponse, b64("$hw/events/devicex")},
+	{"v0.3 prefix without slash", "$hw/events/devicex", `p`, bus.EraV03, DestTwin, bus.OpResponse, "$hw/events/devicex"},
 	{"v1.23 prefix needs slash", "$hw/events/devicex", `p`, bus.EraV123, DestHub, bus.OpUpload, "$hw/events/devicex"},
 	{"binary payload", "$hw/events/upload/bin", "\x00\xff\"\\", bus.EraV123, DestHub, bus.OpUpload, "$hw/events/upload/bin"},
 }
@@ -49,7 +49,7 @@ var ingressCases = []ingressCase{
 func TestIngress(t *testing.T) {
 	for _, c := range ingressCases {
 		t.Run(c.name, func(t *testing.T) {
-			d, m := Ingress(c.topic, []byte(c.payload), c.era)
+			d, m := Ingress("app1", c.topic, []byte(c.payload), c.era)
 			if d != c.dest {
 				t.Errorf("Ingress(%q, %v) dest = %d, want %d", c.topic, c.era, d, c.dest)
 			}
@@ -57,8 +57,12 @@ func TestIngress(t *testing.T) {
 			if diff := cmp.Diff(want, m.Route); diff != "" {
 				t.Errorf("Ingress(%q, %v) route -want +got:\n%s", c.topic, c.era, diff)
 			}
-			got, ok := bus.ContentString(m.Content)
-			if !ok || (got != c.payload && strings.ToValidUTF8(c.payload, "\uFFFD") != got) {
+			if d == DestTwin {
+				// Twin gets the payload as it arrived, and the client.
+				if string(m.Content) != c.payload || m.Header.Type != "app1" {
+					t.Errorf("Ingress(%q) content, type = %q, %q; want %q, %q", c.topic, m.Content, m.Header.Type, c.payload, "app1")
+				}
+			} else if got, ok := bus.ContentString(m.Content); !ok || (got != c.payload && strings.ToValidUTF8(c.payload, "\uFFFD") != got) {
 				t.Errorf("Ingress(%q) content = %s, want the payload %q as a JSON string", c.topic, m.Content, c.payload)
 			}
 			if m.Header.ID.IsZero() || m.Header.Timestamp == 0 {
@@ -77,9 +81,15 @@ func FuzzIngress(f *testing.F) {
 		if v03 {
 			e = bus.EraV03
 		}
-		d, m := Ingress(topic, payload, e)
+		d, m := Ingress("c", topic, payload, e)
 		if d != DestTwin && d != DestHub {
 			t.Fatalf("Ingress(%q) dest = %d", topic, d)
+		}
+		if d == DestTwin {
+			if m.Route.Resource != topic || string(m.Content) != string(payload) {
+				t.Fatalf("Ingress(%q) to twin = %q %q, want the topic and payload as they arrived", topic, m.Route.Resource, m.Content)
+			}
+			return
 		}
 		if _, ok := bus.ContentString(m.Content); !ok {
 			t.Fatalf("Ingress(%q) content %q is not a JSON string", topic, m.Content)

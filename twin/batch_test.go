@@ -2,7 +2,6 @@ package twin
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -45,8 +44,7 @@ func TestTwinUpdateBatch(t *testing.T) {
 
 	const dev = "$hw/events/device/default/s1"
 	mk := func(topic, payload string) job {
-		j, w := tw.classify(bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse,
-			base64.URLEncoding.EncodeToString([]byte(topic)), bus.JSONString(payload)))
+		j, w := tw.classify(bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, topic, []byte(payload)))
 		if w == nil {
 			t.Fatalf("classify(%s) found no worker", topic)
 		}

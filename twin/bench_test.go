@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,8 +57,8 @@ func reportLatency(b *testing.B, lat []time.Duration, n int, el time.Duration) {
 // a bare publish/receive round trip through the same embedded broker, by
 // the same paho client, run one after the other in the same benchmark so
 // that both see the same machine load. The client subscribes to the raw
-// topic and the result topic only, as an app waiting for its result does;
-// twin still publishes the document and delta to the broker.
+// topic and the result topic only, as an app waiting for its result does,
+// so twin, which asks the broker, publishes no document or delta.
 //
 // Sub-benchmark "1" keeps one request in flight; "32" keeps 32 in flight
 // (latency is then per window of 32), where twin commits the updates
@@ -158,4 +161,72 @@ func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
 	}
 	slices.Sort(lat)
 	return lat[len(lat)/2], lat[len(lat)*99/100]
+}
+
+// BenchmarkFairShare: one client floods twin updates (QoS 0, as fast as
+// its connection takes them) while another, polite, client sends twin
+// gets one at a time. It reports the polite client's get latency (p50 and
+// p99; the budget is p99 <= 50 ms), the flood's rate and the overload
+// (503) results the flooding client got.
+func BenchmarkFairShare(b *testing.B) {
+	x := startE2E(b, Config{}, nil)
+	x.cloud(bus.OpUpdate, bus.ResMembership, addS1)
+	x.next() // membership/updated
+	if err := mqtttest.Wait(x.c.Unsubscribe(e2eFilters...)); err != nil {
+		b.Fatal(err)
+	}
+	const dev = "$hw/events/device/default/s1"
+	got := make(chan struct{}, 1)
+	if err := mqtttest.Wait(x.c.Subscribe(dev+"/twin/get/result", 0, func(paho.Client, paho.Message) { got <- struct{}{} })); err != nil {
+		b.Fatal(err)
+	}
+	flood := mqtttest.Connect(b, mqtttest.ClientOptions(x.eb.Addr()))
+	var results, overloads atomic.Int64
+	if err := mqtttest.Wait(flood.Subscribe(dev+"/twin/update/result", 0, func(_ paho.Client, m paho.Message) {
+		results.Add(1)
+		if strings.Contains(string(m.Payload()), `"code":503`) {
+			overloads.Add(1)
+		}
+	})); err != nil {
+		b.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			flood.Publish(dev+"/twin/update", 0, false, `{"event_id":"f","twin":{"temp":{"actual":{"value":"`+strconv.Itoa(i)+`"}}}}`).Wait()
+			sent.Add(1)
+		}
+	})
+	lat := make([]time.Duration, 0, b.N)
+	lost := 0
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		t0 := time.Now()
+		x.c.Publish(dev+"/twin/get", 0, false, `{"event_id":"p"}`)
+		select {
+		case <-got:
+			lat = append(lat, time.Since(t0))
+		case <-time.After(time.Second):
+			lost++ // counted apart: a lost answer has no latency
+		}
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	close(stop)
+	wg.Wait()
+	p50, p99 := percentiles(lat)
+	b.ReportMetric(float64(p50.Microseconds())/1000, "get_p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "get_p99-ms")
+	b.ReportMetric(float64(lost), "gets_lost")
+	b.ReportMetric(float64(sent.Load())/el.Seconds(), "flood_sent/s")
+	b.ReportMetric(float64(overloads.Load())/el.Seconds(), "flood_503/s")
+	b.ReportMetric(float64(results.Load()-overloads.Load())/el.Seconds(), "flood_done/s")
 }

@@ -27,8 +27,13 @@ type e2e struct {
 func startE2E(t testing.TB, cfg Config, mosq *mqtttest.Mosquitto) *e2e {
 	t.Helper()
 	x := &e2e{got: make(chan pub, 1024)}
+	// As main wires it: documents and deltas only for subscribers,
+	cfg.Subscribed = func(topic string) bool { return x.eb.Subscribed(topic) }
+	cfg.Publish = func(topic string, payload []byte) error { return x.eb.Publish(topic, payload) }
+	// and the eventbus takes each client's fair share.
+	cfg.Share = bus.NewShare(64)
 	x.env = startEnvWith(t, cfg, t.TempDir(), func(e *env) {
-		mcfg := mqtt.Config{NodeName: "edge-node"}
+		mcfg := mqtt.Config{NodeName: "edge-node", TwinShare: cfg.Share}
 		if mosq != nil {
 			mcfg.Mode = mqtt.ModeExternal
 			mcfg.External = mqtt.ClientConfig{Server: mosq.URL, RetryInterval: 50 * time.Millisecond, MaxReconnect: 200 * time.Millisecond}

@@ -2,7 +2,6 @@ package twin
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -94,8 +93,7 @@ func (e *env) stop() {
 // mqtt sends what the eventbus sends for an MQTT message (spec 4.2).
 func (e *env) mqtt(topic, payload string) {
 	e.t.Helper()
-	m := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse,
-		base64.URLEncoding.EncodeToString([]byte(topic)), bus.JSONString(payload))
+	m := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, topic, []byte(payload))
 	if err := e.b.Send(bus.ModuleTwin, m); err != nil {
 		e.t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 // handleTwin is the twin worker: update, get, cloud sync (spec 5.2).
 func (t *Twin) handleTwin(ctx context.Context, j job) {
+	t.done(&j)
 	switch j.act {
 	case actTwinUpdate:
 		t.twinUpdates(ctx, j)
@@ -61,6 +62,7 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 		select {
 		case j2 := <-t.twin.inbox:
 			if j2.act == actTwinUpdate && j2.done == nil {
+				t.done(&j2)
 				jobs = append(jobs, j2)
 			} else {
 				next = &j2
@@ -139,15 +141,22 @@ func (t *Twin) stageUpdate(tx *tx, j job) update {
 }
 
 // twinAfter publishes the document and delta of a committed twin change
-// and sends accepted or rejected twins to the cloud (spec 5.2, 5.4).
+// and sends accepted or rejected twins to the cloud (spec 5.2, 5.4). The
+// document and delta are built and published only when a client
+// subscribes to them: KubeEdge publishes both at every change
+// (edge/pkg/devicetwin/dtmanager/twin.go, v1.23), and on a small board
+// they cost more than the result the app waits for.
 func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 	if len(out.document) > 0 {
-		t.publish(deviceTopic(id, sufDocument),
-			twinDocument{baseMessage: baseMessage{EventID: eventID, Timestamp: now}, Twin: out.document})
+		if topic := deviceTopic(id, sufDocument); t.subscribed(topic) {
+			t.publish(topic, twinDocument{baseMessage: baseMessage{EventID: eventID, Timestamp: now}, Twin: out.document})
+		}
 	}
 	if out.delta != nil {
-		out.delta.EventID = t.newID()
-		t.publish(deviceTopic(id, sufDelta), out.delta)
+		if topic := deviceTopic(id, sufDelta); t.subscribed(topic) {
+			out.delta.EventID = t.newID()
+			t.publish(topic, out.delta)
+		}
 	}
 	if len(out.toCloud) > 0 {
 		b := twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud}.appendJSON(make([]byte, 0, 512))
@@ -205,6 +214,7 @@ func (t *Twin) twinSync(ctx context.Context, j job) {
 
 // handleDevice is the device worker: state and attribute updates.
 func (t *Twin) handleDevice(ctx context.Context, j job) {
+	t.done(&j)
 	switch j.act {
 	case actStateUpdate:
 		t.stateUpdate(ctx, j)

@@ -13,6 +13,7 @@ import (
 
 // handleMembership is the membership worker: get, update, detail.
 func (t *Twin) handleMembership(ctx context.Context, j job) {
+	t.done(&j)
 	switch j.act {
 	case actMemGet:
 		t.memGet(j)

@@ -2,7 +2,6 @@ package twin
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +30,22 @@ type Config struct {
 	DevicesDir string
 	// QueueLen is each worker's inbox length. Default 256.
 	QueueLen int
+	// ClientShare is how many MQTT requests of one client may be queued
+	// at once (the fair share of the twin path); more are answered with a
+	// 503 error result. Default QueueLen/4.
+	ClientShare int
+	// Share, if set, is the fair share the sender of the MQTT requests
+	// (the eventbus) takes before it sends one; twin releases it. nil:
+	// twin takes it itself, when the request arrives.
+	Share *bus.Share
+	// Subscribed reports whether any MQTT client subscribes to topic; the
+	// document and delta of a twin change are published only then. nil
+	// means always (a broker that cannot tell).
+	Subscribed func(topic string) bool
+	// Publish, if set, publishes payload on topic at once, on the
+	// caller's goroutine (the eventbus's EventBus.Publish); nil sends a
+	// publish message to the eventbus, whose loop publishes it.
+	Publish func(topic string, payload []byte) error
 	// MaxPayload is the largest MQTT payload handled. Default 64 KiB.
 	MaxPayload int
 	// MaxPending bounds the cloud-bound messages awaiting confirmation.
@@ -52,6 +67,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.QueueLen <= 0 {
 		c.QueueLen = 256
+	}
+	if c.ClientShare <= 0 {
+		c.ClientShare = max(1, c.QueueLen/4)
 	}
 	if c.MaxPayload <= 0 {
 		c.MaxPayload = 64 << 10
@@ -79,6 +97,7 @@ func (c *Config) defaults() {
 // Stats are the module's counters.
 type Stats struct {
 	Dropped      uint64 // input dropped: unreadable with no result topic, unknown, or a full worker queue
+	Overloaded   uint64 // MQTT requests answered 503: over their client's share or a full worker queue
 	Errors       uint64 // error results published
 	CloudDropped uint64 // cloud-bound messages dropped (disconnected, full)
 	Resent       uint64 // cloud-bound messages sent again
@@ -89,16 +108,19 @@ type Stats struct {
 
 type stats struct {
 	dropped, errors, cloudDropped, resent, published, publishFails atomic.Uint64
+	overloaded                                                     atomic.Uint64
 }
 
 // Twin is the DeviceTwin module. Create it with New; Run serves it.
 type Twin struct {
-	cfg   Config
-	bus   *bus.Bus
-	store *store
-	log   *slog.Logger
-	stats stats
-	comm  *comm
+	cfg         Config
+	bus         *bus.Bus
+	store       *store
+	log         *slog.Logger
+	stats       stats
+	comm        *comm
+	share       *bus.Share
+	senderTakes bool
 
 	mem, twin, dev, com *worker
 
@@ -123,6 +145,10 @@ func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Twin, error) {
 	t := &Twin{cfg: cfg, bus: b, log: log, now: time.Now, newID: func() string { return bus.NewID().String() },
 		store: &store{db: d, retries: cfg.WriteRetries, delay: cfg.RetryDelay, devices: map[string]*deviceState{}}}
 	t.comm = &comm{t: t, pending: map[bus.ID]bus.Message{}}
+	t.share, t.senderTakes = cfg.Share, cfg.Share != nil
+	if t.share == nil {
+		t.share = bus.NewShare(cfg.ClientShare)
+	}
 	t.mem = newWorker("membership", cfg.QueueLen, t.handleMembership)
 	t.twin = newWorker("twin", cfg.QueueLen, t.handleTwin)
 	t.dev = newWorker("device", cfg.QueueLen, t.handleDevice)
@@ -140,7 +166,7 @@ func (t *Twin) Stats() Stats {
 	for _, w := range []*worker{t.mem, t.twin, t.dev, t.com} {
 		r += w.stalls.Load()
 	}
-	return Stats{Dropped: t.stats.dropped.Load(), Errors: t.stats.errors.Load(),
+	return Stats{Dropped: t.stats.dropped.Load(), Overloaded: t.stats.overloaded.Load(), Errors: t.stats.errors.Load(),
 		CloudDropped: t.stats.cloudDropped.Load(), Resent: t.stats.resent.Load(),
 		Published: t.stats.published.Load(), PublishFails: t.stats.publishFails.Load(), Stalls: r}
 }
@@ -201,6 +227,10 @@ func (t *Twin) dispatch(msg bus.Message) {
 		t.log.Debug("dropped message", "source", msg.Route.Source, "resource", msg.Route.Resource, "op", msg.Route.Operation)
 		return
 	}
+	if fromMQTT(&j) {
+		t.dispatchShared(w, j)
+		return
+	}
 	t.queue(w, j)
 }
 
@@ -219,19 +249,13 @@ func (t *Twin) classify(msg bus.Message) (job, *worker) {
 	r := msg.Route
 	switch {
 	case r.Source == bus.ModuleBusSrc:
-		raw, err := base64.URLEncoding.DecodeString(r.Resource)
-		if err != nil {
-			return j, nil
-		}
-		j.topic = string(raw)
+		// The topic and payload as the broker got them (mqtt.Ingress).
+		j.topic = r.Resource
 		j.act, j.id, j.err = classifyTopic(j.topic)
 		if j.act == actNone || j.act == actStateGet {
 			return j, nil
 		}
 		j.payload = msg.Content
-		if s, ok := bus.ContentString(msg.Content); ok {
-			j.payload = []byte(s)
-		}
 	case r.Source == bus.ModuleEdgeHub && r.Resource == bus.ResNodeConnection:
 		j.act = actLifeCycle
 	case r.Source.IsDeviceController() || r.Source == bus.ModuleTest:
@@ -274,6 +298,11 @@ func (t *Twin) classify(msg bus.Message) (job, *worker) {
 
 func (t *Twin) nowMS() int64 { return t.now().UnixMilli() }
 
+// subscribed reports whether a client would receive a publish on topic.
+func (t *Twin) subscribed(topic string) bool {
+	return t.cfg.Subscribed == nil || t.cfg.Subscribed(topic)
+}
+
 // publish encodes v and hands it to the eventbus for topic (spec 4.3:
 // content is the payload bytes).
 func (t *Twin) publish(topic string, v any) {
@@ -287,7 +316,13 @@ func (t *Twin) publish(topic string, v any) {
 			return
 		}
 	}
-	if err := t.bus.Send(bus.ModuleMQTT, bus.NewMessage(bus.ModuleTwin, bus.GroupBus, bus.OpPublish, topic, b)); err != nil {
+	var err error
+	if t.cfg.Publish != nil {
+		err = t.cfg.Publish(topic, b)
+	} else {
+		err = t.bus.Send(bus.ModuleMQTT, bus.NewMessage(bus.ModuleTwin, bus.GroupBus, bus.OpPublish, topic, b))
+	}
+	if err != nil {
 		t.stats.publishFails.Add(1)
 		t.log.Debug("publish", "topic", topic, "err", err)
 		return

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"edgenode/board"
+	"edgenode/bus"
+	"edgenode/hub/hubtest"
+)
+
+// TestIdleAllocations runs the node in this process, joined to an
+// in-process cloud, with its periodic work (keepalive, node status,
+// lease, the test cloud's resends) set an hour apart and the idle trim
+// off, and checks that once start-up is over it allocates nothing: no
+// heap allocation (runtime.MemStats.Mallocs) in the whole process over a
+// quiet period. A loop that polls or a broker ticker that allocates fails
+// it.
+func TestIdleAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("idles for several seconds")
+	}
+	srv := hubtest.NewServer(hubtest.Config{Retransmit: time.Hour})
+	defer srv.Close()
+	dir := t.TempDir()
+	o := &options{configPath: filepath.Join(dir, "absent.yaml"), dataDir: dir, nodeName: "n1", set: map[string]bool{}}
+	o.extra = append(o.extra, func(c *Config) {
+		c.Hub.Server, c.Hub.Token, c.Hub.CertServer = srv.Addr, srv.Token("n1"), srv.CertURL
+		c.Hub.Heartbeat = time.Hour
+		c.Board.UpdateFrequency = time.Hour
+		c.Health.Listen = "off"
+		c.MQTT.Internal.Listen = "127.0.0.1:0"
+		c.Watchdog.Device = board.WatchdogOff
+		c.Runtime.IdleTrim = -1
+	})
+	cfg, err := loadConfig(o)
+	if err != nil {
+		t.Fatalf("loadConfig() = %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run() = %v, want nil", err)
+		}
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer wcancel()
+	if _, err := srv.WaitFor(wctx, func(m bus.Message) bool { return m.Route.Operation == bus.OpKeepalive }); err != nil {
+		t.Fatalf("no keepalive from the node: %v", err)
+	}
+	// Start-up (status, lease, pod list, device load) ends on its own;
+	// wait for a second without an allocation, for at most a minute.
+	const quiet = 3 * time.Second
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	last, deadline := ms.Mallocs, time.Now().Add(time.Minute)
+	for {
+		time.Sleep(time.Second)
+		runtime.ReadMemStats(&ms)
+		if ms.Mallocs == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node still allocates a minute after joining: %d allocations in the last second", ms.Mallocs-last)
+		}
+		last = ms.Mallocs
+	}
+	time.Sleep(quiet)
+	runtime.ReadMemStats(&ms)
+	if d := ms.Mallocs - last; d != 0 {
+		t.Errorf("heap allocations over %v of idling = %d, want 0", quiet, d)
+	}
+}
