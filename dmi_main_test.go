@@ -48,7 +48,7 @@ func (m *e2eMapper) CreateDeviceModel(_ context.Context, r *dmipb.CreateDeviceMo
 const (
 	e2eModel  = `{"metadata":{"name":"thermo-model","namespace":"default"},"spec":{"protocol":"modbus","properties":[{"name":"temperature","type":"FLOAT"}]}}`
 	e2eDevice = `{"metadata":{"name":"thermo-1","namespace":"default"},"spec":{"deviceModelRef":{"name":"thermo-model"},"nodeName":"edge-1",` +
-		`"protocol":{"protocolName":"modbus","configData":{"data":{"slaveID":1}}},"properties":[{"name":"temperature","desired":{"value":"DESIRED"}}]}}`
+		`"protocol":{"protocolName":"modbus","configData":{"slaveID":1}},"properties":[{"name":"temperature","desired":{"value":"DESIRED"}}]}}`
 	e2eMembership = `{"event_id":"m-1","timestamp":1,"added_devices":[{"id":"default/thermo-1","name":"thermo-1","state":"unknown",` +
 		`"twin":{"temperature":{"expected":{"value":"20"},"metadata":{"type":"float"}}}}],"removed_devices":null}`
 )

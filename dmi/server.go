@@ -2,7 +2,6 @@ package dmi
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"time"
@@ -146,18 +145,21 @@ func (m *DMI) reportStates(ctx context.Context, req []byte) ([]byte, error) {
 	return m.toTwin(topicDevicePrefix+id+topicStateUpdate, b)
 }
 
-// toTwin hands a device API request to twin in the eventbus's form
-// (spec 4.2): source bus, resource the base64url of the topic, content
-// the payload as a JSON string.
+// toTwin hands a device API request to twin as the eventbus does: source
+// bus, the topic as the resource and the payload as it is, with the
+// client id (for twin's per-client share) "dmi".
 func (m *DMI) toTwin(topic string, payload []byte) ([]byte, error) {
-	msg := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse,
-		base64.URLEncoding.EncodeToString([]byte(topic)), bus.JSONString(string(payload)))
+	msg := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, topic, payload)
+	msg.Header.Type = dmiClient
 	if err := m.bus.Send(bus.ModuleTwin, msg); err != nil {
 		return nil, rpc.Errorf(rpc.Unavailable, "device twin busy: %v", err)
 	}
 	m.stats.reports.Add(1)
 	return nil, nil
 }
+
+// dmiClient is the client id of mapper reports on twin's path.
+const dmiClient = "dmi"
 
 func (m *DMI) reject(code rpc.Code, msg string) ([]byte, error) {
 	m.stats.rejected.Add(1)
