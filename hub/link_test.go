@@ -318,6 +318,10 @@ func TestStopSaysGoodbye(t *testing.T) {
 	if got := n.recvConn(fakeMeta); got != bus.CloudConnected {
 		t.Fatalf("event = %q, want connected", got)
 	}
+	// The server serves the link a moment after the node sees it up.
+	if err := srv.WaitConnects(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
 	n.stop()
 	if err := srv.WaitDisconnected(ctxT(t)); err != nil {
 		t.Fatal(err)

@@ -42,6 +42,14 @@ func TestSilentSockets(t *testing.T) {
 	b := standIns(t, 64)
 	eb := mqtttest.Start(t, mqtt.Config{Internal: mqtt.BrokerConfig{ConnectTimeout: time.Second, MaxPending: 100}}, b, mqtttest.Store(t))
 	conns := dialSilent(t, eb.Addr(), n)
+	// Let the broker accept every silent socket first: a client accepted
+	// among them would be one of the oldest waiting and could be the one
+	// closed to make room (on a loaded machine the accept loop lags).
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if s := eb.BrokerStats(); uint64(s.Pending)+s.PendingRefused+s.ConnectTimeouts >= n {
+			break
+		}
+	}
 	c := mqtttest.Connect(t, mqtttest.ClientOptions(eb.Addr()))
 	if !c.IsConnected() {
 		t.Error("client not connected while silent sockets wait")
