@@ -199,6 +199,19 @@ func TestDMIWithCloud(t *testing.T) {
 			ObservedDesired: &dmipb.TwinProperty{Value: "30"}, Reported: &dmipb.TwinProperty{Value: "21.5"}}}}}); err != nil {
 		t.Fatalf("ReportDeviceStatus() = %v", err)
 	}
+	// OK means committed, as an MQTT result does: the value is in the
+	// store when the call returns.
+	twins, err := store.DeviceTwins(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := false
+	for _, tw := range twins {
+		stored = stored || tw.DeviceID == "default/thermo-1" && tw.Name == "temperature" && tw.Actual.String == "21.5"
+	}
+	if !stored {
+		t.Errorf("after ReportDeviceStatus() returned OK the store holds %+v, want temperature reported 21.5", twins)
+	}
 	res := "device/default/thermo-1/" + bus.ResTwinEdgeUpdated
 	got, err := srv.WaitFor(waitCtx(t), func(m bus.Message) bool { return m.Route.Resource == res })
 	if err != nil {

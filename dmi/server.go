@@ -3,6 +3,7 @@ package dmi
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"time"
 
@@ -119,7 +120,7 @@ func (m *DMI) reportStatus(ctx context.Context, req []byte) ([]byte, error) {
 		return m.reject(rpc.InvalidArgument, "the report has no twin values")
 	}
 	b, _ := json.Marshal(upd)
-	return m.toTwin(topicDevicePrefix+id+topicTwinUpdate, b)
+	return m.toTwin(ctx, topicDevicePrefix+id+topicTwinUpdate, b)
 }
 
 // reportStates answers ReportDeviceStates: the state goes to twin as a
@@ -142,20 +143,40 @@ func (m *DMI) reportStates(ctx context.Context, req []byte) ([]byte, error) {
 		Timestamp int64  `json:"timestamp"`
 		State     string `json:"state"`
 	}{Timestamp: time.Now().UnixMilli(), State: state})
-	return m.toTwin(topicDevicePrefix+id+topicStateUpdate, b)
+	return m.toTwin(ctx, topicDevicePrefix+id+topicStateUpdate, b)
 }
 
-// toTwin hands a device API request to twin as the eventbus does: source
-// bus, the topic as the resource and the payload as it is, with the
-// client id (for twin's per-client share) "dmi".
-func (m *DMI) toTwin(topic string, payload []byte) ([]byte, error) {
+// toTwin hands a device API request to twin as the eventbus does (source
+// bus, the topic as the resource, the payload as it is, client id "dmi"
+// for twin's per-client share) and waits for twin's answer, which comes
+// once the report is committed or refused: a mapper hears OK only for a
+// report that survives a power cut, as an MQTT client gets its result.
+func (m *DMI) toTwin(ctx context.Context, topic string, payload []byte) ([]byte, error) {
 	msg := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, topic, payload)
 	msg.Header.Type = dmiClient
-	if err := m.bus.Send(bus.ModuleTwin, msg); err != nil {
-		return nil, rpc.Errorf(rpc.Unavailable, "device twin busy: %v", err)
+	resp, err := m.bus.SendSync(ctx, bus.ModuleTwin, msg, m.cfg.CallTimeout)
+	if err != nil {
+		return nil, rpc.Errorf(rpc.Unavailable, "device twin: %v", err)
 	}
-	m.stats.reports.Add(1)
-	return nil, nil
+	var r struct {
+		Code   int    `json:"code"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(resp.Content, &r); err != nil {
+		return nil, rpc.Errorf(rpc.Internal, "device twin: answer %q", resp.Content)
+	}
+	switch r.Code {
+	case http.StatusOK:
+		m.stats.reports.Add(1)
+		return nil, nil
+	case http.StatusBadRequest:
+		return m.reject(rpc.InvalidArgument, r.Reason)
+	case http.StatusNotFound:
+		return m.reject(rpc.NotFound, r.Reason)
+	case http.StatusServiceUnavailable:
+		return m.reject(rpc.Unavailable, r.Reason)
+	}
+	return m.reject(rpc.Internal, r.Reason)
 }
 
 // dmiClient is the client id of mapper reports on twin's path.

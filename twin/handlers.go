@@ -90,9 +90,11 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 	for i, u := range ups {
 		if u.code != 0 {
 			t.publishError(u.topic, u.eventID, u.code, u.reason)
+			t.answer(jobs[i], u.code, u.reason)
 			continue
 		}
 		t.publish(u.topic, twinMessage{baseMessage: baseMessage{EventID: u.eventID, Timestamp: u.now}, Twin: u.out.result})
+		t.answer(jobs[i], codeOK, "")
 		t.twinAfter(jobs[i].id, u.eventID, u.out, u.now)
 	}
 	if next != nil {
@@ -223,6 +225,25 @@ func (t *Twin) handleDevice(ctx context.Context, j job) {
 	}
 }
 
+// answer tells the sender of a sync request (a mapper's report through
+// dmi) how it ended, once it is committed or refused: as with the MQTT
+// result, the answer never comes before the commit. Requests nobody waits
+// for (MQTT) get none.
+func (t *Twin) answer(j job, code int, reason string) {
+	if !j.msg.Header.Sync || !t.bus.IsWaiting(j.msg.Header.ID) {
+		return
+	}
+	b, _ := json.Marshal(SyncResult{Code: code, Reason: reason})
+	t.bus.SendResp(j.msg.Resp(b))
+}
+
+// SyncResult is twin's answer to a sync request: Code as in the MQTT
+// results (200, or the error code), Reason for an error.
+type SyncResult struct {
+	Code   int    `json:"code"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // stateOK reports whether s is a device state of the era (spec 5.2).
 func stateOK(era bus.Era, s string) bool {
 	if era == bus.EraV03 {
@@ -242,10 +263,12 @@ func (t *Twin) stateUpdate(ctx context.Context, j job) {
 	if j.err != nil || len(j.payload) > t.cfg.MaxPayload || decode(j.payload, &req) != nil ||
 		!stateOK(t.cfg.Era, req.State) {
 		t.stats.dropped.Add(1)
+		t.answer(j, codeBadRequest, "bad state update")
 		return
 	}
 	tx, dev := t.editDevice(j.id)
 	if dev == nil {
+		t.answer(j, codeNotFound, "no such device")
 		return
 	}
 	now := t.now()
@@ -267,8 +290,10 @@ func (t *Twin) stateUpdate(ctx context.Context, j job) {
 	tx.change.PutDevices = append(tx.change.PutDevices, dev.row())
 	if err := tx.commit(ctx); err != nil {
 		t.log.Error("state update", "device", j.id, "err", err)
+		t.answer(j, codeInternal, "could not store the state")
 		return
 	}
+	t.answer(j, codeOK, "")
 	b, _ := json.Marshal(res)
 	t.publish(deviceTopic(j.id, sufStateUpdate+sufResult), json.RawMessage(b))
 	t.toCloud(resource, bus.JSONString(string(b)))

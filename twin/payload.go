@@ -160,6 +160,7 @@ type detailRequest struct {
 
 // Result codes (spec 5.2).
 const (
+	codeOK         = 200
 	codeBadRequest = 400
 	codeNotFound   = 404
 	codeConflict   = 409

@@ -48,4 +48,5 @@ func (t *Twin) done(j *job) {
 func (t *Twin) overload(j job) {
 	t.stats.overloaded.Add(1)
 	t.publishError(j.topic+sufResult, "", codeUnavailable, ReasonOverload)
+	t.answer(j, codeUnavailable, ReasonOverload)
 }
