@@ -112,7 +112,7 @@ func testIngress(t *testing.T, c paho.Client, b *bus.Bus, era bus.Era, acl bool)
 		cases = append(cases, struct {
 			topic string
 			want  route
-		}{cloudSync, route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: enc(cloudSync)}})
+		}{cloudSync, route{To: bus.ModuleTwin, Op: bus.OpResponse, Resource: cloudSync}})
 	}
 	for i, tc := range cases {
 		payload := fmt.Sprintf(`{"event_id":"%d","quote":"\"x\""}`, i)
