@@ -54,23 +54,23 @@ func (c Config) Enabled() bool { return c.Server != "" && c.Server != Off }
 
 // Defaults returns c with every zero field filled.
 func (c Config) Defaults() Config {
-	if c.HandshakeTimeout <= 0 {
+	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	if c.Ping <= 0 {
+	if c.Ping == 0 {
 		c.Ping = DefaultPing
 	}
-	if c.WriteDeadline <= 0 {
+	if c.WriteDeadline == 0 {
 		c.WriteDeadline = DefaultWriteDeadline
 	}
-	if c.BackoffMin <= 0 {
+	if c.BackoffMin == 0 {
 		c.BackoffMin = DefaultBackoffMin
 	}
-	if c.BackoffMax <= 0 {
+	if c.BackoffMax == 0 {
 		c.BackoffMax = DefaultBackoffMax
 	}
 	c.BackoffMax = max(c.BackoffMax, c.BackoffMin)
-	if c.MaxConns <= 0 {
+	if c.MaxConns == 0 {
 		c.MaxConns = DefaultMaxConns
 	}
 	return c
