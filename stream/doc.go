@@ -22,9 +22,8 @@
 // text (spec section 3). An unknown connection id gets RemoveConnect;
 // Data for an unknown id is dropped; each RemoveConnect is answered.
 //
-// Goroutines: Run dials in its own goroutine's loop; per tunnel a reader
-// (Run itself), a pinger, and one goroutine per request (at most
-// MaxConns). All have exited when Run returns. Redials wait a capped,
+// Goroutines: Run dials and reads in the caller's goroutine; per tunnel
+// it starts a pinger and one goroutine per request (at most MaxConns). All have exited when Run returns. Redials wait a capped,
 // jittered backoff that starts again after a tunnel that stayed up; a
 // cloud without cloudStream costs one log line, not one per dial.
 //
