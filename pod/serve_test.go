@@ -269,6 +269,21 @@ func TestKubeletPathsThroughTunnel(t *testing.T) {
 			t.Errorf("second /stats/summary has no node usageNanoCores: %v\n%s", err, body)
 		}
 	})
+
+	t.Run("follow ends when the container exits", func(t *testing.T) {
+		p := testPod("tunnel-exit", sh("once", "echo a; sleep 2; echo b"))
+		p.Spec.RestartPolicy = "Never"
+		h.send(bus.OpInsert, bus.KindPod, "default", "tunnel-exit", p)
+		h.waitStatus("tunnel-exit", 2*time.Minute, running("once"))
+		r, err := tun.Open(stream.TypeLogs, "/containerLogs/default/tunnel-exit/once?follow=true", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadAll(ctx) // no Remove from the cloud: the edge ends it
+		if err != nil || string(got) != "a\nb\n" {
+			t.Errorf("follow of an exiting container = %q, %v, want \"a\\nb\\n\" and RemoveConnect", got, err)
+		}
+	})
 }
 
 // value is the value of a counter or gauge.
