@@ -18,6 +18,7 @@ import (
 	"edgenode/meta"
 	"edgenode/mqtt"
 	"edgenode/pod"
+	"edgenode/stream"
 )
 
 // Defaults for the files on the board (design "Files on the board").
@@ -45,6 +46,7 @@ type Config struct {
 	Hub      hub.Config           `yaml:"hub"`
 	MQTT     mqtt.Config          `yaml:"mqtt"`
 	Pod      pod.Config           `yaml:"pod"`
+	Stream   stream.Config        `yaml:"stream"`
 	Runtime  RuntimeConfig        `yaml:"runtime"`
 }
 
@@ -87,6 +89,7 @@ func (c *Config) defaults() {
 	if c.Hub.Enabled() {
 		c.Hub = c.hubConfig()
 	}
+	c.streamDefaults()
 	// twin's limits, so that `edgenode config` shows them; its payload
 	// limit follows mqtt.maxPayload, so the two agree on what is too large.
 	if c.Twin.QueueLen == 0 {

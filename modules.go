@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"edgenode/meta"
 	"edgenode/mqtt"
 	"edgenode/pod"
+	"edgenode/stream"
 	"edgenode/twin"
 )
 
@@ -117,6 +119,7 @@ func (c *Config) validateModules() []error {
 	if err := c.Hub.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Stream.Validate()...)
 	errs = append(errs, c.Board.Validate()...)
 	errs = append(errs, c.Watchdog.Validate()...)
 	errs = append(errs, c.Meta.Validate()...)
@@ -288,6 +291,17 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return n
 	}
 
+	// stream: EdgeStream, kubectl logs and top through cloudstream's
+	// tunnel, served by the pod module's kubelet paths.
+	if sc := cfg.streamConfig(); sc.Enabled() {
+		st, err := stream.New(sc, pr.Handler(), log.With("module", "stream"))
+		if err != nil {
+			return err
+		}
+		mods = append(mods, st)
+		hs.stats("stream", func() any { return st.Stats() })
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
 		name := moduleName(m)
@@ -398,4 +412,41 @@ func (c *Config) hubConfig() hub.Config {
 	h := c.Hub
 	h.NodeName, h.DataDir, h.Era = c.NodeName, c.DataDir, c.EraValue()
 	return h.WithDefaults()
+}
+
+// streamDefaults turns the stream tunnel on with a cloud: its server
+// defaults to the CloudHub host with cloudstream's tunnel port (KubeEdge
+// v1.23.1 CloudStream.tunnelPort 10004); "off" keeps it off.
+func (c *Config) streamDefaults() {
+	if c.Stream.Server == "" && c.Hub.Server != "" {
+		if h, _, err := net.SplitHostPort(c.Hub.Server); err == nil {
+			c.Stream.Server = net.JoinHostPort(h, stream.DefaultPort)
+		}
+	}
+	if c.Stream.Enabled() {
+		c.Stream = c.Stream.Defaults()
+	}
+}
+
+// streamConfig is the stream module's Config: the file's stream section
+// with the node name, the hub's node certificate, and the node's
+// InternalIP as the board picks it (asked again at every dial, as
+// edgecore does when edged.nodeIP is empty).
+func (c *Config) streamConfig() stream.Config {
+	s := c.Stream
+	hc := c.hubConfig()
+	s.NodeName, s.CertFile, s.KeyFile = c.NodeName, hc.CertFile, hc.KeyFile
+	iface := c.Board.Interface
+	s.NodeIP = func() string {
+		ifs, err := board.Interfaces()
+		if err != nil {
+			return ""
+		}
+		ip, err := board.PickAddress(ifs, iface)
+		if err != nil {
+			return ""
+		}
+		return ip.String()
+	}
+	return s
 }

@@ -11,7 +11,9 @@
 // configmap, secret and serviceaccounttoken queries to meta (spec 9); and
 // for a pod deleted in the API server (v1.23), once its containers have
 // stopped, its final status and the final pod delete, retried until the
-// cloud answers (terminate.go).
+// cloud answers (terminate.go). Runner.Handler serves the kubelet paths
+// /containerLogs, /metrics/resource and /stats/summary (serve.go,
+// stats.go) for main to hand to the stream module.
 //
 // Persisted under the data dir: the image store (images/), pod bundles,
 // volumes and logs (pods/<uid>/), the pod itself (pods/<uid>/pod.json,

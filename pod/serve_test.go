@@ -1,0 +1,295 @@
+package pod
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"edgenode/bus"
+	"edgenode/stream"
+	"edgenode/stream/streamtest"
+)
+
+func TestParseLogOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		query   map[string][]string
+		want    logOptions
+		wantErr string
+	}{
+		{"none", nil, logOptions{tailLines: -1}, ""},
+		{"follow tail limit", map[string][]string{"follow": {"true"}, "tailLines": {"3"}, "limitBytes": {"10"}},
+			logOptions{follow: true, tailLines: 3, limitBytes: 10}, ""},
+		{"old tail", map[string][]string{"tail": {"4"}, "follow": {"1"}}, logOptions{follow: true, tailLines: 4}, ""},
+		{"tail all", map[string][]string{"tail": {"all"}}, logOptions{tailLines: -1}, ""},
+		{"negative tail", map[string][]string{"tailLines": {"-1"}}, logOptions{}, "tailLines"},
+		{"zero limit", map[string][]string{"limitBytes": {"0"}}, logOptions{}, "limitBytes"},
+		{"bad follow", map[string][]string{"follow": {"yes please"}}, logOptions{}, "follow"},
+		{"timestamps", map[string][]string{"timestamps": {"true"}}, logOptions{}, "CRI log format"},
+		{"timestamps false", map[string][]string{"timestamps": {"false"}}, logOptions{tailLines: -1}, ""},
+		{"previous", map[string][]string{"previous": {"true"}}, logOptions{}, "CRI log format"},
+		{"since", map[string][]string{"sinceSeconds": {"10"}}, logOptions{}, "CRI log format"},
+		{"since time", map[string][]string{"sinceTime": {"2026-01-01T00:00:00Z"}}, logOptions{}, "CRI log format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseLogOptions(tt.query)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseLogOptions(%v) error %v, want one with %q", tt.query, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("parseLogOptions(%v) = %+v, %v, want %+v", tt.query, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriteLogTail(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string // oldest rotated copy first, current log last
+		tail  int64
+		want  string
+	}{
+		{"all", []string{"a\nb\n"}, -1, "a\nb\n"},
+		{"tail 1", []string{"a\nb\nc\n"}, 1, "c\n"},
+		{"tail 2 no final newline", []string{"a\nb\nc"}, 2, "b\nc"},
+		{"tail 0", []string{"a\nb\n"}, 0, ""},
+		{"tail more than lines", []string{"a\nb\n"}, 9, "a\nb\n"},
+		{"across rotation", []string{"a\nb\n", "c\n"}, 2, "b\nc\n"},
+		{"whole rotated copy", []string{"a\nb\n", "c\n"}, 3, "a\nb\nc\n"},
+		{"empty current", []string{"a\nb\n", ""}, 1, "b\n"},
+		{"all with rotation", []string{"x\n", "a\n", "b\n"}, -1, "x\na\nb\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.log")
+			for i, content := range tt.files {
+				p := path
+				if n := len(tt.files) - 1 - i; n > 0 {
+					p = path + "." + string(rune('0'+n))
+				}
+				if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var b strings.Builder
+			off, err := writeLogTail(&b, path, tt.tail)
+			if err != nil || b.String() != tt.want {
+				t.Errorf("writeLogTail(tail %d) = %q, %v, want %q", tt.tail, b.String(), err, tt.want)
+			}
+			if cur := int64(len(tt.files[len(tt.files)-1])); off != cur {
+				t.Errorf("writeLogTail(tail %d) offset %d, want %d (end of the current file)", tt.tail, off, cur)
+			}
+		})
+	}
+}
+
+var procSeeds = []string{
+	"cpu  100 2 30 9000 5 6 7 8 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n",
+	"MemTotal:        1000 kB\nMemFree:  10 kB\nMemAvailable:     400 kB\n",
+	"usage_usec 1234\nuser_usec 1000\nsystem_usec 234\n",
+	"anon 4096\ninactive_file 8192\n",
+}
+
+func TestProcParsers(t *testing.T) {
+	if v, ok := procCPU([]byte(procSeeds[0])); !ok || v != uint64(100+2+30+6+7+8)*1e7 {
+		t.Errorf("procCPU() = %d, %v, want %d", v, ok, uint64(100+2+30+6+7+8)*1e7)
+	}
+	if v, ok := memWorkingSet([]byte(procSeeds[1])); !ok || v != 600*1024 {
+		t.Errorf("memWorkingSet() = %d, %v, want %d", v, ok, 600*1024)
+	}
+	if v, ok := statValue([]byte(procSeeds[2]), "usage_usec"); !ok || v != 1234 {
+		t.Errorf("statValue(usage_usec) = %d, %v, want 1234", v, ok)
+	}
+	if _, ok := statValue([]byte(procSeeds[3]), "inactive"); ok {
+		t.Errorf("statValue(inactive) found a value, want none (only whole keys)")
+	}
+}
+
+func FuzzProcParsers(f *testing.F) {
+	for _, s := range procSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		procCPU(b)
+		memWorkingSet(b)
+		statValue(b, "usage_usec")
+	})
+}
+
+// TestKubeletPathsThroughTunnel runs real containers and asks for their
+// logs and metrics the way cloudstream does, through a real tunnel.
+func TestKubeletPathsThroughTunnel(t *testing.T) {
+	h := newHarness(t, "", nil)
+	p := testPod("tunnel-logs",
+		sh("quiet", "for i in 1 2 3 4 5; do echo l$i; done; exec sleep 1000"),
+		sh("ticker", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"))
+	h.send(bus.OpInsert, bus.KindPod, "default", "tunnel-logs", p)
+	h.waitStatus("tunnel-logs", 2*time.Minute, running("quiet", "ticker"))
+	h.waitLog("default/tunnel-logs", "quiet", "l5\n")
+
+	srv, err := streamtest.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cert, key, err := srv.WriteNodeCert(t.TempDir(), "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := stream.New(stream.Config{Server: srv.Addr(), NodeName: "node1", CertFile: cert, KeyFile: key}, h.r.Handler(), testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	go func() { done <- c.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	tun, err := srv.Tunnel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(typ stream.Type, path string) string {
+		t.Helper()
+		r, err := tun.Open(typ, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.ReadAll(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return string(b)
+	}
+
+	t.Run("logs", func(t *testing.T) {
+		tests := []struct{ path, want string }{
+			{"/containerLogs/default/tunnel-logs/quiet", "l1\nl2\nl3\nl4\nl5\n"},
+			{"/containerLogs/default/tunnel-logs/quiet?tailLines=2", "l4\nl5\n"},
+			{"/containerLogs/default/tunnel-logs/quiet?limitBytes=5", "l1\nl2"},
+			{"/containerLogs/default/tunnel-logs/quiet?tailLines=2&limitBytes=4", "l4\nl"},
+			{"/containerLogs/default/nope/quiet", "pod \"nope\" does not exist\n"},
+			{"/containerLogs/default/tunnel-logs/nope", "container \"nope\" not found in pod \"tunnel-logs\"\n"},
+			{"/containerLogs/other/tunnel-logs/quiet", "pod \"tunnel-logs\" does not exist\n"},
+			{"/containerLogs/default/tunnel-logs/quiet?timestamps=true",
+				"edgenode: timestamps needs the CRI log format, which this node does not write yet\n"},
+		}
+		for _, tt := range tests {
+			if got := get(stream.TypeLogs, tt.path); got != tt.want {
+				t.Errorf("logs %s = %q, want %q", tt.path, got, tt.want)
+			}
+		}
+	})
+
+	t.Run("follow", func(t *testing.T) {
+		r, err := tun.Open(stream.TypeLogs, "/containerLogs/default/tunnel-logs/ticker?follow=true&tailLines=1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The tail line, then lines the container writes after the
+		// request: at least three in all.
+		var got string
+		for strings.Count(got, "\n") < 3 {
+			d, ok, err := r.Next(ctx)
+			if err != nil || !ok {
+				t.Fatalf("follow: Next() = %q, %v, %v after %q", d, ok, err, got)
+			}
+			got += string(d)
+		}
+		if err := r.Remove(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-r.Removed():
+		case <-ctx.Done():
+			t.Fatal("follow: no RemoveConnect after the cloud removed the request")
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		body := get(stream.TypeMetrics, "/metrics/resource")
+		var parser expfmt.TextParser
+		fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("/metrics/resource does not parse: %v\n%s", err, body)
+		}
+		for _, name := range []string{"node_cpu_usage_seconds_total", "node_memory_working_set_bytes"} {
+			f := fams[name]
+			if f == nil || len(f.Metric) != 1 || value(f.Metric[0]) <= 0 {
+				t.Errorf("%s missing or not positive in\n%s", name, body)
+			}
+		}
+		for _, name := range []string{"container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_start_time_seconds"} {
+			found := map[string]bool{}
+			for _, m := range fams[name].GetMetric() {
+				l := map[string]string{}
+				for _, lp := range m.Label {
+					l[lp.GetName()] = lp.GetValue()
+				}
+				if l["pod"] == "tunnel-logs" && l["namespace"] == "default" && value(m) > 0 {
+					found[l["container"]] = true
+				}
+			}
+			if !found["quiet"] || !found["ticker"] {
+				t.Errorf("%s: positive series for containers %v, want quiet and ticker of default/tunnel-logs\n%s", name, found, body)
+			}
+		}
+	})
+
+	t.Run("summary", func(t *testing.T) {
+		var s summary
+		body := get(stream.TypeMetrics, "/stats/summary")
+		if err := json.Unmarshal([]byte(body), &s); err != nil {
+			t.Fatalf("/stats/summary: %v\n%s", err, body)
+		}
+		if s.Node.NodeName != "node1" || s.Node.CPU == nil || s.Node.CPU.UsageCoreNanoSeconds == 0 ||
+			s.Node.Memory == nil || s.Node.Memory.WorkingSetBytes == 0 {
+			t.Errorf("/stats/summary node = %+v, want node1 with cpu and memory", s.Node)
+		}
+		if len(s.Pods) != 1 || s.Pods[0].PodRef != (podRef{Name: "tunnel-logs", Namespace: "default", UID: "uid-tunnel-logs"}) ||
+			len(s.Pods[0].Containers) != 2 || s.Pods[0].Containers[0].Memory.WorkingSetBytes == 0 {
+			t.Errorf("/stats/summary pods = %s, want tunnel-logs with two containers", body)
+		}
+		// A second summary has a CPU rate.
+		body = get(stream.TypeMetrics, "/stats/summary")
+		if err := json.Unmarshal([]byte(body), &s); err != nil || s.Node.CPU.UsageNanoCores == nil {
+			t.Errorf("second /stats/summary has no node usageNanoCores: %v\n%s", err, body)
+		}
+	})
+
+	t.Run("follow ends when the container exits", func(t *testing.T) {
+		p := testPod("tunnel-exit", sh("once", "echo a; sleep 2; echo b"))
+		p.Spec.RestartPolicy = "Never"
+		h.send(bus.OpInsert, bus.KindPod, "default", "tunnel-exit", p)
+		h.waitStatus("tunnel-exit", 2*time.Minute, running("once"))
+		r, err := tun.Open(stream.TypeLogs, "/containerLogs/default/tunnel-exit/once?follow=true", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadAll(ctx) // no Remove from the cloud: the edge ends it
+		if err != nil || string(got) != "a\nb\n" {
+			t.Errorf("follow of an exiting container = %q, %v, want \"a\\nb\\n\" and RemoveConnect", got, err)
+		}
+	})
+}
+
+// value is the value of a counter or gauge.
+func value(m *dto.Metric) float64 {
+	if c := m.GetCounter(); c != nil {
+		return c.GetValue()
+	}
+	return m.GetGauge().GetValue()
+}

@@ -1,0 +1,293 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"edgenode/stream"
+	"edgenode/stream/streamtest"
+)
+
+// countHandler counts log records at Warn and above.
+type countHandler struct{ warns atomic.Int64 }
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.warns.Add(1)
+	}
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+type edge struct {
+	srv    *streamtest.Server
+	c      *stream.Client
+	logs   *countHandler
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startEdge(t *testing.T, h http.Handler, mod func(*stream.Config, *streamtest.Server)) *edge {
+	t.Helper()
+	srv, err := streamtest.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cert, key, err := srv.WriteNodeCert(t.TempDir(), "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.Config{Server: srv.Addr(), NodeName: "node1", NodeIP: func() string { return "192.0.2.7" },
+		CertFile: cert, KeyFile: key, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond}
+	if mod != nil {
+		mod(&cfg, srv)
+	}
+	logs := &countHandler{}
+	c, err := stream.New(cfg, h, slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &edge{srv: srv, c: c, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { e.done <- c.Run(ctx) }()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *edge) stop() {
+	if e.cancel != nil {
+		e.cancel()
+		<-e.done
+		e.cancel = nil
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// testHandler stands in for pod's kubelet paths.
+func testHandler(seen chan<- *http.Request) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case seen <- r:
+		default:
+		}
+		fmt.Fprintf(w, "hello %s\n", r.URL.Query().Get("name"))
+	})
+	mux.HandleFunc("/follow", func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; ; i++ {
+			fmt.Fprintf(w, "line %d\n", i)
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 100<<10)))
+	})
+	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	return mux
+}
+
+func TestTunnelServesRequests(t *testing.T) {
+	seen := make(chan *http.Request, 1)
+	e := startEdge(t, testHandler(seen), nil)
+	ctx := ctxT(t)
+	tun, err := e.srv.Tunnel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tun.Header.Get("SessionHostNameOverride"); got != "node1" {
+		t.Errorf("SessionHostNameOverride = %q, want node1", got)
+	}
+	if got := tun.Header.Get("SessionInternalIP"); got != "192.0.2.7" {
+		t.Errorf("SessionInternalIP = %q, want 192.0.2.7", got)
+	}
+
+	tests := []struct {
+		name string
+		typ  stream.Type
+		path string
+		want string
+	}{
+		{"logs", stream.TypeLogs, "/hello?name=a", "hello a\n"},
+		{"metrics", stream.TypeMetrics, "/hello?name=b", "hello b\n"},
+		{"not found", stream.TypeMetrics, "/nothing", "404 page not found\n"},
+		{"big body", stream.TypeLogs, "/big", strings.Repeat("x", 100<<10)},
+		{"handler panic", stream.TypeLogs, "/panic", "edgenode: internal error serving /panic\n"},
+		{"exec refused", stream.TypeExec, "/exec/ns/p/c?command=ls", "HTTP/1.1 501 Not Implemented"},
+		{"attach refused", stream.TypeAttach, "/attach/ns/p/c", "HTTP/1.1 501 Not Implemented"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := tun.Open(tt.typ, tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.ReadAll(ctx)
+			if err != nil {
+				t.Fatalf("ReadAll(%s) error %v", tt.path, err)
+			}
+			if !strings.HasPrefix(string(got), tt.want) {
+				t.Errorf("ReadAll(%s) = %.80q, want prefix %.80q", tt.path, got, tt.want)
+			}
+		})
+	}
+	r := <-seen
+	if got := r.Header.Get("Accept-Encoding"); got != "identity" {
+		t.Errorf("Accept-Encoding = %q, want identity (never compressed through the tunnel)", got)
+	}
+	if got := r.Header.Get("Authorization"); got != "Bearer x" {
+		t.Errorf("Authorization = %q, want the forwarded header", got)
+	}
+	if n := tun.NonText.Load(); n != 0 {
+		t.Errorf("%d non-Text messages, want 0 (cloudstream drops the tunnel)", n)
+	}
+}
+
+func TestFollowEndsOnRemove(t *testing.T) {
+	e := startEdge(t, testHandler(nil), nil)
+	ctx := ctxT(t)
+	tun, err := e.srv.Tunnel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tun.Open(stream.TypeLogs, "/follow", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for !strings.Contains(got, "line 2\n") {
+		d, ok, err := r.Next(ctx)
+		if err != nil || !ok {
+			t.Fatalf("Next() = %q, %v, %v before line 2", d, ok, err)
+		}
+		got += string(d)
+	}
+	if err := r.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.Removed():
+	case <-ctx.Done():
+		t.Fatal("no RemoveConnect answer after the cloud removed a following request")
+	}
+}
+
+func TestUnknownIDsAndTypes(t *testing.T) {
+	e := startEdge(t, testHandler(nil), nil)
+	ctx := ctxT(t)
+	tun, err := e.srv.Tunnel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Data for an unknown id: dropped, no answer. RemoveConnect for an
+	// unknown id and an unknown type: answered with RemoveConnect.
+	for _, f := range []stream.Frame{
+		{ID: 900, Type: stream.TypeData, Data: []byte("x")},
+		{ID: 901, Type: stream.TypeRemove},
+		{ID: 902, Type: 42},
+		{ID: 903, Type: stream.TypeLogs, Data: []byte("{not json")},
+	} {
+		if err := tun.Send(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[uint64]bool{901: true, 902: true, 903: true}
+	for len(want) > 0 {
+		select {
+		case f := <-tun.Unmatched:
+			if f.ID == 900 {
+				t.Errorf("answer %v to Data for an unknown id, want none", f.Type)
+			}
+			if f.Type == stream.TypeRemove {
+				delete(want, f.ID)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no RemoveConnect for ids %v", want)
+		}
+	}
+	// The tunnel is still up and serving.
+	r, err := tun.Open(stream.TypeLogs, "/hello?name=z", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ReadAll(ctx); err != nil || string(got) != "hello z\n" {
+		t.Errorf("ReadAll() = %q, %v after unknown frames, want hello z", got, err)
+	}
+}
+
+func TestCloseConnectRedials(t *testing.T) {
+	e := startEdge(t, testHandler(nil), nil)
+	ctx := ctxT(t)
+	tun, err := e.srv.Tunnel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tun.Send(stream.Frame{ID: 0, Type: stream.TypeClose, Data: []byte("node update failed")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.Tunnel(ctx); err != nil {
+		t.Fatalf("no redial after CloseConnect: %v", err)
+	}
+}
+
+func TestQuietWhileRefused(t *testing.T) {
+	e := startEdge(t, testHandler(nil), func(c *stream.Config, srv *streamtest.Server) {
+		c.BackoffMin, c.BackoffMax = time.Millisecond, 2*time.Millisecond
+		srv.Refuse(true)
+	})
+	ctx := ctxT(t)
+	for e.srv.Dials() < 8 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("only %d dials", e.srv.Dials())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	e.stop()
+	if n := e.logs.warns.Load(); n != 1 {
+		t.Errorf("%d warnings for %d failed dials, want 1", n, e.srv.Dials()-1)
+	}
+}
+
+func TestRunReturnsOnCancel(t *testing.T) {
+	e := startEdge(t, testHandler(nil), nil)
+	ctx := ctxT(t)
+	tun, err := e.srv.Tunnel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tun.Open(stream.TypeLogs, "/follow", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.cancel()
+	select {
+	case err := <-e.done:
+		e.cancel = nil
+		if err != nil {
+			t.Errorf("Run() = %v, want nil", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run did not return with a request in flight")
+	}
+}
