@@ -12,6 +12,7 @@ import (
 	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/hub/hubtest"
+	"edgenode/stream"
 )
 
 // TestIdleAllocations runs the node in this process, joined to an
@@ -37,6 +38,11 @@ func TestIdleAllocations(t *testing.T) {
 		c.MQTT.Internal.Listen = "127.0.0.1:0"
 		c.Watchdog.Device = board.WatchdogOff
 		c.Runtime.IdleTrim = -1
+		// Neither has a server here: their redials are timers of their
+		// own (back-off up to a minute), not idling. DMI off also keeps
+		// the test off the host's /etc/kubeedge.
+		c.Stream.Server = stream.Off
+		c.DMI.Socket = DMIOff
 	})
 	cfg, err := loadConfig(o)
 	if err != nil {

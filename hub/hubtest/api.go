@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -86,6 +87,14 @@ func contentData(content []byte) []byte {
 // apiRequest answers m if it is a request the API side serves. s.mu is
 // held.
 func (s *Server) apiRequest(m bus.Message) (bus.Message, bool) {
+	if isDeviceReport(m) {
+		// The device controller confirms each twin and state report
+		// (KubeEdge v1.23.1 cloud/pkg/devicecontroller/controller/upstream.go
+		// updateDeviceStatus): group twin, parent the report's id, "OK".
+		resp := m.Resp(bus.JSONString("OK"))
+		resp.Route.Source, resp.Route.Group, resp.Route.Resource = bus.SourceDeviceController, bus.GroupTwin, "twin"
+		return resp, true
+	}
 	r, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
 	if err != nil || r.Name == "" {
 		return bus.Message{}, false
@@ -479,4 +488,12 @@ func (s *Server) DeletePod(ns, name string, grace int64) bool {
 	m.Header.ResourceVersion = p.ResourceVersion
 	s.Push(m)
 	return true
+}
+
+// isDeviceReport reports whether m is a twin or state report of a device
+// (device/<id>/twin/edge_updated, device/<id>/state/update).
+func isDeviceReport(m bus.Message) bool {
+	res := m.Route.Resource
+	return m.Route.Operation == bus.OpUpdate && strings.HasPrefix(res, string(bus.KindDevice)+"/") &&
+		(strings.HasSuffix(res, "/"+bus.ResTwinEdgeUpdated) || strings.HasSuffix(res, "/state/update"))
 }

@@ -115,3 +115,16 @@ func TestAPIFinalPodDelete(t *testing.T) {
 		t.Errorf("PodDeletes() = %d, want 1", s.PodDeletes())
 	}
 }
+
+func TestAPIConfirmsDeviceReports(t *testing.T) {
+	s := NewServer(Config{})
+	defer s.Close()
+	for _, res := range []string{"device/default/d1/twin/edge_updated", "device/default/d1/state/update"} {
+		m := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, res, []byte(`{}`))
+		resp, ok := call(s, m)
+		if !ok || resp.Header.ParentID != m.Header.ID || resp.Route.Group != bus.GroupTwin ||
+			resp.Route.Source != bus.SourceDeviceController || string(resp.Content) != `"OK"` {
+			t.Errorf("%s: answer %+v %s, want the device controller's OK to it in group twin", res, resp.Route, resp.Content)
+		}
+	}
+}
