@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -106,7 +107,11 @@ func TestRuntimeDefaultProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if prof == nil || prof.DefaultAction != "SCMP_ACT_ERRNO" || len(prof.Syscalls) < 10 || len(prof.Architectures) == 0 {
+	// The moby profile names 32-bit ARM only as a sub-architecture of
+	// arm64, so an ARM build gets no architecture list, which runc reads
+	// as the native one (the kernel's, ARM on a Pi Zero).
+	wantArch := runtime.GOARCH != "arm"
+	if prof == nil || prof.DefaultAction != "SCMP_ACT_ERRNO" || len(prof.Syscalls) < 10 || (len(prof.Architectures) > 0) != wantArch {
 		t.Fatalf("default profile = %+v, want an allow list for this architecture", prof)
 	}
 	allowed := func(name string) bool {
