@@ -3,15 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/hub/hubtest"
 )
@@ -100,38 +97,15 @@ func TestHubConfigFile(t *testing.T) {
 func TestRunJoinsCloud(t *testing.T) {
 	srv := hubtest.NewServer(hubtest.Config{})
 	defer srv.Close()
-	dir := t.TempDir()
-	o := &options{configPath: filepath.Join(dir, "absent.yaml"), dataDir: dir, nodeName: "n1", set: map[string]bool{}}
-	o.extra = append(o.extra, func(c *Config) {
+	early, stop := runInProcess(t, "n1", func(c *Config) {
 		c.Hub.Server, c.Hub.Token, c.Hub.CertServer = srv.Addr, srv.Token("n1"), srv.CertURL
-		c.Health.Listen = "off"
-		c.MQTT.Internal.Listen = "127.0.0.1:0"
-		c.Watchdog.Device = board.WatchdogOff // never the host's watchdog
-		c.DMI.Socket = DMIOff                 // never the host's /etc/kubeedge
 	})
-	cfg, err := loadConfig(o)
-	if err != nil {
-		t.Fatalf("loadConfig() = %v", err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	wctx, wcancel := context.WithTimeout(early, 2*time.Minute) // ends early if run does
 	defer wcancel()
-	go func() {
-		select {
-		case err := <-done:
-			done <- err // run ended early: stop waiting for the cloud
-			wcancel()
-		case <-wctx.Done():
-		}
-	}()
 	ka, err := srv.WaitFor(wctx, func(m bus.Message) bool { return m.Route.Operation == bus.OpKeepalive })
 	if err != nil {
-		select {
-		case rerr := <-done:
-			t.Fatalf("run() ended before the node joined: %v", rerr)
-		default:
+		if early.Err() != nil {
+			t.Fatalf("run() ended before the node joined: %v", stop())
 		}
 		t.Fatalf("no keepalive from the node: %v", err)
 	}
@@ -144,8 +118,7 @@ func TestRunJoinsCloud(t *testing.T) {
 	if srv.Issued() != 1 {
 		t.Errorf("certificates issued = %d, want 1", srv.Issued())
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("run() = %v, want nil", err)
 	}
 }

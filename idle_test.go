@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
-	"edgenode/board"
 	"edgenode/bus"
 	"edgenode/hub/hubtest"
 	"edgenode/stream"
@@ -28,36 +24,22 @@ func TestIdleAllocations(t *testing.T) {
 	}
 	srv := hubtest.NewServer(hubtest.Config{Retransmit: time.Hour})
 	defer srv.Close()
-	dir := t.TempDir()
-	o := &options{configPath: filepath.Join(dir, "absent.yaml"), dataDir: dir, nodeName: "n1", set: map[string]bool{}}
-	o.extra = append(o.extra, func(c *Config) {
+	_, stop := runInProcess(t, "n1", func(c *Config) {
 		c.Hub.Server, c.Hub.Token, c.Hub.CertServer = srv.Addr, srv.Token("n1"), srv.CertURL
 		c.Hub.Heartbeat = time.Hour
 		c.Board.UpdateFrequency = time.Hour
-		c.Health.Listen = "off"
-		c.MQTT.Internal.Listen = "127.0.0.1:0"
-		c.Watchdog.Device = board.WatchdogOff
 		c.Runtime.IdleTrim = -1
 		// Neither has a server here: their redials are timers of their
 		// own (back-off up to a minute), not idling. DMI off also keeps
 		// the test off the host's /etc/kubeedge.
 		c.Stream.Server = stream.Off
-		c.DMI.Socket = DMIOff
 	})
-	cfg, err := loadConfig(o)
-	if err != nil {
-		t.Fatalf("loadConfig() = %v", err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("run() = %v, want nil", err)
 		}
 	}()
-	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	wctx, wcancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer wcancel()
 	if _, err := srv.WaitFor(wctx, func(m bus.Message) bool { return m.Route.Operation == bus.OpKeepalive }); err != nil {
 		t.Fatalf("no keepalive from the node: %v", err)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,11 +20,7 @@ func TestStreamConfig(t *testing.T) {
 		{"unknown key", "stream:\n  color: red\n", "", "color"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "config.yaml")
-			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := loadConfig(&options{configPath: path, dataDir: "/data", nodeName: "n1", set: map[string]bool{"config": true}})
+			cfg, err := loadYAML(t, tc.yaml)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Errorf("loadConfig(%q) = %v, want an error naming %s", tc.yaml, err, tc.err)

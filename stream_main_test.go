@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"edgenode/board"
 	"edgenode/stream"
 	"edgenode/stream/streamtest"
 )
@@ -23,34 +19,20 @@ func TestRunServesStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	dir := t.TempDir()
 	cert, key, err := srv.WriteNodeCert(t.TempDir(), "n1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &options{configPath: filepath.Join(dir, "absent.yaml"), dataDir: dir, nodeName: "n1", set: map[string]bool{}}
-	o.extra = append(o.extra, func(c *Config) {
+	early, stop := runInProcess(t, "n1", func(c *Config) {
 		// CloudHub is unreachable; the tunnel does not depend on it.
 		c.Hub.Server, c.Hub.CertFile, c.Hub.KeyFile = "127.0.0.1:1", cert, key
 		c.Stream.Server = srv.Addr()
-		c.Health.Listen = "off"
-		c.MQTT.Internal.Listen = "127.0.0.1:0"
-		c.Watchdog.Device = board.WatchdogOff
-		c.DMI.Socket = DMIOff
 	})
-	cfg, err := loadConfig(o)
-	if err != nil {
-		t.Fatalf("loadConfig() = %v", err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	wctx, wcancel := context.WithTimeout(early, time.Minute)
 	defer wcancel()
 	tun, err := srv.Tunnel(wctx)
 	if err != nil {
-		cancel()
-		t.Fatalf("no tunnel from the node: %v (run: %v)", err, <-done)
+		t.Fatalf("no tunnel from the node: %v (run: %v)", err, stop())
 	}
 	if got := tun.Header.Get("SessionHostNameOverride"); got != "n1" {
 		t.Errorf("SessionHostNameOverride = %q, want n1", got)
@@ -71,8 +53,7 @@ func TestRunServesStream(t *testing.T) {
 			t.Errorf("%s = %q, %v, want it to contain %q", tt.path, got, err, tt.want)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("run() = %v, want nil", err)
 	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,11 +28,7 @@ func TestTwinConfig(t *testing.T) {
 		{"unknown key", "twin:\n  color: red\n", twin.Config{}, "color"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "config.yaml")
-			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := loadConfig(&options{configPath: path, dataDir: "/data", nodeName: "n1", set: map[string]bool{"config": true}})
+			cfg, err := loadYAML(t, tc.yaml)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Errorf("loadConfig(%q) = %v, want an error naming %s", tc.yaml, err, tc.err)
