@@ -161,7 +161,7 @@ func (s *Server) queryResp(req bus.Message, obj any, err error) (bus.Message, bo
 	return s.respond(req, b), true
 }
 
-// reject records an object the API refused and returns the API's error.
+// rejectObject records an object the API refused and returns the API's error.
 func (s *Server) rejectObject(kind schema.GroupResource, name string, err error) error {
 	err = fmt.Errorf("%s %q: %w", kind.Resource, name, err)
 	s.api.invalid = append(s.api.invalid, err)
