@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -17,6 +18,7 @@ import (
 	"edgenode/hub"
 	"edgenode/meta"
 	"edgenode/mqtt"
+	"edgenode/nodestatus"
 	"edgenode/pod"
 	"edgenode/stream"
 )
@@ -31,23 +33,25 @@ const (
 // Config is the whole configuration: the file's shape, compiled-in defaults
 // for every zero field. Each module's section is that module's own Config.
 type Config struct {
-	Version  int                  `yaml:"version"`
-	NodeName string               `yaml:"nodeName"`
-	DataDir  string               `yaml:"dataDir"`
-	Era      string               `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
-	Log      LogConfig            `yaml:"log"`
-	Bus      bus.Config           `yaml:"bus"`
-	Board    board.Config         `yaml:"board"`
-	Watchdog board.WatchdogConfig `yaml:"watchdog"`
-	Health   HealthConfig         `yaml:"health"`
-	Twin     TwinConfig           `yaml:"twin"`
-	DMI      dmi.Config           `yaml:"dmi"`
-	Meta     meta.Config          `yaml:"meta"`
-	Hub      hub.Config           `yaml:"hub"`
-	MQTT     mqtt.Config          `yaml:"mqtt"`
-	Pod      pod.Config           `yaml:"pod"`
-	Stream   stream.Config        `yaml:"stream"`
-	Runtime  RuntimeConfig        `yaml:"runtime"`
+	Version  int        `yaml:"version"`
+	NodeName string     `yaml:"nodeName"`
+	DataDir  string     `yaml:"dataDir"`
+	Era      string     `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
+	Log      LogConfig  `yaml:"log"`
+	Bus      bus.Config `yaml:"bus"`
+	// NodeStatus was called board before; that key is still read.
+	NodeStatus nodestatus.Config    `yaml:"nodeStatus"`
+	OldBoard   nodestatus.Config    `yaml:"board,omitempty"`
+	Watchdog   board.WatchdogConfig `yaml:"watchdog"`
+	Health     HealthConfig         `yaml:"health"`
+	Twin       TwinConfig           `yaml:"twin"`
+	DMI        dmi.Config           `yaml:"dmi"`
+	Meta       meta.Config          `yaml:"meta"`
+	Hub        hub.Config           `yaml:"hub"`
+	MQTT       mqtt.Config          `yaml:"mqtt"`
+	Pod        pod.Config           `yaml:"pod"`
+	Stream     stream.Config        `yaml:"stream"`
+	Runtime    RuntimeConfig        `yaml:"runtime"`
 }
 
 // LogConfig configures the logger.
@@ -205,6 +209,19 @@ func decodeConfig(b []byte, cfg *Config) error {
 			return nil // an empty file is all defaults
 		}
 		return err
+	}
+	return cfg.renamedKeys()
+}
+
+// renamedKeys moves sections read under an earlier name to their current
+// key, so that a config file written for an older edgenode still starts
+// the node.
+func (c *Config) renamedKeys() error {
+	if !reflect.ValueOf(c.OldBoard).IsZero() {
+		if !reflect.ValueOf(c.NodeStatus).IsZero() {
+			return errors.New("board and nodeStatus are both set: board is the old name of nodeStatus, keep one")
+		}
+		c.NodeStatus, c.OldBoard = c.OldBoard, nodestatus.Config{}
 	}
 	return nil
 }

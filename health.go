@@ -65,8 +65,10 @@ type health struct {
 	node string
 	b    *bus.Bus
 	qlen int
-	reg  *board.Registry
+	reg  *Registry
 	wd   *board.Watchdog
+	// queues are the bus queues of the modules, for their depth.
+	queues []bus.Module
 	// connected reports the cloud link; nil when no cloud is configured.
 	connected func() bool
 	// podPhases counts pods by phase; nil without the pod module.
@@ -99,7 +101,7 @@ type statsSource struct {
 	fn     statsFunc
 }
 
-func newHealth(cfg HealthConfig, node string, b *bus.Bus, qlen int, reg *board.Registry, log *slog.Logger) *health {
+func newHealth(cfg HealthConfig, node string, b *bus.Bus, qlen int, reg *Registry, log *slog.Logger) *health {
 	return &health{cfg: cfg, node: node, b: b, qlen: qlen, reg: reg, log: log, start: time.Now(), listening: make(chan struct{})}
 }
 
@@ -153,12 +155,12 @@ func (h *health) Run(ctx context.Context) error {
 
 // healthz is the /healthz document.
 type healthz struct {
-	Status  string               `json:"status"` // ok or unhealthy
-	Ready   bool                 `json:"ready"`  // every module is running (none starting)
-	Node    string               `json:"node"`
-	Version string               `json:"version"`
-	Uptime  string               `json:"uptime"`
-	Modules []board.ModuleHealth `json:"modules"`
+	Status  string         `json:"status"` // ok or unhealthy
+	Ready   bool           `json:"ready"`  // every module is running (none starting)
+	Node    string         `json:"node"`
+	Version string         `json:"version"`
+	Uptime  string         `json:"uptime"`
+	Modules []ModuleHealth `json:"modules"`
 	// ReadOnly says why the node serves from its store without writing
 	// (a full disk); absent while it writes. It is no failure: the node
 	// serves what it has, and the watchdog does not reboot for it.
@@ -168,7 +170,7 @@ type healthz struct {
 func (h *health) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	doc := healthz{Status: "ok", Node: h.node, Version: version,
 		Uptime: time.Since(h.start).Round(time.Second).String(), Modules: h.reg.Modules()}
-	doc.Ready = !slices.ContainsFunc(doc.Modules, func(m board.ModuleHealth) bool { return m.State != board.StateRunning })
+	doc.Ready = !slices.ContainsFunc(doc.Modules, func(m ModuleHealth) bool { return m.State != StateRunning })
 	if h.readOnly != nil && h.readOnly() {
 		doc.ReadOnly = "disk full: serving stored pods, twins and membership; writes resume when space returns"
 	}
@@ -183,23 +185,13 @@ func (h *health) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	_ = enc.Encode(doc)
 }
 
-// busModules are the bus modules whose queues are reported, with the name
-// they have in the health registry (their package).
-var busModules = []struct {
-	name bus.Module
-	pkg  string
-}{
-	{bus.ModuleHub, "hub"}, {bus.ModuleMeta, "meta"}, {bus.ModulePod, "pod"},
-	{bus.ModuleTwin, "twin"}, {bus.ModuleMQTT, "mqtt"}, {bus.ModuleBoard, "board"},
-}
-
 func (h *health) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	var m metricWriter
 	m.gauge("edgenode_build_info", "Build of this edgenode; the value is 1.", 1, "version", version, "goarch", runtime.GOARCH)
 	m.gauge("edgenode_uptime_seconds", "Seconds since edgenode started.", time.Since(h.start).Seconds())
 	for _, mod := range h.reg.Modules() {
 		up := 0.0
-		if mod.State == board.StateRunning {
+		if mod.State == StateRunning {
 			up = 1
 		}
 		m.gauge("edgenode_module_up", "1 while a module runs and its probes pass.", up, "module", mod.Name, "state", string(mod.State))
@@ -213,10 +205,8 @@ func (h *health) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	m.counter("edgenode_bus_messages_sent_total", "Messages queued on the bus.", float64(bs.Sent))
 	m.counter("edgenode_bus_messages_dropped_total", "Messages the bus refused: unknown module or full queue.", float64(bs.Dropped))
 	m.counter("edgenode_bus_orphan_responses_total", "Responses nobody waited for.", float64(bs.OrphanResponses))
-	for _, bm := range busModules {
-		if h.b.Has(bm.name) {
-			m.gauge("edgenode_bus_queue_depth", "Messages waiting in a module's queue.", float64(h.b.Depth(bm.name)), "module", string(bm.name))
-		}
+	for _, q := range h.queues {
+		m.gauge("edgenode_bus_queue_depth", "Messages waiting in a module's queue.", float64(h.b.Depth(q)), "module", string(q))
 	}
 	m.gauge("edgenode_bus_queue_capacity", "Capacity of each module's queue.", float64(h.qlen))
 	if h.wd != nil {
@@ -391,33 +381,23 @@ var (
 func escapeHelp(s string) string  { return helpEscaper.Replace(s) }
 func escapeLabel(s string) string { return labelEscaper.Replace(s) }
 
-// moduleName names a module by its package: *meta.Manager is "meta".
-func moduleName(m runner) string {
-	t := reflect.TypeOf(m)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	p := t.PkgPath()
-	return p[strings.LastIndexByte(p, '/')+1:]
-}
-
 // runTracked runs m and records its state in reg: running (for a module
 // with a Ready channel, starting until it closes), then stopped when ctx
 // ended, or failed with the error.
-func runTracked(ctx context.Context, reg *board.Registry, name string, m runner) error {
+func runTracked(ctx context.Context, reg *Registry, name string, m runner) error {
 	var wg sync.WaitGroup
 	rctx, cancel := context.WithCancel(ctx)
 	if r, ok := m.(interface{ Ready() <-chan struct{} }); ok {
-		reg.Set(name, board.StateStarting, "")
+		reg.Set(name, StateStarting, "")
 		wg.Go(func() {
 			select {
 			case <-r.Ready():
-				reg.Set(name, board.StateRunning, "")
+				reg.Set(name, StateRunning, "")
 			case <-rctx.Done():
 			}
 		})
 	} else {
-		reg.Set(name, board.StateRunning, "")
+		reg.Set(name, StateRunning, "")
 	}
 	err := m.Run(ctx)
 	// The final state is set after the ready watcher is gone, so it wins.
@@ -425,13 +405,13 @@ func runTracked(ctx context.Context, reg *board.Registry, name string, m runner)
 	wg.Wait()
 	switch {
 	case ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)):
-		reg.Set(name, board.StateStopped, "")
+		reg.Set(name, StateStopped, "")
 	case err == nil:
 		// Run must block until ctx ends: a module that quit early no
 		// longer serves, though nothing else stops.
-		reg.Set(name, board.StateFailed, "Run returned before shutdown")
+		reg.Set(name, StateFailed, "Run returned before shutdown")
 	default:
-		reg.Set(name, board.StateFailed, err.Error())
+		reg.Set(name, StateFailed, err.Error())
 	}
 	return err
 }
@@ -440,33 +420,28 @@ func runTracked(ctx context.Context, reg *board.Registry, name string, m runner)
 // more than 30 s: it is alive but no longer serving. A module with a
 // Healthy() error method (twin: a stuck worker) is also failed while that
 // returns an error.
-func probeQueue(reg *board.Registry, b *bus.Bus, pkg string, qlen int, m runner) {
-	healthy, _ := m.(interface{ Healthy() error })
-	for _, bm := range busModules {
-		if bm.pkg != pkg || !b.Has(bm.name) {
-			continue
+func probeQueue(reg *Registry, b *bus.Bus, m module, qlen int) {
+	healthy, _ := m.r.(interface{ Healthy() error })
+	var mu sync.Mutex
+	var fullSince time.Time
+	reg.Probe(m.name, func() error {
+		if healthy != nil {
+			if err := healthy.Healthy(); err != nil {
+				return err
+			}
 		}
-		var mu sync.Mutex
-		var fullSince time.Time
-		reg.Probe(pkg, func() error {
-			if healthy != nil {
-				if err := healthy.Healthy(); err != nil {
-					return err
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if b.Depth(bm.name) < qlen {
-				fullSince = time.Time{}
-				return nil
-			}
-			if fullSince.IsZero() {
-				fullSince = time.Now()
-			}
-			if d := time.Since(fullSince); d > 30*time.Second {
-				return fmt.Errorf("queue of %s full for %v", bm.name, d.Round(time.Second))
-			}
+		mu.Lock()
+		defer mu.Unlock()
+		if b.Depth(m.queue) < qlen {
+			fullSince = time.Time{}
 			return nil
-		})
-	}
+		}
+		if fullSince.IsZero() {
+			fullSince = time.Now()
+		}
+		if d := time.Since(fullSince); d > 30*time.Second {
+			return fmt.Errorf("queue of %s full for %v", m.queue, d.Round(time.Second))
+		}
+		return nil
+	})
 }

@@ -15,7 +15,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"edgenode/board"
 	"edgenode/bus"
 )
 
@@ -122,12 +121,13 @@ func TestHealthServer(t *testing.T) {
 	if err := b.AddModule(bus.ModuleMeta, bus.GroupMeta); err != nil {
 		t.Fatal(err)
 	}
-	_ = b.Send(bus.ModuleMeta, bus.NewMessage(bus.ModuleBoard, bus.GroupMeta, bus.OpUpdate, "default/nodestatus/n", nil))
-	reg := board.NewRegistry()
+	_ = b.Send(bus.ModuleMeta, bus.NewMessage(bus.ModuleNodeStatus, bus.GroupMeta, bus.OpUpdate, "default/nodestatus/n", nil))
+	reg := NewRegistry()
 	// Port 0 and Addr: a port picked free beforehand could be taken by
 	// another process before Run binds it.
 	hs := newHealth(HealthConfig{Listen: "127.0.0.1:0"}, "n1", b, 128, reg, slog.New(slog.DiscardHandler))
 	hs.stats("meta", func() any { return fakeStats{MsgsIn: 9} })
+	hs.queues = []bus.Module{bus.ModuleMeta}
 	hs.podPhases = func() map[string]int { return map[string]int{"Running": 2, "Pending": 1} }
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -165,7 +165,7 @@ func TestHealthServer(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatalf("/healthz %q: %v", body, err)
 	}
-	if code != 200 || doc.Status != "ok" || !doc.Ready || doc.Node != "n1" || len(doc.Modules) != 1 || doc.Modules[0].State != board.StateRunning {
+	if code != 200 || doc.Status != "ok" || !doc.Ready || doc.Node != "n1" || len(doc.Modules) != 1 || doc.Modules[0].State != StateRunning {
 		t.Errorf("/healthz = %d %s, want 200 ok with meta running", code, body)
 	}
 	code, body = get("/metrics")
@@ -191,19 +191,19 @@ func TestHealthServer(t *testing.T) {
 }
 
 func TestRunTrackedEarlyReturn(t *testing.T) {
-	reg := board.NewRegistry()
+	reg := NewRegistry()
 	// A Run that returns nil while the node still runs broke its contract.
 	if err := runTracked(t.Context(), reg, "hub", stubModule{fail: nil, early: true}); err != nil {
 		t.Fatal(err)
 	}
 	m := reg.Modules()[0]
-	if m.State != board.StateFailed || !strings.Contains(m.Detail, "before shutdown") {
+	if m.State != StateFailed || !strings.Contains(m.Detail, "before shutdown") {
 		t.Errorf("after an early return: %+v, want failed", m)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_ = runTracked(ctx, reg, "hub", stubModule{})
-	if m := reg.Modules()[0]; m.State != board.StateStopped {
+	if m := reg.Modules()[0]; m.State != StateStopped {
 		t.Errorf("after shutdown: %+v, want stopped", m)
 	}
 }
@@ -220,23 +220,23 @@ func (r readyModule) Run(ctx context.Context) error {
 
 func TestRunTrackedReady(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reg := board.NewRegistry()
+		reg := NewRegistry()
 		m := readyModule{ready: make(chan struct{})}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- runTracked(ctx, reg, "mqtt", m) }()
 		synctest.Wait()
-		if got := reg.Modules()[0].State; got != board.StateStarting {
+		if got := reg.Modules()[0].State; got != StateStarting {
 			t.Errorf("state before Ready = %s, want starting", got)
 		}
 		close(m.ready)
 		synctest.Wait()
-		if got := reg.Modules()[0].State; got != board.StateRunning {
+		if got := reg.Modules()[0].State; got != StateRunning {
 			t.Errorf("state after Ready = %s, want running", got)
 		}
 		cancel()
 		<-done
-		if got := reg.Modules()[0].State; got != board.StateStopped {
+		if got := reg.Modules()[0].State; got != StateStopped {
 			t.Errorf("state after shutdown = %s, want stopped", got)
 		}
 	})
@@ -309,10 +309,10 @@ func TestProbeHealthy(t *testing.T) {
 	if err := b.AddModule(bus.ModuleTwin, bus.GroupTwin); err != nil {
 		t.Fatal(err)
 	}
-	reg := board.NewRegistry()
+	reg := NewRegistry()
 	m := &stuckModule{err: errors.New("twin: worker stuck: twin")}
-	probeQueue(reg, b, "twin", 4, m)
-	reg.Set("twin", board.StateRunning, "")
+	probeQueue(reg, b, module{name: "twin", queue: bus.ModuleTwin, r: m}, 4)
+	reg.Set("twin", StateRunning, "")
 	if got := reg.Unhealthy(); len(got) != 1 || got[0] != "twin" {
 		t.Errorf("Unhealthy() with a stuck worker = %q, want [twin]", got)
 	}

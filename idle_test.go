@@ -27,7 +27,7 @@ func TestIdleAllocations(t *testing.T) {
 	_, stop := runInProcess(t, "n1", func(c *Config) {
 		c.Hub.Server, c.Hub.Token, c.Hub.CertServer = srv.Addr, srv.Token("n1"), srv.CertURL
 		c.Hub.Heartbeat = time.Hour
-		c.Board.UpdateFrequency = time.Hour
+		c.NodeStatus.UpdateFrequency = time.Hour
 		c.Runtime.IdleTrim = -1
 		// Neither has a server here: their redials are timers of their
 		// own (back-off up to a minute), not idling. DMI off also keeps

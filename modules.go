@@ -23,6 +23,7 @@ import (
 	"edgenode/hub"
 	"edgenode/meta"
 	"edgenode/mqtt"
+	"edgenode/nodestatus"
 	"edgenode/pod"
 	"edgenode/stream"
 	"edgenode/twin"
@@ -120,7 +121,7 @@ func (c *Config) validateModules() []error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Stream.Validate()...)
-	errs = append(errs, c.Board.Validate()...)
+	errs = append(errs, c.NodeStatus.Validate()...)
 	errs = append(errs, c.Watchdog.Validate()...)
 	errs = append(errs, c.Meta.Validate()...)
 	errs = append(errs, c.Pod.Validate()...)
@@ -138,11 +139,11 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
-// boardDefaults fills the board, watchdog and health sections; the board
-// takes node name, era and data dir from the top level.
+// boardDefaults fills the node status, watchdog and health sections; node
+// status takes node name, era and data dir from the top level.
 func (c *Config) boardDefaults() {
-	c.Board.NodeName, c.Board.DataDir, c.Board.Era = c.NodeName, c.DataDir, c.EraValue()
-	c.Board = c.Board.Defaults()
+	c.NodeStatus.NodeName, c.NodeStatus.DataDir, c.NodeStatus.Era = c.NodeName, c.DataDir, c.EraValue()
+	c.NodeStatus = c.NodeStatus.Defaults()
 	c.Watchdog = c.Watchdog.Defaults()
 	c.Health.defaults()
 }
@@ -174,6 +175,13 @@ type runner interface {
 	Run(ctx context.Context) error
 }
 
+// module is one module as main runs it.
+type module struct {
+	name  string     // its name in logs, /healthz and /metrics
+	queue bus.Module // the bus queue it reads; "" for none
+	r     runner
+}
+
 // run wires the modules and runs them under one errgroup until ctx ends.
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// Everything edgenode writes lives under the data dir, so that the
@@ -196,23 +204,26 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	b := bus.New(cfg.Bus, log.With("module", "bus"))
 
-	reg := board.NewRegistry()
+	reg := NewRegistry()
 	hs := newHealth(cfg.Health, cfg.NodeName, b, cfg.Bus.QueueLen, reg, log.With("module", "health"))
 	hs.readOnly = store.ReadOnly
 
-	var mods []runner
-	// Modules are wired here, one block each. A module with counters adds
-	// them to /metrics with hs.stats("<package>", func() any { return m.Stats() }).
+	var mods []module
+	// Modules are wired here, one block each: each is added with its name,
+	// its bus queue and its counters for /metrics.
+	add := func(name string, queue bus.Module, r runner, stats func() any) {
+		mods = append(mods, module{name: name, queue: queue, r: r})
+		hs.stats(name, stats)
+	}
 
-	// board: node facts, node status and lease through meta.
+	// nodestatus: the board's facts as node status and lease, through meta.
 	runtime := cfg.Pod.Runtime // the OCI runtime the pod module drives
-	node, err := board.New(cfg.Board, b, log.With("module", "board"), board.Host{Unhealthy: reg.Unhealthy,
+	node, err := nodestatus.New(cfg.NodeStatus, b, log.With("module", "nodestatus"), nodestatus.Host{Unhealthy: reg.Unhealthy,
 		Runtime: func(ctx context.Context) (string, error) { return board.RuncVersion(ctx, runtime) }})
 	if err != nil {
 		return err
 	}
-	mods = append(mods, node)
-	hs.stats("board", func() any { return node.Stats() })
+	add("nodestatus", bus.ModuleNodeStatus, node, func() any { return node.Stats() })
 
 	// twin: DeviceTwin, the device API on the $hw/events topics. It asks
 	// the eventbus, made below, whether anyone subscribes to a twin's
@@ -231,8 +242,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mods = append(mods, tw)
-	hs.stats("twin", func() any { return tw.Stats() })
+	add("twin", bus.ModuleTwin, tw, func() any { return tw.Stats() })
 
 	// dmi: KubeEdge's DMI for mapper-framework mappers, beside twin.
 	if cfg.DMI.Socket != DMIOff {
@@ -240,8 +250,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		mods = append(mods, dm)
-		hs.stats("dmi", func() any { return dm.Stats() })
+		add("dmi", bus.ModuleDMI, dm, func() any { return dm.Stats() })
 	}
 
 	// meta: MetaManager, the store's keeper between edged, twin and hub.
@@ -252,8 +261,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mods = append(mods, mm)
-	hs.stats("meta", func() any { return mm.Stats() })
+	add("meta", bus.ModuleMeta, mm, func() any { return mm.Stats() })
 
 	// hub: EdgeHub, the link to the cloud, when one is configured.
 	if cfg.Hub.Enabled() {
@@ -261,8 +269,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		mods = append(mods, h)
-		hs.stats("hub", func() any { return h.Stats() })
+		add("hub", bus.ModuleHub, h, func() any { return h.Stats() })
 		hs.connected = h.Connected
 	} else {
 		log.Info("no cloud configured (hub.server or --cloud): running on its own")
@@ -273,16 +280,14 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mods = append(mods, eb)
-	hs.stats("mqtt", func() any { return eb.Stats() })
+	add("mqtt", bus.ModuleMQTT, eb, func() any { return eb.Stats() })
 
 	// pod: Edged, the pods on runc.
 	pr, err := pod.New(cfg.podConfig(), b, log.With("module", "pod"))
 	if err != nil {
 		return err
 	}
-	mods = append(mods, pr)
-	hs.stats("pod", func() any { return pr.Stats() })
+	add("pod", bus.ModulePod, pr, func() any { return pr.Stats() })
 	hs.podPhases = func() map[string]int {
 		n := map[string]int{}
 		for _, p := range pr.Pods() {
@@ -298,16 +303,17 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		mods = append(mods, st)
-		hs.stats("stream", func() any { return st.Stats() })
+		add("stream", "", st, func() any { return st.Stats() })
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, m := range mods {
-		name := moduleName(m)
-		reg.Add(name)
-		probeQueue(reg, b, name, cfg.Bus.QueueLen, m)
-		g.Go(func() error { return runTracked(gctx, reg, name, m) })
+		reg.Add(m.name)
+		if m.queue != "" {
+			hs.queues = append(hs.queues, m.queue)
+			probeQueue(reg, b, m, cfg.Bus.QueueLen)
+		}
+		g.Go(func() error { return runTracked(gctx, reg, m.name, m.r) })
 	}
 	// The health server and the watchdog serve the modules; they are not
 	// modules themselves.
@@ -336,11 +342,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 // waitReady blocks until every module with a Ready channel has closed it, or
 // ctx ends. A module that is slow to become ready (a port still taken) is
 // named in the log every 10 s; the others keep running meanwhile.
-func waitReady(ctx context.Context, mods []runner, log *slog.Logger) {
+func waitReady(ctx context.Context, mods []module, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for _, m := range mods {
-		r, ok := m.(interface{ Ready() <-chan struct{} })
+		r, ok := m.r.(interface{ Ready() <-chan struct{} })
 		if !ok {
 			continue
 		}
@@ -351,7 +357,7 @@ func waitReady(ctx context.Context, mods []runner, log *slog.Logger) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				log.Warn("edgenode not ready yet: waiting for a module", "module", moduleName(m))
+				log.Warn("edgenode not ready yet: waiting for a module", "module", m.name)
 			}
 		}
 	}
@@ -436,7 +442,7 @@ func (c *Config) streamConfig() stream.Config {
 	s := c.Stream
 	hc := c.hubConfig()
 	s.NodeName, s.CertFile, s.KeyFile = c.NodeName, hc.CertFile, hc.KeyFile
-	iface := c.Board.Interface
+	iface := c.NodeStatus.Interface
 	s.NodeIP = func() string {
 		ifs, err := board.Interfaces()
 		if err != nil {

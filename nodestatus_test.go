@@ -17,6 +17,7 @@ import (
 	"edgenode/hub"
 	"edgenode/hub/hubtest"
 	"edgenode/meta"
+	"edgenode/nodestatus"
 )
 
 // TestNodeStatusThroughHub runs the board module behind the real
@@ -36,9 +37,9 @@ func TestNodeStatusThroughHub(t *testing.T) {
 			// Stand-ins for edged and twin, which meta forwards to.
 			cn := newLinkNode(t, ctx, srv, era, node, standIn{bus.ModulePod, bus.GroupPod}, standIn{bus.ModuleTwin, bus.GroupTwin})
 			b, dir, hc, mm := cn.b, cn.dir, cn.hub, cn.meta
-			bn, err := board.New(board.Config{NodeName: node, Era: era, DataDir: dir,
+			bn, err := nodestatus.New(nodestatus.Config{NodeName: node, Era: era, DataDir: dir,
 				UpdateFrequency: time.Second, ReportFrequency: 2 * time.Second, SyncTimeout: 5 * time.Second},
-				b, nil, board.Host{
+				b, nil, nodestatus.Host{
 					Interfaces: func() ([]board.IfaceAddrs, error) {
 						return []board.IfaceAddrs{{Name: "eth0", Up: true, Addrs: []net.IP{net.ParseIP("10.1.2.3")}}}, nil
 					},
@@ -80,14 +81,14 @@ func TestNodeStatusThroughHub(t *testing.T) {
 				m, _ := srv.WaitFor(ctx, is(bus.OpUpdate, res))
 				var body struct {
 					UID             string
-					Status          board.NodeStatus
+					Status          nodestatus.NodeStatus
 					ExtendResources json.RawMessage
 				}
 				if err := json.Unmarshal(m.Content, &body); err != nil {
 					t.Fatalf("nodestatus content %s: %v", m.Content, err)
 				}
 				st := body.Status
-				if body.UID != board.NodeStatusUID || st.NodeInfo.ContainerRuntimeVersion != "runc://1.1.12" ||
+				if body.UID != nodestatus.NodeStatusUID || st.NodeInfo.ContainerRuntimeVersion != "runc://1.1.12" ||
 					len(st.Addresses) != 2 || st.Addresses[0].Address != "10.1.2.3" || st.Capacity["pods"] != "110" ||
 					len(st.Conditions) != 4 || m.Route.Source != bus.ModulePod || m.Route.Group != bus.GroupMeta {
 					t.Errorf("nodestatus at the cloud = %+v %s", m.Route, m.Content)
@@ -99,7 +100,7 @@ func TestNodeStatusThroughHub(t *testing.T) {
 			if err != nil {
 				t.Fatalf("no node insert at the cloud: %v", err)
 			}
-			var n board.KubeNode
+			var n nodestatus.KubeNode
 			if err := json.Unmarshal(ins.Content, &n); err != nil || n.Kind != "Node" || n.Metadata.Name != node ||
 				n.Status.NodeInfo.KubeletVersion == "" || n.Status.Allocatable["cpu"] == "" {
 				t.Errorf("node insert = %s, %v", ins.Content, err)
@@ -118,7 +119,7 @@ func TestNodeStatusThroughHub(t *testing.T) {
 				t.Fatalf("no nodepatch: %v", err)
 			}
 			s, ok := bus.ContentString(p.Content)
-			var patch struct{ Status board.NodeStatus }
+			var patch struct{ Status nodestatus.NodeStatus }
 			if !ok || json.Unmarshal([]byte(s), &patch) != nil || len(patch.Status.Conditions) != 4 {
 				t.Errorf("nodepatch content = %s", p.Content)
 			}
@@ -255,7 +256,7 @@ func TestRestartDoesNotRecreateNode(t *testing.T) {
 	lease := "kube-node-lease/lease/" + node
 	for run := 1; run <= 2; run++ {
 		cn := newLinkNodeIn(t, ctx, srv, bus.EraV123, node, dir, standIn{bus.ModulePod, bus.GroupPod}, standIn{bus.ModuleTwin, bus.GroupTwin})
-		bn, err := board.New(board.Config{NodeName: node, DataDir: dir, SyncTimeout: 5 * time.Second}, cn.b, nil, board.Host{
+		bn, err := nodestatus.New(nodestatus.Config{NodeName: node, DataDir: dir, SyncTimeout: 5 * time.Second}, cn.b, nil, nodestatus.Host{
 			Runtime: func(context.Context) (string, error) { return "1.1.12", nil },
 		})
 		if err != nil {

@@ -421,3 +421,25 @@ func TestHostFacts(t *testing.T) {
 		t.Errorf("PickAddress(host, lo) = %v, %v, want a loopback address", ip, err)
 	}
 }
+
+func TestParseRuncVersion(t *testing.T) {
+	for _, tt := range runcTests {
+		got, err := ParseRuncVersion(strings.NewReader(tt.in))
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("ParseRuncVersion(%q) = %q, %v, want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+var runcTests = []struct {
+	in      string
+	want    string
+	wantErr bool
+}{
+	{"runc version 1.1.12\ncommit: v1.1.12-0-g51d5e946\nspec: 1.0.2-dev\ngo: go1.20.13\nlibseccomp: 2.5.4\n", "1.1.12", false},
+	{"runc version 1.3.0+dfsg1\n", "1.3.0+dfsg1", false},
+	{"runc version\n", "", true},
+	{"crun version 1.8\n", "", true},
+	{"runc version 1.1.12; rm -rf /\n", "", true},
+	{"", "", true},
+}

@@ -106,15 +106,6 @@ func FuzzParseRuncVersion(f *testing.F) {
 	})
 }
 
-func FuzzParseObjectResp(f *testing.F) {
-	f.Add([]byte(`"OK"`))
-	f.Add([]byte(`{"Object":{"metadata":{"name":"n"}},"Err":null}`))
-	f.Add([]byte(`{"Object":null,"Err":{"ErrStatus":{"reason":"NotFound","code":404}}}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = ParseObjectResp(b)
-	})
-}
-
 func FuzzPreflightFiles(f *testing.F) {
 	f.Add([]byte("#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\nmemory\t3\t1\t1\npids\t4\t1\t1\n"), "6.6.51+rpt-rpi-v6")
 	f.Add([]byte("cpuset cpu io memory pids\n"), "4.19-rc1")

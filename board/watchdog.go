@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -62,12 +61,20 @@ func OpenDevice(path string) (io.WriteCloser, error) {
 	return os.OpenFile(path, os.O_WRONLY, 0)
 }
 
-// Watchdog keeps a hardware watchdog alive while every module in a
-// Registry is healthy. When a module turns unhealthy it stops the
+// Health is what the watchdog reads of the node's module health (main's
+// registry).
+type Health interface {
+	// Unhealthy names the modules that are not healthy now.
+	Unhealthy() []string
+	// Failed reports whether a module failed, as opposed to stopping.
+	Failed() bool
+}
+
+// Watchdog keeps a hardware watchdog alive while every module is healthy. When a module turns unhealthy it stops the
 // keep-alives, so the board resets if edgenode cannot recover in time.
 type Watchdog struct {
 	cfg   WatchdogConfig
-	reg   *Registry
+	reg   Health
 	log   *slog.Logger
 	open  OpenFunc
 	pings atomic.Uint64
@@ -76,7 +83,7 @@ type Watchdog struct {
 
 // NewWatchdog returns a watchdog; it opens nothing until Run. open may be
 // nil (OpenDevice).
-func NewWatchdog(cfg WatchdogConfig, reg *Registry, log *slog.Logger, open OpenFunc) *Watchdog {
+func NewWatchdog(cfg WatchdogConfig, reg Health, log *slog.Logger, open OpenFunc) *Watchdog {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -156,8 +163,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 
 func (w *Watchdog) close(dev io.WriteCloser) error {
 	defer w.armed.Store(false)
-	failed := slices.ContainsFunc(w.reg.Modules(), func(m ModuleHealth) bool { return m.State == StateFailed })
-	if failed {
+	if w.reg.Failed() {
 		w.log.Warn("watchdog: closing without magic close after a module failure; the timer keeps running")
 		return dev.Close()
 	}

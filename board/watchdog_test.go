@@ -3,7 +3,6 @@ package board
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,63 +11,31 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
-func TestRegistry(t *testing.T) {
-	r := NewRegistry()
-	r.Add("metamanager")
-	r.Add("eventbus")
-	r.Add("metamanager")
-	if got := r.Unhealthy(); len(got) != 0 {
-		t.Errorf("Unhealthy() while starting = %v, want none", got)
-	}
-	r.Set("metamanager", StateRunning, "")
-	r.Set("eventbus", StateRunning, "")
-	var probeErr error
-	var mu sync.Mutex
-	r.Probe("eventbus", func() error { mu.Lock(); defer mu.Unlock(); return probeErr })
-	if got := r.Unhealthy(); len(got) != 0 {
-		t.Errorf("Unhealthy() all running = %v, want none", got)
-	}
-	mu.Lock()
-	probeErr = errors.New("queue full")
-	mu.Unlock()
-	if diff := cmp.Diff([]string{"eventbus"}, r.Unhealthy()); diff != "" {
-		t.Errorf("Unhealthy() with failing probe (-want +got):\n%s", diff)
-	}
-	mods := r.Modules()
-	if mods[1].State != StateFailed || mods[1].Detail != "queue full" {
-		t.Errorf("Modules()[1] = %+v, want failed: queue full", mods[1])
-	}
-	r.Set("metamanager", StateFailed, "db: corrupt")
-	if diff := cmp.Diff([]string{"eventbus", "metamanager"}, r.Unhealthy()); diff != "" {
-		t.Errorf("Unhealthy() (-want +got):\n%s", diff)
-	}
-	r.Set("twin", StateStopped, "")
-	if got := r.Modules(); len(got) != 3 || got[2].Name != "twin" {
-		t.Errorf("Set of an unknown name did not add it: %+v", got)
-	}
+// fakeHealth is a module health that the test sets.
+type fakeHealth struct {
+	mu     sync.Mutex
+	bad    []string
+	failed bool
 }
 
-func TestRegistryStartTimeout(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := NewRegistry()
-		r.Add("eventbus")
-		time.Sleep(StartTimeout - time.Second)
-		if got := r.Unhealthy(); len(got) != 0 {
-			t.Errorf("Unhealthy() while starting = %v, want none", got)
-		}
-		time.Sleep(time.Second)
-		if diff := cmp.Diff([]string{"eventbus"}, r.Unhealthy()); diff != "" {
-			t.Errorf("Unhealthy() after StartTimeout (-want +got):\n%s", diff)
-		}
-		r.Set("eventbus", StateRunning, "")
-		if got := r.Unhealthy(); len(got) != 0 {
-			t.Errorf("Unhealthy() once running = %v, want none", got)
-		}
-	})
+func (h *fakeHealth) set(bad []string, failed bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.bad, h.failed = bad, failed
+}
+
+func (h *fakeHealth) Unhealthy() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bad
+}
+
+func (h *fakeHealth) Failed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.failed
 }
 
 func logTo(buf *bytes.Buffer) *slog.Logger {
@@ -81,8 +48,7 @@ func TestWatchdogKeepAliveAndMagicClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	synctest.Test(t, func(t *testing.T) {
-		reg := NewRegistry()
-		reg.Set("metamanager", StateRunning, "")
+		reg := &fakeHealth{}
 		var buf bytes.Buffer
 		w := NewWatchdog(WatchdogConfig{Device: dev}, reg, logTo(&buf), nil)
 		ctx, cancel := context.WithCancel(t.Context())
@@ -93,13 +59,13 @@ func TestWatchdogKeepAliveAndMagicClose(t *testing.T) {
 		if !w.Armed() || w.Pings() != 3 {
 			t.Errorf("after 12 s: armed %v pings %d, want armed, 3", w.Armed(), w.Pings())
 		}
-		reg.Set("metamanager", StateFailed, "stuck")
+		reg.set([]string{"metamanager"}, true)
 		time.Sleep(10 * time.Second) // 15, 20 withheld
 		synctest.Wait()
 		if w.Pings() != 3 {
 			t.Errorf("pings while unhealthy = %d, want still 3", w.Pings())
 		}
-		reg.Set("metamanager", StateRunning, "")
+		reg.set(nil, false)
 		time.Sleep(5 * time.Second) // 25
 		cancel()
 		if err := <-done; err != nil {
@@ -127,14 +93,13 @@ func TestWatchdogNoMagicCloseAfterFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	synctest.Test(t, func(t *testing.T) {
-		reg := NewRegistry()
-		reg.Set("edged", StateRunning, "")
+		reg := &fakeHealth{}
 		w := NewWatchdog(WatchdogConfig{Device: dev, Interval: time.Second}, reg, nil, nil)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- w.Run(ctx) }()
 		time.Sleep(1500 * time.Millisecond)
-		reg.Set("edged", StateFailed, "runc: exit 1")
+		reg.set([]string{"edged"}, true)
 		cancel()
 		<-done
 	})
@@ -154,7 +119,7 @@ func TestWatchdogNoDevice(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			w := NewWatchdog(WatchdogConfig{Device: tt.device}, NewRegistry(), logTo(&buf), nil)
+			w := NewWatchdog(WatchdogConfig{Device: tt.device}, &fakeHealth{}, logTo(&buf), nil)
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
 			if err := w.Run(ctx); err != nil {
@@ -178,7 +143,7 @@ func TestWatchdogTimeoutOnAFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	w := NewWatchdog(WatchdogConfig{Device: dev, Timeout: 15 * time.Second}, NewRegistry(), logTo(&buf), nil)
+	w := NewWatchdog(WatchdogConfig{Device: dev, Timeout: 15 * time.Second}, &fakeHealth{}, logTo(&buf), nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err := w.Run(ctx); err != nil {

@@ -8,16 +8,16 @@ type Module string
 
 // Modules of the edge node (spec 1.5, v1.23.1 spelling).
 const (
-	ModuleHub     Module = "websocket"   // EdgeHub
-	ModuleMeta    Module = "metamanager" // MetaManager
-	ModulePod     Module = "edged"       // Edged
-	ModuleTwin    Module = "twin"        // DeviceTwin
-	ModuleMQTT    Module = "eventbus"    // EventBus
-	ModuleBoard   Module = "board"       // node facts and node status (no KubeEdge name)
-	ModuleEdgeHub Module = "edgehub"     // source of node/connection events
-	ModuleBusSrc  Module = "bus"         // source of messages from MQTT to twin and cloud
-	ModuleDMI     Module = "dmi"         // the DMI server and client for mappers (edgecore's DMI worker)
-	ModuleTest    Module = "testManager" // KubeEdge's test harness module
+	ModuleHub        Module = "websocket"   // EdgeHub
+	ModuleMeta       Module = "metamanager" // MetaManager
+	ModulePod        Module = "edged"       // Edged
+	ModuleTwin       Module = "twin"        // DeviceTwin
+	ModuleMQTT       Module = "eventbus"    // EventBus
+	ModuleNodeStatus Module = "nodestatus"  // node status and lease (edged's part of it; no KubeEdge name of its own)
+	ModuleEdgeHub    Module = "edgehub"     // source of node/connection events
+	ModuleBusSrc     Module = "bus"         // source of messages from MQTT to twin and cloud
+	ModuleDMI        Module = "dmi"         // the DMI server and client for mappers (edgecore's DMI worker)
+	ModuleTest       Module = "testManager" // KubeEdge's test harness module
 )
 
 // Cloud module names seen in route.source (spec 1.5).

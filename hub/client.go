@@ -337,8 +337,8 @@ func (c *Client) failSync(m bus.Message, reason string) {
 
 // publish tells the meta, twin and bus groups that the cloud came or went
 // (spec 2.4 "Connection lifecycle"; seed docs "Publish Client Info"), and
-// then the board module, which registers the node at once on a new link.
-// Meta hears first: by the time the board's request reaches meta's queue,
+// then the node status module, which registers the node at once on a new link.
+// Meta hears first: by the time its request reaches meta's queue,
 // meta knows the cloud is there.
 func (c *Client) publish(state string) {
 	for _, g := range []bus.Group{bus.GroupMeta, bus.GroupTwin, bus.GroupBus} {
@@ -347,10 +347,10 @@ func (c *Client) publish(state string) {
 			c.log.Warn("hub: connection event not delivered", "group", g, "state", state, "err", err)
 		}
 	}
-	if c.b.Has(bus.ModuleBoard) {
+	if c.b.Has(bus.ModuleNodeStatus) {
 		msg := bus.NewMessage(bus.ModuleEdgeHub, "", bus.OpConnect, bus.ResNodeConnection, bus.JSONString(state))
-		if err := c.b.Send(bus.ModuleBoard, msg); err != nil {
-			c.log.Warn("hub: connection event not delivered", "module", bus.ModuleBoard, "state", state, "err", err)
+		if err := c.b.Send(bus.ModuleNodeStatus, msg); err != nil {
+			c.log.Warn("hub: connection event not delivered", "module", bus.ModuleNodeStatus, "state", state, "err", err)
 		}
 	}
 }

@@ -125,7 +125,7 @@ func FuzzStoredValue(f *testing.F) {
 // fuzzSources are the senders FuzzHandle picks from.
 var fuzzSources = []bus.Module{
 	bus.SourceEdgeController, bus.SourceController, bus.SourceDeviceController, bus.ModulePod,
-	bus.ModuleBoard, bus.ModuleEdgeHub, bus.SourcePolicyController, bus.Module("stranger"),
+	bus.ModuleNodeStatus, bus.ModuleEdgeHub, bus.SourcePolicyController, bus.Module("stranger"),
 }
 
 // FuzzHandle feeds arbitrary messages to MetaManager: it must not panic,

@@ -37,7 +37,7 @@ var fakes = []struct {
 	{bus.ModuleHub, bus.GroupHub},
 	{bus.ModulePod, bus.GroupPod},
 	{bus.ModuleTwin, bus.GroupTwin},
-	{bus.ModuleBoard, ""},
+	{bus.ModuleNodeStatus, ""},
 	{bus.ModuleTest, ""},
 }
 
@@ -697,7 +697,7 @@ func TestBadInput(t *testing.T) {
 		{"podpatch a number", bus.ModulePod, bus.OpPatch, "default/podpatch/nginx", `12`},
 		{"patch of a pod", bus.ModulePod, bus.OpPatch, "default/pod/nginx", `"{}"`},
 		{"edge query bad path", bus.ModulePod, bus.OpQuery, "configmap", ``},
-		{"board node status not JSON", bus.ModuleBoard, bus.OpUpdate, "default/nodestatus/n", `{`},
+		{"board node status not JSON", bus.ModuleNodeStatus, bus.OpUpdate, "default/nodestatus/n", `{`},
 		{"path with dot-dot", bus.SourceEdgeController, bus.OpInsert, "../../../etc/pod/passwd", `{"metadata":{"name":"passwd"}}`},
 		{"name dot-dot", bus.SourceEdgeController, bus.OpInsert, "default/configmap/..", `{"metadata":{"name":"x"}}`},
 		{"unknown kind dot-dot", bus.SourceDeviceController, bus.OpInsert, "default/../x", `{}`},

@@ -97,7 +97,7 @@ func parseResource(res string, op bus.Op) (bus.Resource, error) {
 // of the edge's modules (spec 1.5).
 func (m *Meta) fromCloud(msg bus.Message) bool {
 	switch src := msg.Route.Source; src {
-	case bus.ModuleHub, bus.ModuleMeta, bus.ModulePod, bus.ModuleTwin, bus.ModuleMQTT, bus.ModuleBoard,
+	case bus.ModuleHub, bus.ModuleMeta, bus.ModulePod, bus.ModuleTwin, bus.ModuleMQTT, bus.ModuleNodeStatus,
 		bus.ModuleEdgeHub, bus.ModuleBusSrc, bus.ModuleTest:
 		return false
 	default:

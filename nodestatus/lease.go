@@ -1,4 +1,4 @@
-package board
+package nodestatus
 
 import (
 	"bytes"
@@ -42,13 +42,13 @@ func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) {
 	if _, err := n.request(ctx, bus.OpPatch, res, bus.JSONString(string(patch))); err != nil {
 		n.failed.Add(1)
 		if errors.Is(err, ErrNotFound) {
-			n.log.Info("board: the node is gone from the cloud, registering it again", "node", n.cfg.NodeName)
+			n.log.Info("the node is gone from the cloud, registering it again", "node", n.cfg.NodeName)
 			n.registered.Store(false)
 			n.gone = true // meta's copy is stale: insert, do not trust it
 			n.lease = nil
 			return
 		}
-		n.log.Debug("board: nodepatch failed, retrying next round", "err", err)
+		n.log.Debug("nodepatch failed, retrying next round", "err", err)
 		return
 	}
 	n.sent.Add(1)
@@ -62,7 +62,7 @@ func (n *Node) register(ctx context.Context, st *NodeStatus, now time.Time) bool
 	if uid, ok := n.storedNode(ctx, nodeRes); ok && !n.gone {
 		n.nodeUID = uid
 		n.registered.Store(true)
-		n.log.Info("board: node registered before, patching its status", "node", n.cfg.NodeName)
+		n.log.Info("node registered before, patching its status", "node", n.cfg.NodeName)
 		return false
 	}
 	content, _ := json.Marshal(NodeObject(n.cfg, *st))
@@ -79,17 +79,17 @@ func (n *Node) register(ctx context.Context, st *NodeStatus, now time.Time) bool
 		n.created, n.gone = true, false
 		n.sent.Add(1)
 		n.last, n.lastSent = st, now
-		n.log.Info("board: node registered", "node", n.cfg.NodeName)
+		n.log.Info("node registered", "node", n.cfg.NodeName)
 		return true
 	case errors.Is(err, ErrAlreadyExists):
 		// Registered from elsewhere, or the store was lost: bring its
 		// status up to date with a patch, as the kubelet does.
 		n.registered.Store(true)
-		n.log.Info("board: node already registered", "node", n.cfg.NodeName)
+		n.log.Info("node already registered", "node", n.cfg.NodeName)
 		return false
 	default:
 		n.failed.Add(1)
-		n.log.Debug("board: node insert failed, retrying next round", "err", err)
+		n.log.Debug("node insert failed, retrying next round", "err", err)
 		return true
 	}
 }
@@ -159,13 +159,13 @@ func (n *Node) renewLease(ctx context.Context, now time.Time) {
 			n.lease = n.newLease()
 		case err != nil:
 			n.leaseFailed.Add(1)
-			n.log.Debug("board: lease query failed", "err", err)
+			n.log.Debug("lease query failed", "err", err)
 			return
 		default:
 			var l Lease
 			if err := json.Unmarshal(obj, &l); err != nil {
 				n.leaseFailed.Add(1)
-				n.log.Debug("board: lease query answer", "err", err)
+				n.log.Debug("lease query answer", "err", err)
 				return
 			}
 			n.lease = &l
@@ -182,7 +182,7 @@ func (n *Node) renewLease(ctx context.Context, now time.Time) {
 	if err != nil {
 		n.lease = nil
 		n.leaseFailed.Add(1)
-		n.log.Debug("board: lease renew failed", "op", op, "err", err)
+		n.log.Debug("lease renew failed", "op", op, "err", err)
 		return
 	}
 	var got Lease
@@ -212,15 +212,15 @@ func (n *Node) request(ctx context.Context, op bus.Op, res string, content []byt
 	msg := bus.NewMessage(bus.ModulePod, bus.GroupMeta, op, res, content)
 	resp, err := n.b.SendSync(ctx, bus.ModuleMeta, msg, n.cfg.SyncTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("board: %s %s: %w", op, res, err)
+		return nil, fmt.Errorf("nodestatus: %s %s: %w", op, res, err)
 	}
 	if resp.Route.Operation == bus.OpError {
 		reason, _ := bus.ContentString(resp.Content)
-		return nil, fmt.Errorf("board: %s %s: %w: %s", op, res, ErrRejected, reason)
+		return nil, fmt.Errorf("nodestatus: %s %s: %w: %s", op, res, ErrRejected, reason)
 	}
 	obj, err := ParseObjectResp(resp.Content)
 	if err != nil {
-		return obj, fmt.Errorf("board: %s %s: %w", op, res, err)
+		return obj, fmt.Errorf("nodestatus: %s %s: %w", op, res, err)
 	}
 	return obj, nil
 }
@@ -274,4 +274,12 @@ func ParseObjectResp(content []byte) (json.RawMessage, error) {
 		return r.Object, fmt.Errorf("%w: %s", ErrRejected, trunc(string(r.Err)))
 	}
 	return r.Object, e.ErrStatus
+}
+
+// trunc shortens s for an error message.
+func trunc(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
 }

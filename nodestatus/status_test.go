@@ -1,24 +1,25 @@
-package board
+package nodestatus
 
 import (
 	"encoding/json"
 	"errors"
 	"net"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"edgenode/board"
 )
 
-func pizeroFacts(t *testing.T) Facts {
+func pizeroFacts(t *testing.T) board.Facts {
 	t.Helper()
-	f, err := Collect(os.DirFS("testdata/pizero"), Uname{Machine: "armv6l"})
+	f, err := board.Collect(os.DirFS("../board/testdata/pizero"), board.Uname{Machine: "armv6l"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Disk = Disk{Total: 14 << 30, Free: 10 << 30, Inodes: 900000, InodesFree: 800000}
+	f.Disk = board.Disk{Total: 14 << 30, Free: 10 << 30, Inodes: 900000, InodesFree: 800000}
 	return f
 }
 
@@ -69,9 +70,9 @@ func TestBuildStatusPiZero(t *testing.T) {
 func TestConditions(t *testing.T) {
 	th := Thresholds{}
 	th.defaults()
-	base := Inputs{Runtime: "1.1.5", Facts: Facts{
-		Memory: MemInfo{Total: 512 << 20, Available: 300 << 20},
-		Disk:   Disk{Total: 1000, Free: 500, Inodes: 100, InodesFree: 50},
+	base := Inputs{Runtime: "1.1.5", Facts: board.Facts{
+		Memory: board.MemInfo{Total: 512 << 20, Available: 300 << 20},
+		Disk:   board.Disk{Total: 1000, Free: 500, Inodes: 100, InodesFree: 50},
 		Tasks:  100, PIDMax: 32768,
 	}}
 	tests := []struct {
@@ -95,7 +96,7 @@ func TestConditions(t *testing.T) {
 			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "False", CondPIDPressure: "False", CondReady: "False"}, "EdgeNotReady"},
 		{"module down", func(in *Inputs) { in.Unhealthy = []string{"eventbus"} },
 			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "False", CondPIDPressure: "False", CondReady: "False"}, "EdgeNotReady"},
-		{"unknown disk", func(in *Inputs) { in.Facts.Disk = Disk{} },
+		{"unknown disk", func(in *Inputs) { in.Facts.Disk = board.Disk{} },
 			map[string]string{CondMemoryPressure: "False", CondDiskPressure: "False", CondPIDPressure: "False", CondReady: "True"}, ""},
 	}
 	for _, tt := range tests {
@@ -188,28 +189,6 @@ func TestParseObjectResp(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestParseRuncVersion(t *testing.T) {
-	for _, tt := range runcTests {
-		got, err := ParseRuncVersion(strings.NewReader(tt.in))
-		if got != tt.want || (err != nil) != tt.wantErr {
-			t.Errorf("ParseRuncVersion(%q) = %q, %v, want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
-var runcTests = []struct {
-	in      string
-	want    string
-	wantErr bool
-}{
-	{"runc version 1.1.12\ncommit: v1.1.12-0-g51d5e946\nspec: 1.0.2-dev\ngo: go1.20.13\nlibseccomp: 2.5.4\n", "1.1.12", false},
-	{"runc version 1.3.0+dfsg1\n", "1.3.0+dfsg1", false},
-	{"runc version\n", "", true},
-	{"crun version 1.8\n", "", true},
-	{"runc version 1.1.12; rm -rf /\n", "", true},
-	{"", "", true},
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -1,4 +1,4 @@
-package board
+package nodestatus
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"edgenode/board"
+
 	"edgenode/bus"
 )
 
@@ -25,13 +27,13 @@ type fakeHost struct {
 
 func (h *fakeHost) host() Host {
 	return Host{
-		FS:    os.DirFS("testdata/pizero"),
-		Uname: func() (Uname, error) { return Uname{Machine: "armv6l", Release: "6.6.51+rpt-rpi-v6"}, nil },
-		Interfaces: func() ([]IfaceAddrs, error) {
-			return []IfaceAddrs{{Name: "wlan0", Up: true, Addrs: []net.IP{net.ParseIP("192.168.1.23")}}}, nil
+		FS:    os.DirFS("../board/testdata/pizero"),
+		Uname: func() (board.Uname, error) { return board.Uname{Machine: "armv6l", Release: "6.6.51+rpt-rpi-v6"}, nil },
+		Interfaces: func() ([]board.IfaceAddrs, error) {
+			return []board.IfaceAddrs{{Name: "wlan0", Up: true, Addrs: []net.IP{net.ParseIP("192.168.1.23")}}}, nil
 		},
-		StatDisk: func(string) (Disk, error) {
-			return Disk{Total: 8 << 30, Free: 6 << 30, Inodes: 500000, InodesFree: 400000}, nil
+		StatDisk: func(string) (board.Disk, error) {
+			return board.Disk{Total: 8 << 30, Free: 6 << 30, Inodes: 500000, InodesFree: 400000}, nil
 		},
 		Runtime: func(context.Context) (string, error) {
 			h.mu.Lock()
@@ -93,7 +95,7 @@ func (m *fakeMeta) seen() ([]seen, []bus.Message) {
 	return append([]seen(nil), m.got...), append([]bus.Message(nil), m.msgs...)
 }
 
-// runNode runs a board module and a fake meta in a synctest bubble for d
+// runNode runs a node status module and a fake meta in a synctest bubble for d
 // of fake time and returns what meta saw.
 func runNode(t *testing.T, cfg Config, h *fakeHost, d time.Duration, during func(elapsed time.Duration, b *bus.Bus), answer func(bus.Message) *bus.Message) ([]seen, []bus.Message, Stats) {
 	var got []seen
@@ -429,8 +431,8 @@ func TestNodeRoundOnConnect(t *testing.T) {
 	got, _, _ := runNode(t, Config{NodeName: "pizero"}, h, 5*time.Second, func(el time.Duration, b *bus.Bus) {
 		if el == 3*time.Second {
 			m := bus.NewMessage(bus.ModuleEdgeHub, "", bus.OpConnect, bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))
-			if err := b.Send(bus.ModuleBoard, m); err != nil {
-				t.Errorf("Send(board) = %v", err)
+			if err := b.Send(bus.ModuleNodeStatus, m); err != nil {
+				t.Errorf("Send(nodestatus) = %v", err)
 			}
 		}
 	}, c.answer)

@@ -1,4 +1,4 @@
-package board
+package nodestatus
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"edgenode/board"
 	"edgenode/bus"
 )
 
@@ -18,14 +19,14 @@ import (
 var (
 	// ErrRejected is an "error" answer from MetaManager (e.g. "not
 	// connected") or a response whose Err is not a known status.
-	ErrRejected = errors.New("board: request rejected")
+	ErrRejected = errors.New("nodestatus: request rejected")
 	// ErrNotFound and ErrAlreadyExists are Kubernetes status reasons in
 	// the cloud's {"Object","Err"} answer (spec 2.5).
-	ErrNotFound      = errors.New("board: not found")
-	ErrAlreadyExists = errors.New("board: already exists")
+	ErrNotFound      = errors.New("nodestatus: not found")
+	ErrAlreadyExists = errors.New("nodestatus: already exists")
 	// ErrBadResponse is a response whose content is not JSON of the
 	// expected shape.
-	ErrBadResponse = errors.New("board: bad response")
+	ErrBadResponse = errors.New("nodestatus: bad response")
 )
 
 // Fixed protocol values.
@@ -155,11 +156,11 @@ func (c Config) Validate() []error {
 
 // Host is where a Node reads its facts. Zero fields read the real host.
 type Host struct {
-	FS         fs.FS                        // root file system; default os.DirFS("/")
-	Uname      func() (Uname, error)        // default HostUname
-	Interfaces func() ([]IfaceAddrs, error) // default Interfaces
-	StatDisk   func(string) (Disk, error)   // default StatDisk
-	// Runtime returns runc's version; default RuncVersion("runc").
+	FS         fs.FS                              // root file system; default os.DirFS("/")
+	Uname      func() (board.Uname, error)        // default board.HostUname
+	Interfaces func() ([]board.IfaceAddrs, error) // default board.Interfaces
+	StatDisk   func(string) (board.Disk, error)   // default board.StatDisk
+	// Runtime returns runc's version; default board.RuncVersion("runc").
 	Runtime func(context.Context) (string, error)
 	// Unhealthy lists modules that are not healthy; default none.
 	Unhealthy func() []string
@@ -170,16 +171,16 @@ func (h Host) defaults() Host {
 		h.FS = os.DirFS("/")
 	}
 	if h.Uname == nil {
-		h.Uname = HostUname
+		h.Uname = board.HostUname
 	}
 	if h.Interfaces == nil {
-		h.Interfaces = Interfaces
+		h.Interfaces = board.Interfaces
 	}
 	if h.StatDisk == nil {
-		h.StatDisk = StatDisk
+		h.StatDisk = board.StatDisk
 	}
 	if h.Runtime == nil {
-		h.Runtime = func(ctx context.Context) (string, error) { return RuncVersion(ctx, "runc") }
+		h.Runtime = func(ctx context.Context) (string, error) { return board.RuncVersion(ctx, "runc") }
 	}
 	if h.Unhealthy == nil {
 		h.Unhealthy = func() []string { return nil }
@@ -217,7 +218,7 @@ type Node struct {
 	registered                         atomic.Bool
 }
 
-// New registers the board module on b; it starts nothing.
+// New registers the node status module on b; it starts nothing.
 func New(cfg Config, b *bus.Bus, log *slog.Logger, host Host) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -227,10 +228,10 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, host Host) (*Node, error) {
 		return nil, err
 	}
 	if cfg.NodeName == "" {
-		return nil, errors.New("board: node name is empty")
+		return nil, errors.New("nodestatus: node name is empty")
 	}
-	if err := b.AddModule(bus.ModuleBoard, ""); err != nil {
-		return nil, fmt.Errorf("board: %w", err)
+	if err := b.AddModule(bus.ModuleNodeStatus, ""); err != nil {
+		return nil, fmt.Errorf("nodestatus: %w", err)
 	}
 	return &Node{cfg: cfg, b: b, log: log, host: host.defaults(), warnedOnce: map[string]bool{}}, nil
 }
@@ -243,12 +244,12 @@ func (n *Node) Stats() Stats {
 
 // Run sends the node status every UpdateFrequency, starting at once, until
 // ctx ends. When the hub reports a new link to the cloud a round runs at
-// once and the period starts again; other messages that reach the board
-// module's queue are discarded.
+// once and the period starts again; other messages that reach its queue are
+// discarded.
 func (n *Node) Run(ctx context.Context) error {
 	t := time.NewTicker(n.cfg.UpdateFrequency)
 	defer t.Stop()
-	q := n.b.Queue(bus.ModuleBoard)
+	q := n.b.Queue(bus.ModuleNodeStatus)
 	n.round(ctx)
 	for {
 		select {
@@ -261,7 +262,7 @@ func (n *Node) Run(ctx context.Context) error {
 				t.Reset(n.cfg.UpdateFrequency)
 				continue
 			}
-			n.log.Debug("board: ignoring message", "op", m.Route.Operation, "resource", m.Route.Resource)
+			n.log.Debug("ignoring message", "op", m.Route.Operation, "resource", m.Route.Resource)
 		case <-t.C:
 			n.round(ctx)
 		}
@@ -286,7 +287,7 @@ func (n *Node) inputs(ctx context.Context, now time.Time) Inputs {
 	var in Inputs
 	u, err := n.host.Uname()
 	n.warn("uname", err)
-	in.Facts, err = Collect(n.host.FS, u)
+	in.Facts, err = board.Collect(n.host.FS, u)
 	n.warn("facts", err)
 	if n.cfg.DataDir != "" {
 		in.Facts.Disk, err = n.host.StatDisk(n.cfg.DataDir)
@@ -294,7 +295,7 @@ func (n *Node) inputs(ctx context.Context, now time.Time) Inputs {
 	}
 	ifs, err := n.host.Interfaces()
 	if err == nil {
-		in.IP, err = PickAddress(ifs, n.cfg.Interface)
+		in.IP, err = board.PickAddress(ifs, n.cfg.Interface)
 	}
 	n.warn("address", err)
 	if n.runtime == "" || now.Sub(n.runtimeAt) >= n.cfg.RuntimeCheck {
@@ -316,7 +317,7 @@ func (n *Node) warn(kind string, err error) {
 	}
 	if !n.warnedOnce[kind] {
 		n.warnedOnce[kind] = true
-		n.log.Warn("board: node fact unavailable (logged once until it recovers)", "fact", kind, "err", err)
+		n.log.Warn("node fact unavailable (logged once until it recovers)", "fact", kind, "err", err)
 	}
 }
 
@@ -332,12 +333,12 @@ func (n *Node) sendV03(ctx context.Context, st *NodeStatus) {
 		ExtendResources any
 	}{NodeStatusUID, st, nil})
 	if err != nil {
-		panic("board: marshal node status: " + err.Error()) // only plain types: a programmer error
+		panic("nodestatus: marshal node status: " + err.Error()) // only plain types: a programmer error
 	}
 	res := bus.ResourcePath(n.cfg.Namespace, bus.KindNodeStatus, n.cfg.NodeName)
 	if _, err := n.request(ctx, bus.OpUpdate, res, content); err != nil {
 		n.failed.Add(1)
-		n.log.Debug("board: nodestatus not delivered", "err", err)
+		n.log.Debug("nodestatus not delivered", "err", err)
 		return
 	}
 	n.sent.Add(1)

@@ -1,10 +1,12 @@
-package board
+package nodestatus
 
 import (
 	"fmt"
 	"net"
 	"strconv"
 	"time"
+
+	"edgenode/board"
 )
 
 // The Kubernetes shapes below carry only what an edge node reports, with
@@ -153,7 +155,7 @@ func (t *Thresholds) defaults() {
 
 // Inputs is everything one status round is built from.
 type Inputs struct {
-	Facts   Facts
+	Facts   board.Facts
 	IP      net.IP // InternalIP; nil if none was found
 	Runtime string // runc version, "" when runc is missing
 	// Unhealthy lists modules that are not healthy; a non-empty list makes

@@ -1,4 +1,4 @@
-package board
+package main
 
 import (
 	"slices"
@@ -95,6 +95,12 @@ func (r *Registry) Modules() []ModuleHealth {
 		}
 	}
 	return out
+}
+
+// Failed reports whether a module failed, as opposed to stopping with
+// the node: the watchdog then leaves the board's timer running.
+func (r *Registry) Failed() bool {
+	return slices.ContainsFunc(r.Modules(), func(m ModuleHealth) bool { return m.State == StateFailed })
 }
 
 // StartTimeout is how long a module may stay starting before it counts as
