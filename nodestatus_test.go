@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -300,4 +301,26 @@ func TestRestartDoesNotRecreateNode(t *testing.T) {
 		t.Errorf("the restarted node sent no nodepatch: %v", err)
 	}
 	checkAPI(t, srv)
+}
+
+// TestNodeStatusConfigOldKey: a config file written when the section was
+// called board still starts the node, and naming both is an error.
+func TestNodeStatusConfigOldKey(t *testing.T) {
+	cfg, err := loadYAML(t, "board:\n  maxPods: 12\n  interface: wlan0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeStatus.MaxPods != 12 || cfg.NodeStatus.Interface != "wlan0" {
+		t.Errorf("nodeStatus from board: = maxPods %d interface %q, want 12 wlan0", cfg.NodeStatus.MaxPods, cfg.NodeStatus.Interface)
+	}
+	out, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "nodeStatus:") || strings.Contains(string(out), "\nboard:") {
+		t.Errorf("edgenode config prints the old key:\n%s", out)
+	}
+	if _, err := loadYAML(t, "board:\n  maxPods: 12\nnodeStatus:\n  maxPods: 13\n"); err == nil || !strings.Contains(err.Error(), "old name of nodeStatus") {
+		t.Errorf("both keys: err = %v, want one naming the old key", err)
+	}
 }
