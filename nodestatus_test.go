@@ -125,7 +125,7 @@ func TestNodeStatusThroughHub(t *testing.T) {
 				t.Errorf("nodepatch content = %s", p.Content)
 			}
 			if st := bn.Stats(); !st.Registered || st.LeaseRenewed < 2 {
-				t.Errorf("board Stats() = %+v, want registered and at least the insert and one update (the cloud saw two updates)", st)
+				t.Errorf("nodestatus Stats() = %+v, want registered and at least the insert and one update (the cloud saw two updates)", st)
 			}
 
 			// The link drops and comes back: the lease is renewed on the

@@ -374,6 +374,14 @@ func (m *Meta) storeResponse(ctx context.Context, key string, r bus.Resource, co
 	if r.Kind == bus.KindPodStatus || r.Kind == bus.KindNodeStatus {
 		return nil // the edge's own reports; an answer does not replace them
 	}
+	if r.Kind == bus.KindLease {
+		// Every renewal (each 10 s) returns a new lease, and nothing reads
+		// it from the store: nodestatus keeps it in memory and asks the
+		// cloud after a restart. Keeping it would be an fsync'd write on the
+		// board's flash every 10 s (edgecore v1.23.1's metamanager does keep
+		// it, process.go processRemote).
+		return nil
+	}
 	val := content
 	if or, ok := decodeObjectResp(content); ok {
 		if !isNull(or.Err) || isNull(or.Object) {
