@@ -188,8 +188,9 @@ type IfaceAddrs struct {
 
 // PickAddress chooses the node's InternalIP: the first IPv4 address (else
 // the first global IPv6 one) of the interface named name, or, when name is
-// empty, of the first interface that is up and not loopback (spec 6:
-// edged.interface-name). It returns ErrNoInterface when nothing fits.
+// empty, of the first interface that is up and not loopback (v0.3's
+// edged.interface-name, KubeEdge v0.3.0 edge/pkg/edged/edged.go). It returns
+// ErrNoInterface when nothing fits.
 func PickAddress(ifaces []IfaceAddrs, name string) (net.IP, error) {
 	for _, ifc := range ifaces {
 		if name != "" && ifc.Name != name {

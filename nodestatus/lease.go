@@ -12,8 +12,8 @@ import (
 )
 
 // sendV123 registers the node until that succeeds, then sends nodepatch
-// when the status changed, or at least every ReportFrequency (spec 2.5, 9
-// steps 5-7). A patch that fails is retried next round because n.last
+// when the status changed, or at least every ReportFrequency (the order edgecore v1.23.1 follows
+// on a new link: node insert, then nodepatch; KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go). A patch that fails is retried next round because n.last
 // still holds what the cloud has.
 //
 // A node this edge registered before is not inserted again: cloudcore logs
@@ -34,7 +34,8 @@ func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) {
 		return
 	}
 	// The content is a strategic merge patch of the whole status, as a JSON
-	// string (spec 2.5, 9 step 7); conditions and addresses merge by type.
+	// string (KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go patchNode); conditions and addresses
+	// merge by type.
 	patch, _ := json.Marshal(struct {
 		Status *NodeStatus `json:"status"`
 	}{st})
@@ -133,8 +134,8 @@ func NodeObject(cfg Config, st NodeStatus) KubeNode {
 		Metadata: ObjectMeta{Name: cfg.NodeName, Labels: labels}, Status: st}
 }
 
-// renewLease keeps kube-node-lease/lease/<node> fresh (spec 9 steps 3, 4,
-// 9): the first round queries it; a NotFound answer means insert; later
+// renewLease keeps kube-node-lease/lease/<node> fresh (KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go
+// queryLease and createOrUpdateLease): the first round queries it; a NotFound answer means insert; later
 // rounds update the object the cloud returned, with a new renewTime. Any
 // failure forgets the lease, so the next round queries again (this also
 // recovers from a resourceVersion conflict).
@@ -250,7 +251,8 @@ func (e *StatusError) Is(target error) bool {
 	return false
 }
 
-// ParseObjectResp reads an answer to a remote request (spec 2.5): "OK"
+// ParseObjectResp reads an answer to a remote request (KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go
+// nodeMsgResponse): "OK"
 // (nil, nil), or {"Object":...,"Err":...} where a non-null Err is returned
 // as a *StatusError (or ErrRejected when it has no status).
 func ParseObjectResp(content []byte) (json.RawMessage, error) {

@@ -21,7 +21,7 @@ var (
 	// connected") or a response whose Err is not a known status.
 	ErrRejected = errors.New("nodestatus: request rejected")
 	// ErrNotFound and ErrAlreadyExists are Kubernetes status reasons in
-	// the cloud's {"Object","Err"} answer (spec 2.5).
+	// the cloud's {"Object","Err"} answer (KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go).
 	ErrNotFound      = errors.New("nodestatus: not found")
 	ErrAlreadyExists = errors.New("nodestatus: already exists")
 	// ErrBadResponse is a response whose content is not JSON of the
@@ -32,9 +32,9 @@ var (
 // Fixed protocol values.
 const (
 	// NodeStatusUID is the node UID the v0.3 edge hard-codes in every
-	// nodestatus message (spec 2.5, 6).
+	// nodestatus message (KubeEdge v0.3.0 edge/pkg/edged/edged.go).
 	NodeStatusUID = "38796d14-1df3-11e8-8e5a-286ed488f209"
-	// LeaseNamespace holds node leases (spec 9).
+	// LeaseNamespace holds node leases.
 	LeaseNamespace = "kube-node-lease"
 )
 
@@ -45,14 +45,15 @@ type Config struct {
 	Era      bus.Era `yaml:"-"`
 	DataDir  string  `yaml:"-"`
 
-	// Namespace is v0.3's register-node-namespace, used in the nodestatus
-	// resource (spec 6). Default "default".
+	// Namespace is v0.3's edged.register-node-namespace, used in the
+	// nodestatus resource (KubeEdge v0.3.0 edge/pkg/edged/edged.go).
+	// Default "default".
 	Namespace string `yaml:"namespace"`
 	// Interface names the interface whose address is the InternalIP.
-	// Default: the first non-loopback interface that is up (spec 6
-	// interface-name).
+	// Default: the first non-loopback interface that is up (v0.3's
+	// edged.interface-name, KubeEdge v0.3.0 edge/pkg/edged/edged.go).
 	Interface string `yaml:"interface"`
-	// MaxPods is the pods capacity. Default 110 (spec 2.5).
+	// MaxPods is the pods capacity. Default 110, the kubelet's.
 	MaxPods int `yaml:"maxPods"`
 	// ReservedCPU (millicores) and ReservedMemory (bytes) are taken off
 	// capacity to give allocatable, for the system and edgenode itself.
@@ -60,8 +61,9 @@ type Config struct {
 	ReservedMemory uint64 `yaml:"reservedMemory"`
 	// Thresholds of the pressure conditions.
 	Thresholds Thresholds `yaml:"thresholds"`
-	// UpdateFrequency is the status and lease period. Default 10 s (spec
-	// 2.5 node-status-update-frequency, NodeStatusUpdateFrequency).
+	// UpdateFrequency is the status and lease period. Default 10 s
+	// (edged's node-status-update-frequency, the kubelet's
+	// NodeStatusUpdateFrequency).
 	UpdateFrequency time.Duration `yaml:"updateFrequency"`
 	// ReportFrequency is the longest gap between two v1.23 nodepatches
 	// when nothing changed. Default 5 min (NodeStatusReportFrequency).
@@ -79,7 +81,8 @@ type Config struct {
 	// k8s.io/kubernetes v1.32.10).
 	KubeletVersion string `yaml:"kubeletVersion"`
 	// KubeletPort is daemonEndpoints.kubeletEndpoint.Port: the pod
-	// module's read-only port, 10350 (v1.23) or 10255 (v0.3) (spec 6).
+	// module's read-only port, 10350 (v1.23, KubeEdge v1.23.1
+	// common/constants/default.go ServerPort) or 10255 (v0.3).
 	KubeletPort int `yaml:"kubeletPort"`
 	// Labels are added to the node's labels at registration (v1.23).
 	Labels map[string]string `yaml:"labels"`
@@ -321,7 +324,7 @@ func (n *Node) warn(kind string, err error) {
 	}
 }
 
-// sendV03 sends the v0.3 nodestatus update (spec 2.5). It goes out every
+// sendV03 sends the v0.3 nodestatus update (KubeEdge v0.3.0 edge/pkg/edged/edged_status.go). It goes out every
 // round whether or not it changed: in v0.3 it is the node's only heartbeat,
 // and its first delivery is the registration. The edge treats errors as
 // success, so only the counter moves.

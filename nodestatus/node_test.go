@@ -180,7 +180,7 @@ func TestNodeStatusV03NoMeta(t *testing.T) {
 	}
 }
 
-// cloud answers like MetaManager in front of a v1.23 cloud (spec 9): the
+// cloud answers like MetaManager in front of a v1.23 cloud: the
 // first node insert is refused (not connected yet), the lease does not
 // exist until inserted, updates bump the resourceVersion.
 type cloud struct {

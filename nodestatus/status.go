@@ -69,7 +69,8 @@ type NodeSystemInfo struct {
 	Architecture            string `json:"architecture"`
 }
 
-// KubeNode is v1.Node, as the v1.23 edge registers it (spec 2.5, 9 step 5).
+// KubeNode is v1.Node, as the v1.23 edge registers it (the node insert
+// that KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go registerNode takes).
 type KubeNode struct {
 	Kind       string     `json:"kind"`
 	APIVersion string     `json:"apiVersion"`
@@ -96,7 +97,8 @@ type OwnerReference struct {
 	UID        string `json:"uid"`
 }
 
-// Lease is coordination/v1 Lease, the node's heartbeat in v1.23 (spec 9).
+// Lease is coordination/v1 Lease, the node's heartbeat in v1.23 (KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go
+// createOrUpdateLease).
 type Lease struct {
 	Kind       string     `json:"kind,omitempty"`
 	APIVersion string     `json:"apiVersion,omitempty"`
@@ -190,7 +192,7 @@ func BuildStatus(cfg Config, in Inputs, prev *NodeStatus, now time.Time) NodeSta
 	st := NodeStatus{
 		Capacity:    capacity,
 		Allocatable: alloc,
-		// spec 2.5: the v0.3 edge reports phase Running.
+		// The v0.3 edge reports phase Running (KubeEdge v0.3.0 edge/pkg/edged/edged_status.go).
 		Phase:           "Running",
 		DaemonEndpoints: NodeDaemonEndpoints{KubeletEndpoint: DaemonEndpoint{Port: cfg.KubeletPort}},
 		NodeInfo: NodeSystemInfo{
@@ -205,7 +207,7 @@ func BuildStatus(cfg Config, in Inputs, prev *NodeStatus, now time.Time) NodeSta
 			Architecture:            f.Arch,
 		},
 	}
-	// spec 2.5: addresses [InternalIP, Hostname].
+	// Addresses are [InternalIP, Hostname], as the edge sends them.
 	if in.IP != nil {
 		st.Addresses = append(st.Addresses, NodeAddress{Type: "InternalIP", Address: in.IP.String()})
 	}
@@ -249,7 +251,8 @@ func conditions(t Thresholds, in Inputs) []conditionState {
 	} else {
 		out = append(out, conditionState{CondPIDPressure, condFalse, "EdgeHasSufficientPID", "edge has sufficient PID available"})
 	}
-	// spec 2.5: Ready with EdgeReady / EdgeNotReady.
+	// Ready with reason EdgeReady / EdgeNotReady (KubeEdge v0.3.0 edge/pkg/edged/edged_status.go
+	// setNodeReadyCondition).
 	switch {
 	case in.Runtime == "":
 		out = append(out, conditionState{CondReady, condFalse, "EdgeNotReady", "container runtime (runc) is not available"})
