@@ -112,6 +112,21 @@ func Collect(fsys fs.FS, u Uname) (Facts, error) {
 	return f, errors.Join(errs...)
 }
 
+// Refresh re-reads into f the facts that change while the host runs:
+// memory and the task count. The others (CPU, OS image, ids) stay as
+// Collect read them, so a status round costs two small reads.
+func Refresh(fsys fs.FS, f *Facts) error {
+	err := parseFile(fsys, "proc/meminfo", func(b []byte) (err error) {
+		f.Memory, err = ParseMemInfo(strings.NewReader(string(b)))
+		return err
+	})
+	_ = parseOptional(fsys, "proc/loadavg", func(b []byte) (err error) {
+		f.Tasks, err = ParseLoadavg(strings.NewReader(string(b)))
+		return err
+	})
+	return err
+}
+
 // Arch maps uname's machine to the Kubernetes architecture and the ARM
 // variant. When machine is empty it falls back to cpuinfo and then to the
 // architecture this binary was built for.

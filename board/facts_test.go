@@ -443,3 +443,30 @@ var runcTests = []struct {
 	{"runc version 1.1.12; rm -rf /\n", "", true},
 	{"", "", true},
 }
+
+// TestRefresh: a refresh re-reads memory and tasks and leaves the facts
+// that Collect read once as they were.
+func TestRefresh(t *testing.T) {
+	f, err := Collect(os.DirFS("testdata/pizero"), Uname{Machine: "armv6l"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f
+	fsys := fstest.MapFS{
+		"proc/meminfo": {Data: []byte("MemTotal: 439592 kB\nMemFree: 1000 kB\nMemAvailable: 2000 kB\n")},
+		"proc/loadavg": {Data: []byte("0.50 0.40 0.30 2/321 999\n")},
+	}
+	if err := Refresh(fsys, &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Memory.Available != 2000<<10 || f.Tasks != 321 {
+		t.Errorf("after Refresh: available %d tasks %d, want %d and 321", f.Memory.Available, f.Tasks, 2000<<10)
+	}
+	f.Memory, f.Tasks = before.Memory, before.Tasks
+	if diff := cmp.Diff(before, f); diff != "" {
+		t.Errorf("Refresh changed other facts (-before +after):\n%s", diff)
+	}
+	if err := Refresh(fstest.MapFS{}, &f); err == nil {
+		t.Error("Refresh without /proc/meminfo = nil error, want one")
+	}
+}

@@ -73,7 +73,8 @@ type Config struct {
 	LeaseDuration time.Duration `yaml:"leaseDuration"`
 	// SyncTimeout bounds each request to MetaManager. Default 10 s.
 	SyncTimeout time.Duration `yaml:"syncTimeout"`
-	// RuntimeCheck is how often the runc version is re-read. Default 5 min.
+	// RuntimeCheck is how often the runc version and the facts that
+	// rarely change (CPU, OS image, ids) are read again. Default 5 min.
 	RuntimeCheck time.Duration `yaml:"runtimeCheck"`
 	// KubeletVersion is reported in nodeInfo. The default has KubeEdge's
 	// "<kubernetes>-kubeedge-<release>" shape for the era, with the
@@ -215,6 +216,8 @@ type Node struct {
 	lease      *Lease
 	runtime    string
 	runtimeAt  time.Time
+	facts      board.Facts // collected at factsAt, refreshed every round
+	factsAt    time.Time
 	warnedOnce map[string]bool
 
 	sent, failed, leaseOK, leaseFailed atomic.Uint64
@@ -288,10 +291,21 @@ func (n *Node) round(ctx context.Context) {
 // address, no disk) and are logged once per kind.
 func (n *Node) inputs(ctx context.Context, now time.Time) Inputs {
 	var in Inputs
-	u, err := n.host.Uname()
-	n.warn("uname", err)
-	in.Facts, err = board.Collect(n.host.FS, u)
+	var err error
+	if n.factsAt.IsZero() || now.Sub(n.factsAt) >= n.cfg.RuntimeCheck {
+		// All facts now and then; memory and tasks every round.
+		var u board.Uname
+		u, err = n.host.Uname()
+		n.warn("uname", err)
+		n.facts, err = board.Collect(n.host.FS, u)
+		if err == nil {
+			n.factsAt = now // after a failure, all are read again next round
+		}
+	} else {
+		err = board.Refresh(n.host.FS, &n.facts)
+	}
 	n.warn("facts", err)
+	in.Facts = n.facts
 	if n.cfg.DataDir != "" {
 		in.Facts.Disk, err = n.host.StatDisk(n.cfg.DataDir)
 		n.warn("disk", err)
