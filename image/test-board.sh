@@ -70,7 +70,7 @@ for phase in 1 2; do
 		-append "console=ttyAMA0,115200 root=/dev/mmcblk0p1 rootwait" \
 		-drive "file=$run/sd.img,if=sd,format=raw" \
 		-icount shift=auto,sleep=on -nographic -no-reboot -monitor none -nic none </dev/null 2>&1 |
-		sed -u 's/\r$//' | tee "$run/console-$phase.log" | grep --line-buffered -E 'BOARD-TEST|BENCH|edgenode|panic|initramfs:|rcS:'
+		sed -u 's/\r$//' | tee "$run/console-$phase.log" | grep --line-buffered -E 'BOARD-TEST|BENCH|DIAG|edgenode|panic|initramfs:|rcS:'
 	rc=${PIPESTATUS[0]}
 	set -e
 	echo "== test-board: boot $phase ended after $(($(date +%s) - t0))s, qemu exit $rc"
