@@ -1,6 +1,8 @@
 package twin
 
 import (
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +21,16 @@ type e2e struct {
 	eb  *mqtt.EventBus
 	c   paho.Client
 	got chan pub
+
+	pmu    sync.Mutex
+	topics []string // every topic twin published on, in order
+}
+
+// published returns the topics twin has published on, in order.
+func (x *e2e) published() []string {
+	x.pmu.Lock()
+	defer x.pmu.Unlock()
+	return slices.Clone(x.topics)
 }
 
 // startE2E runs twin behind a real eventbus. With mosquitto nil the
@@ -29,7 +41,12 @@ func startE2E(t testing.TB, cfg Config, mosq *mqtttest.Mosquitto) *e2e {
 	x := &e2e{got: make(chan pub, 1024)}
 	// As main wires it: documents and deltas only for subscribers,
 	cfg.Subscribed = func(topic string) bool { return x.eb.Subscribed(topic) }
-	cfg.Publish = func(topic string, payload []byte) error { return x.eb.Publish(topic, payload) }
+	cfg.Publish = func(topic string, payload []byte) error {
+		x.pmu.Lock()
+		x.topics = append(x.topics, topic)
+		x.pmu.Unlock()
+		return x.eb.Publish(topic, payload)
+	}
 	// and the eventbus takes each client's fair share.
 	cfg.Share = bus.NewShare(64)
 	x.env = startEnvWith(t, cfg, t.TempDir(), func(e *env) {
