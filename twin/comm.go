@@ -17,9 +17,34 @@ type comm struct {
 
 	mu        sync.Mutex
 	connected bool // initially disconnected: sends to the cloud are held
-	pending   map[bus.ID]bus.Message
-	order     []bus.ID // send order, for resend and for dropping the oldest
-	held      []bus.ID // pending, made while disconnected, not yet sent
+	pending   map[bus.ID]pendingMsg
+	seq       uint64
+	// order (send order, for resend and for dropping the oldest) and held
+	// (made while disconnected, not yet sent) name pending messages. A
+	// confirmed message leaves pending at once and these lists lazily: an
+	// entry whose seq is not its message's in pending is skipped, and a list
+	// is compacted when most of it is such entries. Removing each confirmed
+	// id from both lists cost a scan of up to MaxPending ids per message.
+	order []pendingRef
+	held  []pendingRef
+}
+
+// pendingMsg is a cloud-bound message waiting for its confirmation.
+type pendingMsg struct {
+	msg bus.Message
+	seq uint64
+}
+
+// pendingRef names one send of a pending message.
+type pendingRef struct {
+	id  bus.ID
+	seq uint64
+}
+
+// live reports whether r still names a pending message; c.mu is held.
+func (c *comm) live(r pendingRef) bool {
+	p, ok := c.pending[r.id]
+	return ok && p.seq == r.seq
 }
 
 func (c *comm) handle(ctx context.Context, j job) {
@@ -41,26 +66,52 @@ func (c *comm) handle(ctx context.Context, j job) {
 func (c *comm) send(msg bus.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.pending[msg.Header.ID]; !ok {
-		if len(c.order) >= c.t.cfg.MaxPending {
-			c.forget(c.order[0])
+	p, ok := c.pending[msg.Header.ID]
+	if !ok {
+		for len(c.pending) >= c.t.cfg.MaxPending {
+			c.dropOldest()
 			c.t.stats.cloudDropped.Add(1)
 		}
-		c.pending[msg.Header.ID] = msg
-		c.order = append(c.order, msg.Header.ID)
+		c.seq++
+		p = pendingMsg{msg: msg, seq: c.seq}
+		c.pending[msg.Header.ID] = p
+		c.order = append(c.order, pendingRef{msg.Header.ID, p.seq})
 	}
 	if !c.connected {
-		c.held = append(c.held, msg.Header.ID)
+		c.held = append(c.held, pendingRef{msg.Header.ID, p.seq})
 		return
 	}
 	c.t.toHub(msg)
 }
 
-// forget removes id from pending, order and held; c.mu is held.
+// dropOldest forgets the oldest pending message; c.mu is held and pending
+// is not empty.
+func (c *comm) dropOldest() {
+	for len(c.order) > 0 {
+		r := c.order[0]
+		c.order = c.order[1:]
+		if c.live(r) {
+			c.forget(r.id)
+			return
+		}
+	}
+}
+
+// forget removes id from pending; c.mu is held. order and held keep their
+// entry until they are compacted.
 func (c *comm) forget(id bus.ID) {
 	delete(c.pending, id)
-	c.order = slices.DeleteFunc(c.order, func(o bus.ID) bool { return o == id })
-	c.held = slices.DeleteFunc(c.held, func(o bus.ID) bool { return o == id })
+	c.order = c.compact(c.order)
+	c.held = c.compact(c.held)
+}
+
+// compact drops the entries of list that no longer name a pending message,
+// once they are more than half of it.
+func (c *comm) compact(list []pendingRef) []pendingRef {
+	if len(list) < 64 || len(list) <= 2*len(c.pending) {
+		return list
+	}
+	return slices.DeleteFunc(list, func(r pendingRef) bool { return !c.live(r) })
 }
 
 func (c *comm) confirm(id bus.ID) {
@@ -79,9 +130,11 @@ func (c *comm) resend(context.Context) {
 	if !c.connected {
 		return
 	}
-	for _, id := range c.order {
-		c.t.stats.resent.Add(1)
-		c.t.toHub(c.pending[id])
+	for _, r := range c.order {
+		if c.live(r) {
+			c.t.stats.resent.Add(1)
+			c.t.toHub(c.pending[r.id].msg)
+		}
 	}
 }
 
@@ -95,8 +148,10 @@ func (c *comm) lifeCycle(msg bus.Message) {
 	c.connected = s == bus.CloudConnected
 	var held []bus.Message
 	if !was && c.connected {
-		for _, id := range c.held {
-			held = append(held, c.pending[id])
+		for _, r := range c.held {
+			if c.live(r) {
+				held = append(held, c.pending[r.id].msg)
+			}
 		}
 		c.held = c.held[:0]
 	}
