@@ -33,12 +33,18 @@ func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) {
 	if sameStatus(n.last, st) && now.Sub(n.lastSent) < n.cfg.ReportFrequency {
 		return
 	}
-	// The content is a strategic merge patch of the whole status, as a JSON
-	// string (KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go patchNode); conditions and addresses
-	// merge by type.
+	// The content is a strategic merge patch of the status, as a JSON
+	// string (KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go
+	// patchNode); conditions and addresses merge by type. daemonEndpoints is
+	// left out: cloudstream sets its port when the node's stream tunnel
+	// connects (KubeEdge v1.23.1 cloud/pkg/cloudstream/tunnelserver.go
+	// updateNodeKubeletEndpoint), and a patch with ours would undo that, so
+	// kube-apiserver could no longer reach logs, exec or metrics.
+	body := *st
+	body.DaemonEndpoints = nil
 	patch, _ := json.Marshal(struct {
 		Status *NodeStatus `json:"status"`
-	}{st})
+	}{&body})
 	res := bus.ResourcePath(bus.NullNamespace, bus.KindNodePatch, n.cfg.NodeName)
 	if _, err := n.request(ctx, bus.OpPatch, res, bus.JSONString(string(patch))); err != nil {
 		n.failed.Add(1)
@@ -62,7 +68,7 @@ func (n *Node) register(ctx context.Context, st *NodeStatus, now time.Time) bool
 	nodeRes := bus.ResourcePath(bus.NullNamespace, bus.KindNode, n.cfg.NodeName)
 	if uid, ok := n.storedNode(ctx, nodeRes); ok && !n.gone {
 		n.nodeUID = uid
-		n.registered.Store(true)
+		n.setRegistered()
 		n.log.Info("node registered before, patching its status", "node", n.cfg.NodeName)
 		return false
 	}
@@ -76,7 +82,7 @@ func (n *Node) register(ctx context.Context, st *NodeStatus, now time.Time) bool
 		if json.Unmarshal(obj, &created) == nil {
 			n.nodeUID = created.Metadata.UID
 		}
-		n.registered.Store(true)
+		n.setRegistered()
 		n.created, n.gone = true, false
 		n.sent.Add(1)
 		n.last, n.lastSent = st, now
@@ -85,7 +91,7 @@ func (n *Node) register(ctx context.Context, st *NodeStatus, now time.Time) bool
 	case errors.Is(err, ErrAlreadyExists):
 		// Registered from elsewhere, or the store was lost: bring its
 		// status up to date with a patch, as the kubelet does.
-		n.registered.Store(true)
+		n.setRegistered()
 		n.log.Info("node already registered", "node", n.cfg.NodeName)
 		return false
 	default:

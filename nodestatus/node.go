@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -222,6 +223,8 @@ type Node struct {
 
 	sent, failed, leaseOK, leaseFailed atomic.Uint64
 	registered                         atomic.Bool
+	known                              chan struct{} // closed once the cloud has the node
+	knownOnce                          sync.Once
 }
 
 // New registers the node status module on b; it starts nothing.
@@ -239,8 +242,22 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, host Host) (*Node, error) {
 	if err := b.AddModule(bus.ModuleNodeStatus, ""); err != nil {
 		return nil, fmt.Errorf("nodestatus: %w", err)
 	}
-	return &Node{cfg: cfg, b: b, log: log, host: host.defaults(), warnedOnce: map[string]bool{}}, nil
+	return &Node{cfg: cfg, b: b, log: log, host: host.defaults(), warnedOnce: map[string]bool{}, known: make(chan struct{})}, nil
 }
+
+// Known is closed once the cloud has the node: registered in this run or
+// an earlier one (v1.23), or a first status delivered (v0.3). Whatever
+// must find the node object in the cloud waits for it: cloudstream writes
+// its port into the node when the stream tunnel connects, and finds
+// nothing to write to before.
+func (n *Node) Known() <-chan struct{} { return n.known }
+
+func (n *Node) setRegistered() {
+	n.registered.Store(true)
+	n.setKnown()
+}
+
+func (n *Node) setKnown() { n.knownOnce.Do(func() { close(n.known) }) }
 
 // Stats returns the counters. It is safe to call while Run runs.
 func (n *Node) Stats() Stats {
@@ -359,4 +376,5 @@ func (n *Node) sendV03(ctx context.Context, st *NodeStatus) {
 		return
 	}
 	n.sent.Add(1)
+	n.setKnown()
 }

@@ -306,6 +306,16 @@ func TestNodeStatusV123(t *testing.T) {
 	if r := p.Status.Conditions[3]; r.Type != CondReady || r.Status != "False" || !strings.Contains(r.Message, "eventbus") {
 		t.Errorf("first patch Ready = %+v, want False naming eventbus", r)
 	}
+	// The insert names the kubelet port; patches never do: cloudstream
+	// sets it when the stream tunnel connects.
+	if n.Status.DaemonEndpoints == nil || n.Status.DaemonEndpoints.KubeletEndpoint.Port != 10350 {
+		t.Errorf("node insert daemonEndpoints = %+v, want port 10350", n.Status.DaemonEndpoints)
+	}
+	for _, raw := range c.patches {
+		if strings.Contains(raw, "daemonEndpoints") {
+			t.Errorf("nodepatch %s names daemonEndpoints", raw)
+		}
+	}
 	// Lease: holder, duration, renew times 10 s apart, owner the node.
 	if len(c.leaseSpecs) < 3 {
 		t.Fatalf("lease writes = %d", len(c.leaseSpecs))

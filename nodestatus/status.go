@@ -15,13 +15,15 @@ import (
 
 // NodeStatus is v1.NodeStatus.
 type NodeStatus struct {
-	Capacity        ResourceList        `json:"capacity,omitempty"`
-	Allocatable     ResourceList        `json:"allocatable,omitempty"`
-	Phase           string              `json:"phase,omitempty"`
-	Conditions      []NodeCondition     `json:"conditions,omitempty"`
-	Addresses       []NodeAddress       `json:"addresses,omitempty"`
-	DaemonEndpoints NodeDaemonEndpoints `json:"daemonEndpoints"`
-	NodeInfo        NodeSystemInfo      `json:"nodeInfo"`
+	Capacity    ResourceList    `json:"capacity,omitempty"`
+	Allocatable ResourceList    `json:"allocatable,omitempty"`
+	Phase       string          `json:"phase,omitempty"`
+	Conditions  []NodeCondition `json:"conditions,omitempty"`
+	Addresses   []NodeAddress   `json:"addresses,omitempty"`
+	// DaemonEndpoints is nil in v1.23 nodepatches: cloudstream sets the
+	// port there (to its stream port) when the node's tunnel connects.
+	DaemonEndpoints *NodeDaemonEndpoints `json:"daemonEndpoints,omitempty"`
+	NodeInfo        NodeSystemInfo       `json:"nodeInfo"`
 }
 
 // ResourceList maps a resource name (cpu, memory, pods, ephemeral-storage)
@@ -194,7 +196,7 @@ func BuildStatus(cfg Config, in Inputs, prev *NodeStatus, now time.Time) NodeSta
 		Allocatable: alloc,
 		// The v0.3 edge reports phase Running (KubeEdge v0.3.0 edge/pkg/edged/edged_status.go).
 		Phase:           "Running",
-		DaemonEndpoints: NodeDaemonEndpoints{KubeletEndpoint: DaemonEndpoint{Port: cfg.KubeletPort}},
+		DaemonEndpoints: &NodeDaemonEndpoints{KubeletEndpoint: DaemonEndpoint{Port: cfg.KubeletPort}},
 		NodeInfo: NodeSystemInfo{
 			MachineID:               f.MachineID,
 			SystemUUID:              f.MachineID,
@@ -282,7 +284,7 @@ func sameStatus(a, b *NodeStatus) bool {
 		return false
 	}
 	if len(a.Conditions) != len(b.Conditions) || len(a.Addresses) != len(b.Addresses) ||
-		a.Phase != b.Phase || a.NodeInfo != b.NodeInfo || a.DaemonEndpoints != b.DaemonEndpoints ||
+		a.Phase != b.Phase || a.NodeInfo != b.NodeInfo || !sameEndpoints(a.DaemonEndpoints, b.DaemonEndpoints) ||
 		!sameList(a.Capacity, b.Capacity) || !sameList(a.Allocatable, b.Allocatable) {
 		return false
 	}
@@ -336,4 +338,8 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+func sameEndpoints(a, b *NodeDaemonEndpoints) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }

@@ -40,7 +40,7 @@ func TestBuildStatusPiZero(t *testing.T) {
 			{Type: CondReady, Status: "True", LastHeartbeatTime: ts, LastTransitionTime: ts, Reason: "EdgeReady", Message: "edge is posting ready status"},
 		},
 		Addresses:       []NodeAddress{{"InternalIP", "192.168.1.23"}, {"Hostname", "edge-1"}},
-		DaemonEndpoints: NodeDaemonEndpoints{KubeletEndpoint: DaemonEndpoint{Port: 10350}},
+		DaemonEndpoints: &NodeDaemonEndpoints{KubeletEndpoint: DaemonEndpoint{Port: 10350}},
 		NodeInfo: NodeSystemInfo{
 			MachineID: "0b7e2c9d4a1f4e8b9c3d5e6f7a8b9c0d", SystemUUID: "0b7e2c9d4a1f4e8b9c3d5e6f7a8b9c0d",
 			BootID: "4b0a6f1e-3c2d-4e5f-8a9b-0c1d2e3f4a5b", KernelVersion: "6.6.51+rpt-rpi-v6",
