@@ -175,6 +175,24 @@ type runner interface {
 	Run(ctx context.Context) error
 }
 
+// afterNode runs a module once the cloud has the node. The stream tunnel
+// waits so: cloudstream writes its port into the node object when the
+// tunnel connects, and a fresh node not yet inserted would keep the
+// kubelet port, which kube-apiserver cannot reach through the tunnel.
+type afterNode struct {
+	known <-chan struct{}
+	runner
+}
+
+func (a afterNode) Run(ctx context.Context) error {
+	select {
+	case <-a.known:
+	case <-ctx.Done():
+		return nil
+	}
+	return a.runner.Run(ctx)
+}
+
 // module is one module as main runs it.
 type module struct {
 	name  string     // its name in logs, /healthz and /metrics
@@ -303,7 +321,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		add("stream", "", st, func() any { return st.Stats() })
+		add("stream", "", afterNode{node.Known(), st}, func() any { return st.Stats() })
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
