@@ -55,7 +55,7 @@ func Collect(fsys fs.FS, u Uname) (Facts, error) {
 		errs = append(errs, err)
 	}
 	if err := parseFile(fsys, "proc/meminfo", func(b []byte) (err error) {
-		f.Memory, err = ParseMemInfo(strings.NewReader(string(b)))
+		f.Memory, err = parseMemInfo(b)
 		return err
 	}); err != nil {
 		errs = append(errs, err)
@@ -117,7 +117,7 @@ func Collect(fsys fs.FS, u Uname) (Facts, error) {
 // Collect read them, so a status round costs two small reads.
 func Refresh(fsys fs.FS, f *Facts) error {
 	err := parseFile(fsys, "proc/meminfo", func(b []byte) (err error) {
-		f.Memory, err = ParseMemInfo(strings.NewReader(string(b)))
+		f.Memory, err = parseMemInfo(b)
 		return err
 	})
 	_ = parseOptional(fsys, "proc/loadavg", func(b []byte) (err error) {

@@ -4,6 +4,7 @@ package board
 
 import (
 	"errors"
+	"net"
 	"os"
 	"runtime"
 	"time"
@@ -19,6 +20,9 @@ func HostUname() (Uname, error) {
 
 // StatDisk is not supported outside Linux.
 func StatDisk(path string) (Disk, error) { return Disk{}, errNotLinux }
+
+// InterfaceIPv4 is not supported outside Linux.
+func InterfaceIPv4(string) (net.IP, bool, error) { return nil, false, errNotLinux }
 
 var errAddrInUse = errors.New("address in use")
 

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -468,5 +469,19 @@ func TestRefresh(t *testing.T) {
 	}
 	if err := Refresh(fstest.MapFS{}, &f); err == nil {
 		t.Error("Refresh without /proc/meminfo = nil error, want one")
+	}
+}
+
+// TestInterfaceIPv4 reads the loopback interface's address with ioctls.
+func TestInterfaceIPv4(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("linux only")
+	}
+	ip, up, err := InterfaceIPv4("lo")
+	if err != nil || !up || !ip.Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Errorf("InterfaceIPv4(lo) = %v, %v, %v, want 127.0.0.1, up", ip, up, err)
+	}
+	if _, _, err := InterfaceIPv4("no-such-if0"); err == nil {
+		t.Error("InterfaceIPv4(no-such-if0) = nil error")
 	}
 }

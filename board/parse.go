@@ -2,6 +2,7 @@ package board
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -118,31 +119,52 @@ type MemInfo struct {
 // ParseMemInfo reads /proc/meminfo ("Key:   123 kB" lines). A value that is
 // not a number, or a unit other than kB, is an error.
 func ParseMemInfo(r io.Reader) (MemInfo, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return MemInfo{}, fmt.Errorf("board: read meminfo: %w", err)
+	}
+	return parseMemInfo(b)
+}
+
+// parseMemInfo is ParseMemInfo on the file's bytes. It allocates only for
+// an error: it runs at every status round.
+func parseMemInfo(b []byte) (MemInfo, error) {
 	var m MemInfo
 	var buffers, cached uint64
-	err := eachLine(r, func(n int, line string) error {
-		if strings.TrimSpace(line) == "" {
-			return nil
+	for n := 1; len(b) > 0; n++ {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
 		}
-		k, v, ok := strings.Cut(line, ":")
+		if len(line) > maxLine {
+			return MemInfo{}, fmt.Errorf("board: meminfo line %d: longer than %d bytes: %w", n, maxLine, ErrSyntax)
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		k, v, ok := bytes.Cut(line, []byte{':'})
 		if !ok {
-			return fmt.Errorf("board: meminfo line %d: no colon: %w", n, ErrSyntax)
+			return MemInfo{}, fmt.Errorf("board: meminfo line %d: no colon: %w", n, ErrSyntax)
 		}
-		f := strings.Fields(v)
-		if len(f) == 0 || len(f) > 2 || (len(f) == 2 && f[1] != "kB") {
-			return fmt.Errorf("board: meminfo line %d: bad value %q: %w", n, v, ErrSyntax)
+		num, rest := field(v)
+		unit, rest := field(rest)
+		if len(num) == 0 || len(rest) > 0 || len(unit) > 0 && string(unit) != "kB" {
+			return MemInfo{}, fmt.Errorf("board: meminfo line %d: bad value %q: %w", n, v, ErrSyntax)
 		}
-		x, err := strconv.ParseUint(f[0], 10, 64)
-		if err != nil {
-			return fmt.Errorf("board: meminfo line %d: %w: %w", n, ErrSyntax, err)
+		x, ok := parseDecimal(num)
+		if !ok {
+			return MemInfo{}, fmt.Errorf("board: meminfo line %d: %q is not a number: %w", n, num, ErrSyntax)
 		}
-		if len(f) == 2 {
+		if len(unit) > 0 {
 			if x > 1<<53 {
-				return fmt.Errorf("board: meminfo line %d: %d kB is too big: %w", n, x, ErrSyntax)
+				return MemInfo{}, fmt.Errorf("board: meminfo line %d: %d kB is too big: %w", n, x, ErrSyntax)
 			}
 			x *= 1024
 		}
-		switch k {
+		switch string(k) {
 		case "MemTotal":
 			m.Total = x
 		case "MemFree":
@@ -154,10 +176,6 @@ func ParseMemInfo(r io.Reader) (MemInfo, error) {
 		case "Cached":
 			cached = x
 		}
-		return nil
-	})
-	if err != nil {
-		return MemInfo{}, err
 	}
 	if m.Total == 0 {
 		return MemInfo{}, fmt.Errorf("board: meminfo: no MemTotal: %w", ErrSyntax)
@@ -167,6 +185,35 @@ func ParseMemInfo(r io.Reader) (MemInfo, error) {
 	}
 	m.Available = min(m.Available, m.Total)
 	return m, nil
+}
+
+// field splits the first field (separated by spaces or tabs) off b and
+// returns it and the rest.
+func field(b []byte) (f, rest []byte) {
+	b = bytes.TrimLeft(b, " \t")
+	if i := bytes.IndexAny(b, " \t"); i >= 0 {
+		return b[:i], bytes.TrimLeft(b[i:], " \t")
+	}
+	return b, nil
+}
+
+// parseDecimal parses an unsigned decimal number that fits in 64 bits.
+func parseDecimal(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var x uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if x > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		x = x*10 + d
+	}
+	return x, true
 }
 
 // OSRelease is /etc/os-release (os-release(5)).
