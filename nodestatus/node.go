@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +167,8 @@ type Host struct {
 	Uname      func() (board.Uname, error)        // default board.HostUname
 	Interfaces func() ([]board.IfaceAddrs, error) // default board.Interfaces
 	StatDisk   func(string) (board.Disk, error)   // default board.StatDisk
+	// IPv4 checks one interface's address; default board.InterfaceIPv4.
+	IPv4 func(name string) (net.IP, bool, error)
 	// Runtime returns runc's version; default board.RuncVersion("runc").
 	Runtime func(context.Context) (string, error)
 	// Unhealthy lists modules that are not healthy; default none.
@@ -183,6 +187,9 @@ func (h Host) defaults() Host {
 	}
 	if h.StatDisk == nil {
 		h.StatDisk = board.StatDisk
+	}
+	if h.IPv4 == nil {
+		h.IPv4 = board.InterfaceIPv4
 	}
 	if h.Runtime == nil {
 		h.Runtime = func(ctx context.Context) (string, error) { return board.RuncVersion(ctx, "runc") }
@@ -219,6 +226,8 @@ type Node struct {
 	runtimeAt  time.Time
 	facts      board.Facts // collected at factsAt, refreshed every round
 	factsAt    time.Time
+	ifName     string // the interface that holds ip, the InternalIP
+	ip         net.IP
 	warnedOnce map[string]bool
 
 	sent, failed, leaseOK, leaseFailed atomic.Uint64
@@ -309,7 +318,8 @@ func (n *Node) round(ctx context.Context) {
 func (n *Node) inputs(ctx context.Context, now time.Time) Inputs {
 	var in Inputs
 	var err error
-	if n.factsAt.IsZero() || now.Sub(n.factsAt) >= n.cfg.RuntimeCheck {
+	full := n.factsAt.IsZero() || now.Sub(n.factsAt) >= n.cfg.RuntimeCheck
+	if full {
 		// All facts now and then; memory and tasks every round.
 		var u board.Uname
 		u, err = n.host.Uname()
@@ -327,11 +337,7 @@ func (n *Node) inputs(ctx context.Context, now time.Time) Inputs {
 		in.Facts.Disk, err = n.host.StatDisk(n.cfg.DataDir)
 		n.warn("disk", err)
 	}
-	ifs, err := n.host.Interfaces()
-	if err == nil {
-		in.IP, err = board.PickAddress(ifs, n.cfg.Interface)
-	}
-	n.warn("address", err)
+	in.IP = n.address(full)
 	if n.runtime == "" || now.Sub(n.runtimeAt) >= n.cfg.RuntimeCheck {
 		n.runtime, err = n.host.Runtime(ctx)
 		n.runtimeAt = now
@@ -340,6 +346,31 @@ func (n *Node) inputs(ctx context.Context, now time.Time) Inputs {
 	in.Runtime = n.runtime
 	in.Unhealthy = n.host.Unhealthy()
 	return in
+}
+
+// address returns the node's InternalIP. The interfaces are listed in full
+// (a netlink dump of every address) with the other facts, or when the
+// picked interface is down or no longer has the picked IPv4 address; in
+// between, two ioctls on that interface confirm it.
+func (n *Node) address(full bool) net.IP {
+	if !full && n.ifName != "" && n.ip.To4() != nil {
+		if ip, up, err := n.host.IPv4(n.ifName); err == nil && up && ip.Equal(n.ip) {
+			return n.ip
+		}
+	}
+	n.ifName, n.ip = "", nil
+	ifs, err := n.host.Interfaces()
+	if err == nil {
+		n.ip, err = board.PickAddress(ifs, n.cfg.Interface)
+	}
+	n.warn("address", err)
+	for _, ifc := range ifs {
+		if slices.ContainsFunc(ifc.Addrs, n.ip.Equal) {
+			n.ifName = ifc.Name
+			break
+		}
+	}
+	return n.ip
 }
 
 // warn logs err the first time a kind of failure happens, and again after

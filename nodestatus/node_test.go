@@ -457,3 +457,49 @@ func TestNodeRoundOnConnect(t *testing.T) {
 		t.Errorf("requests mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestAddressCheckedCheaply: between full listings of the interfaces (with
+// the other facts), the picked interface is only checked; a changed
+// address or a down interface brings the full listing back.
+func TestAddressCheckedCheaply(t *testing.T) {
+	b := bus.New(bus.Config{}, nil)
+	lists := 0
+	addr, up := net.ParseIP("192.168.1.23").To4(), true
+	n, err := New(Config{NodeName: "pizero"}, b, nil, Host{
+		Interfaces: func() ([]board.IfaceAddrs, error) {
+			lists++
+			return []board.IfaceAddrs{{Name: "lo", Up: true, Loopback: true, Addrs: []net.IP{net.IPv4(127, 0, 0, 1)}},
+				{Name: "wlan0", Up: up, Addrs: []net.IP{addr}}}, nil
+		},
+		IPv4: func(name string) (net.IP, bool, error) {
+			if name != "wlan0" {
+				t.Errorf("IPv4(%q), want wlan0", name)
+			}
+			return addr, up, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range []struct {
+		full   bool
+		change func()
+		want   string
+		lists  int
+	}{
+		{true, nil, "192.168.1.23", 1},
+		{false, nil, "192.168.1.23", 1},
+		{false, func() { addr = net.ParseIP("192.168.1.99").To4() }, "192.168.1.99", 2},
+		{false, nil, "192.168.1.99", 2},
+		{false, func() { up = false }, "", 3},
+		{true, func() { up = true }, "192.168.1.99", 4},
+	} {
+		if tt.change != nil {
+			tt.change()
+		}
+		got := n.address(tt.full)
+		if (got == nil && tt.want != "") || (got != nil && got.String() != tt.want) || lists != tt.lists {
+			t.Errorf("round %d: address = %v after %d listings, want %q after %d", i, got, lists, tt.want, tt.lists)
+		}
+	}
+}
