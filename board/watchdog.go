@@ -107,16 +107,16 @@ func (w *Watchdog) Armed() bool { return w.armed.Load() }
 // it, leaving the timer running so a hung restart still resets the board.
 func (w *Watchdog) Run(ctx context.Context) error {
 	if w.cfg.Device == WatchdogOff {
-		w.log.Info("watchdog: off")
+		w.log.Info("no watchdog device is used (device: off)")
 		<-ctx.Done()
 		return nil
 	}
 	dev, err := w.open(w.cfg.Device)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			w.log.Info("watchdog: no device, running without one", "device", w.cfg.Device)
+			w.log.Info("no device, running without one", "device", w.cfg.Device)
 		} else {
-			w.log.Warn("watchdog: cannot open device, running without one", "device", w.cfg.Device, "err", err)
+			w.log.Warn("cannot open device, running without one", "device", w.cfg.Device, "err", err)
 		}
 		<-ctx.Done()
 		return nil
@@ -126,10 +126,10 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		// Only a real device takes the ioctl; anything else keeps its
 		// default and says so.
 		if err := setTimeout(dev, w.cfg.Timeout); err != nil {
-			w.log.Warn("watchdog: cannot set the timeout, keeping the driver's", "timeout", w.cfg.Timeout, "err", err)
+			w.log.Warn("cannot set the timeout, keeping the driver's", "timeout", w.cfg.Timeout, "err", err)
 		}
 	}
-	w.log.Info("watchdog: armed", "device", w.cfg.Device, "interval", w.cfg.Interval)
+	w.log.Info("armed", "device", w.cfg.Device, "interval", w.cfg.Interval)
 	t := time.NewTicker(w.cfg.Interval)
 	defer t.Stop()
 	var withheld bool
@@ -141,17 +141,17 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		}
 		if bad := w.reg.Unhealthy(); len(bad) == 0 {
 			if withheld {
-				w.log.Info("watchdog: modules healthy again, keep-alive resumed")
+				w.log.Info("modules healthy again, keep-alive resumed")
 				withheld = false
 			}
 			if _, err := dev.Write([]byte{0}); err != nil {
-				w.log.Warn("watchdog: keep-alive failed", "err", err)
+				w.log.Warn("keep-alive failed", "err", err)
 			} else {
 				w.pings.Add(1)
 			}
 		} else if !withheld {
 			withheld = true
-			w.log.Error("watchdog: modules unhealthy, keep-alive withheld", "modules", bad)
+			w.log.Error("modules unhealthy, keep-alive withheld", "modules", bad)
 		}
 		select {
 		case <-ctx.Done():
@@ -164,15 +164,15 @@ func (w *Watchdog) Run(ctx context.Context) error {
 func (w *Watchdog) close(dev io.WriteCloser) error {
 	defer w.armed.Store(false)
 	if w.reg.Failed() {
-		w.log.Warn("watchdog: closing without magic close after a module failure; the timer keeps running")
+		w.log.Warn("closing without magic close after a module failure; the timer keeps running")
 		return dev.Close()
 	}
 	if _, err := dev.Write([]byte{'V'}); err != nil {
-		w.log.Warn("watchdog: magic close failed", "err", err)
+		w.log.Warn("magic close failed", "err", err)
 	}
 	if err := dev.Close(); err != nil {
-		w.log.Warn("watchdog: close", "err", err)
+		w.log.Warn("closing the device", "err", err)
 	}
-	w.log.Info("watchdog: stopped")
+	w.log.Info("stopped")
 	return nil
 }

@@ -114,7 +114,7 @@ func TestWatchdogNoDevice(t *testing.T) {
 		name, device, log string
 	}{
 		{"missing", filepath.Join(t.TempDir(), "nope"), "no device"},
-		{"off", WatchdogOff, "watchdog: off"},
+		{"off", WatchdogOff, "no watchdog device is used"},
 		{"not a device dir", t.TempDir(), "cannot open device"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
