@@ -21,15 +21,21 @@ const (
 	// <kubelet root>/seccomp does for the kubelet.
 	DefaultSeccompDir     = "/etc/edgenode/seccomp"
 	DefaultStatusInterval = 10 * time.Second // v0.3, spec 2.5: at most every 10 s per pod
-	DefaultSyncInterval   = time.Second      // spec 6: the PLEG relists every 1 s
-	DefaultBackoffBase    = 10 * time.Second // spec 6: backoff 10 s ...
-	DefaultBackoffMax     = 300 * time.Second
-	DefaultLogMaxSize     = 10 << 20
-	DefaultLogMaxFiles    = 2
-	DefaultQueryTimeout   = 10 * time.Second
-	DefaultGCHighPercent  = 80 // spec 6: image-gc-high-threshold
-	DefaultGCLowPercent   = 40 // spec 6: image-gc-low-threshold
-	DefaultCNIConfDir     = "/etc/cni/net.d"
+	// DefaultSyncInterval is the safety resync of each pod. The kubelet's
+	// PLEG relists every second (Kubernetes v1.32 pkg/kubelet/kubelet.go
+	// genericPlegRelistPeriod); here exits, spec changes, probes and
+	// back-offs wake a pod's worker themselves (see worker), so the
+	// resync only checks the log sizes and bounds how long a missed event
+	// could go unseen.
+	DefaultSyncInterval  = time.Minute
+	DefaultBackoffBase   = 10 * time.Second // spec 6: backoff 10 s ...
+	DefaultBackoffMax    = 300 * time.Second
+	DefaultLogMaxSize    = 10 << 20
+	DefaultLogMaxFiles   = 2
+	DefaultQueryTimeout  = 10 * time.Second
+	DefaultGCHighPercent = 80 // spec 6: image-gc-high-threshold
+	DefaultGCLowPercent  = 40 // spec 6: image-gc-low-threshold
+	DefaultCNIConfDir    = "/etc/cni/net.d"
 )
 
 // Config configures the pod module. Zero fields take the defaults.
@@ -62,7 +68,9 @@ type Config struct {
 	// StatusInterval is the least time between two status messages of one
 	// pod. Default 10 s for v0.3, none (every change goes out) for v1.23.
 	StatusInterval time.Duration `yaml:"statusInterval"`
-	// SyncInterval is how often each pod's containers are relisted.
+	// SyncInterval is the safety resync period of each pod: container
+	// exits, spec changes, probes and restart back-offs wake a pod when
+	// they happen, so an idle pod syncs only this often. Default 1 min.
 	SyncInterval time.Duration `yaml:"syncInterval"`
 	// BackoffBase and BackoffMax bound the restart back-off (10 s doubling
 	// to 300 s).

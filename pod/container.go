@@ -132,6 +132,7 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 			st.backoff = min(2*st.backoff, w.r.cfg.BackoffMax)
 		}
 		st.nextStart = time.Now().Add(st.backoff)
+		w.wakeAt(st.nextStart)
 		w.r.log.Warn("container not started", "pod", p.Metadata.Namespace+"/"+p.Metadata.Name,
 			"container", st.spec.Name, "reason", reason, "err", err)
 	}
@@ -209,6 +210,10 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 	st.started = c.StartupProbe == nil
 	st.ready = c.ReadinessProbe == nil && st.started
 	st.live, st.readyP, st.startP = probeState{}, probeState{}, probeState{}
+	w.watch(st)
+	if c.StartupProbe != nil || c.LivenessProbe != nil || c.ReadinessProbe != nil {
+		w.wakeAt(now) // the next sync schedules the probes
+	}
 	w.r.log.Info("container started", "pod", p.Metadata.Namespace+"/"+p.Metadata.Name, "container", c.Name, "pid", pid)
 }
 

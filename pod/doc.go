@@ -24,10 +24,24 @@
 // child subreaper to collect their exit codes while it runs, and adopts
 // running containers at start (runc list) without restarting them.
 //
+// Exits (exit.go): the init process of each running container, started or
+// adopted, is held by a pidfd, checked against runc's record of the
+// container (pid and start time) so that a reused pid cannot pass for it.
+// The pidfd becomes readable when the process exits, which wakes the pod's
+// worker; the worker reaps it with Wait4 (our child: its exit code) or, for
+// a container adopted from an earlier run, only sees that it ended (exit
+// code unknown, 255). Without pidfds (a kernel before 5.3) exits are
+// polled every 5 s.
+//
 // Goroutines: Run serves the bus queue (pods, configmaps, secrets) and runs
-// one worker goroutine per pod, which relists that pod's containers every
-// SyncInterval, pulls images, starts and restarts containers, runs probes
-// and reports status. Run waits for every worker before it returns, and
+// one worker goroutine per pod, which pulls images, starts and restarts
+// containers, runs probes and reports status (only when it changed). A
+// worker sleeps until an event (a new spec, a configmap or secret, a
+// container exit) or a time it asked for (a restart back-off, a probe's
+// period, a retry), with a safety resync every SyncInterval (1 min); an
+// idle pod costs nothing in between. Each running container has one
+// goroutine blocked in the netpoller on its pidfd. Run waits for every
+// worker, and a worker for its pidfd goroutines, before it returns, and
 // never for a grace period: nothing stops the containers themselves.
 //
 // Sub-package podtest builds busybox test images and runs an in-process

@@ -46,3 +46,7 @@ func (waitStatus) Signal() syscall.Signal  { return 0 }
 func reapPid(int) (waitStatus, bool, bool) { return waitStatus{}, false, true }
 
 func removePodCgroups(string) {}
+
+func openPidfd(string, string, int) (*os.File, error) { return nil, errNoPidfd }
+func waitPidfd(*os.File) error                        { return errNotLinux }
+func fileExited(*os.File) bool                        { return false }

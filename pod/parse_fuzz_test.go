@@ -96,3 +96,76 @@ func TestDockerAuths(t *testing.T) {
 		t.Errorf("dockerAuths(broken) = %+v, want none", got)
 	}
 }
+
+var statTests = []struct {
+	name    string
+	in      string
+	want    uint64
+	wantErr bool
+}{
+	{"plain", "1234 (sleep) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 2252800 180 18446744073709551615", 987654, false},
+	{"name with spaces and parens", "77 (a b) (c)) R 1 77 77 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 42 0 0", 42, false},
+	{"short", "1 (x) S 1 2 3", 0, true},
+	{"no name", "1 x S", 0, true},
+	{"not a number", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 zz 0", 0, true},
+	{"empty", "", 0, true},
+}
+
+func TestParseStartTime(t *testing.T) {
+	for _, tt := range statTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStartTime([]byte(tt.in))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseStartTime(%q) = %d, %v, want %d, err %v", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func FuzzParseStartTime(f *testing.F) {
+	for _, tt := range statTests {
+		f.Add([]byte(tt.in))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if v, err := parseStartTime(b); err != nil && v != 0 {
+			t.Fatalf("parseStartTime(%q) = %d with error %v, want 0", b, v, err)
+		}
+	})
+}
+
+var runcStateTests = []struct {
+	name   string
+	in     string
+	pid    int
+	want   uint64
+	wantOK bool
+}{
+	{"runc 1.1", `{"id":"c","init_process_pid":4242,"init_process_start":987654,"created":"2026-01-01T00:00:00Z"}`, 4242, 987654, true},
+	{"string start", `{"init_process_pid":4242,"init_process_start":"987654"}`, 4242, 987654, true},
+	{"other pid", `{"init_process_pid":4243,"init_process_start":987654}`, 4242, 0, false},
+	{"no start", `{"init_process_pid":4242}`, 4242, 0, false},
+	{"negative start", `{"init_process_pid":4242,"init_process_start":-1}`, 4242, 0, false},
+	{"not json", `{"init_process_pid":`, 4242, 0, false},
+}
+
+func TestParseRuncState(t *testing.T) {
+	for _, tt := range runcStateTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseRuncState([]byte(tt.in), tt.pid)
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("parseRuncState(%s, %d) = %d, %v, want %d, %v", tt.in, tt.pid, got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func FuzzParseRuncState(f *testing.F) {
+	for _, tt := range runcStateTests {
+		f.Add([]byte(tt.in), tt.pid)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, pid int) {
+		if v, ok := parseRuncState(b, pid); !ok && v != 0 {
+			t.Fatalf("parseRuncState(%q, %d) = %d, false, want 0", b, pid, v)
+		}
+	})
+}

@@ -69,10 +69,12 @@ func (w *worker) runProbe(ctx context.Context, p *Pod, st *ctr, pr *Probe, ps *p
 		ps.next = st.startedAt.Add(time.Duration(pr.InitialDelaySeconds) * time.Second)
 	}
 	if now.Before(ps.next) {
+		w.wakeAt(ps.next)
 		return false, false
 	}
 	period := time.Duration(threshold(pr.PeriodSeconds, 10)) * time.Second
 	ps.next = now.Add(period)
+	w.wakeAt(ps.next)
 	timeout := time.Duration(threshold(pr.TimeoutSeconds, 1)) * time.Second
 	err := w.check(ctx, p, st, pr, timeout)
 	if err != nil {

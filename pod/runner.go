@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"edgenode/bus"
@@ -41,6 +42,10 @@ type Runner struct {
 	deleted map[string]time.Time
 	wg      sync.WaitGroup
 	ctx     context.Context
+
+	pidfdOnce sync.Once    // noPidfd's log line
+	pidfdOff  bool         // tests: act as on a kernel without pidfd_open
+	syncs     atomic.Int64 // worker syncs, for tests: idle must not sync
 }
 
 // New registers module edged (group edged) on b and opens the image store.

@@ -79,7 +79,9 @@ func newHarness(t testing.TB, dataDir string, mod func(*Config)) *harness {
 		ManifestsDir: filepath.Join(dataDir, "manifests"),
 		CNIConfDir:   filepath.Join(dataDir, "cni"),
 		Platform:     "linux/" + podtest.BusyboxArch(),
-		SyncInterval: 50 * time.Millisecond, StatusInterval: time.Millisecond,
+		// No safety resync within a test: every step must come from an
+		// event or a time the worker asked for.
+		SyncInterval: time.Hour, StatusInterval: time.Millisecond,
 		BackoffBase: 100 * time.Millisecond, BackoffMax: 400 * time.Millisecond,
 		HostIP: "127.0.0.1", QueryTimeout: time.Second,
 	}
@@ -629,7 +631,8 @@ func TestGracefulStop(t *testing.T) {
 }
 
 func TestLogRotation(t *testing.T) {
-	h := newHarness(t, "", func(c *Config) { c.LogMaxSize = 4096; c.LogMaxFiles = 2 })
+	// Log sizes are checked on each sync: resync often.
+	h := newHarness(t, "", func(c *Config) { c.LogMaxSize = 4096; c.LogMaxFiles = 2; c.SyncInterval = 50 * time.Millisecond })
 	p := testPod("chatty", sh("main", `i=0; while [ $i -lt 400 ]; do echo "line $i padding padding padding"; i=$((i+1)); done; echo last-line; exec sleep 1000`))
 	h.send(bus.OpInsert, bus.KindPod, "default", "chatty", p)
 	h.waitLog("chatty", "main", "last-line")

@@ -192,7 +192,8 @@ func (w *worker) send(ctx context.Context, p *Pod, s PodStatus, final bool) {
 		return
 	}
 	if !final && !w.lastSentAt.IsZero() && time.Since(w.lastSentAt) < w.r.cfg.StatusInterval {
-		return // the next sync after the interval sends it
+		w.wakeAt(w.lastSentAt.Add(w.r.cfg.StatusInterval)) // that sync sends it
+		return
 	}
 	msg, err := statusMessage(w.r.cfg.Era, p, &s)
 	if err != nil {

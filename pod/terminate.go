@@ -127,6 +127,7 @@ func (w *worker) terminate(ctx context.Context, p *Pod, removing bool) bool {
 			w.finalSent = true
 		}
 		if time.Now().Before(w.delNext) || !w.finalDelete(ctx, p) {
+			w.wakeAt(w.delNext)
 			return false
 		}
 		w.deletedInCloud = true

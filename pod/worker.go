@@ -10,8 +10,11 @@ import (
 	"time"
 )
 
-// worker owns one pod: its goroutine relists the containers every
-// SyncInterval, starts and restarts them, runs probes and reports status.
+// worker owns one pod: its goroutine starts and restarts the containers,
+// runs probes and reports status. It syncs when woken (a new spec, a
+// container exit, a refreshed configmap or secret), when a time it asked
+// for comes (wakeAt: a back-off, a probe, a retry) and every SyncInterval
+// as a safety resync; in between it sleeps.
 type worker struct {
 	r      *Runner
 	uid    string
@@ -53,6 +56,8 @@ type worker struct {
 	finalSent  bool          // terminating: the final status was sent
 	delNext    time.Time     // next final delete after a failure
 	delWait    time.Duration // back-off between final deletes
+	due        time.Time     // earliest wakeAt of the last sync
+	watchers   sync.WaitGroup
 	// deletedInCloud: the cloud answered the final delete. Read by the
 	// Runner once run has returned.
 	deletedInCloud bool
@@ -66,6 +71,11 @@ type ctr struct {
 	pid     int
 	running bool
 	adopted bool // started by an earlier run of edgenode
+	// pidfd holds the running container's init process (exit.go); pidGone:
+	// pid was found not to be the container's any more; polled: no pidfd
+	// could be opened, so the exit is polled.
+	pidfd           *os.File
+	pidGone, polled bool
 
 	startedAt, finishedAt time.Time
 	term                  *ContainerStateTerminated // last termination
@@ -240,18 +250,27 @@ func (w *worker) snapshot() Pod {
 }
 
 func (w *worker) run(ctx context.Context) {
-	t := time.NewTicker(w.r.cfg.SyncInterval)
-	defer t.Stop()
+	t := time.NewTimer(w.r.cfg.SyncInterval)
+	defer func() {
+		t.Stop()
+		for _, st := range w.ctrs {
+			st.unwatch()
+		}
+		w.watchers.Wait()
+	}()
 	for {
 		w.mu.Lock()
 		sctx, cancel := context.WithCancel(ctx)
 		w.cancelRun = cancel
 		w.mu.Unlock()
+		w.r.syncs.Add(1)
+		w.due = time.Time{}
 		done := w.sync(ctx, sctx)
 		cancel()
 		if done {
 			return
 		}
+		t.Reset(w.sleepFor())
 		select {
 		case <-ctx.Done():
 			return
@@ -319,6 +338,7 @@ func (w *worker) prepareStep(ctx context.Context, p *Pod, refresh bool) bool {
 	}
 	if time.Now().Before(w.prepNext) {
 		retryLater()
+		w.wakeAt(w.prepNext)
 		return w.prepared
 	}
 	err := w.prepare(ctx, p)
@@ -328,6 +348,7 @@ func (w *worker) prepareStep(ctx context.Context, p *Pod, refresh bool) bool {
 	}
 	w.prepWait = min(max(2*w.prepWait, w.r.cfg.BackoffBase), w.r.cfg.BackoffMax)
 	w.prepNext = time.Now().Add(w.prepWait)
+	w.wakeAt(w.prepNext)
 	retryLater()
 	if w.prepared {
 		w.r.log.Warn("pod volumes not refreshed", "pod", p.Metadata.Namespace+"/"+p.Metadata.Name, "err", err)
@@ -432,6 +453,7 @@ func (w *worker) runInits(ctx context.Context, p *Pod) bool {
 			return false // the pod has failed
 		}
 		if time.Now().Before(st.nextStart) {
+			w.wakeAt(st.nextStart)
 			return false
 		}
 		if st.term != nil {
@@ -452,11 +474,13 @@ func (w *worker) runApps(ctx context.Context, p *Pod) {
 			w.probe(ctx, p, st)
 		case st.term == nil && st.startedAt.IsZero():
 			if time.Now().Before(st.nextStart) {
+				w.wakeAt(st.nextStart)
 				continue
 			}
 			w.start(ctx, p, st)
 		case st.term != nil && shouldRestart(p.Spec.RestartPolicy, st.term.ExitCode):
 			if time.Now().Before(st.nextStart) {
+				w.wakeAt(st.nextStart)
 				continue
 			}
 			st.restarts++
@@ -499,19 +523,22 @@ func (w *worker) exited(st *ctr, code, sig int32, reason, msg string) {
 	default:
 		st.backoff = min(2*st.backoff, w.r.cfg.BackoffMax)
 	}
-	st.nextStart = now.Add(st.backoff)
+	st.nextStart = now.Add(st.backoff) // runInits or runApps waits for it
 	st.pid = 0
+	st.unwatch()
 	_ = w.r.rt.remove(context.Background(), st.id)
 }
 
-// observe reaps exited containers. A container started by this run of
-// edgenode is our child (we are its subreaper) and gives its exit code;
-// an adopted one is not, and only its disappearance is seen.
+// observe reaps exited containers and watches running ones (exit.go). A
+// container started by this run of edgenode is our child (we are its
+// subreaper) and gives its exit code; an adopted one is not, and only its
+// end is seen.
 func (w *worker) observe() {
 	for _, st := range w.ctrs {
 		if !st.running || st.pid <= 0 {
 			continue
 		}
+		w.watch(st)
 		ws, reaped, notChild := reapPid(st.pid)
 		switch {
 		case reaped:
@@ -526,8 +553,10 @@ func (w *worker) observe() {
 			}
 			w.exited(st, code, sig, reason, st.killedBy)
 			st.killedBy = ""
-		case notChild && !alive(st.pid):
+		case notChild && st.gone():
 			w.exited(st, 255, 0, "Unknown", "exit code unknown: the container was adopted from an earlier run of edgenode")
+		case st.pidfd == nil:
+			w.wakeAt(time.Now().Add(exitPollInterval))
 		}
 	}
 }

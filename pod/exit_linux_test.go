@@ -1,0 +1,103 @@
+package pod
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestPidfdIdentity opens pidfds on a child process as the runner does on
+// a container's init: checked against a runc state record, woken by the
+// exit, ended by Close. It needs no root.
+func TestPidfdIdentity(t *testing.T) {
+	sleep := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "60")
+		if err := cmd.Start(); err != nil {
+			t.Skipf("sleep missing: %v", err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	cmd := sleep()
+	pid := cmd.Process.Pid
+	start, err := procStartTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	record := func(id string, start uint64) {
+		os.MkdirAll(filepath.Join(root, id), 0o700)
+		b := `{"id":"` + id + `","init_process_pid":` + strconv.Itoa(pid) + `,"init_process_start":` + strconv.FormatUint(start, 10) + `}`
+		if err := os.WriteFile(filepath.Join(root, id, "state.json"), []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("same", start)
+	record("reused", start+1) // the pid now names another process
+	f, err := openPidfd(root, "same", pid)
+	if errors.Is(err, errNoPidfd) {
+		t.Skipf("no pidfd here: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("openPidfd(same) = %v, want a pidfd", err)
+	}
+	defer f.Close()
+	if fileExited(f) {
+		t.Errorf("fileExited(running sleep) = true, want false")
+	}
+	if g, err := openPidfd(root, "reused", pid); !errors.Is(err, errPidGone) {
+		if g != nil {
+			g.Close()
+		}
+		t.Errorf("openPidfd(start time differs) = %v, want errPidGone", err)
+	}
+	if g, err := openPidfd(root, "unrecorded", pid); err != nil {
+		t.Errorf("openPidfd(no runc record) = %v, want runc list trusted", err)
+	} else {
+		g.Close()
+	}
+	if _, err := openPidfd(root, "same", 1<<22+7); !errors.Is(err, errPidGone) {
+		t.Errorf("openPidfd(no such pid) = %v, want errPidGone", err)
+	}
+
+	waited := make(chan error, 1)
+	go func() { waited <- waitPidfd(f) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("waitPidfd returned %v while the process runs", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cmd.Process.Kill()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("waitPidfd after the exit = %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("waitPidfd did not return within 30 s of the exit")
+	}
+	if !fileExited(f) {
+		t.Errorf("fileExited(killed sleep) = false, want true")
+	}
+
+	// Closing the pidfd ends a wait on a live process.
+	other := sleep()
+	g, err := openPidfd(root, "unrecorded", other.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { waited <- waitPidfd(g) }()
+	g.Close()
+	select {
+	case err := <-waited:
+		if err == nil {
+			t.Errorf("waitPidfd after Close = nil, want an error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("waitPidfd did not return within 30 s of Close")
+	}
+}
