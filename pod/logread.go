@@ -1,0 +1,296 @@
+package pod
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strconv"
+	"time"
+)
+
+// logQuery is what to read of a container log: the kubelet's
+// PodLogOptions.
+type logQuery struct {
+	follow     bool
+	tail       int64 // last records; -1: all
+	since      time.Time
+	timestamps bool
+	limit      int64 // bytes; 0: no limit
+	previous   bool
+}
+
+// errLogLimit ends a read at limitBytes.
+var errLogLimit = errors.New("limitBytes reached")
+
+// logWriter writes records as the kubelet does (cri-client logs.go,
+// logWriter.write): the text only, or with timestamps "<time> <text>",
+// the time only where a line starts (not on the pieces after a P record);
+// records older than since are skipped; output stops at limit bytes.
+type logWriter struct {
+	w       io.Writer
+	q       logQuery
+	left    int64
+	midLine bool // the last record written was a P record
+	buf     []byte
+}
+
+func newLogWriter(w io.Writer, q logQuery) *logWriter {
+	return &logWriter{w: w, q: q, left: q.limit}
+}
+
+// record writes one log file line; it returns errLogLimit once limit
+// bytes are out.
+func (l *logWriter) record(line []byte) error {
+	r := parseRecord(line)
+	if !l.q.since.IsZero() && r.time.Before(l.q.since) {
+		return nil
+	}
+	b := l.buf[:0]
+	if l.q.timestamps && !l.midLine && !r.time.IsZero() {
+		b = r.time.AppendFormat(b, timeFormatOut)
+		b = append(b, ' ')
+	}
+	b = append(b, r.text...)
+	if !r.partial {
+		b = append(b, '\n')
+	}
+	l.midLine = r.partial
+	l.buf = b
+	if l.q.limit > 0 && int64(len(b)) >= l.left {
+		b = b[:l.left]
+		l.left = 0
+		if _, err := l.w.Write(b); err != nil {
+			return err
+		}
+		return errLogLimit
+	}
+	l.left -= int64(len(b))
+	_, err := l.w.Write(b)
+	return err
+}
+
+// copyRecords writes the complete lines of f from off on and returns the
+// offset after the last one. With final, a last line without a newline
+// counts too (a log from before the CRI format, whose container died
+// mid-line).
+func copyRecords(l *logWriter, f *os.File, off int64, final bool) (int64, error) {
+	br := bufio.NewReaderSize(io.NewSectionReader(f, off, 1<<62), 32<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Longer than any record edgenode writes: an old plain line.
+			// Pass it on in pieces.
+			if werr := l.record(line); werr != nil {
+				return off, werr
+			}
+			off += int64(len(line))
+			continue
+		}
+		if err != nil {
+			if final && len(line) > 0 {
+				off += int64(len(line))
+				if werr := l.record(line); werr != nil {
+					return off, werr
+				}
+			}
+			return off, nil
+		}
+		off += int64(len(line))
+		if werr := l.record(line[:len(line)-1]); werr != nil {
+			return off, werr
+		}
+	}
+}
+
+// logFiles lists a log's rotated copies, oldest first, then path.
+func logFiles(path string) []string {
+	var files []string
+	for i := 9; i >= 1; i-- {
+		if _, err := os.Stat(path + "." + strconv.Itoa(i)); err == nil {
+			files = append(files, path+"."+strconv.Itoa(i))
+		}
+	}
+	return append(files, path)
+}
+
+// openLog opens the files of a log (logFiles), skipping missing ones,
+// and notes their sizes.
+func openLog(files []string) ([]*os.File, []int64) {
+	var fs []*os.File
+	var sizes []int64
+	for _, p := range files {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			continue
+		}
+		fs = append(fs, f)
+		sizes = append(sizes, fi.Size())
+	}
+	return fs, sizes
+}
+
+// tailStart finds where the last n lines begin: the file index and the
+// offset in it. A last line without its newline counts as a line, as in
+// the kubelet's tail (cri-client logs.go findTailLineStartIndex).
+func tailStart(files []*os.File, sizes []int64, n int64) (int, int64) {
+	if len(files) == 0 {
+		return 0, 0
+	}
+	if n == 0 {
+		return len(files) - 1, sizes[len(files)-1]
+	}
+	buf := make([]byte, 8<<10)
+	skipLast := true // the newline that ends the very last line
+	for i := len(files) - 1; i >= 0; i-- {
+		end := sizes[i]
+		for end > 0 {
+			k := min(end, int64(len(buf)))
+			if _, err := files[i].ReadAt(buf[:k], end-k); err != nil && err != io.EOF {
+				break
+			}
+			for j := k - 1; j >= 0; j-- {
+				if buf[j] != '\n' {
+					skipLast = false
+					continue
+				}
+				if skipLast {
+					skipLast = false
+					continue
+				}
+				if n--; n <= 0 {
+					return i, end - k + j + 1
+				}
+			}
+			end -= k
+		}
+	}
+	return 0, 0
+}
+
+// writeLog writes the log files (oldest first) from the tail on, the
+// last to its current end. It returns the offset reached in the last
+// file. final as in copyRecords, for the last file.
+func writeLog(l *logWriter, files []*os.File, sizes []int64, tail int64, final bool) (int64, error) {
+	start, off := 0, int64(0)
+	if tail >= 0 {
+		start, off = tailStart(files, sizes, tail)
+	}
+	for i := start; i < len(files); i++ {
+		if i > start {
+			off = 0
+		}
+		var err error
+		if off, err = copyRecords(l, files[i], off, final || i < len(files)-1); err != nil {
+			return off, err
+		}
+	}
+	return off, nil
+}
+
+// read writes the container's log as q asks: the previous instance's
+// file, or the current log with its rotated copies, then with follow what
+// the container writes until its output ends (it exited), a newer
+// instance starts, or ctx ends. A container without a relay (its output
+// ended, or adopted from before the CRI format) is not followed.
+func (o *output) read(ctx context.Context, w io.Writer, q logQuery) error {
+	bw := bufio.NewWriterSize(w, 32<<10)
+	defer bw.Flush()
+	l := newLogWriter(bw, q)
+	o.mu.Lock()
+	files := logFiles(o.path)
+	if q.previous {
+		files = []string{o.previousPath()}
+	}
+	fs, sizes := openLog(files)
+	rl, gen, seq := o.cur, o.gen, o.seq
+	o.mu.Unlock()
+	defer func() {
+		for _, f := range fs {
+			f.Close()
+		}
+	}()
+	live := q.follow && !q.previous && rl != nil && len(fs) > 0
+	off, err := writeLog(l, fs, sizes, q.tail, !live)
+	if err != nil || !live {
+		return ignoreLimit(err)
+	}
+	cur := fs[len(fs)-1]
+	for {
+		o.mu.Lock()
+		switch {
+		case o.seq != seq && o.gen == gen:
+			// More records in the same file.
+			seq = o.seq
+			o.mu.Unlock()
+		case o.gen != gen:
+			// Rotated (or a newer instance began): every record written
+			// to the old file is there now; read them, then go on in the
+			// new file while the instance is the same.
+			// k rotations put the old file at .k, and what came after it
+			// at .k-1 to .1 (unless the follower fell behind by more than
+			// LogMaxFiles rotations).
+			var next []*os.File
+			if o.cur == rl {
+				for i := o.gen - gen - 1; i >= 1; i-- {
+					if f, err := os.Open(o.path + "." + strconv.Itoa(i)); err == nil {
+						next = append(next, f)
+					}
+				}
+				if f, err := os.Open(o.path); err == nil {
+					next = append(next, f)
+				}
+			}
+			gen, seq = o.gen, o.seq
+			o.mu.Unlock()
+			fs = append(fs, next...)
+			if _, err := copyRecords(l, cur, off, true); err != nil {
+				return ignoreLimit(err)
+			}
+			if len(next) == 0 {
+				return nil // a newer instance: this one has ended
+			}
+			for _, f := range next[:len(next)-1] {
+				if _, err := copyRecords(l, f, 0, true); err != nil {
+					return ignoreLimit(err)
+				}
+			}
+			cur, off = next[len(next)-1], 0
+		case rl.ended():
+			o.mu.Unlock()
+			_, err := copyRecords(l, cur, off, true)
+			return ignoreLimit(err)
+		default:
+			if o.wake == nil {
+				o.wake = make(chan struct{})
+			}
+			wake := o.wake
+			o.mu.Unlock()
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-wake:
+			}
+			continue
+		}
+		if off, err = copyRecords(l, cur, off, false); err != nil {
+			return ignoreLimit(err)
+		}
+	}
+}
+
+func ignoreLimit(err error) error {
+	if errors.Is(err, errLogLimit) {
+		return nil
+	}
+	return err
+}
