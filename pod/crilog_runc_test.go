@@ -226,3 +226,35 @@ func TestAdoptedContainerKeepsLogging(t *testing.T) {
 		t.Errorf("records per stream %v, want more than %d", ticks, stoppedAt+50)
 	}
 }
+
+// BenchmarkContainerLogLines is the rate of lines from a real container
+// writing as fast as it can (busybox yes, 40-byte lines, through its
+// stdio buffer) through the relay into the log, from the times the relay
+// stamped on the first and last record.
+func BenchmarkContainerLogLines(b *testing.B) {
+	const n = 300000
+	h := newHarness(b, "", func(c *Config) { c.LogMaxSize = 1 << 30 })
+	for i := 0; b.Loop(); i++ {
+		name := "yes" + strconv.Itoa(i)
+		p := testPod(name, sh("main", fmt.Sprintf(`sleep 0.5; yes %s | head -n %d; echo done`, strings.Repeat("y", 39), n)))
+		p.Spec.RestartPolicy = RestartNever
+		h.send(bus.OpInsert, bus.KindPod, "default", name, p)
+		path := filepath.Join(PodsDir(h.cfg.DataDir), "uid-"+name, "logs", "main.log")
+		waitFor(b, func() bool {
+			fi, err := os.Stat(path)
+			return err == nil && fi.Size() > int64(n)*40
+		})
+		var rs []logRecord
+		waitFor(b, func() bool {
+			rs = records(b, path)
+			return len(rs) > 0 && string(rs[len(rs)-1].text) == "done"
+		})
+		if len(rs) != n+1 {
+			b.Fatalf("%d records, want %d", len(rs), n+1)
+		}
+		d := rs[len(rs)-1].time.Sub(rs[0].time)
+		b.ReportMetric(float64(n)/d.Seconds(), "lines/s")
+		h.r.DeletePod("default", name)
+		waitGone(b, h, "uid-"+name)
+	}
+}
