@@ -58,12 +58,6 @@ var pipeMax = sync.OnceValue(func() int {
 	return n
 })
 
-// maxPipeBuffer caps the pipe buffer asked for: 1 MiB, the kernel's
-// default pipe-max-size. The kernel allocates pipe pages as data
-// arrives and frees them as it is read, so a drained pipe costs no
-// memory whatever its capacity.
-const maxPipeBuffer = 1 << 20
-
 // growPipe raises the pipe's capacity (F_SETPIPE_SZ) to what
 // /proc/sys/fs/pipe-max-size allows, up to maxPipeBuffer, so a container
 // can write that much while edgenode is not reading. Failure leaves the

@@ -194,6 +194,13 @@ func (o *output) start(ctx context.Context, f *os.File, size int64, rd [2]*os.Fi
 	}
 }
 
+// maxPipeBuffer caps the pipe capacity asked for (growPipe): 1 MiB, the
+// kernel's default pipe-max-size. The kernel allocates pipe pages as data
+// arrives and frees them as they are read, so a drained pipe costs no
+// memory whatever its capacity; a full one, while edgenode is away, pins
+// this much kernel memory per stream.
+const maxPipeBuffer = 1 << 20
+
 // relayBuf is the read size of a relay: the memory an idle stream holds.
 const relayBuf = 4 << 10
 

@@ -59,6 +59,9 @@ func TestRelayRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got, want := pipeSize(out), min(pipeMax(), maxPipeBuffer); got < want {
+		t.Errorf("pipe capacity %d, want %d (F_SETPIPE_SZ)", got, want)
+	}
 	long := strings.Repeat("x", maxLogLine+100)
 	out.WriteString("a\n")
 	errf.WriteString("b\n")
