@@ -118,6 +118,18 @@ func TestFollowStreamsNewLines(t *testing.T) {
 	p.Spec.RestartPolicy = RestartNever
 	h.send(bus.OpInsert, bus.KindPod, "default", "follow", p)
 	h.waitLog("follow", "tick", "tick 2\n")
+	attached := make(chan []string, 1)
+	go func() {
+		var got []string
+		err := h.r.followOutput(context.Background(), "default", "follow", "tick", func(s logStream, text []byte, partial bool) error {
+			got = append(got, fmt.Sprintf("%s %v %s", s, partial, text))
+			return nil
+		})
+		if err != nil {
+			got = append(got, err.Error())
+		}
+		attached <- got
+	}()
 	srv := httptest.NewServer(h.r.Handler())
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -142,6 +154,17 @@ func TestFollowStreamsNewLines(t *testing.T) {
 	for i, l := range lines {
 		if l != "tick "+strconv.Itoa(first+i) {
 			t.Fatalf("followed line %d = %q, want %q (in %v)", i, l, "tick "+strconv.Itoa(first+i), lines)
+		}
+	}
+	// followOutput (attach) gets the records from its start to the end.
+	got := <-attached
+	if len(got) < 5 || got[len(got)-1] != "stdout false tick 29" {
+		t.Fatalf("followOutput records = %v, want each from its start to tick 29", got)
+	}
+	first, _ = strconv.Atoi(strings.TrimPrefix(got[0], "stdout false tick "))
+	for i, g := range got {
+		if want := "stdout false tick " + strconv.Itoa(first+i); g != want {
+			t.Fatalf("followOutput record %d = %q, want %q", i, g, want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -34,6 +35,9 @@ type logWriter struct {
 	left    int64
 	midLine bool // the last record written was a P record
 	buf     []byte
+	br      *bufio.Reader // reused by copyRecords
+	// each, when set, gets every record after since instead of w.
+	each func(s logStream, text []byte, partial bool) error
 }
 
 func newLogWriter(w io.Writer, q logQuery) *logWriter {
@@ -46,6 +50,9 @@ func (l *logWriter) record(line []byte) error {
 	r := parseRecord(line)
 	if !l.q.since.IsZero() && r.time.Before(l.q.since) {
 		return nil
+	}
+	if l.each != nil {
+		return l.each(r.stream, r.text, r.partial)
 	}
 	b := l.buf[:0]
 	if l.q.timestamps && !l.midLine && !r.time.IsZero() {
@@ -76,7 +83,12 @@ func (l *logWriter) record(line []byte) error {
 // counts too (a log from before the CRI format, whose container died
 // mid-line).
 func copyRecords(l *logWriter, f *os.File, off int64, final bool) (int64, error) {
-	br := bufio.NewReaderSize(io.NewSectionReader(f, off, 1<<62), 32<<10)
+	sr := io.NewSectionReader(f, off, 1<<62)
+	if l.br == nil {
+		l.br = bufio.NewReaderSize(sr, 32<<10)
+	}
+	br := l.br
+	br.Reset(sr)
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -202,7 +214,12 @@ func writeLog(l *logWriter, files []*os.File, sizes []int64, tail int64, final b
 func (o *output) read(ctx context.Context, w io.Writer, q logQuery) error {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	defer bw.Flush()
-	l := newLogWriter(bw, q)
+	return o.readTo(ctx, newLogWriter(bw, q), bw.Flush)
+}
+
+// readTo is read into l; flush runs before each wait for more.
+func (o *output) readTo(ctx context.Context, l *logWriter, flush func() error) error {
+	q := l.q
 	o.mu.Lock()
 	files := logFiles(o.path)
 	if q.previous {
@@ -272,7 +289,7 @@ func (o *output) read(ctx context.Context, w io.Writer, q logQuery) error {
 			}
 			wake := o.wake
 			o.mu.Unlock()
-			if err := bw.Flush(); err != nil {
+			if err := flush(); err != nil {
 				return err
 			}
 			select {
@@ -293,4 +310,18 @@ func ignoreLimit(err error) error {
 		return nil
 	}
 	return err
+}
+
+// followOutput calls fn with each record the container ns/pod/container
+// writes from now on (text without its newline; partial for a piece of a
+// longer line), from the caller's goroutine, until the container's output
+// ends, a newer instance starts, fn fails or ctx ends. It is what attach
+// shows of a container's stdout and stderr.
+func (r *Runner) followOutput(ctx context.Context, ns, pod, container string, fn func(s logStream, text []byte, partial bool) error) error {
+	w := r.worker(ns, pod)
+	if w == nil {
+		return fmt.Errorf("%w: pod %s/%s", ErrNotFound, ns, pod)
+	}
+	q := logQuery{follow: true, tail: 0}
+	return w.output(container).readTo(ctx, &logWriter{q: q, each: fn}, func() error { return nil })
 }
