@@ -250,6 +250,9 @@ func (rl *relay) copy(ctx context.Context, f *os.File, s logStream) {
 		if cap(line) > relayBuf && len(line) == 0 {
 			line = nil // a long line is over: give its buffer back
 		}
+		if cap(out) > 4*relayBuf {
+			out = nil
+		}
 		if err != nil {
 			return
 		}

@@ -252,3 +252,55 @@ func BenchmarkRelayIdle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStallWhileDown measures what a container writing 1 MB/s (1 KB
+// every millisecond) goes through while edgenode is down for
+// EDGENODE_BENCH_DOWN (default 30s): how long its writes block in all,
+// and that every line arrives once the relay is back (adoption).
+func BenchmarkStallWhileDown(b *testing.B) {
+	down := 30 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("EDGENODE_BENCH_DOWN")); err == nil {
+		down = d
+	}
+	for b.Loop() {
+		o := newTestOutput(b, 1<<30, 2)
+		ctx, stop := context.WithCancel(context.Background())
+		out, errf, err := o.begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		errf.Close()
+		line := []byte(strings.Repeat("x", 999) + "\n")
+		total := int(down/time.Millisecond) + 2000
+		var stalled time.Duration
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			next := time.Now()
+			for range total {
+				t := time.Now()
+				out.Write(line)
+				if d := time.Since(t); d > time.Millisecond {
+					stalled += d
+				}
+				next = next.Add(time.Millisecond)
+				time.Sleep(time.Until(next))
+			}
+			out.Close()
+		}()
+		time.Sleep(time.Second)
+		stop()
+		o.r.wg.Wait()
+		time.Sleep(down)
+		if err := o.adopt(context.Background(), true); err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		o.r.wg.Wait()
+		if n := len(records(b, o.path)); n != total {
+			b.Errorf("%d records, want %d: lines lost", n, total)
+		}
+		b.ReportMetric(stalled.Seconds(), "stalled-s")
+		b.ReportMetric(down.Seconds(), "down-s")
+	}
+}
