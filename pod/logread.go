@@ -219,70 +219,72 @@ func (o *output) read(ctx context.Context, w io.Writer, q logQuery) error {
 
 // readTo is read into l; flush runs before each wait for more.
 func (o *output) readTo(ctx context.Context, l *logWriter, flush func() error) error {
-	q := l.q
 	o.mu.Lock()
 	files := logFiles(o.path)
-	if q.previous {
+	if l.q.previous {
 		files = []string{o.previousPath()}
 	}
 	fs, sizes := openLog(files)
 	rl, gen, seq := o.cur, o.gen, o.seq
 	o.mu.Unlock()
-	defer func() {
-		for _, f := range fs {
+	live := l.q.follow && !l.q.previous && rl != nil && len(fs) > 0
+	off, err := writeLog(l, fs, sizes, l.q.tail, !live)
+	for i, f := range fs {
+		if !live || err != nil || i < len(fs)-1 {
 			f.Close()
 		}
-	}()
-	live := q.follow && !q.previous && rl != nil && len(fs) > 0
-	off, err := writeLog(l, fs, sizes, q.tail, !live)
+	}
 	if err != nil || !live {
 		return ignoreLimit(err)
 	}
-	cur := fs[len(fs)-1]
+	return ignoreLimit(o.follow(ctx, l, flush, followPos{rl: rl, f: fs[len(fs)-1], off: off, gen: gen, seq: seq}))
+}
+
+// followPos is where a follower is: the instance it follows, the file it
+// reads (closed by follow) and how far, and the output's gen and seq it
+// has seen.
+type followPos struct {
+	rl       *relay
+	f        *os.File
+	off      int64
+	gen, seq int
+}
+
+// follow writes what the relay p.rl appends from p on, asleep between
+// writes, until the instance's output ends or a newer one begins, or ctx
+// ends.
+func (o *output) follow(ctx context.Context, l *logWriter, flush func() error, p followPos) error {
+	defer func() { p.f.Close() }()
 	for {
 		o.mu.Lock()
 		switch {
-		case o.seq != seq && o.gen == gen:
-			// More records in the same file.
-			seq = o.seq
+		case o.seq != p.seq && o.gen == p.gen:
+			p.seq = o.seq // more records in the same file
 			o.mu.Unlock()
-		case o.gen != gen:
-			// Rotated (or a newer instance began): every record written
-			// to the old file is there now; read them, then go on in the
-			// new file while the instance is the same.
-			// k rotations put the old file at .k, and what came after it
-			// at .k-1 to .1 (unless the follower fell behind by more than
-			// LogMaxFiles rotations).
-			var next []*os.File
-			if o.cur == rl {
-				for i := o.gen - gen - 1; i >= 1; i-- {
-					if f, err := os.Open(o.path + "." + strconv.Itoa(i)); err == nil {
-						next = append(next, f)
-					}
+		case o.gen != p.gen:
+			next := o.rotatedSince(p)
+			p.gen, p.seq = o.gen, o.seq
+			o.mu.Unlock()
+			// Every record of the old file is in it now: read them, then
+			// go on in the newer files while the instance is the same.
+			_, err := copyRecords(l, p.f, p.off, true)
+			p.f.Close()
+			for i, f := range next {
+				if err == nil && i < len(next)-1 {
+					_, err = copyRecords(l, f, 0, true)
 				}
-				if f, err := os.Open(o.path); err == nil {
-					next = append(next, f)
+				if i < len(next)-1 {
+					f.Close()
 				}
 			}
-			gen, seq = o.gen, o.seq
+			if err != nil || len(next) == 0 {
+				return err // no next file: a newer instance, this one has ended
+			}
+			p.f, p.off = next[len(next)-1], 0
+		case p.rl.ended():
 			o.mu.Unlock()
-			fs = append(fs, next...)
-			if _, err := copyRecords(l, cur, off, true); err != nil {
-				return ignoreLimit(err)
-			}
-			if len(next) == 0 {
-				return nil // a newer instance: this one has ended
-			}
-			for _, f := range next[:len(next)-1] {
-				if _, err := copyRecords(l, f, 0, true); err != nil {
-					return ignoreLimit(err)
-				}
-			}
-			cur, off = next[len(next)-1], 0
-		case rl.ended():
-			o.mu.Unlock()
-			_, err := copyRecords(l, cur, off, true)
-			return ignoreLimit(err)
+			_, err := copyRecords(l, p.f, p.off, true)
+			return err
 		default:
 			if o.wake == nil {
 				o.wake = make(chan struct{})
@@ -299,10 +301,32 @@ func (o *output) readTo(ctx context.Context, l *logWriter, flush func() error) e
 			}
 			continue
 		}
-		if off, err = copyRecords(l, cur, off, false); err != nil {
-			return ignoreLimit(err)
+		var err error
+		if p.off, err = copyRecords(l, p.f, p.off, false); err != nil {
+			return err
 		}
 	}
+}
+
+// rotatedSince opens the files written after p's file while p's instance
+// is still the current one, oldest first: k rotations put p's file at .k
+// and what came after it at .k-1 to .1, then the log itself (unless the
+// follower fell more than LogMaxFiles rotations behind). None for a newer
+// instance. o.mu is held.
+func (o *output) rotatedSince(p followPos) []*os.File {
+	if o.cur != p.rl {
+		return nil
+	}
+	var next []*os.File
+	for i := o.gen - p.gen - 1; i >= 1; i-- {
+		if f, err := os.Open(o.path + "." + strconv.Itoa(i)); err == nil {
+			next = append(next, f)
+		}
+	}
+	if f, err := os.Open(o.path); err == nil {
+		next = append(next, f)
+	}
+	return next
 }
 
 func ignoreLimit(err error) error {
