@@ -259,26 +259,48 @@ func (rl *relay) copy(ctx context.Context, f *os.File, s logStream) {
 	}
 }
 
-// write appends records to the log and rotates it past LogMaxSize.
+// write appends records to the log, rotating it at a record boundary so
+// that a file stays within LogMaxSize (a single record longer than that
+// gets a file of its own).
 func (rl *relay) write(b []byte) {
 	o := rl.o
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	for len(b) > 0 {
+		n := len(b)
+		if room := o.r.cfg.LogMaxSize - rl.size; !rl.moved && int64(n) > room {
+			n = bytes.LastIndexByte(b[:max(room, 0)], '\n') + 1
+			if n == 0 && rl.size == 0 {
+				n = bytes.IndexByte(b, '\n') + 1
+			}
+		}
+		if n > 0 {
+			rl.append(b[:n])
+			b = b[n:]
+		}
+		if len(b) > 0 {
+			rl.rotate()
+		}
+	}
+	o.notify()
+}
+
+// append writes to the log file, reopening it after a failed rotation;
+// o.mu is held.
+func (rl *relay) append(b []byte) {
+	o := rl.o
 	if rl.f == nil && !rl.moved {
 		rl.f, _ = os.OpenFile(o.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	}
-	if rl.f != nil {
-		n, err := rl.f.Write(b)
-		rl.size += int64(n)
-		if err != nil && !rl.werr {
-			rl.werr = true // once per instance: a full disk would repeat it per line
-			o.r.log.Warn("container log not written: lines dropped", "file", o.path, "err", err)
-		}
+	if rl.f == nil {
+		return
 	}
-	if !rl.moved && rl.size >= o.r.cfg.LogMaxSize {
-		rl.rotate()
+	n, err := rl.f.Write(b)
+	rl.size += int64(n)
+	if err != nil && !rl.werr {
+		rl.werr = true // once per instance: a full disk would repeat it per line
+		o.r.log.Warn("container log not written: lines dropped", "file", o.path, "err", err)
 	}
-	o.notify()
 }
 
 // rotate renames the log to .1 (older copies shift up to .LogMaxFiles,
@@ -292,7 +314,8 @@ func (rl *relay) rotate() {
 		_ = os.Rename(o.path+"."+strconv.Itoa(i), o.path+"."+strconv.Itoa(i+1))
 	}
 	if err := os.Rename(o.path, o.path+".1"); err != nil {
-		return // the pod dir is going: keep writing where we are
+		rl.size = 0 // the pod dir is going: keep writing where we are
+		return
 	}
 	o.gen++
 	rl.f.Close()

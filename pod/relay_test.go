@@ -94,9 +94,9 @@ func TestRelayRecords(t *testing.T) {
 	if err := o.read(ctx, &b, logQuery{tail: -1}); err != nil {
 		t.Fatal(err)
 	}
-	if s := b.String(); !strings.Contains(s, "a\n") || !strings.Contains(s, "b\n") || !strings.Contains(s, long+"\n") ||
-		!strings.HasSuffix(s, "last without newline\n") {
-		t.Errorf("read = %q, want a, b, the long line whole and the last line", s)
+	// The streams' order is not fixed; stdout's is.
+	if s := b.String(); strings.Replace(s, "b\n", "", 1) != "a\n"+long+"\nlast without newline\n" {
+		t.Errorf("read = %.100q...%q, want a, b, the long line whole and the last line", s, s[max(0, len(s)-40):])
 	}
 }
 
@@ -104,7 +104,7 @@ func TestRelayRecords(t *testing.T) {
 // several rotations: the files and a follower that runs meanwhile both
 // have every number, in order.
 func TestRelayRotationKeepsEveryLine(t *testing.T) {
-	const n = 2000
+	const n = 1500 // about 70 KB of records: within 10 files of 8 KiB
 	o := newTestOutput(t, 8192, 9)
 	ctx := context.Background()
 	out, errf, err := o.begin(ctx)
