@@ -50,6 +50,7 @@ func addFlags(cmd string, fs *flag.FlagSet, o *options) {
 	}
 	if cmd == "logs" {
 		fs.BoolVar(&o.logs.follow, "f", false, "follow: keep printing what the container writes (until interrupted)")
+		fs.BoolVar(&o.logs.timestamps, "timestamps", false, "prefix each line with the time it was written (RFC 3339)")
 	}
 	if cmd == "run" || cmd == "config" {
 		addHubFlags(fs, o)

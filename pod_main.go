@@ -61,7 +61,8 @@ func cmdImage(ctx context.Context, o *options, args []string, stdout, stderr io.
 
 // logsOptions are the flags of the logs command.
 type logsOptions struct {
-	follow bool
+	follow     bool
+	timestamps bool
 }
 
 // cmdLogs prints the log of one container of a pod, rotated files first;
@@ -83,13 +84,13 @@ func cmdLogs(ctx context.Context, o *options, args []string, stdout, stderr io.W
 	if o.logs.follow {
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		if err := pod.FollowLogs(ctx, stdout, cfg.DataDir, args[0], container); err != nil {
+		if err := pod.FollowLogs(ctx, stdout, cfg.DataDir, args[0], container, o.logs.timestamps); err != nil {
 			fmt.Fprintf(stderr, "edgenode: %v\n", err)
 			return 1
 		}
 		return 0
 	}
-	if err := pod.WriteLogs(stdout, cfg.DataDir, args[0], container); err != nil {
+	if err := pod.WriteLogs(stdout, cfg.DataDir, args[0], container, o.logs.timestamps); err != nil {
 		fmt.Fprintf(stderr, "edgenode: %v\n", err)
 		return 1
 	}

@@ -265,15 +265,21 @@ func TestImageAndLogsCommands(t *testing.T) {
 	if rc := realMain([]string{"image", "--data-dir", dir, plat, "import", filepath.Join(dir, "c.yaml")}, &out, &errb); rc != 1 || !strings.Contains(errb.String(), "bad image") {
 		t.Errorf("image import of a non-archive = %d %q, want 1 and bad image", rc, errb.String())
 	}
-	// logs reads the files of a stored pod.
+	// logs reads the files of a stored pod: a plain file from before the
+	// CRI log format, then CRI records, printed as text.
 	pd := filepath.Join(pod.PodsDir(dir), "uid-1")
 	os.MkdirAll(filepath.Join(pd, "logs"), 0o700)
 	os.WriteFile(filepath.Join(pd, "pod.json"), []byte(`{"metadata":{"name":"web","namespace":"default","uid":"uid-1"},"spec":{"containers":[{"name":"main","image":"x"}]}}`), 0o600)
 	os.WriteFile(filepath.Join(pd, "logs", "main.log.1"), []byte("old\n"), 0o600)
-	os.WriteFile(filepath.Join(pd, "logs", "main.log"), []byte("new\n"), 0o600)
+	os.WriteFile(filepath.Join(pd, "logs", "main.log"), []byte("2026-01-02T03:04:05.5Z stdout P ne\n2026-01-02T03:04:05.6Z stdout F w\n"), 0o600)
 	out.Reset()
 	if rc := realMain([]string{"logs", "--data-dir", dir, "default/web"}, &out, &errb); rc != 0 || out.String() != "old\nnew\n" {
 		t.Errorf("logs default/web = %d %q, want old then new", rc, out.String())
+	}
+	out.Reset()
+	if rc := realMain([]string{"logs", "--data-dir", dir, "--timestamps", "default/web"}, &out, &errb); rc != 0 ||
+		out.String() != "old\n2026-01-02T03:04:05.500000000Z new\n" {
+		t.Errorf("logs --timestamps default/web = %d %q, want old, then new with its time", rc, out.String())
 	}
 	if rc := realMain([]string{"logs", "--data-dir", dir, "nope"}, &out, &errb); rc != 1 {
 		t.Errorf("logs of a missing pod = %d, want 1", rc)

@@ -178,7 +178,7 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 		annotate: map[string]string{
 			annPodUID: w.uid, annPodName: p.Metadata.Name, annPodNS: p.Metadata.Namespace,
 			annContainer: c.Name, annStarted: fmtTime(now), annRestarts: strconv.Itoa(int(st.restarts)),
-			annImageID: img.ID, annPodsDir: w.r.cfg.podsDir(),
+			annImageID: img.ID, annPodsDir: w.r.cfg.podsDir(), annLogFormat: "cri",
 		},
 	})
 	if err != nil {
@@ -192,13 +192,14 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 		fail("CreateContainerError", err)
 		return
 	}
-	logf, err := os.OpenFile(w.logPath(c.Name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	outw, errw, err := w.output(c.Name).begin(w.r.ctx)
 	if err != nil {
 		fail("CreateContainerError", err)
 		return
 	}
-	pid, err := w.r.rt.run(ctx, st.id, bdir, logf)
-	logf.Close()
+	pid, err := w.r.rt.run(ctx, st.id, bdir, outw, errw)
+	outw.Close()
+	errw.Close()
 	if err != nil {
 		_ = w.r.rt.remove(context.Background(), st.id)
 		fail("RunContainerError", err)

@@ -19,10 +19,22 @@
 // volumes and logs (pods/<uid>/), the pod itself (pods/<uid>/pod.json,
 // with its startTime and, while it is being deleted, its deletionTimestamp
 // and the SIGKILL deadline in pods/<uid>/kill-at). runc keeps its own state under the
-// runtime root. Containers are started detached with their stdio on log
-// files, so they keep running when edgenode stops; edgenode makes itself a
-// child subreaper to collect their exit codes while it runs, and adopts
-// running containers at start (runc list) without restarting them.
+// runtime root. Containers are started detached, so they keep running when
+// edgenode stops; edgenode makes itself a child subreaper to collect their
+// exit codes while it runs, and adopts running containers at start (runc
+// list) without restarting them.
+//
+// Container logs (relay.go, logread.go): a container's stdout and stderr
+// are two FIFOs, pods/<uid>/io/<name>.stdout and .stderr, which the
+// container holds open read-write. edgenode reads them, stamps each line
+// and appends it in the CRI log format to pods/<uid>/logs/<name>.log,
+// rotated by rename past LogMaxSize to .1 ... .LogMaxFiles; when the
+// container starts again its last file becomes <name>.previous.log. While
+// edgenode is down the output waits in the pipe (up to 1 MiB per stream,
+// then the container blocks); the next edgenode reopens the FIFOs of the
+// containers it adopts and reads on. Containers adopted from an edgenode
+// that wrote plain logs keep appending to their file themselves until
+// they end; such lines read as plain stdout lines.
 //
 // Exits (exit.go): the init process of each running container, started or
 // adopted, is held by a pidfd, checked against runc's record of the
@@ -40,9 +52,12 @@
 // container exit) or a time it asked for (a restart back-off, a probe's
 // period, a retry), with a safety resync every SyncInterval (1 min); an
 // idle pod costs nothing in between. Each running container has one
-// goroutine blocked in the netpoller on its pidfd. Run waits for every
-// worker, and a worker for its pidfd goroutines, before it returns, and
-// never for a grace period: nothing stops the containers themselves.
+// goroutine blocked in the netpoller on its pidfd, and two relay
+// goroutines while its output is open, asleep in the poller while the
+// container is silent; a relay ends when the container's output closes
+// (it exited) or Run's context ends. Run waits for every worker, relay and
+// pidfd goroutine before it returns, and never for a grace period: nothing
+// stops the containers themselves.
 //
 // Sub-package podtest builds busybox test images and runs an in-process
 // registry for the tests of this and other packages.

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,13 +17,21 @@ func (w *worker) logPath(container string) string {
 	return filepath.Join(w.dir, "logs", container+".log")
 }
 
-// rotateLogs caps each container log: past LogMaxSize the file is copied
-// to .1 (older copies shift up to LogMaxFiles) and truncated in place. The
-// container keeps its O_APPEND descriptor, so it writes on at the new end;
-// lines written between copy and truncate are lost, the price of having no
-// process of ours in the log path.
+// rotateLogs caps the log of each container adopted from an edgenode
+// that predates the CRI log format (output.legacy): such a container
+// appends to its log file itself, so past LogMaxSize the file is copied to
+// .1 (older copies shift up to LogMaxFiles) and truncated in place; lines
+// written between copy and truncate are lost. The logs of the other
+// containers are rotated by their relay (relay.rotate), which loses none.
 func (w *worker) rotateLogs() {
 	for name := range w.ctrs {
+		o := w.output(name)
+		o.mu.Lock()
+		legacy := o.legacy
+		o.mu.Unlock()
+		if !legacy {
+			continue
+		}
 		p := w.logPath(name)
 		fi, err := os.Stat(p)
 		if err != nil || fi.Size() < w.r.cfg.LogMaxSize {
@@ -59,9 +68,11 @@ func copyFile(src, dst string) error {
 }
 
 // WriteLogs writes the log of one container of a pod stored under dataDir,
-// oldest rotated file first. pod is "name" or "namespace/name"; container
-// may be empty when the pod has one container.
-func WriteLogs(w io.Writer, dataDir, pod, container string) error {
+// oldest rotated file first: the text of each line, with timestamps
+// prefixed by its time as kubectl logs --timestamps does. pod is "name" or
+// "namespace/name"; container may be empty when the pod has one
+// container.
+func WriteLogs(w io.Writer, dataDir, pod, container string, timestamps bool) error {
 	dir, p, err := findPod(PodsDir(dataDir), pod)
 	if err != nil {
 		return err
@@ -77,30 +88,20 @@ func WriteLogs(w io.Writer, dataDir, pod, container string) error {
 		container = p.Spec.Containers[0].Name
 	}
 	base := filepath.Join(dir, "logs", container+".log")
-	files := []string{}
-	for i := 9; i >= 1; i-- {
-		if _, err := os.Stat(base + "." + strconv.Itoa(i)); err == nil {
-			files = append(files, base+"."+strconv.Itoa(i))
+	fs, sizes := openLog(logFiles(base))
+	defer func() {
+		for _, f := range fs {
+			f.Close()
 		}
-	}
-	files = append(files, base)
-	found := false
-	for _, f := range files {
-		in, err := os.Open(f)
-		if err != nil {
-			continue
-		}
-		found = true
-		_, err = io.Copy(w, in)
-		in.Close()
-		if err != nil {
-			return err
-		}
-	}
-	if !found {
+	}()
+	if len(fs) == 0 {
 		return fmt.Errorf("%w: no log for container %q of %s", ErrNotFound, container, pod)
 	}
-	return nil
+	bw := bufio.NewWriterSize(w, 32<<10)
+	if _, err := writeLog(newLogWriter(bw, logQuery{tail: -1, timestamps: timestamps}), fs, sizes, -1, true); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // findPod finds a stored pod by "name" or "namespace/name".
@@ -134,10 +135,12 @@ func findPod(podsDir, key string) (string, *Pod, error) {
 	return "", nil, fmt.Errorf("pod: %q matches %d pods: use namespace/name", key, len(matches))
 }
 
-// FollowLogs writes the container's current log file, then what the
-// container appends, until ctx ends. A rotation (the file shrinks) starts
-// over at the top of the new content.
-func FollowLogs(ctx context.Context, w io.Writer, dataDir, pod, container string) error {
+// FollowLogs writes the container's current log file, then what is
+// appended to it, until ctx ends. It reads only files (it runs in the
+// edgenode logs command, beside the node), so it looks for new records
+// four times a second. After a rotation (the file at the path is a new
+// one) it reads the old file to its end and goes on with the new one.
+func FollowLogs(ctx context.Context, w io.Writer, dataDir, pod, container string, timestamps bool) error {
 	dir, p, err := findPod(PodsDir(dataDir), pod)
 	if err != nil {
 		return err
@@ -149,36 +152,43 @@ func FollowLogs(ctx context.Context, w io.Writer, dataDir, pod, container string
 		container = p.Spec.Containers[0].Name
 	}
 	path := filepath.Join(dir, "logs", container+".log")
-	var off int64
-	rotated := rotationStamp(path)
+	l := newLogWriter(w, logQuery{tail: -1, timestamps: timestamps})
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	buf := make([]byte, 32<<10)
-	for {
-		// rotateLogs copies to .1, then truncates: a new .1 or a file
-		// shorter than what was read means start over.
-		if st := rotationStamp(path); st != rotated {
-			rotated, off = st, 0
+	var cur *os.File
+	var off int64
+	defer func() {
+		if cur != nil {
+			cur.Close()
 		}
-		f, err := os.Open(path)
-		if err == nil {
-			if fi, err := f.Stat(); err == nil && fi.Size() < off {
-				off = 0
+	}()
+	for {
+		fresh := false
+		if cur != nil {
+			fi, err1 := os.Stat(path)
+			ci, err2 := cur.Stat()
+			fresh = err1 == nil && err2 == nil && !os.SameFile(fi, ci)
+		}
+		if fresh {
+			if _, err := copyRecords(l, cur, off, true); err != nil {
+				return err
 			}
-			for {
-				n, err := f.ReadAt(buf, off)
-				if n > 0 {
-					if _, werr := w.Write(buf[:n]); werr != nil {
-						f.Close()
-						return werr
-					}
-					off += int64(n)
-				}
-				if err != nil {
-					break
-				}
+			cur.Close()
+			cur = nil
+		}
+		if cur == nil {
+			if cur, err = os.Open(path); err != nil {
+				cur = nil
 			}
-			f.Close()
+			off = 0
+		}
+		if cur != nil {
+			if fi, err := cur.Stat(); err == nil && fi.Size() < off {
+				off = 0 // truncated: a log rotated the old way (rotateLogs)
+			}
+			if off, err = copyRecords(l, cur, off, false); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -186,13 +196,4 @@ func FollowLogs(ctx context.Context, w io.Writer, dataDir, pod, container string
 		case <-tick.C:
 		}
 	}
-}
-
-// rotationStamp identifies the newest rotated copy of a log.
-func rotationStamp(path string) string {
-	fi, err := os.Stat(path + ".1")
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
 }

@@ -52,22 +52,24 @@ func TestFollowLogs(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o700)
 	os.WriteFile(filepath.Join(dir, "pod.json"), []byte(`{"metadata":{"name":"web","namespace":"default","uid":"u1"},"spec":{"containers":[{"name":"main","image":"x"}]}}`), 0o600)
 	log := filepath.Join(dir, "logs", "main.log")
+	// A plain line from before the CRI format, then CRI records.
 	os.WriteFile(log, []byte("first\n"), 0o600)
 	w := &chanWriter{ch: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- FollowLogs(ctx, w, data, "web", "") }()
+	go func() { done <- FollowLogs(ctx, w, data, "web", "", false) }()
 	f, _ := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
-	defer f.Close()
-	f.Write([]byte("second\n"))
+	now := time.Now()
+	f.Write(appendRecord(nil, now, stdout, false, []byte("second")))
+	f.Write(appendRecord(nil, now, stderr, true, []byte("thi")))
 	w.waitFor(t, "first\nsecond\n")
-	// Rotate as rotateLogs does, then keep writing past the old offset.
-	if err := copyFile(log, log+".1"); err != nil {
-		t.Fatal(err)
-	}
-	os.Truncate(log, 0)
-	f.Write([]byte("after-rotation, longer than before\n"))
-	w.waitFor(t, "first\nsecond\nafter-rotation, longer than before\n")
+	// Rotate as the relay does: rename, then write on in a new file; the
+	// old one gets a last record after the rename.
+	os.Rename(log, log+".1")
+	f.Write(appendRecord(nil, now, stderr, false, []byte("rd")))
+	f.Close()
+	os.WriteFile(log, appendRecord(nil, now, stdout, false, []byte("after rotation")), 0o600)
+	w.waitFor(t, "first\nsecond\nthird\nafter rotation\n")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("FollowLogs() = %v", err)

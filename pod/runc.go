@@ -43,19 +43,23 @@ func (r *ociRuntime) output(ctx context.Context, args ...string) ([]byte, error)
 }
 
 // run creates and starts a container detached: the container's stdin is
-// /dev/null and its stdout and stderr are log (opened O_APPEND), so the
-// container writes its log itself and runc exits at once. The container's
-// init process is then a child of the nearest subreaper (edgenode).
-func (r *ociRuntime) run(ctx context.Context, id, bundle string, log *os.File) (int, error) {
+// /dev/null and its stdout and stderr are out and errf (the container's
+// ends of its FIFOs, relay.go), so runc exits at once and the container
+// writes on to edgenode's relay, or to the pipe while edgenode is away.
+// The container's init process is then a child of the nearest subreaper
+// (edgenode).
+func (r *ociRuntime) run(ctx context.Context, id, bundle string, out, errf *os.File) (int, error) {
 	pidFile := bundle + "/pid"
 	runcLog := bundle + "/runc.log"
 	_ = os.Remove(runcLog)
-	// The container inherits stdout and stderr, so both must be the log
-	// file itself: a pipe would keep this call waiting for as long as the
-	// container runs. runc's own errors go to --log.
+	// runc run --detach without a terminal hands its own stdio to the
+	// container, so these must be files (a pipe of os/exec would keep this
+	// call waiting for as long as the container runs). runc's own errors
+	// go to --log; its last words also reach stderr, so they land in the
+	// container's log too.
 	c := exec.CommandContext(ctx, r.bin, "--root", r.root, "--log", runcLog, "--log-format", "json",
 		"run", "--detach", "--no-new-keyring", "--pid-file", pidFile, "--bundle", bundle, id)
-	c.Stdout, c.Stderr = log, log
+	c.Stdout, c.Stderr = out, errf
 	if err := c.Run(); err != nil {
 		return 0, fmt.Errorf("pod: runc run %s: %s", id, runcError(runcLog, err))
 	}

@@ -234,7 +234,7 @@ func sh(name, script string) Container {
 
 func (h *harness) logs(pod, container string) string {
 	var b strings.Builder
-	_ = WriteLogs(&b, h.cfg.DataDir, pod, container)
+	_ = WriteLogs(&b, h.cfg.DataDir, pod, container, false)
 	return b.String()
 }
 

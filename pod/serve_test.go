@@ -3,6 +3,7 @@ package pod
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,58 +19,83 @@ import (
 )
 
 func TestParseLogOptions(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	since, _ := time.Parse(time.RFC3339, "2026-01-01T00:00:00Z")
 	tests := []struct {
-		name    string
-		query   map[string][]string
-		want    logOptions
-		wantErr string
+		name     string
+		query    string
+		want     logQuery
+		wantCode int
+		wantErr  string
 	}{
-		{"none", nil, logOptions{tailLines: -1}, ""},
-		{"follow tail limit", map[string][]string{"follow": {"true"}, "tailLines": {"3"}, "limitBytes": {"10"}},
-			logOptions{follow: true, tailLines: 3, limitBytes: 10}, ""},
-		{"old tail", map[string][]string{"tail": {"4"}, "follow": {"1"}}, logOptions{follow: true, tailLines: 4}, ""},
-		{"tail all", map[string][]string{"tail": {"all"}}, logOptions{tailLines: -1}, ""},
-		{"negative tail", map[string][]string{"tailLines": {"-1"}}, logOptions{}, "tailLines"},
-		{"zero limit", map[string][]string{"limitBytes": {"0"}}, logOptions{}, "limitBytes"},
-		{"bad follow", map[string][]string{"follow": {"yes please"}}, logOptions{}, "follow"},
-		{"timestamps", map[string][]string{"timestamps": {"true"}}, logOptions{}, "CRI log format"},
-		{"timestamps false", map[string][]string{"timestamps": {"false"}}, logOptions{tailLines: -1}, ""},
-		{"previous", map[string][]string{"previous": {"true"}}, logOptions{}, "CRI log format"},
-		{"since", map[string][]string{"sinceSeconds": {"10"}}, logOptions{}, "CRI log format"},
-		{"since time", map[string][]string{"sinceTime": {"2026-01-01T00:00:00Z"}}, logOptions{}, "CRI log format"},
+		{"none", "", logQuery{tail: -1}, 0, ""},
+		{"follow tail limit", "follow=true&tailLines=3&limitBytes=10", logQuery{follow: true, tail: 3, limit: 10}, 0, ""},
+		{"old tail", "tail=4&follow=1", logQuery{follow: true, tail: 4}, 0, ""},
+		{"tail all", "tail=all&tailLines=3", logQuery{tail: -1}, 0, ""},
+		{"any bool is true", "follow=yes%20please&timestamps", logQuery{follow: true, timestamps: true, tail: -1}, 0, ""},
+		{"false bools", "follow=FALSE&previous=0", logQuery{tail: -1}, 0, ""},
+		{"previous", "previous=true", logQuery{previous: true, tail: -1}, 0, ""},
+		{"since seconds", "sinceSeconds=10", logQuery{tail: -1, since: now.Add(-10 * time.Second)}, 0, ""},
+		{"since time", "sinceTime=2026-01-01T00:00:00Z", logQuery{tail: -1, since: since}, 0, ""},
+		{"stream all", "stream=All&tailLines=1", logQuery{tail: 1}, 0, ""},
+		{"negative tail", "tailLines=-1", logQuery{}, 422, "Invalid request."},
+		{"zero limit", "limitBytes=0", logQuery{}, 422, "Invalid request."},
+		{"zero since", "sinceSeconds=0", logQuery{}, 422, "Invalid request."},
+		{"both since", "sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z", logQuery{}, 422, "Invalid request."},
+		{"bad stream", "stream=Both", logQuery{}, 422, "Invalid request."},
+		{"stream and tail", "stream=Stdout&tailLines=1", logQuery{}, 422, "Invalid request."},
+		{"stream gated", "stream=Stderr", logQuery{}, 400, "PodLogsQuerySplitStreams"},
+		{"tail not a number", "tailLines=x", logQuery{}, 400, "Unable to decode query."},
+		{"empty tail", "tailLines=", logQuery{}, 400, "Unable to decode query."},
+		{"since not a number", "sinceSeconds=1.5", logQuery{}, 400, "Unable to decode query."},
+		{"since time not RFC 3339", "sinceTime=yesterday", logQuery{}, 400, "Unable to decode query."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseLogOptions(tt.query)
+			q, _ := url.ParseQuery(tt.query)
+			got, code, err := parseLogOptions(q, now)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseLogOptions(%v) error %v, want one with %q", tt.query, err, tt.wantErr)
+				if err == nil || code != tt.wantCode || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseLogOptions(%s) = %d %v, want %d and an error with %q", tt.query, code, err, tt.wantCode, tt.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Errorf("parseLogOptions(%v) = %+v, %v, want %+v", tt.query, got, err, tt.want)
+				t.Errorf("parseLogOptions(%s) = %+v, %v, want %+v", tt.query, got, err, tt.want)
 			}
 		})
 	}
 }
 
-func TestWriteLogTail(t *testing.T) {
+func TestWriteLog(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	rec := func(sec int, s logStream, partial bool, text string) string {
+		return string(appendRecord(nil, t0.Add(time.Duration(sec)*time.Second), s, partial, []byte(text)))
+	}
+	abc := rec(0, stdout, false, "a") + rec(1, stderr, false, "b") + rec(2, stdout, false, "c")
 	tests := []struct {
 		name  string
 		files []string // oldest rotated copy first, current log last
-		tail  int64
+		q     logQuery
 		want  string
 	}{
-		{"all", []string{"a\nb\n"}, -1, "a\nb\n"},
-		{"tail 1", []string{"a\nb\nc\n"}, 1, "c\n"},
-		{"tail 2 no final newline", []string{"a\nb\nc"}, 2, "b\nc"},
-		{"tail 0", []string{"a\nb\n"}, 0, ""},
-		{"tail more than lines", []string{"a\nb\n"}, 9, "a\nb\n"},
-		{"across rotation", []string{"a\nb\n", "c\n"}, 2, "b\nc\n"},
-		{"whole rotated copy", []string{"a\nb\n", "c\n"}, 3, "a\nb\nc\n"},
-		{"empty current", []string{"a\nb\n", ""}, 1, "b\n"},
-		{"all with rotation", []string{"x\n", "a\n", "b\n"}, -1, "x\na\nb\n"},
+		{"all", []string{abc}, logQuery{tail: -1}, "a\nb\nc\n"},
+		{"tail 1", []string{abc}, logQuery{tail: 1}, "c\n"},
+		{"tail 0", []string{abc}, logQuery{tail: 0}, ""},
+		{"tail more than lines", []string{abc}, logQuery{tail: 9}, "a\nb\nc\n"},
+		{"across rotation", []string{rec(0, stdout, false, "a") + rec(1, stdout, false, "b"), rec(2, stdout, false, "c")},
+			logQuery{tail: 2}, "b\nc\n"},
+		{"empty current", []string{abc, ""}, logQuery{tail: 1}, "c\n"},
+		{"timestamps", []string{abc}, logQuery{tail: 1, timestamps: true}, "2026-01-02T03:04:07.000006000Z c\n"},
+		{"since", []string{abc}, logQuery{tail: -1, since: t0.Add(time.Second)}, "b\nc\n"},
+		{"limit", []string{abc}, logQuery{tail: -1, limit: 3}, "a\nb"},
+		{"limit with timestamps", []string{abc}, logQuery{tail: -1, limit: 10, timestamps: true}, "2026-01-02"},
+		{"partial joined", []string{rec(0, stdout, true, "lo") + rec(0, stdout, true, "ng ") + rec(1, stdout, false, "line")},
+			logQuery{tail: -1, timestamps: true}, "2026-01-02T03:04:05.000006000Z long line\n"},
+		{"plain lines", []string{"old one\nold two\n", abc}, logQuery{tail: 4}, "old two\na\nb\nc\n"},
+		{"plain last line without newline", []string{"x\ny"}, logQuery{tail: -1}, "x\ny\n"},
+		{"plain with timestamps", []string{"x\n" + rec(0, stdout, false, "a")}, logQuery{tail: -1, timestamps: true},
+			"x\n2026-01-02T03:04:05.000006000Z a\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,13 +109,11 @@ func TestWriteLogTail(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			fs, sizes := openLog(logFiles(path))
 			var b strings.Builder
-			off, err := writeLogTail(&b, path, tt.tail)
-			if err != nil || b.String() != tt.want {
-				t.Errorf("writeLogTail(tail %d) = %q, %v, want %q", tt.tail, b.String(), err, tt.want)
-			}
-			if cur := int64(len(tt.files[len(tt.files)-1])); off != cur {
-				t.Errorf("writeLogTail(tail %d) offset %d, want %d (end of the current file)", tt.tail, off, cur)
+			_, err := writeLog(newLogWriter(&b, tt.q), fs, sizes, tt.q.tail, true)
+			if err != nil && err != errLogLimit || b.String() != tt.want {
+				t.Errorf("writeLog(%+v) = %q, %v, want %q", tt.q, b.String(), err, tt.want)
 			}
 		})
 	}
@@ -184,8 +208,9 @@ func TestKubeletPathsThroughTunnel(t *testing.T) {
 			{"/containerLogs/default/nope/quiet", "pod \"nope\" does not exist\n"},
 			{"/containerLogs/default/tunnel-logs/nope", "container \"nope\" not found in pod \"tunnel-logs\"\n"},
 			{"/containerLogs/other/tunnel-logs/quiet", "pod \"tunnel-logs\" does not exist\n"},
-			{"/containerLogs/default/tunnel-logs/quiet?timestamps=true",
-				"edgenode: timestamps needs the CRI log format, which this node does not write yet\n"},
+			{"/containerLogs/default/tunnel-logs/quiet?previous=true",
+				"previous terminated container \"quiet\" in pod \"tunnel-logs\" not found\n"},
+			{"/containerLogs/default/tunnel-logs/quiet?tailLines=-1", `{"message": "Invalid request."}` + "\n"},
 		}
 		for _, tt := range tests {
 			if got := get(stream.TypeLogs, tt.path); got != tt.want {

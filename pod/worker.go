@@ -61,6 +61,8 @@ type worker struct {
 	// deletedInCloud: the cloud answered the final delete. Read by the
 	// Runner once run has returned.
 	deletedInCloud bool
+
+	outs outputs // container outputs, shared with the log handler (relay.go)
 }
 
 // ctr is the state of one container of the pod.
@@ -133,6 +135,11 @@ func newWorker(r *Runner, p *Pod, specErr error, adopt []ociState) *worker {
 		case "running", "paused":
 			c.running, c.pid, c.started = true, s.Pid, true
 			c.ready = c.spec.ReadinessProbe == nil
+			// restore runs under r.mu in Run, after r.ctx is set.
+			if err := w.output(name).adopt(r.ctx, s.Annotations[annLogFormat] == "cri"); err != nil {
+				r.log.Warn("output of adopted container not read: it blocks once its pipe is full",
+					"container", s.ID, "err", err)
+			}
 		default:
 			// It exited while edgenode was down: nobody reaped it, so the
 			// exit code is lost. Report it as unknown and let the restart
