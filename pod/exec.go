@@ -1,0 +1,215 @@
+package pod
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/moby/spdystream"
+)
+
+// Exec and attach as the kubelet serves them (Kubernetes v1.32
+// pkg/kubelet/server/server.go getExec, getAttach): the request is checked
+// and the pod looked up first, so those errors are ordinary HTTP
+// responses with the kubelet's status and words; then the connection is
+// upgraded (spdy.go) and the command runs with runc exec (exec_linux.go)
+// or the container's output is followed (attach).
+
+// parseExecOptions reads the kubelet's query: input, output, error and
+// tty are "1" (the API server's streamParams, pkg/registry/core/pod); any
+// value strconv.ParseBool takes is accepted, others are an error. tty
+// with error drops error, as remotecommand.NewOptions does.
+func parseExecOptions(q url.Values) (execOptions, error) {
+	var o execOptions
+	for _, f := range []struct {
+		key string
+		v   *bool
+	}{{"input", &o.stdin}, {"output", &o.stdout}, {"error", &o.stderr}, {"tty", &o.tty}} {
+		s := q.Get(f.key)
+		if s == "" {
+			continue
+		}
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return o, fmt.Errorf("%s: %q is not a boolean", f.key, s)
+		}
+		*f.v = b
+	}
+	if o.tty && o.stderr {
+		o.stderr = false
+	}
+	if !o.stdin && !o.stdout && !o.stderr {
+		return o, fmt.Errorf("you must specify at least 1 of stdin, stdout, stderr")
+	}
+	return o, nil
+}
+
+// target finds the running container of an exec or attach request, or
+// answers the request with the kubelet's error and returns nil.
+func (k *kubeletServer) target(rw http.ResponseWriter, req *http.Request) (*worker, string) {
+	ns, name, container := req.PathValue("ns"), req.PathValue("pod"), req.PathValue("container")
+	w := k.r.worker(ns, name)
+	if w == nil || (req.PathValue("uid") != "" && req.PathValue("uid") != w.uid) {
+		textError(rw, http.StatusNotFound, "pod does not exist")
+		return nil, ""
+	}
+	p := w.snapshot()
+	// The kubelet looks among running containers only (GetPods(all=false)
+	// in findContainer), so a stopped one is "not found" too; the runtime
+	// errors come back as 500.
+	if !hasContainer(&p, container) || !w.running(container) {
+		textError(rw, http.StatusInternalServerError, fmt.Sprintf("container not found (%q)", container))
+		return nil, ""
+	}
+	return w, container
+}
+
+// serveExec is the kubelet's getExec.
+func (k *kubeletServer) serveExec(rw http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	o, err := parseExecOptions(q)
+	if err == nil && len(q["command"]) == 0 {
+		err = fmt.Errorf("command is required")
+	}
+	if err != nil {
+		textError(rw, http.StatusBadRequest, err.Error())
+		return
+	}
+	w, container := k.target(rw, req)
+	if w == nil {
+		return
+	}
+	proto, ok := negotiate(rw, req)
+	if !ok {
+		return
+	}
+	rc, err := upgrade(rw, req, proto, o)
+	if err != nil {
+		k.r.log.Debug("exec: upgrade failed", "pod", w.key(), "err", err)
+		return
+	}
+	defer rc.Close()
+	// The client closing the connection ends the command; so does
+	// RemoveConnect, through the request's context.
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-rc.served:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	cmd := q["command"]
+	code, err := k.r.rt.execStream(ctx, w.containerID(container), cmd, rc.stdio(o), w.dir)
+	if err != nil {
+		err = fmt.Errorf("error executing command in container: %w", err)
+		k.r.log.Info("exec failed", "pod", w.key(), "container", container, "err", err)
+	}
+	_ = rc.writeStatus(exitStatus(code, cmd, err))
+}
+
+// serveAttach is the kubelet's getAttach: the container's output from now
+// on, until the container stops or the client goes away. Containers run
+// with stdin on /dev/null and no terminal, so input (when asked for) is
+// read and dropped, as a runtime does for a container without stdin, and
+// resizes are ignored.
+func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
+	o, err := parseExecOptions(req.URL.Query())
+	if err != nil {
+		textError(rw, http.StatusBadRequest, err.Error())
+		return
+	}
+	w, container := k.target(rw, req)
+	if w == nil {
+		return
+	}
+	proto, ok := negotiate(rw, req)
+	if !ok {
+		return
+	}
+	rc, err := upgrade(rw, req, proto, o)
+	if err != nil {
+		k.r.log.Debug("attach: upgrade failed", "pod", w.key(), "err", err)
+		return
+	}
+	defer rc.Close()
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	if rc.stdin != nil {
+		go func() {
+			_, _ = io.Copy(io.Discard, rc.stdin)
+		}()
+	}
+	if rc.resize != nil {
+		go readResizes(rc.resize, func(termSize) {})
+	}
+	// The client closing its side ends the connection; so does
+	// RemoveConnect, through ctx.
+	go func() {
+		select {
+		case <-rc.served:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var out io.Writer = io.Discard
+	if rc.stdout != nil {
+		out = rc.stdout
+	} else if rc.stderr != nil {
+		out = rc.stderr
+	}
+	w.followOutput(ctx, container, out)
+	_ = rc.writeStatus(exitStatus(0, nil, nil))
+}
+
+// followOutput writes what the container prints from now on to out, until
+// it stops running or ctx ends. This is the one place attach knows the
+// log format: today's logs are the container's raw stdout and stderr in
+// one file, so both go to out.
+func (w *worker) followOutput(ctx context.Context, container string, out io.Writer) {
+	path := w.logPath(container)
+	var off int64
+	if fi, err := os.Stat(path); err == nil {
+		off = fi.Size()
+	}
+	followLog(ctx, out, path, off, func() bool { return w.running(container) }, func() bool { return ctx.Err() != nil })
+}
+
+// stdio are the streams of a command: nil for one not asked for.
+type stdio struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	tty            bool
+	resize         io.Reader // JSON sizes, tty only
+	// stopIn ends reads of stdin and resize, once the command is gone.
+	stopIn func()
+}
+
+func (rc *remoteConn) stdio(o execOptions) stdio {
+	s := stdio{tty: o.tty}
+	s.stopIn = func() {
+		for _, st := range []*spdystream.Stream{rc.stdin, rc.resize} {
+			if st != nil {
+				_ = st.Reset()
+			}
+		}
+	}
+	if rc.stdin != nil {
+		s.stdin = rc.stdin
+	}
+	if rc.stdout != nil {
+		s.stdout = rc.stdout
+	}
+	if rc.stderr != nil {
+		s.stderr = rc.stderr
+	}
+	if rc.resize != nil && o.tty {
+		s.resize = rc.resize
+	}
+	return s
+}
