@@ -47,8 +47,9 @@ func (r *ociRuntime) execStream(ctx context.Context, id string, args []string, i
 	return r.execPipes(ctx, id, args, io, tmp)
 }
 
-// execDir makes a private scratch directory for one exec, short enough
-// for a unix socket path (108 bytes).
+// execDir makes a private scratch directory for one exec under dir, or
+// under the system's temporary directory when dir is too long for the
+// console socket's path (108 bytes with the socket's name).
 func execDir(dir string) (string, error) {
 	if len(dir) > 80 {
 		dir = ""

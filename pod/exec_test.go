@@ -267,18 +267,25 @@ func TestExecAndAttachThroughTunnel(t *testing.T) {
 		}
 	})
 
-	t.Run("v2 protocol", func(t *testing.T) {
-		var out bytes.Buffer
-		err := e.run(ctx, base+"output=1&"+execQuery("echo", "two"), remotecommand.StreamOptions{Stdout: &out}, "v2.channel.k8s.io")
-		if err != nil || out.String() != "two\n" {
-			t.Errorf("exec over v2 = %q, %v, want two", out.String(), err)
+	t.Run("v3 and v2 protocols", func(t *testing.T) {
+		for _, proto := range []string{"v3.channel.k8s.io", "v2.channel.k8s.io"} {
+			var out bytes.Buffer
+			err := e.run(ctx, base+"output=1&"+execQuery("echo", "two"), remotecommand.StreamOptions{Stdout: &out}, proto)
+			if err != nil || out.String() != "two\n" {
+				t.Errorf("exec over %s = %q, %v, want two", proto, out.String(), err)
+			}
+			// These write the failure as text on the error stream.
+			err = e.run(ctx, base+"output=1&"+execQuery("sh", "-c", "exit 3"), remotecommand.StreamOptions{Stdout: io.Discard}, proto)
+			if err == nil || !strings.Contains(err.Error(), "non-zero exit code: error executing command [sh -c exit 3], exit code 3") {
+				t.Errorf("exec exit 3 over %s = %v, want the exit code as text", proto, err)
+			}
 		}
 	})
 
 	t.Run("unknown command", func(t *testing.T) {
 		err := e.run(ctx, base+"output=1&"+execQuery("/no/such/thing"), remotecommand.StreamOptions{Stdout: io.Discard})
-		if err == nil {
-			t.Errorf("exec of a missing binary = nil error, want one")
+		if err == nil || !strings.Contains(err.Error(), "no such file or directory") {
+			t.Errorf("exec of a missing binary = %v, want runc's error", err)
 		}
 	})
 
