@@ -50,7 +50,7 @@ func parseExecOptions(q url.Values) (execOptions, error) {
 
 // target finds the running container of an exec or attach request, or
 // answers the request with the kubelet's error and returns nil.
-func (k *kubeletServer) target(rw http.ResponseWriter, req *http.Request) (*worker, string) {
+func (k *kubeletServer) target(rw http.ResponseWriter, req *http.Request, attach bool) (*worker, string) {
 	ns, name, container := req.PathValue("ns"), req.PathValue("pod"), req.PathValue("container")
 	w := k.r.worker(ns, name)
 	if w == nil || (req.PathValue("uid") != "" && req.PathValue("uid") != w.uid) {
@@ -62,7 +62,11 @@ func (k *kubeletServer) target(rw http.ResponseWriter, req *http.Request) (*work
 	// in findContainer), so a stopped one is "not found" too; the runtime
 	// errors come back as 500.
 	if !hasContainer(&p, container) || !w.running(container) {
-		textError(rw, http.StatusInternalServerError, fmt.Sprintf("container not found (%q)", container))
+		msg := fmt.Sprintf("container not found (%q)", container) // Kubelet.GetExec
+		if attach {
+			msg = fmt.Sprintf("container %s not found in pod %s_%s", container, name, ns) // Kubelet.GetAttach
+		}
+		textError(rw, http.StatusInternalServerError, msg)
 		return nil, ""
 	}
 	return w, container
@@ -79,7 +83,7 @@ func (k *kubeletServer) serveExec(rw http.ResponseWriter, req *http.Request) {
 		textError(rw, http.StatusBadRequest, err.Error())
 		return
 	}
-	w, container := k.target(rw, req)
+	w, container := k.target(rw, req, false)
 	if w == nil {
 		return
 	}
@@ -95,15 +99,8 @@ func (k *kubeletServer) serveExec(rw http.ResponseWriter, req *http.Request) {
 	defer rc.Close()
 	// The client closing the connection ends the command; so does
 	// RemoveConnect, through the request's context.
-	ctx, cancel := context.WithCancel(req.Context())
+	ctx, cancel := rc.context(req.Context())
 	defer cancel()
-	go func() {
-		select {
-		case <-rc.served:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	cmd := q["command"]
 	code, err := k.r.rt.execStream(ctx, w.containerID(container), cmd, rc.stdio(o), w.dir)
 	if err != nil {
@@ -124,7 +121,7 @@ func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
 		textError(rw, http.StatusBadRequest, err.Error())
 		return
 	}
-	w, container := k.target(rw, req)
+	w, container := k.target(rw, req, true)
 	if w == nil {
 		return
 	}
@@ -138,25 +135,16 @@ func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer rc.Close()
-	ctx, cancel := context.WithCancel(req.Context())
+	// The client closing its side ends the attach; so does RemoveConnect,
+	// through the request's context.
+	ctx, cancel := rc.context(req.Context())
 	defer cancel()
 	if rc.stdin != nil {
-		go func() {
-			_, _ = io.Copy(io.Discard, rc.stdin)
-		}()
+		rc.run(func() { _, _ = io.Copy(io.Discard, rc.stdin) })
 	}
 	if rc.resize != nil {
-		go readResizes(rc.resize, func(termSize) {})
+		rc.run(func() { readResizes(rc.resize, func(termSize) {}) })
 	}
-	// The client closing its side ends the connection; so does
-	// RemoveConnect, through ctx.
-	go func() {
-		select {
-		case <-rc.served:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var out io.Writer = io.Discard
 	if rc.stdout != nil {
 		out = rc.stdout

@@ -249,6 +249,14 @@ func TestExecAndAttachThroughTunnel(t *testing.T) {
 		}
 	})
 
+	t.Run("path with uid", func(t *testing.T) {
+		var out bytes.Buffer
+		err := e.run(ctx, "/exec/default/tunnel-exec/uid-tunnel-exec/main?output=1&"+execQuery("echo", "uid"), remotecommand.StreamOptions{Stdout: &out})
+		if err != nil || out.String() != "uid\n" {
+			t.Errorf("exec with the pod's uid in the path = %q, %v, want uid", out.String(), err)
+		}
+	})
+
 	t.Run("stdout and stderr", func(t *testing.T) {
 		var out, errb bytes.Buffer
 		err := e.run(ctx, base+"output=1&error=1&"+execQuery("sh", "-c", "echo out; echo err >&2"),
@@ -380,12 +388,21 @@ func TestExecAndAttachThroughTunnel(t *testing.T) {
 	})
 
 	t.Run("errors", func(t *testing.T) {
+		stopped := testPod("tunnel-stopped", sh("done", "true"))
+		stopped.Spec.RestartPolicy = "Never"
+		e.h.send(bus.OpInsert, bus.KindPod, "default", "tunnel-stopped", stopped)
+		e.h.waitStatus("tunnel-stopped", 2*time.Minute, func(s PodStatus) bool {
+			return len(s.ContainerStatuses) == 1 && s.ContainerStatuses[0].State.Terminated != nil
+		})
 		tests := []struct {
 			name, path, want string
 		}{
 			{"unknown pod", "/exec/default/nope/main?output=1&" + execQuery("ls"), "pod does not exist"},
 			{"unknown container", "/exec/default/tunnel-exec/nope?output=1&" + execQuery("ls"), `container not found ("nope")`},
 			{"attach unknown pod", "/attach/other/tunnel-exec/main?output=1", "pod does not exist"},
+			{"attach unknown container", "/attach/default/tunnel-exec/nope?output=1", "container nope not found in pod tunnel-exec_default"},
+			{"uid mismatch", "/exec/default/tunnel-exec/other-uid/main?output=1&" + execQuery("ls"), "pod does not exist"},
+			{"stopped container", "/exec/default/tunnel-stopped/done?output=1&" + execQuery("ls"), `container not found ("done")`},
 			{"no stream", "/exec/default/tunnel-exec/main?" + execQuery("ls"), "at least 1 of stdin, stdout, stderr"},
 			{"no command", "/exec/default/tunnel-exec/main?output=1", "command is required"},
 		}

@@ -2,6 +2,7 @@ package pod
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/spdystream"
@@ -63,6 +65,7 @@ type remoteConn struct {
 	served chan struct{} // closed when Serve has returned
 	proto  string
 	all    []*spdystream.Stream
+	wg     sync.WaitGroup // goroutines of run
 
 	stdin, stdout, stderr, errs, resize *spdystream.Stream
 }
@@ -207,6 +210,31 @@ func (rc *remoteConn) Close() {
 	_ = rc.conn.Close()
 	_ = rc.raw.Close()
 	<-rc.served
+	rc.wg.Wait()
+}
+
+// run starts f in a goroutine that Close waits for; f must end when the
+// streams are reset.
+func (rc *remoteConn) run(f func()) {
+	rc.wg.Add(1)
+	go func() {
+		defer rc.wg.Done()
+		f()
+	}()
+}
+
+// context returns a context that ends with parent or when the connection
+// closes (the client went away).
+func (rc *remoteConn) context(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	rc.run(func() {
+		select {
+		case <-rc.served:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	return ctx, cancel
 }
 
 // bufConn reads what the hijacking buffered before the connection itself.
