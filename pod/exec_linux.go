@@ -68,6 +68,8 @@ func (r *ociRuntime) execCmd(tmp string, flags []string, id string, args []strin
 }
 
 // execPipes runs the command in the foreground with a pipe per stream.
+// It is one function because the order matters and reads top to bottom:
+// pipes, start, close the child's ends, wait, drain, stop stdin.
 func (r *ociRuntime) execPipes(ctx context.Context, id string, args []string, s stdio, tmp string) (int, error) {
 	c := r.execCmd(tmp, nil, id, args)
 	var files []*os.File // every pipe end, closed on return
@@ -114,6 +116,10 @@ func (r *ociRuntime) execPipes(ctx context.Context, id string, args []string, s 
 		}(o.w)
 	}
 	if err := c.Start(); err != nil {
+		for _, f := range files {
+			f.Close()
+		}
+		copiers.Wait()
 		return -1, fmt.Errorf("pod: exec: %w", err)
 	}
 	// Only runc keeps the child ends now, so EOF comes when the command
@@ -199,53 +205,13 @@ func runcFailed(tmp string) (string, bool) {
 	return msg, msg != none
 }
 
-// execTTY runs the command detached on a terminal whose master runc sends
-// over a console socket (runc exec --console-socket; the file descriptor
-// comes in an SCM_RIGHTS message).
+// execTTY runs the command detached on a terminal and relays it: stdin
+// and resizes in, the terminal's output out, until the command exits.
 func (r *ociRuntime) execTTY(ctx context.Context, id string, args []string, s stdio, tmp string) (int, error) {
-	sock := filepath.Join(tmp, "tty.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	master, pid, err := r.startTTY(id, args, tmp)
 	if err != nil {
-		return -1, fmt.Errorf("pod: exec: console socket: %w", err)
+		return -1, err
 	}
-	defer ln.Close()
-	type recv struct {
-		f   *os.File
-		err error
-	}
-	got := make(chan recv, 1)
-	go func() {
-		f, err := receiveConsole(ln)
-		got <- recv{f, err}
-	}()
-	c := r.execCmd(tmp, []string{"--detach", "--tty", "--console-socket", sock}, id, args)
-	var errb bytes.Buffer
-	c.Stderr = &capped{b: &errb, n: 4 << 10}
-	if err := c.Run(); err != nil {
-		ln.Close()
-		if m := <-got; m.f != nil {
-			m.f.Close()
-		}
-		if msg, failed := runcFailed(tmp); failed {
-			return -1, errors.New(msg)
-		}
-		return -1, fmt.Errorf("pod: runc exec: %s", lastLine(errb.String()+" "+err.Error()))
-	}
-	// runc has sent the master before it exited.
-	_ = ln.SetDeadline(time.Now().Add(5 * time.Second))
-	m := <-got
-	pid := readPid(tmp)
-	if m.err != nil || pid <= 0 {
-		if pid > 0 {
-			_ = unix.Kill(pid, unix.SIGKILL)
-			_, _ = waitPid(pid)
-		}
-		if m.f != nil {
-			m.f.Close()
-		}
-		return -1, fmt.Errorf("pod: exec: no terminal from runc (pid %d): %v", pid, m.err)
-	}
-	master := m.f
 	defer master.Close()
 
 	var side sync.WaitGroup // stdin and resize
@@ -267,10 +233,9 @@ func (r *ociRuntime) execTTY(ctx context.Context, id string, args []string, s st
 	out.Add(1)
 	go func() {
 		defer out.Done()
-		w := s.stdout
-		if w == nil {
-			_, _ = io.Copy(io.Discard, master)
-			return
+		var w io.Writer = io.Discard
+		if s.stdout != nil {
+			w = s.stdout
 		}
 		// The master reads EIO once the terminal's last user is gone.
 		_, _ = io.Copy(w, master)
@@ -289,6 +254,56 @@ func (r *ociRuntime) execTTY(ctx context.Context, id string, args []string, s st
 	}
 	side.Wait()
 	return code, err
+}
+
+// startTTY starts the command detached on a terminal whose master runc
+// sends over a console socket (runc exec --console-socket; the file
+// descriptor comes in an SCM_RIGHTS message), and returns the master and
+// the command's pid.
+func (r *ociRuntime) startTTY(id string, args []string, tmp string) (*os.File, int, error) {
+	sock := filepath.Join(tmp, "tty.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return nil, 0, fmt.Errorf("pod: exec: console socket: %w", err)
+	}
+	defer ln.Close()
+	type recv struct {
+		f   *os.File
+		err error
+	}
+	got := make(chan recv, 1)
+	go func() {
+		f, err := receiveConsole(ln)
+		got <- recv{f, err}
+	}()
+	c := r.execCmd(tmp, []string{"--detach", "--tty", "--console-socket", sock}, id, args)
+	var errb bytes.Buffer
+	c.Stderr = &capped{b: &errb, n: 4 << 10}
+	if err := c.Run(); err != nil {
+		ln.Close()
+		if m := <-got; m.f != nil {
+			m.f.Close()
+		}
+		if msg, failed := runcFailed(tmp); failed {
+			return nil, 0, errors.New(msg)
+		}
+		return nil, 0, fmt.Errorf("pod: runc exec: %s", lastLine(errb.String()+" "+err.Error()))
+	}
+	// runc has sent the master before it exited.
+	_ = ln.SetDeadline(time.Now().Add(5 * time.Second))
+	m := <-got
+	pid := readPid(tmp)
+	if m.err != nil || pid <= 0 {
+		if pid > 0 {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			_, _ = waitPid(pid)
+		}
+		if m.f != nil {
+			m.f.Close()
+		}
+		return nil, 0, fmt.Errorf("pod: exec: no terminal from runc (pid %d): %v", pid, m.err)
+	}
+	return m.f, pid, nil
 }
 
 // waitCtx waits for wg or ctx.
