@@ -387,6 +387,18 @@ func TestExecAndAttachThroughTunnel(t *testing.T) {
 		}
 	})
 
+	t.Run("attach ends with the container", func(t *testing.T) {
+		p := testPod("tunnel-attach-exit", sh("once", "sleep 2; echo late; sleep 1"))
+		p.Spec.RestartPolicy = "Never"
+		e.h.send(bus.OpInsert, bus.KindPod, "default", "tunnel-attach-exit", p)
+		e.h.waitStatus("tunnel-attach-exit", 2*time.Minute, running("once"))
+		var out bytes.Buffer
+		err := e.run(ctx, "/attach/default/tunnel-attach-exit/once?output=1", remotecommand.StreamOptions{Stdout: &out})
+		if err != nil || out.String() != "late\n" {
+			t.Errorf("attach until the container exits = %q, %v, want \"late\\n\" and Success", out.String(), err)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		stopped := testPod("tunnel-stopped", sh("done", "true"))
 		stopped.Spec.RestartPolicy = "Never"
