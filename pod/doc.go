@@ -12,8 +12,10 @@
 // for a pod deleted in the API server (v1.23), once its containers have
 // stopped, its final status and the final pod delete, retried until the
 // cloud answers (terminate.go). Runner.Handler serves the kubelet paths
-// /containerLogs, /metrics/resource and /stats/summary (serve.go,
-// stats.go) for main to hand to the stream module.
+// /containerLogs, /exec, /attach, /metrics/resource and /stats/summary
+// (serve.go, exec.go, stats.go) for main to hand to the stream module;
+// exec and attach hijack the connection and speak the kubelet's SPDY
+// remote command protocol (spdy.go).
 //
 // Persisted under the data dir: the image store (images/), pod bundles,
 // volumes and logs (pods/<uid>/), the pod itself (pods/<uid>/pod.json,
@@ -58,6 +60,12 @@
 // (it exited) or Run's context ends. Run waits for every worker, relay and
 // pidfd goroutine before it returns, and never for a grace period: nothing
 // stops the containers themselves.
+// An exec runs in the request's goroutine with a few copier goroutines
+// and one runc exec process (in the foreground with pipes; with a tty,
+// detached, handing the terminal over a console socket, after which the
+// command is our child since we are the subreaper), all gone when the
+// request returns; scratch files (pid file, runc log, console socket) live
+// in a temporary directory under pods/<uid>/ that is removed with it.
 //
 // Sub-package podtest builds busybox test images and runs an in-process
 // registry for the tests of this and other packages.

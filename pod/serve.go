@@ -20,8 +20,13 @@ import (
 // (KubeEdge v1.23.1 vendor/k8s.io/kubernetes/pkg/kubelet/server/server.go):
 //
 //	GET /containerLogs/{namespace}/{pod}/{container}
+//	GET, POST /exec/{namespace}/{pod}[/{uid}]/{container}
+//	GET, POST /attach/{namespace}/{pod}[/{uid}]/{container}
 //	GET /metrics/resource
 //	GET /stats/summary
+//
+// Exec and attach hijack the connection (an http.Hijacker is required)
+// and speak SPDY to the API server (exec.go, spdy.go).
 //
 // Nothing listens on a port: main hands the handler to the stream module,
 // which runs it in process. Errors are plain text with the kubelet's
@@ -32,6 +37,12 @@ func (r *Runner) Handler() http.Handler {
 	k := &kubeletServer{r: r}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", k.serveLogs)
+	for _, m := range []string{"GET", "POST"} {
+		mux.HandleFunc(m+" /exec/{ns}/{pod}/{container}", k.serveExec)
+		mux.HandleFunc(m+" /exec/{ns}/{pod}/{uid}/{container}", k.serveExec)
+		mux.HandleFunc(m+" /attach/{ns}/{pod}/{container}", k.serveAttach)
+		mux.HandleFunc(m+" /attach/{ns}/{pod}/{uid}/{container}", k.serveAttach)
+	}
 	mux.HandleFunc("GET /metrics/resource", k.serveMetrics)
 	mux.HandleFunc("GET /stats/summary", k.serveSummary)
 	return mux

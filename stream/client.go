@@ -153,7 +153,7 @@ func (c *Client) session(ctx context.Context) (up time.Duration, err error) {
 	c.log.Info("stream tunnel connected", "server", c.cfg.Server)
 	defer c.connected.Store(false)
 	ctx, cancel := context.WithCancel(ctx)
-	s := &session{c: c, ws: ws, ctx: ctx, conns: map[uint64]context.CancelFunc{}}
+	s := &session{c: c, ws: ws, ctx: ctx, conns: map[uint64]*request{}}
 	stop := context.AfterFunc(ctx, func() { ws.Close() })
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -1,8 +1,10 @@
 package stream_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -101,6 +103,23 @@ func testHandler(seen chan<- *http.Request) http.Handler {
 		w.Write([]byte(strings.Repeat("x", 100<<10)))
 	})
 	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+	// /exec/echo upgrades and echoes what it reads until the cloud ends
+	// the connection; /exec/once answers one read in upper case and ends.
+	mux.HandleFunc("/exec/{what}", func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\n\r\n")
+		if r.PathValue("what") == "once" {
+			b := make([]byte, 64)
+			n, _ := brw.Read(b)
+			conn.Write(bytes.ToUpper(b[:n]))
+			return
+		}
+		io.Copy(conn, brw)
+	})
 	return mux
 }
 
@@ -130,8 +149,9 @@ func TestTunnelServesRequests(t *testing.T) {
 		{"not found", stream.TypeMetrics, "/nothing", "404 page not found\n"},
 		{"big body", stream.TypeLogs, "/big", strings.Repeat("x", 100<<10)},
 		{"handler panic", stream.TypeLogs, "/panic", "edgenode: internal error serving /panic\n"},
-		{"exec refused", stream.TypeExec, "/exec/ns/p/c?command=ls", "HTTP/1.1 501 Not Implemented"},
-		{"attach refused", stream.TypeAttach, "/attach/ns/p/c", "HTTP/1.1 501 Not Implemented"},
+		{"exec not found", stream.TypeExec, "/exec/ns/p/c/d?command=ls", "HTTP/1.1 404 Not Found\r\n"},
+		{"attach not found", stream.TypeAttach, "/attach/ns/p/c", "HTTP/1.1 404 Not Found\r\n"},
+		{"exec handler panic", stream.TypeExec, "/panic", "HTTP/1.1 500 Internal Server Error\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,6 +178,69 @@ func TestTunnelServesRequests(t *testing.T) {
 	if n := tun.NonText.Load(); n != 0 {
 		t.Errorf("%d non-Text messages, want 0 (cloudstream drops the tunnel)", n)
 	}
+}
+
+// TestExecCarriesRawBytes: an exec connection is hijacked and carries
+// bytes both ways until either side ends it.
+func TestExecCarriesRawBytes(t *testing.T) {
+	e := startEdge(t, testHandler(nil), nil)
+	ctx := ctxT(t)
+	tun, err := e.srv.Tunnel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readUntil := func(r *streamtest.Request, want string) {
+		t.Helper()
+		var got string
+		for !strings.Contains(got, want) {
+			d, ok, err := r.Next(ctx)
+			if err != nil || !ok {
+				t.Fatalf("Next() = %q, %v, %v after %q, want %q", d, ok, err, got, want)
+			}
+			got += string(d)
+		}
+	}
+
+	t.Run("cloud ends", func(t *testing.T) {
+		r, err := tun.Open(stream.TypeExec, "/exec/echo", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readUntil(r, "101 Switching Protocols\r\n\r\n")
+		big := strings.Repeat("0123456789", 30<<10) // more than the edge queues
+		go func() {
+			for i := 0; i < len(big); i += 256 {
+				if r.Write([]byte(big[i:min(i+256, len(big))])) != nil {
+					return
+				}
+			}
+			r.Write([]byte("ping"))
+		}()
+		readUntil(r, "ping")
+		if err := r.Remove(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-r.Removed():
+		case <-ctx.Done():
+			t.Fatal("no RemoveConnect after the cloud removed an exec connection")
+		}
+	})
+
+	t.Run("edge ends", func(t *testing.T) {
+		r, err := tun.Open(stream.TypeExec, "/exec/once", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readUntil(r, "\r\n\r\n")
+		if err := r.Write([]byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadAll(ctx)
+		if err != nil || string(got) != "ABC" {
+			t.Errorf("ReadAll() = %q, %v, want ABC then RemoveConnect", got, err)
+		}
+	})
 }
 
 func TestFollowEndsOnRemove(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package stream is edgenode's EdgeStream: the client end of KubeEdge's
-// stream tunnel, which carries kubectl logs and the kubelet's metrics
-// paths (kubectl top, metrics-server) from cloudstream to the node
+// stream tunnel, which carries kubectl logs, exec and attach and the
+// kubelet's metrics paths (kubectl top, metrics-server) from cloudstream
+// to the node
 // (spec kubeedge-stream sections 2 and 3; KubeEdge v1.23.1
 // edge/pkg/edgestream and pkg/stream).
 //
@@ -12,19 +13,29 @@
 // In: frames from the cloud. LogsConnect and MetricConnect carry the
 // request the API server or metrics-server made (Connect); the request is
 // served by an http.Handler that main passes in (pod's kubelet paths), in
-// process: no port is listened on. Exec and attach are answered with an
-// HTTP 501 response and RemoveConnect (not supported yet). RemoveConnect
-// cancels a request; CloseConnect drops the tunnel.
+// process: no port is listened on. ExecConnect and AttachConnect are
+// served the same way, but the handler's ResponseWriter is an
+// http.Hijacker whose connection carries the raw bytes of the upgraded
+// HTTP connection both ways (KubeEdge v1.23.1
+// cloud/pkg/cloudstream/containerexec_connection.go): the cloud's Data is
+// what the connection reads (at most 256 KiB queued per connection; the
+// reader waits while it is full and drops a connection that stays full
+// for 30 s), and what the handler writes goes out as Data. A response
+// written without hijacking goes out as raw HTTP/1.1, since the API
+// server reads HTTP there. RemoveConnect cancels a request (for exec and
+// attach: the connection reads EOF); CloseConnect drops the tunnel.
 //
-// Out: the handler's response body as Data frames, then RemoveConnect,
-// always, also after errors, so no request is left hanging. The HTTP
-// status is not carried by the tunnel, so errors reach the user as body
-// text (spec section 3). An unknown connection id gets RemoveConnect;
-// Data for an unknown id is dropped; each RemoveConnect is answered.
+// Out: the handler's response body (or, for exec and attach, the bytes
+// of the connection) as Data frames, then RemoveConnect, always, also
+// after errors, so no request is left hanging. The HTTP status is not
+// carried by the tunnel for logs and metrics, so errors reach the user as
+// body text. An unknown connection id gets RemoveConnect; Data for an
+// unknown id is dropped; each RemoveConnect is answered.
 //
 // Goroutines: Run dials and reads in the caller's goroutine; per tunnel
-// it starts a pinger and one goroutine per request (at most MaxConns). All have exited when Run returns. Redials wait a capped,
-// jittered backoff that starts again after a tunnel that stayed up; a
+// it starts a pinger and one goroutine per request (at most MaxConns),
+// exec and attach included. All have exited when Run returns. Redials
+// wait a capped, jittered backoff that starts again after a tunnel that stayed up; a
 // cloud without cloudStream costs one log line, not one per dial.
 //
 // Persistence: none. Sub-package streamtest is an in-process cloudstream

@@ -21,7 +21,13 @@ type session struct {
 	wbuf []byte
 
 	mu    sync.Mutex
-	conns map[uint64]context.CancelFunc // requests being served, by ConnectID
+	conns map[uint64]*request // requests being served, by ConnectID
+}
+
+// request is one connection being served.
+type request struct {
+	cancel context.CancelFunc
+	conn   *tunnelConn // exec and attach: the cloud's Data goes here
 }
 
 // write sends one frame as a Text message, as KubeEdge does: the cloud
@@ -77,23 +83,24 @@ func (s *session) read(wg *sync.WaitGroup) error {
 		switch f.Type {
 		case TypeClose:
 			return fmt.Errorf("%w: %s", ErrClosedByCloud, f.Data)
-		case TypeLogs, TypeMetrics:
+		case TypeLogs, TypeMetrics, TypeExec, TypeAttach:
 			s.open(f, wg)
-		case TypeExec, TypeAttach:
-			// The cloud has hijacked the API server's connection and passes
-			// our bytes on raw (spec section 3, exec), so an HTTP response
-			// is what the API server reads.
-			s.c.refused.Add(1)
-			_ = s.write(Frame{ID: f.ID, Type: TypeData, Data: []byte(notImplemented)})
-			_ = s.write(Frame{ID: f.ID, Type: TypeRemove})
 		case TypeData:
-			// logs and metrics read nothing from the cloud: dropped.
+			// Bytes of an upgraded exec or attach connection; logs and
+			// metrics read nothing from the cloud, and unknown ids are
+			// dropped.
+			s.mu.Lock()
+			r := s.conns[f.ID]
+			s.mu.Unlock()
+			if r != nil && r.conn != nil && len(f.Data) > 0 {
+				r.conn.deliver(f.Data) // f.Data is a fresh slice per message
+			}
 		case TypeRemove:
 			s.mu.Lock()
-			cancel, ok := s.conns[f.ID]
+			r, ok := s.conns[f.ID]
 			s.mu.Unlock()
 			if ok {
-				cancel() // the request answers with its RemoveConnect
+				r.cancel() // the request answers with its RemoveConnect
 			} else if err := s.write(Frame{ID: f.ID, Type: TypeRemove}); err != nil {
 				return err
 			}
@@ -106,10 +113,6 @@ func (s *session) read(wg *sync.WaitGroup) error {
 	}
 }
 
-const notImplemented = "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-	"Content-Length: 46\r\nConnection: close\r\n\r\n" +
-	"edgenode does not support exec and attach yet\n"
-
 // open starts serving one request, or refuses it with text and
 // RemoveConnect.
 func (s *session) open(f Frame, wg *sync.WaitGroup) {
@@ -118,14 +121,19 @@ func (s *session) open(f Frame, wg *sync.WaitGroup) {
 	s.mu.Lock()
 	full := len(s.conns) >= s.c.cfg.MaxConns
 	_, dup := s.conns[f.ID]
+	var r *request
 	var ctx context.Context
-	var cancel context.CancelFunc
 	if err == nil && !full && !dup {
+		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(s.ctx)
-		s.conns[f.ID] = cancel
+		r = &request{cancel: cancel}
+		if f.Type == TypeExec || f.Type == TypeAttach {
+			r.conn = newTunnelConn(s, f.ID, ctx, cancel)
+		}
+		s.conns[f.ID] = r
 	}
 	s.mu.Unlock()
-	if cancel == nil {
+	if r == nil {
 		s.c.refused.Add(1)
 		msg := "edgenode: too many requests at once, try again\n"
 		switch {
@@ -133,6 +141,10 @@ func (s *session) open(f Frame, wg *sync.WaitGroup) {
 			msg = "edgenode: bad connect message: " + err.Error() + "\n"
 		case dup:
 			msg = "edgenode: connection id already in use\n"
+		}
+		if f.Type == TypeExec || f.Type == TypeAttach {
+			// The API server reads an HTTP response here.
+			msg = rawResponse(http.StatusServiceUnavailable, msg)
 		}
 		_ = s.write(Frame{ID: f.ID, Type: TypeData, Data: []byte(msg)})
 		_ = s.write(Frame{ID: f.ID, Type: TypeRemove})
@@ -142,8 +154,11 @@ func (s *session) open(f Frame, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.serve(ctx, f.ID, &cn)
-		cancel()
+		s.serve(ctx, f.ID, &cn, r.conn)
+		r.cancel()
+		if r.conn != nil {
+			r.conn.Close()
+		}
 		s.mu.Lock()
 		delete(s.conns, f.ID)
 		s.mu.Unlock()
@@ -152,9 +167,10 @@ func (s *session) open(f Frame, wg *sync.WaitGroup) {
 }
 
 // serve runs the handler on the request of cn with its body going to the
-// tunnel. The cloud rewrote the URL to the edge's kubelet address
+// tunnel, or for exec and attach (conn not nil) with conn to hijack. The
+// cloud rewrote the URL to the edge's kubelet address
 // (http://127.0.0.1:10350/..., spec section 1); only path and query count.
-func (s *session) serve(ctx context.Context, id uint64, cn *Connect) {
+func (s *session) serve(ctx context.Context, id uint64, cn *Connect, conn *tunnelConn) {
 	u := cn.URL
 	if u.Scheme == "" {
 		u.Scheme = "http"
@@ -162,9 +178,17 @@ func (s *session) serve(ctx context.Context, id uint64, cn *Connect) {
 	if u.Host == "" {
 		u.Host = "127.0.0.1:10350"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	method := http.MethodGet
+	if conn != nil && cn.Method != "" {
+		method = cn.Method // exec and attach come as GET or POST
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
-		_ = s.write(Frame{ID: id, Type: TypeData, Data: []byte("edgenode: bad request URL: " + err.Error() + "\n")})
+		msg := "edgenode: bad request URL: " + err.Error() + "\n"
+		if conn != nil {
+			msg = rawResponse(http.StatusBadRequest, msg)
+		}
+		_ = s.write(Frame{ID: id, Type: TypeData, Data: []byte(msg)})
 		return
 	}
 	if cn.Header != nil {
@@ -175,17 +199,38 @@ func (s *session) serve(ctx context.Context, id uint64, cn *Connect) {
 	req.Header.Set("Accept-Encoding", "identity")
 	req.RequestURI = u.RequestURI()
 	req.RemoteAddr = "cloudstream"
-	w := &tunnelWriter{s: s, id: id, h: http.Header{}}
+	var w http.ResponseWriter
+	if conn != nil {
+		uw := &upgradeWriter{conn: conn, h: http.Header{}}
+		defer uw.finish()
+		w = uw
+	} else {
+		w = &tunnelWriter{s: s, id: id, h: http.Header{}}
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.c.log.Error("stream request handler panicked", "path", u.Path, "panic", p)
-			_, _ = w.Write([]byte(fmt.Sprintf("edgenode: internal error serving %s\n", u.Path)))
+			msg := fmt.Sprintf("edgenode: internal error serving %s\n", u.Path)
+			if conn == nil {
+				_, _ = w.Write([]byte(msg))
+			} else if uw := w.(*upgradeWriter); !uw.hijacked {
+				uw.status, uw.h = http.StatusInternalServerError, http.Header{}
+				uw.body.Reset()
+				uw.body.WriteString(msg)
+			}
 		}
 	}()
 	s.c.h.ServeHTTP(w, req)
-	if w.status >= 400 {
-		s.c.log.Debug("stream request failed", "path", u.Path, "status", w.status)
+	if tw, ok := w.(*tunnelWriter); ok && tw.status >= 400 {
+		s.c.log.Debug("stream request failed", "path", u.Path, "status", tw.status)
 	}
+}
+
+// rawResponse is a whole HTTP/1.1 response with a text body, for a
+// connection whose bytes go to the API server raw.
+func rawResponse(code int, body string) string {
+	return fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, http.StatusText(code), len(body), body)
 }
 
 // writeChunk is the most body bytes in one Data frame.

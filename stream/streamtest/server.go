@@ -3,7 +3,9 @@
 // /v1/kubeedge/connect over TLS with a client certificate from its own CA,
 // and sends connect messages the way KubeEdge v1.23.1 cloudstream does
 // (cloud/pkg/cloudstream/tunnelserver.go, session.go,
-// containerlog_connection.go, containermetrics_connection.go).
+// containerlog_connection.go, containermetrics_connection.go). As an
+// http.Handler a Tunnel is also cloudstream's stream server for exec and
+// attach (exec.go), for a real client such as client-go's SPDY executor.
 package streamtest
 
 import (
@@ -196,6 +198,10 @@ func (t *Tunnel) Send(f stream.Frame) error {
 // rewritten to the edge's kubelet address as cloudstream does (spec
 // section 1), and returns the request to read the answer from.
 func (t *Tunnel) Open(typ stream.Type, pathQuery string, h http.Header) (*Request, error) {
+	return t.open(typ, "", pathQuery, h)
+}
+
+func (t *Tunnel) open(typ stream.Type, method, pathQuery string, h http.Header) (*Request, error) {
 	u, err := url.Parse("http://127.0.0.1:10350" + pathQuery)
 	if err != nil {
 		return nil, err
@@ -204,7 +210,7 @@ func (t *Tunnel) Open(typ stream.Type, pathQuery string, h http.Header) (*Reques
 		h = http.Header{"Accept-Encoding": {"gzip"}, "Authorization": {"Bearer x"}}
 	}
 	id := t.s.nextID.Add(1)
-	b, err := json.Marshal(stream.Connect{MessID: id, URL: *u, Header: h})
+	b, err := json.Marshal(stream.Connect{MessID: id, URL: *u, Header: h, Method: method})
 	if err != nil {
 		return nil, err
 	}
@@ -264,6 +270,12 @@ func (r *Request) ReadAll(ctx context.Context) ([]byte, error) {
 		}
 		out = append(out, d...)
 	}
+}
+
+// Write sends b as Data, as cloudstream forwards the API server's bytes
+// of an exec or attach connection.
+func (r *Request) Write(b []byte) error {
+	return r.t.Send(stream.Frame{ID: r.ID, Type: stream.TypeData, Data: b})
 }
 
 // Remove sends RemoveConnect, as cloudstream does when the API server's
