@@ -411,3 +411,42 @@ func TestReportSupersede(t *testing.T) {
 		}
 	})
 }
+
+// TestMergeTwin: side by side, each side with its own version; the newer
+// optional and type win; a deleted twin replaces what came before it.
+func TestMergeTwin(t *testing.T) {
+	str := func(s string) *string { return &s }
+	side := func(v string) *twinValue { return &twinValue{Value: str(v)} }
+	ver := func(e int64) *twinVersion { return &twinVersion{Edge: e} }
+	yes, no := true, false
+	for _, tc := range []struct {
+		name       string
+		a, b, want *msgTwin
+	}{
+		{"other side kept",
+			&msgTwin{Actual: side("1"), ActualVersion: ver(1), Optional: &yes, Metadata: &typeMetadata{Type: "string"}},
+			&msgTwin{Expected: side("2"), ExpectedVersion: ver(1), Optional: &no},
+			&msgTwin{Expected: side("2"), ExpectedVersion: ver(1), Actual: side("1"), ActualVersion: ver(1), Optional: &no, Metadata: &typeMetadata{Type: "string"}}},
+		{"same side: newer wins",
+			&msgTwin{Actual: side("1"), ActualVersion: ver(1)},
+			&msgTwin{Actual: side("2"), ActualVersion: ver(2)},
+			&msgTwin{Actual: side("2"), ActualVersion: ver(2)}},
+		{"deleted replaces",
+			&msgTwin{Actual: side("1"), ActualVersion: ver(1)},
+			&msgTwin{Metadata: &typeMetadata{Type: typeDeleted}, ActualVersion: ver(2)},
+			&msgTwin{Metadata: &typeMetadata{Type: typeDeleted}, ActualVersion: ver(2)}},
+		{"revived after delete keeps the newer version of a side with no value",
+			&msgTwin{Metadata: &typeMetadata{Type: typeDeleted}, ExpectedVersion: ver(2), ActualVersion: ver(2)},
+			&msgTwin{Actual: side("3"), ActualVersion: ver(3), Metadata: &typeMetadata{Type: "string"}},
+			&msgTwin{Actual: side("3"), ActualVersion: ver(3), ExpectedVersion: ver(2), Metadata: &typeMetadata{Type: "string"}}},
+		{"null replaces", &msgTwin{Actual: side("1")}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := json.Marshal(mergeTwin(tc.a, tc.b))
+			want, _ := json.Marshal(tc.want)
+			if string(got) != string(want) {
+				t.Errorf("mergeTwin() = %s, want %s", got, want)
+			}
+		})
+	}
+}
