@@ -175,7 +175,9 @@ func (c *comm) supersede(key string) {
 func (c *comm) fold(key string) {
 	s := c.reports[key]
 	sent, next := c.pending[s.sent], c.pending[s.next]
-	if next.twins != nil { // a state report: the newer one is all of it
+	// A twin report takes in the twins and sides only the sent one has;
+	// of a state report the newer one is all of it.
+	if next.twins != nil {
 		mergeTwins(next.twins, sent.twins, false)
 		next.msg.Content = nil
 	}
