@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"edgenode/bus"
 )
 
 // The three tests below follow KubeEdge's dealTwinCompare and
@@ -19,7 +17,7 @@ import (
 func TestUpdateSameValue(t *testing.T) {
 	e := setupS1(t, Config{})
 	e.connect()
-	e.recv(bus.ModuleHub) // detail request
+	e.report() // detail request
 	const dev = "$hw/events/device/default/s1"
 	e.mqtt(dev+"/twin/update", `{"event_id":"u1","twin":{"temp":{"actual":{"value":"1"}}}}`)
 	e.expect(
@@ -28,7 +26,7 @@ func TestUpdateSameValue(t *testing.T) {
 			`"last":{"expected":{"value":"1","metadata":{"timestamp":` + T + `}},"actual":{"value":"1","metadata":{"timestamp":` + T + `}},"optional":false,"metadata":{"type":"int"}},` +
 			`"current":{"expected":{"value":"1","metadata":{"timestamp":` + T + `}},"actual":{"value":"1","metadata":{"timestamp":` + T + `}},"optional":false,"metadata":{"type":"int"}}}}}`},
 	)
-	m := e.recv(bus.ModuleHub)
+	m := e.report()
 	want := `{"event_id":"id-3","timestamp":` + T + `,"twin":{"temp":{"actual":{"value":"1","metadata":{"timestamp":` + T + `}},"optional":false,"metadata":{"type":"int"},"actual_version":{"cloud":1,"edge":2}}}}`
 	if m.Route.Resource != "device/default/s1/twin/edge_updated" || string(m.Content) != want {
 		t.Errorf("to cloud: %s %s\nwant edge_updated %s", m.Route.Resource, m.Content, want)
@@ -58,10 +56,10 @@ func TestEdgeUpdatedSides(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := setupS1(t, Config{})
 			e.connect()
-			e.recv(bus.ModuleHub) // detail request
+			e.report() // detail request
 			e.mqtt("$hw/events/device/default/s1/twin/update", `{"event_id":"u","twin":{"temp":`+tc.twin+`}}`)
 			topics(e, 3) // result, document, delta
-			m := e.recv(bus.ModuleHub)
+			m := e.report()
 			want := `{"event_id":"id-4","timestamp":` + T + `,"twin":{"temp":` + tc.want + `}}`
 			if string(m.Content) != want {
 				t.Errorf("edge_updated = %s\nwant %s", m.Content, want)
@@ -75,11 +73,11 @@ func TestEdgeUpdatedSides(t *testing.T) {
 func TestDeleteVersions(t *testing.T) {
 	e := setupS1(t, Config{})
 	e.connect()
-	e.recv(bus.ModuleHub) // detail request
+	e.report() // detail request
 	const dev = "$hw/events/device/default/s1"
 	e.mqtt(dev+"/twin/update", `{"event_id":"a","twin":{"nk":{"actual":{"value":"x"}}}}`)
 	topics(e, 2) // result, document
-	e.recv(bus.ModuleHub)
+	e.report()
 	if _, _, ev, av, _ := e.twinRow("nk"); ev != "" || av != `{"cloud":0,"edge":1}` {
 		t.Fatalf("added row versions %q %q, want \"\" {cloud:0,edge:1}", ev, av)
 	}
@@ -88,7 +86,7 @@ func TestDeleteVersions(t *testing.T) {
 		pub{dev + "/twin/update/result", `{"event_id":"d","timestamp":` + T + `,"twin":{"nk":null}}`},
 		pub{dev + "/twin/update/document", `{"event_id":"d","timestamp":` + T + `,"twin":{"nk":{"last":{"actual":{"value":"x","metadata":{"timestamp":` + T + `}},"optional":true,"metadata":{"type":"string"}},"current":null}}}`},
 	)
-	m := e.recv(bus.ModuleHub)
+	m := e.report()
 	want := `{"event_id":"id-4","timestamp":` + T + `,"twin":{"nk":{"optional":true,"metadata":{"type":"deleted"},"actual_version":{"cloud":0,"edge":2}}}}`
 	if string(m.Content) != want {
 		t.Errorf("edge_updated = %s\nwant %s", m.Content, want)
@@ -133,18 +131,18 @@ func TestLocalDevicesUnchanged(t *testing.T) {
 func TestReviveEdgeUpdated(t *testing.T) {
 	e := setupS1(t, Config{})
 	e.connect()
-	e.recv(bus.ModuleHub) // detail request
+	e.report() // detail request
 	const dev = "$hw/events/device/default/s1"
 	e.mqtt(dev+"/twin/update", `{"event_id":"a","twin":{"nk":{"expected":{"value":"x"},"actual":{"value":"x"}}}}`)
 	topics(e, 2) // result, document
-	e.recv(bus.ModuleHub)
+	e.report()
 	e.mqtt(dev+"/twin/update", `{"event_id":"d","twin":{"nk":null}}`)
 	topics(e, 2) // result, document
-	e.recv(bus.ModuleHub)
+	e.report()
 	e.mqtt(dev+"/twin/update", `{"event_id":"r","twin":{"nk":{"actual":{"value":"y"}}}}`)
 	e.expect(pub{dev + "/twin/update/result", `{"event_id":"r","timestamp":` + T + `,"twin":{"nk":{"actual":{"value":"y","metadata":{"timestamp":` + T + `}},"optional":true,"metadata":{"type":"string"}}}}`})
 	topics(e, 1) // document
-	m := e.recv(bus.ModuleHub)
+	m := e.report()
 	want := `{"event_id":"id-5","timestamp":` + T + `,"twin":{"nk":{"actual":{"value":"y","metadata":{"timestamp":` + T + `}},"optional":true,"metadata":{"type":"string"},"actual_version":{"cloud":0,"edge":3}}}}`
 	if string(m.Content) != want {
 		t.Errorf("edge_updated = %s\nwant %s", m.Content, want)

@@ -21,7 +21,12 @@
 // updated and membership topics (spec 5.2); cloud-bound edge_updated,
 // state updates and the membership detail request to module websocket,
 // kept until the cloud confirms them and resent when the communication
-// worker has been idle for a minute (spec 5.6).
+// worker has been idle for a minute (spec 5.6). A device has at most one
+// edge_updated and one state report unconfirmed at a time: newer ones,
+// and those made while the cloud is away, are merged into the one that
+// goes next (the newest value and version of each twin side, the newest
+// state; merge.go), so a burst of updates reaches the cloud as a few
+// reports that leave it with the latest values.
 //
 // Goroutines: Run serves the bus queue and starts the membership, twin,
 // device and communication workers under a health check that pings them

@@ -127,6 +127,21 @@ func (e *env) recv(m bus.Module) bus.Message {
 	return msg
 }
 
+// report returns the next cloud-bound message and confirms it as the
+// cloud does (KubeEdge v1.23.1 devicecontroller answers a report with a
+// message whose parent id is the report's). twin sends a device's next
+// report only once the one before it is confirmed.
+func (e *env) report() bus.Message {
+	e.t.Helper()
+	m := e.recv(bus.ModuleHub)
+	c := bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpResponse, bus.ResTwin, nil)
+	c.Header.ParentID = m.Header.ID
+	if err := e.b.Send(bus.ModuleTwin, c); err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
 type pub struct{ Topic, Payload string }
 
 // pub returns the next MQTT publish.

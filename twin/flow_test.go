@@ -22,7 +22,7 @@ const addSensor = `{"event_id":"u-1","timestamp":1559123456000,"added_devices":[
 func TestMembershipTwinUpdateFlow(t *testing.T) {
 	e := newEnv(t, Config{})
 	e.connect()
-	det := e.recv(bus.ModuleHub)
+	det := e.report()
 	wantDet := `"{\"event_type\":\"group_membership_event\",\"event_id\":\"id-1\",\"group_id\":\"edge-node\",\"operation\":\"detail\",\"timestamp\":` + T + `}"`
 	if det.Route != (bus.Route{Source: bus.ModuleTwin, Group: bus.GroupResource, Operation: bus.OpGet, Resource: bus.ResMembershipDetail}) || string(det.Content) != wantDet {
 		t.Errorf("detail request = %+v %s, want twin/resource/get membership/detail %s", det.Route, det.Content, wantDet)
@@ -48,7 +48,7 @@ func TestMembershipTwinUpdateFlow(t *testing.T) {
 			`},"temperature":{"last":` + tempLast + `,"current":` + tempCur + `}}}`},
 		pub{"$hw/events/device/default/sensor-1/twin/update/delta", `{"event_id":"id-4","timestamp":` + T + `,"twin":{"fan":` + fan + `,"temperature":` + tempCur + `},"delta":{"fan":"3","temperature":"25"}}`},
 	)
-	up := e.recv(bus.ModuleHub)
+	up := e.report()
 	// Only the updated side goes to the cloud for temperature, not its
 	// untouched expected value (KubeEdge dealTwinCompare, spec 5.4).
 	wantUp := `{"event_id":"id-5","timestamp":` + T + `,"twin":{` +
@@ -115,12 +115,12 @@ func TestStateUpdate(t *testing.T) {
 			e.cloud(bus.OpUpdate, bus.ResMembership, `{"added_devices":[{"id":"`+tc.id+`","name":"s1","state":"unknown"}]}`)
 			e.pub() // membership/updated
 			e.connect()
-			if m := e.recv(bus.ModuleHub); m.Route.Resource != bus.ResMembershipDetail {
+			if m := e.report(); m.Route.Resource != bus.ResMembershipDetail {
 				t.Fatalf("first cloud message = %s, want the detail request", m.Route.Resource)
 			}
 			e.mqtt("$hw/events/device/"+tc.id+"/state/update", `{"state":"`+tc.state+`"}`)
 			e.expect(pub{"$hw/events/device/" + tc.id + "/state/update/result", tc.result})
-			m := e.recv(bus.ModuleHub)
+			m := e.report()
 			if m.Route.Resource != tc.resource || m.Route.Operation != bus.OpUpdate || m.Route.Group != bus.GroupResource ||
 				string(m.Content) != string(bus.JSONString(tc.result)) {
 				t.Errorf("cloud state = %+v %s, want %s with the result as a JSON string", m.Route, m.Content, tc.resource)

@@ -161,8 +161,9 @@ func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 		}
 	}
 	if len(out.toCloud) > 0 {
-		b := twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud}.appendJSON(make([]byte, 0, 512))
-		t.toCloud(string(bus.KindDevice)+"/"+id+"/"+bus.ResTwinEdgeUpdated, b)
+		m := &twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud}
+		t.queue(t.com, job{act: actSendToCloud, twins: m, msg: bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate,
+			string(bus.KindDevice)+"/"+id+"/"+bus.ResTwinEdgeUpdated, nil)})
 	}
 }
 

@@ -22,6 +22,7 @@ type job struct {
 	payload []byte
 	err     error         // classification problem (bad topic levels)
 	done    chan struct{} // closed once handled, if set (lets a caller wait)
+	twins   *twinMessage  // an edge_updated report for the cloud, encoded when sent (comm.send)
 }
 
 // worker is one of the DeviceTwin workers (spec 5.5): membership, twin,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -157,7 +158,8 @@ func TestCommConfirmAndResend(t *testing.T) {
 
 func TestCommOfflineBound(t *testing.T) {
 	// At most MaxPending reports wait for the cloud; the oldest goes
-	// first, counted.
+	// first, counted. A report merged into one of its device that waits
+	// already counts once: b's second report takes no room.
 	synctest.Test(t, func(t *testing.T) {
 		b := bus.New(bus.Config{}, nil)
 		if err := b.AddModule(bus.ModuleHub, bus.GroupHub); err != nil {
@@ -171,8 +173,8 @@ func TestCommOfflineBound(t *testing.T) {
 		defer cancel()
 		go tw.com.loop(ctx)
 		var sent []bus.Message
-		for _, res := range []string{"device/a/twin/edge_updated", "device/b/twin/edge_updated", "device/c/twin/edge_updated"} {
-			m := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, res, []byte(`{}`))
+		for i, res := range []string{"device/a/twin/edge_updated", "device/b/twin/edge_updated", "device/b/twin/edge_updated", "device/c/twin/edge_updated"} {
+			m := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, res, []byte(`{"event_id":"`+strconv.Itoa(i)+`","timestamp":0,"twin":{}}`))
 			tw.com.inbox <- job{act: actSendToCloud, msg: m}
 			sent = append(sent, m)
 		}
@@ -180,15 +182,22 @@ func TestCommOfflineBound(t *testing.T) {
 			bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))}
 		synctest.Wait()
 		var got []bus.ID
+		var bContent string
 		for b.Depth(bus.ModuleHub) > 0 {
 			m, _ := b.Receive(ctx, bus.ModuleHub)
 			got = append(got, m.Header.ID)
+			if len(got) == 1 {
+				bContent = string(m.Content)
+			}
 		}
 		// a was dropped for c; b, sent, then made room for the detail
 		// request, so it will not be resent.
-		if len(got) != 3 || got[0] != sent[1].Header.ID || got[1] != sent[2].Header.ID || tw.Stats().CloudDropped != 2 {
+		if len(got) != 3 || got[0] != sent[1].Header.ID || got[1] != sent[3].Header.ID || tw.Stats().CloudDropped != 2 {
 			t.Errorf("after connect: sent %v, dropped %d; want reports b and c then the detail request, 2 dropped",
 				got, tw.Stats().CloudDropped)
+		}
+		if want := `{"event_id":"2","timestamp":0,"twin":{}}`; bContent != want {
+			t.Errorf("b's report = %s, want the newer one merged in: %s", bContent, want)
 		}
 	})
 }

@@ -29,7 +29,7 @@ func (e *env) twinRow(name string) (exp, act sql.NullString, ev, av, typ string)
 func TestVersionRules(t *testing.T) {
 	e := setupS1(t, Config{})
 	e.connect()
-	e.recv(bus.ModuleHub) // detail request
+	e.report() // detail request
 	const sync = "device/default/s1/twin/cloud_updated"
 	const dev = "$hw/events/device/default/s1"
 
@@ -46,7 +46,7 @@ func TestVersionRules(t *testing.T) {
 
 	// An older one is rejected and the edge's twin is echoed to the cloud.
 	e.cloud(bus.OpUpdate, sync, `{"event_id":"c2","twin":{"temp":{"expected":{"value":"9"},"expected_version":{"cloud":1,"edge":1}}}}`)
-	m := e.recv(bus.ModuleHub)
+	m := e.report()
 	want := `{"event_id":"id-4","timestamp":` + T + `,"twin":{"temp":{"expected":{"value":"5","metadata":{"timestamp":` + T + `}},"actual":{"value":"1","metadata":{"timestamp":` + T + `}},"optional":false,"metadata":{"type":"int"},` +
 		`"expected_version":{"cloud":2,"edge":1},"actual_version":{"cloud":1,"edge":1}}}}`
 	if m.Route.Resource != "device/default/s1/twin/edge_updated" || string(m.Content) != want {
@@ -62,12 +62,12 @@ func TestVersionRules(t *testing.T) {
 	if got := topics(e, 3); got[0] != dev+"/twin/update/result" {
 		t.Errorf("app update publishes %v", got)
 	}
-	e.recv(bus.ModuleHub) // edge_updated
+	e.report() // edge_updated
 	if _, _, ev, _, _ := e.twinRow("temp"); ev != `{"cloud":2,"edge":2}` {
 		t.Errorf("after app update: expected_version %s, want {cloud:2,edge:2} (request versions ignored)", ev)
 	}
 	e.cloud(bus.OpUpdate, sync, `{"twin":{"temp":{"expected":{"value":"7"},"expected_version":{"cloud":3,"edge":1}}}}`)
-	if m := e.recv(bus.ModuleHub); m.Route.Resource != "device/default/s1/twin/edge_updated" {
+	if m := e.report(); m.Route.Resource != "device/default/s1/twin/edge_updated" {
 		t.Errorf("conflict echo on %s", m.Route.Resource)
 	}
 
