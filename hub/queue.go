@@ -54,10 +54,11 @@ func isStatus(m bus.Message) bool {
 
 // isDeviceReport reports whether m is a twin or device state report to
 // the cloud (device/<id>/twin/edge_updated, device/<id>/state[/update]).
-// They wait in the offline queue but are not coalesced: twin keeps each
-// one until the cloud confirms its msg_id and resends the unconfirmed
-// ones (spec 5.6), so dropping an older report for a newer one would make
-// twin resend the older one after the newer.
+// They wait in the offline queue but are not coalesced here: twin keeps
+// each one until the cloud confirms its msg_id and resends the unconfirmed
+// ones, so dropping an older report for a newer one would make twin resend
+// the older one after the newer. Twin merges a device's reports itself
+// while one is unconfirmed.
 func isDeviceReport(m bus.Message) bool {
 	res := m.Route.Resource
 	if !strings.HasPrefix(res, string(bus.KindDevice)+"/") {
