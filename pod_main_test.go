@@ -56,7 +56,7 @@ func containerDir(t *testing.T, ref string) string {
 // reaches meta, meta stores it and hands it to edged, edged runs it and
 // its podpatch goes back through meta to the hub. Then the node loses its
 // pods (reboot with a wiped pods dir) and edged gets the pod back from
-// meta's local pod list (spec 6 start-up), with no cloud.
+// meta's local pod list (docs/protocol.md 6 start-up), with no cloud.
 func TestMetaPodFlow(t *testing.T) {
 	dir := containerDir(t, "busybox:flow")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -223,8 +223,9 @@ func (b *Bus) Receive(ctx context.Context, name Module) (Message, error) {
 }
 
 // Queue returns the receive channel of a module, for modules that select on
-// it together with other channels. The channel is never closed; use Done
-// to learn of CleanUp. It returns nil for an unknown module.
+// it together with other channels. The channel is never closed, not even by
+// CleanUp (Receive learns of that; a select on Queue does not). It returns
+// nil for an unknown module.
 func (b *Bus) Queue(name Module) <-chan Message {
 	b.mu.RLock()
 	defer b.mu.RUnlock()

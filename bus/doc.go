@@ -1,5 +1,5 @@
-// Package bus is edgenode's message bus: the beehive model of KubeEdge (seed
-// docs, "Beehive") over bounded Go channels.
+// Package bus is edgenode's message bus: the beehive model of KubeEdge
+// (KubeEdge v0.3.0 docs/modules/beehive.md) over bounded Go channels.
 //
 // A module registers a name and a group with AddModule and then reads its own
 // queue with Receive. Any module sends to a name (Send), to every member of a
@@ -10,12 +10,14 @@
 // What flows in and out: Message values. A Message is a value (header, route,
 // content); its content stays raw JSON bytes while it travels and is decoded
 // once by the module that needs it. The wire form of a Message, in both
-// KubeEdge eras (spec 1.1 and 1.2), is written and read by Encode and Decode.
+// KubeEdge eras (docs/protocol.md 1.1 and 1.2), is written and read by Encode
+// and Decode.
 //
 // Operations, groups, module names and resource types are typed constants
 // here and nowhere else.
 //
-// Goroutines: none. Persistence: none. Every queue is bounded
+// Goroutines: none, except one per group member while a Send2GroupSync
+// waits. Persistence: none. Every queue is bounded
 // (Config.QueueLen); a Send to a full queue or an unknown module is an error,
 // never a silent drop. Send, Receive, SendSync and SendResp do not allocate.
 package bus

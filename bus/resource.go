@@ -6,10 +6,11 @@ import (
 )
 
 // ErrBadResource is returned for a resource path that is not of the form
-// <namespace>/<type>[/<name>] (spec 1.7).
+// <namespace>/<type>[/<name>] (docs/protocol.md 1.7).
 var ErrBadResource = errors.New("bus: bad resource path")
 
-// Resource is an edge-side resource path split into its parts (spec 1.7).
+// Resource is an edge-side resource path split into its parts (docs/protocol.md
+// 1.7).
 type Resource struct {
 	Namespace string
 	Kind      Kind
@@ -20,7 +21,7 @@ type Resource struct {
 // ParseResource splits an edge-side resource path. Three tokens give
 // namespace, type and name (the name may itself hold '/'); two tokens are
 // allowed only for query and response and give namespace and type
-// (spec 1.7, ParseResourceEdge). No token may be empty.
+// (docs/protocol.md 1.7, ParseResourceEdge). No token may be empty.
 func ParseResource(res string, op Op) (Resource, error) {
 	ns, rest, ok := strings.Cut(res, "/")
 	if !ok || ns == "" || rest == "" {

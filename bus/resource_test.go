@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// resourceTests follow spec 1.7 (ParseResourceEdge); they also seed
+// resourceTests follow docs/protocol.md 1.7 (ParseResourceEdge); they also seed
 // FuzzParseResource.
 var resourceTests = []struct {
 	name    string

@@ -20,8 +20,8 @@ const (
 	methodStates   = "/v1beta1.DeviceManagerService/ReportDeviceStates"
 )
 
-// Device API topics that twin serves (spec 4.2); DMI reports enter twin
-// as if they came from MQTT, as edgecore's DMI server does
+// Device API topics that twin serves (docs/protocol.md 4.2); DMI reports enter
+// twin as if they came from MQTT, as edgecore's DMI server does
 // (dmiserver/server.go v1.23.1, handleDeviceTwin, handleDeviceState).
 const (
 	topicDevicePrefix = "$hw/events/device/"

@@ -43,8 +43,8 @@ var (
 const maxCertBody = 64 << 10
 
 // splitToken splits a KubeEdge join token into the CA hash and the JWT
-// (spec 2.4 step 3: four dot-separated parts, the first the sha256 hex of
-// the CA's DER).
+// (docs/protocol.md 2.4 step 3: four dot-separated parts, the first the sha256
+// hex of the CA's DER).
 func splitToken(token string) (caHash, jwt string, err error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 4 {
@@ -64,8 +64,8 @@ func splitToken(token string) (caHash, jwt string, err error) {
 	return strings.ToLower(parts[0]), strings.Join(parts[1:], "."), nil
 }
 
-// nodeCN is the common name KubeEdge gives a node certificate (spec 2.4
-// step 1 and 5).
+// nodeCN is the common name KubeEdge gives a node certificate (docs/protocol.md
+// 2.4 step 1 and 5).
 func nodeCN(node string) string { return "system:node:" + node }
 
 // loadNodeCert loads the node's key pair and checks that it is valid at
@@ -86,8 +86,8 @@ func loadNodeCert(cfg Config, now time.Time) (tls.Certificate, error) {
 	return pair, nil
 }
 
-// bootstrap gets a node certificate with the token (spec 2.4 steps 2-7):
-// fetch the CA, check its hash against the token, write it, make an ECDSA
+// bootstrap gets a node certificate with the token (docs/protocol.md 2.4 steps
+// 2-7): fetch the CA, check its hash against the token, write it, make an ECDSA
 // P-256 key and CSR, have the CSR signed, and write certificate and key.
 func bootstrap(ctx context.Context, cfg Config) error {
 	wantHash, jwt, err := splitToken(cfg.Token)
@@ -98,7 +98,7 @@ func bootstrap(ctx context.Context, cfg Config) error {
 		return errors.New("hub: bootstrap: no certificate server configured")
 	}
 	// The CA is fetched without verification: the token's hash is what
-	// makes it trusted (spec 2.4 step 2-3).
+	// makes it trusted (docs/protocol.md 2.4 step 2-3).
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	caDER, err := certRequest(ctx, insecure, cfg.CertServer+"/ca.crt", nil, nil)
 	if err != nil {
@@ -125,7 +125,7 @@ func bootstrap(ctx context.Context, cfg Config) error {
 }
 
 // renew replaces the node certificate, authenticating with the current
-// one (spec 2.4 step 8).
+// one (docs/protocol.md 2.4 step 8).
 func renew(ctx context.Context, cfg Config, cur tls.Certificate) error {
 	caPEM, err := os.ReadFile(cfg.CAFile)
 	if err != nil {
@@ -176,7 +176,7 @@ func signCSR(ctx context.Context, client *http.Client, cfg Config, hdr http.Head
 }
 
 // certRequest does a GET (with a body when body is not nil: KubeEdge's
-// /edge.crt takes the CSR as the body of a GET, spec 2.4 step 6) and
+// /edge.crt takes the CSR as the body of a GET, docs/protocol.md 2.4 step 6) and
 // returns the body of a 200 answer.
 func certRequest(ctx context.Context, client *http.Client, url string, hdr http.Header, body []byte) ([]byte, error) {
 	var rd io.Reader
@@ -269,7 +269,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 }
 
 // renewAt picks the renewal time at a random point between 70 % and 90 %
-// of the certificate's lifetime (spec 2.4 step 8).
+// of the certificate's lifetime (docs/protocol.md 2.4 step 8).
 func renewAt(leaf *x509.Certificate) time.Time {
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	frac := 0.7 + 0.2*mrand.Float64()

@@ -244,7 +244,7 @@ func (c *Client) loadCert() (tls.Certificate, error) {
 	cfg := c.cfg
 	if cfg.Era == bus.EraV03 && cfg.Token == "" {
 		// v0.3 certificates come from certgen.sh with a fixed CN
-		// (spec 2.1): only validity is checked.
+		// (docs/protocol.md 2.1): only validity is checked.
 		cfg.NodeName = ""
 	}
 	return loadNodeCert(cfg, time.Now())
@@ -292,7 +292,7 @@ func (c *Client) waitQueueing(ctx context.Context, d time.Duration) {
 // is also answered with an error at once); a sync request is answered at once
 // with an error so that its sender does not wait for a timeout; anything
 // else is dropped and counted: the cloud resends what it needs, e.g.
-// unacknowledged objects (spec 2.4).
+// unacknowledged objects (docs/protocol.md 2.4).
 func (c *Client) offline(m bus.Message) {
 	if c.queued != nil {
 		defer c.queued()
@@ -328,7 +328,7 @@ func (c *Client) enqueue(m bus.Message) {
 	}
 }
 
-// failSync answers a sync request with an error message (spec 1.3).
+// failSync answers a sync request with an error message (docs/protocol.md 1.3).
 func (c *Client) failSync(m bus.Message, reason string) {
 	if c.b.IsWaiting(m.Header.ID) {
 		c.b.SendResp(m.ErrorResp(bus.ModuleHub, reason))
@@ -336,7 +336,8 @@ func (c *Client) failSync(m bus.Message, reason string) {
 }
 
 // publish tells the meta, twin and bus groups that the cloud came or went
-// (spec 2.4 "Connection lifecycle"; seed docs "Publish Client Info"), and
+// (docs/protocol.md 2.4; KubeEdge v0.3.0 docs/modules/edge/edgehub.md,
+// "Publish Client Info"), and
 // then the board module, which registers the node at once on a new link.
 // Meta hears first: by the time the board's request reaches meta's queue,
 // meta knows the cloud is there.

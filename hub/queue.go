@@ -36,8 +36,8 @@ func newOutbox(max int) *outbox {
 // matters: pod and node statuses and patches, and lease updates (spec
 // 2.5). These are coalesced per resource.
 func isStatus(m bus.Message) bool {
-	// <ns>/<kind>[/<name>] (spec 1.7); the v0.3 podstatus resync has no
-	// name (spec 2.5).
+	// <ns>/<kind>[/<name>] (docs/protocol.md 1.7); the v0.3 podstatus resync
+	// has no name (docs/protocol.md 2.5).
 	ns, rest, ok := strings.Cut(m.Route.Resource, "/")
 	if !ok || ns == "" || ns == string(bus.KindDevice) {
 		return false
@@ -52,12 +52,12 @@ func isStatus(m bus.Message) bool {
 	return false
 }
 
-// isDeviceReport reports whether m is a twin or device state report to
-// the cloud (device/<id>/twin/edge_updated, device/<id>/state[/update]).
-// They wait in the offline queue but are not coalesced: twin keeps each
-// one until the cloud confirms its msg_id and resends the unconfirmed
-// ones (spec 5.6), so dropping an older report for a newer one would make
-// twin resend the older one after the newer.
+// isDeviceReport reports whether m is a twin or device state report to the
+// cloud (device/<id>/twin/edge_updated, device/<id>/state[/update]). They wait
+// in the offline queue but are not coalesced: twin keeps each one until the
+// cloud confirms its msg_id and resends the unconfirmed ones (docs/protocol.md
+// 5.6), so dropping an older report for a newer one would make twin resend the
+// older one after the newer.
 func isDeviceReport(m bus.Message) bool {
 	res := m.Route.Resource
 	if !strings.HasPrefix(res, string(bus.KindDevice)+"/") {

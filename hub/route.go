@@ -4,11 +4,11 @@ import (
 	"edgenode/bus"
 )
 
-// toEdge routes one message from the cloud (spec 2.1 and 2.4 "Cloud -> edge
-// dispatch"). Viaduct control messages are answered here; answers to our
-// probes end here; a reply whose parent a SendSync waits for goes to that
-// waiter; the rest goes by route.group. It returns the answer to write
-// back, if any.
+// toEdge routes one message from the cloud (docs/protocol.md 2.1 and 2.4 "Cloud
+// -> edge dispatch"). Viaduct control messages are answered here; answers to
+// our probes end here; a reply whose parent a SendSync waits for goes to that
+// waiter; the rest goes by route.group. It returns the answer to write back, if
+// any.
 func (c *Client) toEdge(m bus.Message) (reply bus.Message, ok bool) {
 	switch m.Route.Operation {
 	case bus.OpConfig, bus.OpPing, bus.OpPong:
@@ -26,7 +26,8 @@ func (c *Client) toEdge(m bus.Message) (reply bus.Message, ok bool) {
 		}
 		err = c.b.Send2Group(bus.GroupMeta, m)
 	case bus.GroupTwin:
-		// DeviceTwin matches its own replies (spec 2.4, twin handler).
+		// DeviceTwin matches its own replies (docs/protocol.md 2.4, twin
+		// handler).
 		err = c.b.Send2Group(bus.GroupTwin, m)
 	case bus.GroupUser:
 		if c.deliverResp(m) {

@@ -15,10 +15,11 @@ import (
 
 // Defaults and limits of Config.
 const (
-	// DefaultRemoteQueryTimeout is KubeEdge's remoteQueryTimeout (spec 3.3).
+	// DefaultRemoteQueryTimeout is KubeEdge's remoteQueryTimeout
+	// (docs/protocol.md 3.3).
 	DefaultRemoteQueryTimeout = 60 * time.Second
 	// MinPodStatusSyncInterval is the default and the minimum of the v0.3
-	// podstatus resync interval (spec 3.2, DefaultSyncInterval).
+	// podstatus resync interval (docs/protocol.md 3.2, DefaultSyncInterval).
 	MinPodStatusSyncInterval = 60 * time.Second
 	// DefaultMaxRemote bounds the remote operations in flight.
 	DefaultMaxRemote = 16
@@ -136,7 +137,8 @@ func (m *Meta) Run(ctx context.Context) error {
 	q := m.b.Queue(bus.ModuleMeta)
 	var tick <-chan time.Time
 	if m.cfg.Era == bus.EraV03 {
-		// v0.3 resyncs podstatus periodically; v1.23 removed it (spec 3.3).
+		// v0.3 resyncs podstatus periodically; v1.23 removed it
+		// (docs/protocol.md 3.3).
 		t := time.NewTicker(m.cfg.PodStatusSyncInterval)
 		defer t.Stop()
 		tick = t.C
@@ -204,7 +206,7 @@ func (m *Meta) reply(req, resp bus.Message) {
 }
 
 // replyOK answers a successful edge request with "OK" if its asker waits
-// for an answer (spec 3.2: OK to edged).
+// for an answer (docs/protocol.md 3.2: OK to edged).
 func (m *Meta) replyOK(req bus.Message) {
 	if req.Header.Sync {
 		m.reply(req, req.Resp(bus.OKContent))
@@ -212,7 +214,7 @@ func (m *Meta) replyOK(req bus.Message) {
 }
 
 // fail answers req with an error message: to the hub for a cloud message,
-// else to the sending module (spec 1.3, feedbackError).
+// else to the sending module (docs/protocol.md 1.3, feedbackError).
 func (m *Meta) fail(req bus.Message, reason string) {
 	m.errs.Add(1)
 	m.log.Debug("meta: error reply", "operation", string(req.Route.Operation),
@@ -225,13 +227,14 @@ func (m *Meta) fail(req bus.Message, reason string) {
 	m.reply(req, resp)
 }
 
-// ack acknowledges a cloud message with "OK" (spec 2.5, 8 item 4, 9).
+// ack acknowledges a cloud message with "OK" (docs/protocol.md 2.5, 8 item 4,
+// 9).
 func (m *Meta) ack(req bus.Message) {
 	m.send(bus.ModuleHub, req.Resp(bus.OKContent))
 }
 
-// isCloud reports whether src is a cloud module (spec 1.5): its messages
-// came through the hub, and answers to them go back through it.
+// isCloud reports whether src is a cloud module (docs/protocol.md 1.5): its
+// messages came through the hub, and answers to them go back through it.
 func isCloud(src bus.Module) bool {
 	switch src {
 	case bus.SourceController, bus.SourceEdgeController, bus.SourceDeviceController, bus.SourceEdgeMgr,

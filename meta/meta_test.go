@@ -164,7 +164,7 @@ func (e *env) put(key string, kind bus.Kind, value string) {
 }
 
 // checkAck checks that hub got exactly the "OK" acknowledgement of req
-// (spec 2.5): parent = req id, source and group copied, op response.
+// (docs/protocol.md 2.5): parent = req id, source and group copied, op response.
 func (e *env) checkAck(got []bus.Message, req bus.Message) {
 	e.t.Helper()
 	if len(got) != 1 {
@@ -403,7 +403,8 @@ func TestRemote(t *testing.T) {
 				t.Fatalf("SendSync(%s %s) = %v", tt.op, tt.res, err)
 			}
 			req := <-reqs
-			// The cloud gets the request under a new id (spec 3.2), sync.
+			// The cloud gets the request under a new id (docs/protocol.md 3.2),
+			// sync.
 			if req.Header.ID == msg.Header.ID || !req.Header.Sync || req.Route != msg.Route || string(req.Content) != tt.content {
 				t.Errorf("hub got %+v %s, want the request under a new id", req.Header, req.Content)
 			}
@@ -415,7 +416,7 @@ func TestRemote(t *testing.T) {
 			if diff := cmp.Diff(tt.wantRows, withoutKeys(e.rows(), tt.before, tt.wantRows)); diff != "" {
 				t.Errorf("rows mismatch (-want +got):\n%s", diff)
 			}
-			// The cloud's answer is acknowledged (spec 9 item 4).
+			// The cloud's answer is acknowledged (docs/protocol.md 9 item 4).
 			e.checkAck(e.recvAll(bus.ModuleHub, 1), cloud)
 		})
 	}
@@ -798,7 +799,7 @@ func TestPodStatusSync(t *testing.T) {
 	if got.Route != want || string(got.Content) != `[`+statusA+`,`+statusB+`]` {
 		t.Errorf("sync = %+v %s, want %+v with statuses a and c", got.Route, got.Content, want)
 	}
-	// On the v0.3 wire the source is spelled metaManager (spec 2.5).
+	// On the v0.3 wire the source is spelled metaManager (docs/protocol.md 2.5).
 	frame, err := bus.Encode(nil, got, bus.EraV03)
 	if err != nil || !strings.Contains(string(frame), `"source":"metaManager"`) {
 		t.Errorf("Encode(sync, v0.3) = %s, %v, want source metaManager", frame, err)

@@ -26,7 +26,7 @@ type ingressCase struct {
 	res     string
 }
 
-// ingressCases cover every subscribed topic in both eras (spec 4.2).
+// ingressCases cover every subscribed topic in both eras (docs/protocol.md 4.2).
 var ingressCases = []ingressCase{
 	{"device state one-level", "$hw/events/device/dev1/state/update", `{"state":"online"}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/device/dev1/state/update"},
 	{"device state ns/name", "$hw/events/device/default/dev1/state/update", `{"state":"online"}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/device/default/dev1/state/update"},

@@ -9,7 +9,7 @@ import (
 	"edgenode/bus"
 )
 
-// comm is the communication worker's state (spec 5.6): the cloud
+// comm is the communication worker's state (docs/protocol.md 5.6): the cloud
 // connection as DeviceTwin sees it and the cloud-bound messages waiting for
 // a confirmation. It survives a restart of the worker goroutine.
 type comm struct {
@@ -71,8 +71,8 @@ func (c *comm) confirm(id bus.ID) {
 	}
 }
 
-// resend sends every unconfirmed message again (spec 5.6: when the worker
-// has received nothing for ResendInterval).
+// resend sends every unconfirmed message again (docs/protocol.md 5.6: when the
+// worker has received nothing for ResendInterval).
 func (c *comm) resend(context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -87,7 +87,7 @@ func (c *comm) resend(context.Context) {
 
 // lifeCycle follows the node/connection events. On the way from
 // disconnected to connected it asks the cloud for the membership detail
-// (spec 5.6).
+// (docs/protocol.md 5.6).
 func (c *comm) lifeCycle(msg bus.Message) {
 	s, _ := bus.ContentString(msg.Content)
 	c.mu.Lock()

@@ -21,7 +21,7 @@ type Config struct {
 	// NodeName is the node id in membership topics and the detail request.
 	NodeName string
 	// Era picks the payload shapes that differ between KubeEdge releases
-	// (spec 8): last_online vs lastOnlineTime, device/<id>/state vs
+	// (docs/protocol.md 8): last_online vs lastOnlineTime, device/<id>/state vs
 	// device/<id>/state/update, omitted vs always-present keys, the state
 	// values accepted, the case of error texts.
 	Era bus.Era
@@ -51,14 +51,15 @@ type Config struct {
 	// MaxPending bounds the cloud-bound messages awaiting confirmation.
 	// Default 1024.
 	MaxPending int
-	// HealthInterval and HealthTimeout drive the health check (spec 5.5).
-	// Defaults 60 s and 120 s.
+	// HealthInterval and HealthTimeout drive the health check (docs/protocol.md
+	// 5.5). Defaults 60 s and 120 s.
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
-	// ResendInterval is how long the communication worker waits with no
-	// input before it resends unconfirmed messages (spec 5.6). Default 60 s.
+	// ResendInterval is how long the communication worker waits with no input
+	// before it resends unconfirmed messages (docs/protocol.md 5.6). Default 60
+	// s.
 	ResendInterval time.Duration
-	// WriteRetries and RetryDelay govern SQLite writes (spec 5.3).
+	// WriteRetries and RetryDelay govern SQLite writes (docs/protocol.md 5.3).
 	// Defaults 5 and 1 s.
 	WriteRetries int
 	RetryDelay   time.Duration
@@ -211,11 +212,12 @@ func (t *Twin) Run(ctx context.Context) error {
 }
 
 // dispatch classifies a bus message and queues it for its worker
-// (spec 5.1). It never blocks: a full worker inbox drops the message.
+// (docs/protocol.md 5.1). It never blocks: a full worker inbox drops the
+// message.
 func (t *Twin) dispatch(msg bus.Message) {
 	if !msg.Header.ParentID.IsZero() {
-		// Parent-id quirk (spec 5.1): v1.23.1 treats the message only as a
-		// confirmation, v0.3.0 also classifies it.
+		// Parent-id quirk (docs/protocol.md 5.1): v1.23.1 treats the message
+		// only as a confirmation, v0.3.0 also classifies it.
 		t.queue(t.com, job{act: actConfirm, msg: msg})
 		if t.cfg.Era != bus.EraV03 {
 			return
@@ -243,7 +245,7 @@ func (t *Twin) queue(w *worker, j job) {
 	}
 }
 
-// classify picks the action and worker of a message (spec 5.1).
+// classify picks the action and worker of a message (docs/protocol.md 5.1).
 func (t *Twin) classify(msg bus.Message) (job, *worker) {
 	j := job{msg: msg}
 	r := msg.Route
@@ -303,8 +305,8 @@ func (t *Twin) subscribed(topic string) bool {
 	return t.cfg.Subscribed == nil || t.cfg.Subscribed(topic)
 }
 
-// publish encodes v and hands it to the eventbus for topic (spec 4.3:
-// content is the payload bytes).
+// publish encodes v and hands it to the eventbus for topic (docs/protocol.md
+// 4.3: content is the payload bytes).
 func (t *Twin) publish(topic string, v any) {
 	var b []byte
 	if a, ok := v.(jsonAppender); ok {
@@ -330,7 +332,7 @@ func (t *Twin) publish(topic string, v any) {
 	t.stats.published.Add(1)
 }
 
-// publishError publishes an error result (spec 5.2).
+// publishError publishes an error result (docs/protocol.md 5.2).
 func (t *Twin) publishError(topic, eventID string, code int, reason string) {
 	t.stats.errors.Add(1)
 	t.publish(topic, result{baseMessage: baseMessage{EventID: eventID, Timestamp: t.nowMS()}, Code: code, Reason: reason})
