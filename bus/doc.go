@@ -3,9 +3,10 @@
 //
 // A module registers a name and a group with AddModule and then reads its own
 // queue with Receive. Any module sends to a name (Send), to every member of a
-// group (Send2Group), or sends and waits for the answer (SendSync,
-// Send2GroupSync); the answering module replies with SendResp, which hands the
-// message to the waiter whose request id equals the reply's parent id.
+// group (Send2Group), or sends and waits for the answer (SendSync); the
+// answering module replies with SendResp, which hands the message to the
+// waiter whose request id equals the reply's parent id. Beehive's
+// Send2GroupSync and CleanUp are left out: nothing in edgenode needs them.
 //
 // What flows in and out: Message values. A Message is a value (header, route,
 // content); its content stays raw JSON bytes while it travels and is decoded
@@ -16,8 +17,7 @@
 // Operations, groups, module names and resource types are typed constants
 // here and nowhere else.
 //
-// Goroutines: none, except one per group member while a Send2GroupSync
-// waits. Persistence: none. Every queue is bounded
+// Goroutines: none. Persistence: none. Every queue is bounded
 // (Config.QueueLen); a Send to a full queue or an unknown module is an error,
 // never a silent drop. Send, Receive, SendSync and SendResp do not allocate.
 package bus
