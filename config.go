@@ -155,7 +155,7 @@ func (c *Config) EraValue() bus.Era {
 func loadConfig(o *options) (*Config, error) {
 	var cfg Config
 	// Problems of the file's keys and value types are reported together
-	// with the problems of its values (style rule 17: all at once).
+	// with the problems of its values: a user fixes them all in one go.
 	var problems []error
 	source := "config " + o.configPath // what the problems are in
 	b, err := os.ReadFile(o.configPath)

@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"edgenode/internal/durable"
 )
 
 // Certificate errors.
@@ -209,61 +211,31 @@ func certRequest(ctx context.Context, client *http.Client, url string, hdr http.
 	}
 }
 
-// saveCerts writes the files, each temp + fsync + rename (style 18); the
+// saveCerts writes the files, each with writeCertFile; the
 // key is written before the certificate so that a crash leaves either
 // the old pair or a key with no matching certificate, which
 // loadNodeCert rejects and bootstrap repairs.
 func saveCerts(cfg Config, caPEM, certDER, keyPEM []byte) error {
 	if caPEM != nil {
-		if err := writeFileAtomic(cfg.CAFile, caPEM, 0o644); err != nil {
+		if err := writeCertFile(cfg.CAFile, caPEM, 0o644); err != nil {
 			return err
 		}
 	}
-	if err := writeFileAtomic(cfg.KeyFile, keyPEM, 0o600); err != nil {
+	if err := writeCertFile(cfg.KeyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
-	return writeFileAtomic(cfg.CertFile, certPEM, 0o644)
+	return writeCertFile(cfg.CertFile, certPEM, 0o644)
 }
 
-// writeFileAtomic writes data to path through a temp file in the same
-// folder, fsyncs it, renames it over path and fsyncs the folder.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// writeCertFile makes path's folder if needed and writes data there with
+// durable.WriteFile, so that a power cut leaves the old file or the new.
+func writeCertFile(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("hub: write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := durable.WriteFile(path, data, perm); err != nil {
+		return fmt.Errorf("hub: %w", err)
 	}
 	return nil
 }

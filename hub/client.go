@@ -197,7 +197,7 @@ func (c *Client) backoff(n int) time.Duration {
 }
 
 // logFailure logs a failed attempt: at most once a minute at Warn, the
-// rest at Debug (style 15).
+// rest at Debug, so an outage does not flood the log.
 func (c *Client) logFailure(err error, wait time.Duration) {
 	if now := time.Now(); now.Sub(c.failLog) >= time.Minute {
 		c.failLog = now

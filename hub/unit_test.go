@@ -214,11 +214,13 @@ func TestCertWithWrongNodeIsReplaced(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomic(t *testing.T) {
+// TestWriteCertFile checks that the folder is made and a second write
+// replaces the first without leaving a temp file.
+func TestWriteCertFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "sub", "f")
 	for _, data := range []string{"one", "two"} {
-		if err := writeFileAtomic(p, []byte(data), 0o600); err != nil {
+		if err := writeCertFile(p, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if b, _ := os.ReadFile(p); string(b) != data {
