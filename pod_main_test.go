@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/internal/testenv"
 	"edgenode/meta"
 	"edgenode/pod"
 	"edgenode/pod/podtest"
@@ -29,18 +29,7 @@ import (
 // ro/bb.tar is a busybox image tagged ref that runs sleep.
 func containerDir(t *testing.T, ref string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containers")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc missing: apt-get install runc")
-	}
-	if _, err := podtest.Busybox(); err != nil {
-		t.Skip(err.Error())
-	}
-	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
-		t.Skipf("host busybox is %s, this test binary is %s: containers cannot run here", a, runtime.GOARCH)
-	}
+	testenv.Containers(t)
 	dir := t.TempDir()
 	img, err := podtest.Image([]string{"sleep", "1000"}, nil)
 	if err != nil {
@@ -290,15 +279,7 @@ func TestImageAndLogsCommands(t *testing.T) {
 // TestKill9KeepsContainers: kill -9 of a running edgenode leaves its
 // containers running, and the next edgenode adopts them with no restart.
 func TestKill9KeepsContainers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containers")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc missing: apt-get install runc")
-	}
-	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
-		t.Skipf("host busybox is %s, this test binary is %s: containers cannot run here", a, runtime.GOARCH)
-	}
+	testenv.Containers(t)
 	img, err := podtest.Image([]string{"sleep", "1000"}, nil)
 	if err != nil {
 		t.Skip(err.Error())
