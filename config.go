@@ -13,12 +13,14 @@ import (
 
 	"edgenode/board"
 	"edgenode/bus"
+	"edgenode/db"
 	"edgenode/dmi"
 	"edgenode/hub"
 	"edgenode/meta"
 	"edgenode/mqtt"
 	"edgenode/pod"
 	"edgenode/stream"
+	"edgenode/twin"
 )
 
 // Defaults for the files on the board (design "Files on the board").
@@ -37,10 +39,11 @@ type Config struct {
 	Era      string               `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
 	Log      LogConfig            `yaml:"log"`
 	Bus      bus.Config           `yaml:"bus"`
+	DB       db.Config            `yaml:"db"`
 	Board    board.Config         `yaml:"board"`
 	Watchdog board.WatchdogConfig `yaml:"watchdog"`
 	Health   HealthConfig         `yaml:"health"`
-	Twin     TwinConfig           `yaml:"twin"`
+	Twin     twin.Config          `yaml:"twin"`
 	DMI      dmi.Config           `yaml:"dmi"`
 	Meta     meta.Config          `yaml:"meta"`
 	Hub      hub.Config           `yaml:"hub"`
@@ -81,23 +84,23 @@ func (c *Config) defaults() {
 	if c.Bus.QueueLen == 0 {
 		c.Bus.QueueLen = bus.DefaultQueueLen
 	}
+	c.DB = c.DB.Defaults()
 	c.Meta = c.Meta.Defaults()
 	c.MQTT.NodeName, c.MQTT.Era, c.MQTT.DataDir = c.NodeName, c.EraValue(), c.DataDir
-	c.MQTT.Defaults()
+	c.MQTT = c.MQTT.Defaults()
 	c.boardDefaults()
 	c.Pod = c.Pod.Defaults()
 	if c.Hub.Enabled() {
 		c.Hub = c.hubConfig()
 	}
 	c.streamDefaults()
-	// twin's limits, so that `edgenode config` shows them; its payload
-	// limit follows mqtt.maxPayload, so the two agree on what is too large.
-	if c.Twin.QueueLen == 0 {
-		c.Twin.QueueLen = DefaultTwinQueueLen
-	}
+	// twin's payload limit follows mqtt.maxPayload, so the two agree on
+	// what is too large.
+	c.Twin.NodeName, c.Twin.Era, c.Twin.DataDir = c.NodeName, c.EraValue(), c.DataDir
 	if c.Twin.MaxPayload == 0 {
 		c.Twin.MaxPayload = c.MQTT.MaxPayload
 	}
+	c.Twin = c.Twin.Defaults()
 	c.Runtime.defaults()
 	if c.DMI.Socket != DMIOff {
 		c.DMI = c.DMI.Defaults()
@@ -109,9 +112,6 @@ const DMIOff = "none"
 
 // redacted is printed in place of a secret.
 const redacted = "(redacted)"
-
-// DefaultTwinQueueLen is twin.queueLen when the file does not set it.
-const DefaultTwinQueueLen = 256
 
 // validate returns every problem at once.
 func (c *Config) validate() error {

@@ -36,7 +36,7 @@ func TestOversizeTwinUpdateAnswered(t *testing.T) {
 	cfg.MQTT.Internal.Listen = "127.0.0.1:0"
 	store := mqtttest.Store(t)
 	b := bus.New(cfg.Bus, nil)
-	tw, err := twin.New(cfg.twinConfig(), b, store, nil)
+	tw, err := twin.New(cfg.Twin, b, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,17 +87,18 @@ func (c Config) Defaults() Config {
 	return c
 }
 
-// Validate reports every problem of c (after Defaults) at once.
+// Validate returns every problem of c (after Defaults) at once, each naming
+// its key as spelled in the config file under "dmi.".
 func (c Config) Validate() []error {
 	var errs []error
 	if !filepath.IsAbs(c.Socket) {
-		errs = append(errs, fmt.Errorf("socket: %q must be an absolute path", c.Socket))
+		errs = append(errs, fmt.Errorf("dmi.socket: %q must be an absolute path", c.Socket))
 	}
 	if len(c.Socket) > 107 {
-		errs = append(errs, fmt.Errorf("socket: %q is longer than a unix socket path may be (107 bytes)", c.Socket))
+		errs = append(errs, fmt.Errorf("dmi.socket: %q is longer than a unix socket path may be (107 bytes)", c.Socket))
 	}
 	if c.RetryMax < c.RetryMin {
-		errs = append(errs, fmt.Errorf("retryMax: %v is less than retryMin (%v)", c.RetryMax, c.RetryMin))
+		errs = append(errs, fmt.Errorf("dmi.retryMax: %v is less than retryMin (%v)", c.RetryMax, c.RetryMin))
 	}
 	return errs
 }

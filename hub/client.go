@@ -80,9 +80,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Client, error) {
 	if cfg.NodeName == "" {
 		return nil, ErrNoNodeName
 	}
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	cfg = cfg.Defaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if cfg.Server == "" && cfg.PlacementURL == "" {
 		return nil, errors.New("hub: no server and no placement URL")

@@ -107,8 +107,8 @@ const (
 // Enabled reports whether a cloud is configured.
 func (c Config) Enabled() bool { return c.Server != "" || c.PlacementURL != "" }
 
-// WithDefaults returns c with every zero field filled.
-func (c Config) WithDefaults() Config {
+// Defaults returns c with every zero field filled.
+func (c Config) Defaults() Config {
 	if c.ProjectID == "" {
 		c.ProjectID = DefaultProjectID
 	}
@@ -171,7 +171,7 @@ func (c Config) WithDefaults() Config {
 
 // Validate returns every problem of c at once, naming the keys as they
 // are spelled in the config file under "hub.".
-func (c Config) Validate() error {
+func (c Config) Validate() []error {
 	var errs []error
 	if c.Server != "" {
 		if _, _, err := net.SplitHostPort(c.Server); err != nil {
@@ -209,5 +209,5 @@ func (c Config) Validate() error {
 	if c.MessageQPS < 0 || c.MessageBurst < 0 || c.MaxFrameBytes < 0 || c.OfflineQueue < 0 {
 		errs = append(errs, errors.New("hub: messageQPS, messageBurst, maxFrameBytes and offlineQueue must not be negative"))
 	}
-	return errors.Join(errs...)
+	return errs
 }

@@ -187,8 +187,8 @@ func (s Secret) MarshalYAML() (any, error) {
 	return "(redacted)", nil
 }
 
-// Defaults fills the zero fields.
-func (c *Config) Defaults() {
+// Defaults returns c with its zero fields filled.
+func (c Config) Defaults() Config {
 	if c.Mode == "" {
 		c.Mode = ModeInternal
 	}
@@ -216,6 +216,7 @@ func (c *Config) Defaults() {
 	setDur(&c.External.RetryInterval, DefaultRetryInterval)
 	setDur(&c.External.MaxReconnect, DefaultMaxReconnect)
 	setDur(&c.External.PublishTimeout, DefaultPublishTimeout)
+	return c
 }
 
 func setInt(p *int, v int) {
@@ -230,9 +231,10 @@ func setDur(p *time.Duration, v time.Duration) {
 	}
 }
 
-// Validate reports every problem of a defaulted Config at once. It does not
-// read files; New does.
-func (c *Config) Validate() error {
+// Validate returns every problem of a defaulted Config at once, each naming
+// its key as spelled in the config file under "mqtt.". It does not read
+// files; New does.
+func (c Config) Validate() []error {
 	var errs []error
 	switch c.Mode {
 	case ModeInternal, ModeExternal, ModeBoth:
@@ -296,7 +298,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %d must be at least 1", f.name, f.v))
 		}
 	}
-	return errors.Join(errs...)
+	for i, err := range errs {
+		errs[i] = fmt.Errorf("mqtt.%w", err)
+	}
+	return errs
 }
 
 // IsLoopback reports whether a listen address host:port binds only to

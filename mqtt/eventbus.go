@@ -90,9 +90,9 @@ type EventBus struct {
 // in group bus and prepares the brokers. It starts nothing and binds no
 // port. store keeps the dynamic subscriptions (table sub_topics).
 func New(cfg Config, b *bus.Bus, store *db.DB, log *slog.Logger) (*EventBus, error) {
-	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("mqtt: config: %w", err)
+	cfg = cfg.Defaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("mqtt: config: %w", errors.Join(errs...))
 	}
 	e := &EventBus{
 		cfg: cfg, b: b, store: store, log: log,

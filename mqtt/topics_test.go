@@ -258,15 +258,18 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			c.cfg.Defaults()
-			if err := c.cfg.Validate(); (err == nil) != c.ok {
-				t.Errorf("Validate() = %v, want ok %v", err, c.ok)
+			errs := c.cfg.Defaults().Validate()
+			if (len(errs) == 0) != c.ok {
+				t.Errorf("Validate() = %v, want ok %v", errs, c.ok)
+			}
+			for _, err := range errs {
+				if !strings.HasPrefix(err.Error(), "mqtt.") {
+					t.Errorf("Validate() error %q does not name its key under mqtt.", err)
+				}
 			}
 		})
 	}
-	var both Config
-	both.Mode = ModeBoth
-	both.Defaults()
+	both := Config{Mode: ModeBoth}.Defaults()
 	if both.Internal.Listen != DefaultListenBoth {
 		t.Errorf("both mode listen = %q, want %q", both.Internal.Listen, DefaultListenBoth)
 	}

@@ -192,10 +192,11 @@ func announce(era bus.Era, w wireDevice) wireDevice {
 // cloud. Twins in them may leave out versions ({0,0} is assumed), so a
 // value an app has updated since is not overwritten at the next start.
 func (t *Twin) applyLocal(ctx context.Context) error {
-	if t.cfg.DevicesDir == "" {
+	dir := t.cfg.devicesDir()
+	if dir == "" {
 		return nil
 	}
-	files, err := filepath.Glob(filepath.Join(t.cfg.DevicesDir, "*.json"))
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return fmt.Errorf("twin: local devices: %w", err)
 	}
