@@ -123,14 +123,6 @@ func (c *Config) validateModules() []error {
 	return errs
 }
 
-// unjoin splits an errors.Join error into its parts.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
 // boardDefaults fills the board, watchdog and health sections; the board
 // takes node name, era and data dir from the top level.
 func (c *Config) boardDefaults() {
