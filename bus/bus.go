@@ -275,7 +275,7 @@ func (b *Bus) SendResp(resp Message) bool {
 	}
 	b.orphans.Add(1)
 	if b.orphanLogged.CompareAndSwap(false, true) {
-		b.log.Warn("bus: response for no waiting request (logged once, counted after)",
+		b.log.Warn("response for no waiting request (logged once, counted after)",
 			"parent_msg_id", resp.Header.ParentID.String(), "resource", resp.Route.Resource)
 	}
 	return false

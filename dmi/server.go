@@ -59,7 +59,7 @@ func (m *DMI) mapperRegister(ctx context.Context, req []byte) ([]byte, error) {
 		return m.reject(rpc.ResourceExhausted, "too many mappers")
 	}
 	m.stats.registrations.Add(1)
-	m.log.Info("dmi: mapper registered", "name", mi.Name, "protocol", mi.Protocol, "socket", socketPath(mi.Address), "with_data", withData)
+	m.log.Info("mapper registered", "name", mi.Name, "protocol", mi.Protocol, "socket", socketPath(mi.Address), "with_data", withData)
 	if !withData {
 		return nil, nil
 	}

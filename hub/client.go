@@ -165,7 +165,7 @@ func (c *Client) Run(ctx context.Context) error {
 			if lived >= 2*c.cfg.Heartbeat {
 				attempt = 0 // a healthy link: back off from the start again
 			}
-			c.log.Warn("hub: cloud link lost", "err", err, "after", lived.Round(time.Millisecond))
+			c.log.Warn("cloud link lost", "err", err, "after", lived.Round(time.Millisecond))
 		} else {
 			c.dialFailures.Add(1)
 			// With a token, a cloud that no longer trusts us or that we
@@ -201,10 +201,10 @@ func (c *Client) backoff(n int) time.Duration {
 func (c *Client) logFailure(err error, wait time.Duration) {
 	if now := time.Now(); now.Sub(c.failLog) >= time.Minute {
 		c.failLog = now
-		c.log.Warn("hub: cannot reach the cloud, retrying (logged once a minute)", "err", err, "retry_in", wait.Round(time.Millisecond))
+		c.log.Warn("cannot reach the cloud, retrying (logged once a minute)", "err", err, "retry_in", wait.Round(time.Millisecond))
 		return
 	}
-	c.log.Debug("hub: cannot reach the cloud", "err", err, "retry_in", wait)
+	c.log.Debug("cannot reach the cloud", "err", err, "retry_in", wait)
 }
 
 // certificate returns the node certificate to present, getting one with
@@ -226,7 +226,7 @@ func (c *Client) certificate(ctx context.Context) (*tls.Certificate, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrNoCertificate, err)
 	}
-	c.log.Info("hub: getting a node certificate with the token", "cert_server", c.cfg.CertServer, "reason", err)
+	c.log.Info("getting a node certificate with the token", "cert_server", c.cfg.CertServer, "reason", err)
 	bctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := bootstrap(bctx, c.cfg); err != nil {
@@ -236,7 +236,7 @@ func (c *Client) certificate(ctx context.Context) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.log.Info("hub: node certificate saved", "file", c.cfg.CertFile, "not_after", cert.Leaf.NotAfter)
+	c.log.Info("node certificate saved", "file", c.cfg.CertFile, "not_after", cert.Leaf.NotAfter)
 	return &cert, nil
 }
 
@@ -345,13 +345,13 @@ func (c *Client) publish(state string) {
 	for _, g := range []bus.Group{bus.GroupMeta, bus.GroupTwin, bus.GroupBus} {
 		msg := bus.NewMessage(bus.ModuleEdgeHub, g, bus.OpConnect, bus.ResNodeConnection, bus.JSONString(state))
 		if err := c.b.Send2Group(g, msg); err != nil && !errors.Is(err, bus.ErrUnknownGroup) {
-			c.log.Warn("hub: connection event not delivered", "group", g, "state", state, "err", err)
+			c.log.Warn("connection event not delivered", "group", g, "state", state, "err", err)
 		}
 	}
 	if c.b.Has(bus.ModuleBoard) {
 		msg := bus.NewMessage(bus.ModuleEdgeHub, "", bus.OpConnect, bus.ResNodeConnection, bus.JSONString(state))
 		if err := c.b.Send(bus.ModuleBoard, msg); err != nil {
-			c.log.Warn("hub: connection event not delivered", "module", bus.ModuleBoard, "state", state, "err", err)
+			c.log.Warn("connection event not delivered", "module", bus.ModuleBoard, "state", state, "err", err)
 		}
 	}
 }

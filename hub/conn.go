@@ -43,7 +43,7 @@ func (c *Client) serve(ctx context.Context, ws *wsConn, cert *tls.Certificate) e
 	defer cancel(nil)
 	c.connects.Add(1)
 	c.connected.Store(true)
-	c.log.Info("hub: connected to the cloud", "server", ws.RemoteAddr().String(), "era", c.cfg.Era.String())
+	c.log.Info("connected to the cloud", "server", ws.RemoteAddr().String(), "era", c.cfg.Era.String())
 	c.publish(bus.CloudConnected)
 
 	var wg sync.WaitGroup
@@ -87,7 +87,7 @@ func (c *Client) readLoop(ws *wsConn) error {
 		switch {
 		case errors.Is(err, errMessageTooLarge):
 			c.badFrames.Add(1)
-			c.log.Debug("hub: message too large, dropped", "max", c.cfg.MaxFrameBytes)
+			c.log.Debug("message too large, dropped", "max", c.cfg.MaxFrameBytes)
 			continue
 		case errors.As(err, &ne) && ne.Timeout():
 			c.silent.Add(1)
@@ -240,11 +240,11 @@ func (c *Client) renewCert(ctx context.Context, cur tls.Certificate) error {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := renew(rctx, c.cfg, cur); err != nil {
-		c.log.Warn("hub: certificate renewal failed, will retry", "err", err, "retry_in", c.cfg.RenewRetry)
+		c.log.Warn("certificate renewal failed, will retry", "err", err, "retry_in", c.cfg.RenewRetry)
 		return err
 	}
 	c.renewals.Add(1)
-	c.log.Info("hub: certificate renewed, reconnecting")
+	c.log.Info("certificate renewed, reconnecting")
 	return nil
 }
 
@@ -254,7 +254,7 @@ func (c *Client) send(ws *wsConn, m bus.Message) error {
 	err := c.write(ws, m)
 	if errors.Is(err, bus.ErrBadContent) {
 		c.offDrops.Add(1)
-		c.log.Debug("hub: message with invalid content dropped", "resource", m.Route.Resource)
+		c.log.Debug("message with invalid content dropped", "resource", m.Route.Resource)
 		c.failSync(m, err.Error())
 		return nil
 	}

@@ -108,7 +108,7 @@ func (c *Client) dial(ctx context.Context, cert *tls.Certificate) (*wsConn, erro
 		return nil, err
 	}
 	if c.cfg.InsecureSkipVerify {
-		c.log.Warn("hub: not verifying the cloud's certificate (insecureSkipVerify)")
+		c.log.Warn("not verifying the cloud's certificate (insecureSkipVerify)")
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()

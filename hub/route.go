@@ -36,12 +36,12 @@ func (c *Client) toEdge(m bus.Message) (reply bus.Message, ok bool) {
 		err = c.b.Send2Group(bus.GroupBus, m)
 	default:
 		c.unknownGroups.Add(1)
-		c.log.Debug("hub: message for unknown group dropped", "group", m.Route.Group, "op", m.Route.Operation, "resource", m.Route.Resource)
+		c.log.Debug("message for unknown group dropped", "group", m.Route.Group, "op", m.Route.Operation, "resource", m.Route.Resource)
 		return reply, false
 	}
 	if err != nil {
 		c.edgeDrops.Add(1)
-		c.log.Debug("hub: message to edge not delivered", "group", m.Route.Group, "resource", m.Route.Resource, "err", err)
+		c.log.Debug("message to edge not delivered", "group", m.Route.Group, "resource", m.Route.Resource, "err", err)
 	}
 	return reply, false
 }
@@ -54,7 +54,7 @@ func (c *Client) onFrame(data []byte) (bus.Message, bool) {
 	m, err := bus.Decode(data)
 	if err != nil {
 		c.badFrames.Add(1)
-		c.log.Debug("hub: bad frame, dropped", "err", err, "len", len(data))
+		c.log.Debug("bad frame, dropped", "err", err, "len", len(data))
 		return bus.Message{}, false
 	}
 	return c.toEdge(m)

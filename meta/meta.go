@@ -114,7 +114,7 @@ func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Meta, error) {
 	}
 	cfg = cfg.Defaults()
 	if cfg.PodStatusSyncInterval < MinPodStatusSyncInterval {
-		log.Info("meta: podStatusSyncInterval raised to the minimum",
+		log.Info("podStatusSyncInterval raised to the minimum",
 			"configured", cfg.PodStatusSyncInterval, "used", MinPodStatusSyncInterval)
 		cfg.PodStatusSyncInterval = MinPodStatusSyncInterval
 	}
@@ -143,7 +143,7 @@ func (m *Meta) Run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
-	m.log.Debug("meta: running", "node", m.cfg.NodeName, "era", m.cfg.Era.String())
+	m.log.Debug("running", "node", m.cfg.NodeName, "era", m.cfg.Era.String())
 	for {
 		select {
 		case <-ctx.Done():
@@ -185,7 +185,7 @@ func (m *Meta) sendFailed(to bus.Module, msg bus.Message, err error) {
 	if now-last < int64(10*time.Second) || !m.lastSendLog.CompareAndSwap(last, now) {
 		return
 	}
-	m.log.Warn("meta: send failed (logged at most every 10 s)", "to", string(to),
+	m.log.Warn("send failed (logged at most every 10 s)", "to", string(to),
 		"operation", string(msg.Route.Operation), "resource", msg.Route.Resource, "err", err,
 		"failures", m.sendFails.Load())
 }
@@ -217,7 +217,7 @@ func (m *Meta) replyOK(req bus.Message) {
 // else to the sending module (docs/protocol.md 1.3, feedbackError).
 func (m *Meta) fail(req bus.Message, reason string) {
 	m.errs.Add(1)
-	m.log.Debug("meta: error reply", "operation", string(req.Route.Operation),
+	m.log.Debug("error reply", "operation", string(req.Route.Operation),
 		"resource", req.Route.Resource, "source", string(req.Route.Source), "reason", reason)
 	resp := req.ErrorResp(bus.ModuleMeta, reason)
 	if isCloud(req.Route.Source) {

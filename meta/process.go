@@ -119,7 +119,7 @@ func (m *Meta) nodeConnection(msg bus.Message) {
 		m.fail(msg, ErrBadContent.Error()+": want "+bus.CloudConnected+" or "+bus.CloudDisconnected)
 		return
 	}
-	m.log.Info("meta: cloud connection", "state", s)
+	m.log.Info("cloud connection", "state", s)
 }
 
 // insert: docs/protocol.md 3.2 and 3.3.
@@ -406,7 +406,7 @@ func (m *Meta) syncPodStatus(ctx context.Context) {
 	rows, err := m.d.MetaByType(ctx, string(bus.KindPodStatus))
 	if err != nil {
 		m.errs.Add(1)
-		m.log.Warn("meta: podstatus sync", "err", err)
+		m.log.Warn("podstatus sync", "err", err)
 		return
 	}
 	var vals []string
@@ -415,7 +415,7 @@ func (m *Meta) syncPodStatus(ctx context.Context) {
 		podKey := strings.Replace(row.Key, "/"+string(bus.KindPodStatus)+"/", "/"+string(bus.KindPod)+"/", 1)
 		if _, err := m.d.MetaByKey(ctx, podKey); errors.Is(err, db.ErrNotFound) {
 			if _, err := m.d.DeleteMeta(ctx, row.Key); err != nil {
-				m.log.Warn("meta: podstatus sync: delete stale status", "key", row.Key, "err", err)
+				m.log.Warn("podstatus sync: delete stale status", "key", row.Key, "err", err)
 			}
 			continue
 		}

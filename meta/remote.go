@@ -173,7 +173,7 @@ func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, is
 		}
 		if isQuery {
 			if _, lerr := m.d.MetaByKey(ctx, msg.Route.Resource); lerr == nil {
-				m.log.Debug("meta: remote query failed, answering from the store", "resource", msg.Route.Resource, "err", err)
+				m.log.Debug("remote query failed, answering from the store", "resource", msg.Route.Resource, "err", err)
 				return func(req bus.Message) { m.queryLocal(ctx, req, r) }
 			}
 		}
@@ -183,7 +183,7 @@ func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, is
 	if resp.Route.Operation != bus.OpError {
 		if err := m.storeResponse(ctx, msg.Route.Resource, r, resp.Content); err != nil {
 			m.errs.Add(1)
-			m.log.Warn("meta: store remote answer", "resource", msg.Route.Resource, "err", err)
+			m.log.Warn("store remote answer", "resource", msg.Route.Resource, "err", err)
 		}
 	}
 	if msg.Route.Operation == bus.OpDelete && r.Kind == bus.KindPod && bus.IsOK(resp.Content) {
@@ -193,7 +193,7 @@ func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, is
 		uid, _ := deleteUID(msg.Content)
 		if err := m.deleteRows(ctx, msg.Route.Resource, r, uid); err != nil {
 			m.errs.Add(1)
-			m.log.Warn("meta: delete the rows of a deleted pod", "resource", msg.Route.Resource, "err", err)
+			m.log.Warn("delete the rows of a deleted pod", "resource", msg.Route.Resource, "err", err)
 		}
 	}
 	if m.fromCloud(resp) {
@@ -222,6 +222,6 @@ func (m *Meta) sendRemote(ctx context.Context, msg bus.Message, isQuery bool) (b
 		if err == nil || !isQuery || ctx.Err() != nil || time.Until(end) <= 0 || !m.connected.Load() {
 			return resp, err
 		}
-		m.log.Debug("meta: no answer to a remote query yet, asking again", "resource", msg.Route.Resource, "err", err)
+		m.log.Debug("no answer to a remote query yet, asking again", "resource", msg.Route.Resource, "err", err)
 	}
 }

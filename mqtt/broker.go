@@ -91,7 +91,7 @@ func newBroker(cfg Config, log *slog.Logger, deliver func(string, string, []byte
 	caps.ReceiveMaximum = 256
 	srv := mochi.New(&mochi.Options{
 		InlineClient: true,
-		Logger:       log,
+		Logger:       slog.New(mochiHandler{log.Handler()}),
 		Capabilities: caps,
 	})
 	if err := slowLoop(srv, cfg.Internal.SysInterval, cfg.Internal.Housekeeping); err != nil {
