@@ -109,7 +109,7 @@ func (l *logBuffer) String() string {
 // by another process before edgenode binds it.
 func healthAddr(log string) string {
 	for line := range strings.Lines(log) {
-		if !strings.Contains(line, `msg="health: serving /healthz and /metrics"`) {
+		if !strings.Contains(line, `msg="serving /healthz and /metrics"`) {
 			continue
 		}
 		for f := range strings.FieldsSeq(line) {
