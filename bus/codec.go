@@ -274,6 +274,7 @@ func Decode(data []byte) (Message, error) {
 	if m.Route.Source == SourceMetaManagerV03 {
 		m.Route.Source = ModuleMeta
 	}
+	m.Res = resourceOf(m.Route.Source, m.Route.Resource)
 	return m, nil
 }
 

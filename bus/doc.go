@@ -10,7 +10,10 @@
 //
 // What flows in and out: Message values. A Message is a value (header, route,
 // content); its content stays raw JSON bytes while it travels and is decoded
-// once by the module that needs it. The wire form of a Message, in both
+// once by the module that needs it. Its resource path is split once, when
+// NewMessage makes it or Decode reads it, into Message.Res (namespace,
+// kind, name, and for device resources the rest), which every module
+// reads instead of splitting the path again. The wire form of a Message, in both
 // KubeEdge eras (docs/protocol.md 1.1 and 1.2), is written and read by Encode
 // and Decode.
 //

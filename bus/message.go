@@ -99,9 +99,20 @@ type Route struct {
 // a value; Content is raw JSON and is never modified after the message is
 // sent, so copies may share it.
 type Message struct {
-	Header  Header
-	Route   Route
+	Header Header
+	Route  Route
+	// Res is Route.Resource split into its parts (see Resource), filled by
+	// NewMessage and Decode. Code that sets Route.Resource or
+	// Route.Source otherwise calls SetResource.
+	Res     Resource
 	Content []byte
+}
+
+// SetResource sets Route.Resource to res and Res to its parts. It does not
+// allocate.
+func (m *Message) SetResource(res string) {
+	m.Route.Resource = res
+	m.Res = resourceOf(m.Route.Source, res)
 }
 
 // NewMessage returns a message with a fresh id and the current time. It does not
@@ -110,6 +121,7 @@ func NewMessage(source Module, group Group, op Op, resource string, content []by
 	return Message{
 		Header:  Header{ID: NewID(), Timestamp: time.Now().UnixMilli()},
 		Route:   Route{Source: source, Group: group, Operation: op, Resource: resource},
+		Res:     resourceOf(source, resource),
 		Content: content,
 	}
 }

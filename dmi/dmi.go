@@ -290,8 +290,8 @@ func (m *DMI) apply(r bus.Resource, raw []byte) error {
 // edge/pkg/devicetwin/dtmanager/dmiworker.go, dealMetaDeviceOperation).
 func (m *DMI) handle(ctx context.Context, msg bus.Message) {
 	op := msg.Route.Operation
-	r, err := bus.ParseResource(msg.Route.Resource, op)
-	if err != nil || r.Name == "" || (r.Kind != bus.KindDevice && r.Kind != bus.KindDeviceModel) ||
+	r := msg.Res
+	if !r.Valid(op) || r.Name == "" || (r.Kind != bus.KindDevice && r.Kind != bus.KindDeviceModel) ||
 		(op != bus.OpInsert && op != bus.OpUpdate && op != bus.OpDelete) {
 		m.stats.dropped.Add(1)
 		m.log.Debug("ignored message", "resource", msg.Route.Resource, "op", op)

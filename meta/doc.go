@@ -54,13 +54,15 @@
 // needs, e.g. a configmap whose data is not an object of strings, an
 // unknown resource type from an edge module or in a query, a malformed
 // resource path or one with an empty, "." or ".." token or a byte outside
-// printable ASCII, an unknown operation) is answered with an "error" message to the sender (to the hub
-// for cloud messages, else to the sending module, with SendResp when the
-// request was sync) and changes nothing stored. Successful edge requests
-// that were sent with SendSync are answered "OK"; asynchronous ones are
-// not, so an edge module that does not wait gets only errors back. An
-// asker whose SendSync timed out before the cloud answered gets nothing
-// (the answer is still stored and acknowledged).
+// printable ASCII, an unknown operation) is answered with an "error"
+// message and changes nothing stored: to the hub for cloud messages, else
+// to the sending module. An edge module hears answers only when it asks
+// for them: a request sent with SendSync is answered (with SendResp: "OK",
+// the cloud's answer or an error), an asynchronous query on the asker's
+// queue, and an asynchronous report (edged's periodic pod statuses) not at
+// all, errors included, since nothing would read the answer. An asker
+// whose SendSync timed out before the cloud answered gets nothing (the
+// answer is still stored and acknowledged).
 //
 // Bus rule, followed by every module: New registers the module on the bus
 // (AddModule with its name and group) and starts nothing; Run receives

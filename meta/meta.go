@@ -191,10 +191,13 @@ func (m *Meta) sendFailed(to bus.Module, msg bus.Message, err error) {
 }
 
 // reply answers an edge request: a sync request through its waiting
-// SendSync, an asynchronous one on the asker's queue. A sync request whose
-// asker stopped waiting (its own timeout ran out before the cloud
+// SendSync, an asynchronous query on the asker's queue. A sync request
+// whose asker stopped waiting (its own timeout ran out before the cloud
 // answered) gets no answer: putting it on the asker's queue would hand it
-// a reply to a question it no longer asks.
+// a reply to a question it no longer asks. Nor does an asynchronous report
+// (a status, patch, insert or delete sent with Send): its sender does not
+// read answers (edged's periodic pod statuses), so an answer, error or
+// not, would only be dropped from its queue.
 func (m *Meta) reply(req, resp bus.Message) {
 	if req.Header.Sync {
 		if m.b.IsWaiting(req.Header.ID) && m.b.SendResp(resp) {
@@ -202,7 +205,9 @@ func (m *Meta) reply(req, resp bus.Message) {
 		}
 		return
 	}
-	m.send(bus.Module(req.Route.Source), resp)
+	if req.Route.Operation == bus.OpQuery {
+		m.send(bus.Module(req.Route.Source), resp)
+	}
 }
 
 // replyOK answers a successful edge request with "OK" if its asker waits

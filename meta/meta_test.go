@@ -245,8 +245,7 @@ func TestCloudObjects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, Config{Era: tt.era})
 			for k, v := range tt.before {
-				r, _ := bus.ParseResource(k, bus.OpInsert)
-				e.put(k, r.Kind, v)
+				e.put(k, kindOf(k), v)
 			}
 			var content []byte
 			if tt.content != "" {
@@ -384,8 +383,7 @@ func TestRemote(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, Config{Era: tt.era})
 			for k, v := range tt.before {
-				r, _ := bus.ParseResource(k, bus.OpInsert)
-				e.put(k, r.Kind, v)
+				e.put(k, kindOf(k), v)
 			}
 			e.setConnected(true)
 			var content []byte
@@ -630,8 +628,7 @@ func TestEdgeDelete(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, Config{})
 			for k, v := range before {
-				r, _ := bus.ParseResource(k, bus.OpInsert)
-				e.put(k, r.Kind, v)
+				e.put(k, kindOf(k), v)
 			}
 			if tt.connected {
 				e.setConnected(true)
@@ -1023,4 +1020,42 @@ func TestRemoteQueryAskedAgain(t *testing.T) {
 		}
 		e.cancel()
 	})
+}
+
+// TestAsyncReportNoAnswer: a pod status edged sends without waiting gets
+// no answer on edged's queue, neither the cloud's nor an error, connected
+// or not; it still goes to the cloud.
+func TestAsyncReportNoAnswer(t *testing.T) {
+	e := newEnv(t, Config{})
+	patch := `"{\"status\":{\"phase\":\"Running\"}}"`
+	for _, connected := range []bool{false, true} {
+		e.setConnected(connected)
+		var reqs <-chan bus.Message
+		if connected {
+			reqs = e.responder(func(req bus.Message) bus.Message { return cloudResp(req, `{"Object":{},"Err":null}`) })
+		}
+		phase := "Running"
+		if connected {
+			phase = "Succeeded" // a change, so that meta sends it on
+		}
+		content := []byte(strings.Replace(patch, "Running", phase, 1))
+		e.send(bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpPatch, "default/podpatch/web", content))
+		if connected {
+			if req := <-reqs; req.Route.Resource != "default/podpatch/web" {
+				t.Fatalf("hub got %+v, want the podpatch", req.Route)
+			}
+		} else if got := e.recv(bus.ModuleHub); got.Route.Resource != "default/podpatch/web" {
+			t.Fatalf("hub got %+v, want the podpatch queued for the cloud", got.Route)
+		}
+		e.barrier()
+		if got := e.drain(bus.ModulePod); len(got) != 0 {
+			t.Errorf("connected=%v: edged got %d answers to an asynchronous status (%+v), want none", connected, len(got), got[0].Route)
+		}
+		e.drain(bus.ModuleHub)
+	}
+}
+
+// kindOf is the type token of a stored key, as a message carries it.
+func kindOf(key string) bus.Kind {
+	return bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpInsert, key, nil).Res.Kind
 }

@@ -38,8 +38,8 @@ func (m *Meta) handle(ctx context.Context, msg bus.Message) {
 		m.fail(msg, ErrBadContent.Error()+": not JSON")
 		return
 	}
-	r, err := parseResource(msg.Route.Resource, op)
-	if err != nil || !validPath(msg.Route.Resource, r) {
+	r := msg.Res
+	if !r.Valid(op) || !validPath(msg.Route.Resource, r) {
 		m.fail(msg, reasonBadResource+msg.Route.Resource)
 		return
 	}
@@ -77,21 +77,6 @@ func anyKindOp(op bus.Op) bool {
 		return true
 	}
 	return false
-}
-
-// parseResource is bus.ParseResource, except that the one resource type holding
-// a '/' (k8s/ca.crt, docs/protocol.md 1.6, 2.4) is read as a type, with or
-// without a namespace: <ns>/k8s/ca.crt and k8s/ca.crt are kind k8s/ca.crt, name
-// ca.crt.
-func parseResource(res string, op bus.Op) (bus.Resource, error) {
-	if res == string(bus.KindKubeCA) {
-		return bus.Resource{Kind: bus.KindKubeCA, Name: "ca.crt"}, nil
-	}
-	r, err := bus.ParseResource(res, op)
-	if err == nil && string(r.Kind)+"/"+r.Name == string(bus.KindKubeCA) {
-		r.Kind, r.Name = bus.KindKubeCA, "ca.crt"
-	}
-	return r, err
 }
 
 // fromCloud reports whether msg came from the cloud: its source is not one

@@ -317,20 +317,21 @@ func (t *Twin) classify(msg bus.Message) (job, *worker) {
 		j.act = actLifeCycle
 	case r.Source.IsDeviceController() || r.Source == bus.ModuleTest:
 		j.payload = bus.ContentBytes(msg.Content)
-		res := r.Resource
+		// The membership resources are matched as KubeEdge does, by what
+		// they contain; a device resource comes split (bus.Resource).
+		res, dev := r.Resource, msg.Res
+		isDevice := dev.Kind == bus.KindDevice && dev.Namespace == ""
 		switch {
 		case strings.Contains(res, bus.ResMembershipDetail):
 			j.act = actMemDetail
 		case strings.Contains(res, bus.ResMembership):
 			j.act = actMemUpdated
+		case isDevice && dev.Rest == bus.ResTwinCloudUpdated:
+			j.act, j.id = actTwinCloudSync, dev.Name
 		case strings.Contains(res, bus.ResTwinCloudUpdated):
-			id, ok := strings.CutSuffix(strings.TrimPrefix(res, string(bus.KindDevice)+"/"), "/"+bus.ResTwinCloudUpdated)
-			if !ok {
-				return j, nil
-			}
-			j.act, j.id = actTwinCloudSync, id
-		case strings.Contains(string(r.Operation), string(bus.OpUpdated)) && strings.HasPrefix(res, string(bus.KindDevice)+"/"):
-			j.act, j.id = actDeviceUpdated, strings.TrimPrefix(res, string(bus.KindDevice)+"/")
+			return j, nil // not device/<id>/twin/cloud_updated
+		case isDevice && dev.Rest == "" && strings.Contains(string(r.Operation), string(bus.OpUpdated)):
+			j.act, j.id = actDeviceUpdated, dev.Name
 		default:
 			return j, nil
 		}
