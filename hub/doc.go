@@ -79,7 +79,7 @@
 // queue bounded by offlineQueue with one entry per resource: a newer
 // status replaces the queued one and keeps its place. Twin edge_updated
 // and device state reports wait in the same queue without coalescing:
-// twin confirms each by its msg_id and resends unconfirmed ones (spec
+// twin confirms each by its msg_id and resends unconfirmed ones (docs/protocol.md
 // 5.6), so replacing one would bring the older back after the newer. On reconnect they go out at the rate limit, so an
 // outage does not end in a flood of stale statuses (KubeEdge issue
 // #3567). A sync request made while the link is down is answered at once

@@ -97,7 +97,7 @@ func TestEraIdentity(t *testing.T) {
 }
 
 func TestServerRejectsMissingHeaders(t *testing.T) {
-	// The v1.23 cloud needs node_id, project_id and ConnectionUse (spec
+	// The v1.23 cloud needs node_id, project_id and ConnectionUse (docs/protocol.md
 	// 2.4); an upgrade that lacks one is refused, and the client's own
 	// upgrade, which carries all three, is accepted.
 	srv := newServer(t, hubtest.Config{})

@@ -23,7 +23,7 @@ const subQoS = 1
 // pubQoS is the QoS of publishes to the external broker (docs/protocol.md 4.1).
 const pubQoS = 1
 
-// remote is EventBus's pair of paho clients to an external broker (spec
+// remote is EventBus's pair of paho clients to an external broker (docs/protocol.md
 // 4.1): one subscribes, one publishes, as in KubeEdge. run keeps both
 // connected; the subscriber subscribes again to every filter after each
 // connect, since its sessions are clean.

@@ -56,7 +56,7 @@ func (d Dest) String() string {
 	return "unknown"
 }
 
-// Classify says where a message published on topic goes in era e (spec
+// Classify says where a message published on topic goes in era e (docs/protocol.md
 // 4.2): device and node topics to DeviceTwin, the rest to the cloud.
 // v0.3.0 tests the prefixes without their final slash.
 func Classify(topic string, e bus.Era) Dest {
