@@ -14,6 +14,7 @@ import (
 
 	"edgenode/board"
 	"edgenode/bus"
+	"edgenode/db"
 	"edgenode/dmi"
 	"edgenode/hub"
 	"edgenode/meta"
@@ -21,6 +22,7 @@ import (
 	"edgenode/nodestatus"
 	"edgenode/pod"
 	"edgenode/stream"
+	"edgenode/twin"
 )
 
 // Defaults for the files on the board (design "Files on the board").
@@ -39,12 +41,13 @@ type Config struct {
 	Era      string     `yaml:"era"` // KubeEdge era of wire and payload shapes: v1.23 (default) or v0.3
 	Log      LogConfig  `yaml:"log"`
 	Bus      bus.Config `yaml:"bus"`
+	DB       db.Config  `yaml:"db"`
 	// NodeStatus was called board before; that key is still read.
 	NodeStatus nodestatus.Config    `yaml:"nodeStatus"`
 	OldBoard   nodestatus.Config    `yaml:"board,omitempty"`
 	Watchdog   board.WatchdogConfig `yaml:"watchdog"`
 	Health     HealthConfig         `yaml:"health"`
-	Twin       TwinConfig           `yaml:"twin"`
+	Twin       twin.Config          `yaml:"twin"`
 	DMI        dmi.Config           `yaml:"dmi"`
 	Meta       meta.Config          `yaml:"meta"`
 	Hub        hub.Config           `yaml:"hub"`
@@ -85,23 +88,23 @@ func (c *Config) defaults() {
 	if c.Bus.QueueLen == 0 {
 		c.Bus.QueueLen = bus.DefaultQueueLen
 	}
+	c.DB = c.DB.Defaults()
 	c.Meta = c.Meta.Defaults()
 	c.MQTT.NodeName, c.MQTT.Era, c.MQTT.DataDir = c.NodeName, c.EraValue(), c.DataDir
-	c.MQTT.Defaults()
+	c.MQTT = c.MQTT.Defaults()
 	c.boardDefaults()
 	c.Pod = c.Pod.Defaults()
 	if c.Hub.Enabled() {
 		c.Hub = c.hubConfig()
 	}
 	c.streamDefaults()
-	// twin's limits, so that `edgenode config` shows them; its payload
-	// limit follows mqtt.maxPayload, so the two agree on what is too large.
-	if c.Twin.QueueLen == 0 {
-		c.Twin.QueueLen = DefaultTwinQueueLen
-	}
+	// twin's payload limit follows mqtt.maxPayload, so the two agree on
+	// what is too large.
+	c.Twin.NodeName, c.Twin.Era, c.Twin.DataDir = c.NodeName, c.EraValue(), c.DataDir
 	if c.Twin.MaxPayload == 0 {
 		c.Twin.MaxPayload = c.MQTT.MaxPayload
 	}
+	c.Twin = c.Twin.Defaults()
 	c.Runtime.defaults()
 	if c.DMI.Socket != DMIOff {
 		c.DMI = c.DMI.Defaults()
@@ -113,9 +116,6 @@ const DMIOff = "none"
 
 // redacted is printed in place of a secret.
 const redacted = "(redacted)"
-
-// DefaultTwinQueueLen is twin.queueLen when the file does not set it.
-const DefaultTwinQueueLen = 256
 
 // validate returns every problem at once.
 func (c *Config) validate() error {
@@ -159,7 +159,7 @@ func (c *Config) EraValue() bus.Era {
 func loadConfig(o *options) (*Config, error) {
 	var cfg Config
 	// Problems of the file's keys and value types are reported together
-	// with the problems of its values (style rule 17: all at once).
+	// with the problems of its values: a user fixes them all in one go.
 	var problems []error
 	source := "config " + o.configPath // what the problems are in
 	b, err := os.ReadFile(o.configPath)

@@ -13,6 +13,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/sys/unix"
 
+	"edgenode/internal/testenv"
 	"edgenode/mqtt/mqtttest"
 )
 
@@ -35,9 +36,7 @@ func logAddr(log, msg string) string {
 // starts runs read-only: /healthz says so (and stays ok), and a device app
 // still gets its twin/get answered from the store.
 func TestFullDiskAtStart(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs as the data partition")
-	}
+	testenv.Root(t, "mount a tmpfs as the data partition")
 	bin := buildEdgenode(t)
 	base := t.TempDir()
 	data := filepath.Join(base, "data")

@@ -128,7 +128,7 @@ func (h *health) Run(ctx context.Context) error {
 	if err != nil {
 		// Health and metrics are for people and probes; the node works
 		// without them, so a taken port is logged, not fatal.
-		h.log.Error("health: cannot listen, serving no /healthz or /metrics", "addr", h.cfg.Listen, "err", err)
+		h.log.Error("cannot listen, serving no /healthz or /metrics", "addr", h.cfg.Listen, "err", err)
 		<-ctx.Done()
 		return nil
 	}
@@ -138,7 +138,7 @@ func (h *health) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
-	h.log.Info("health: serving /healthz and /metrics", "addr", l.Addr().String())
+	h.log.Info("serving /healthz and /metrics", "addr", l.Addr().String())
 	select {
 	case err := <-done:
 		return fmt.Errorf("health: serve: %w", err)

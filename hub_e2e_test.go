@@ -80,7 +80,7 @@ func (n *cloudNode) stop() {
 }
 
 // query asks meta as edged does and returns the JSON strings of the
-// answer (spec 3: a JSON array of JSON-encoded objects).
+// answer (docs/protocol.md 3: a JSON array of JSON-encoded objects).
 func (n *cloudNode) query(res string) ([]string, error) {
 	q := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpQuery, res, nil)
 	resp, err := n.b.SendSync(context.Background(), bus.ModuleMeta, q, 15*time.Second)
@@ -130,7 +130,8 @@ func TestCloudEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	n := startCloudNode(t, srv, dir, srv.Token(e2eNode))
 
-	// Twin saw cloud_connected: it asks for the membership detail (spec 9).
+	// Twin saw cloud_connected: it asks for the membership detail
+	// (docs/protocol.md 9).
 	if _, err := srv.WaitFor(waitCtx(t), func(m bus.Message) bool {
 		return m.Route.Source == bus.ModuleTwin && m.Route.Resource == bus.ResMembershipDetail
 	}); err != nil {
@@ -152,7 +153,7 @@ func TestCloudEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ack.Route.Operation != bus.OpResponse || !bus.IsOK(ack.Content) || ack.Route.Source != bus.SourceEdgeController {
-		t.Errorf("ACK = %+v %s, want response \"OK\" with the cloud's source (spec 2.5)", ack.Route, ack.Content)
+		t.Errorf("ACK = %+v %s, want response \"OK\" with the cloud's source (docs/protocol.md 2.5)", ack.Route, ack.Content)
 	}
 	fwd, err := n.b.Receive(waitCtx(t), bus.ModulePod)
 	if err != nil || fwd.Route.Resource != "default/pod/nginx" {

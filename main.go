@@ -1,7 +1,9 @@
 // Command edgenode is a KubeEdge-compatible edge node in one static binary.
 //
 // Subcommands: run (the default) starts the node; version prints the build;
-// config prints the effective configuration as YAML. main is the only place
+// config prints the effective configuration as YAML; check runs the
+// preflight checks of the host; image imports and lists pod images; logs
+// prints a container's log. main is the only place
 // that reads files, flags and the environment, knows every module, and
 // exits.
 package main

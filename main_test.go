@@ -298,7 +298,7 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 // the in-process cloud of each era: a pod the cloud pushes is stored,
 // reaches edged and is acknowledged over the websocket; a configmap query
 // of edged goes to the cloud and back and is stored; the cloud's answer is
-// acknowledged too (spec 2.5, 3.2, 3.3, 9).
+// acknowledged too (docs/protocol.md 2.5, 3.2, 3.3, 9).
 func TestMetaThroughHub(t *testing.T) {
 	const (
 		node    = "edge-1"

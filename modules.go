@@ -101,16 +101,10 @@ func addHubFlags(fs *flag.FlagSet, o *options) {
 // validateModules checks each module's section of the config.
 func (c *Config) validateModules() []error {
 	var errs []error
-	if err := c.MQTT.Validate(); err != nil {
-		for _, e := range unjoin(err) {
-			errs = append(errs, fmt.Errorf("mqtt.%w", e))
-		}
-	}
-	errs = append(errs, c.Twin.validate()...)
+	errs = append(errs, c.MQTT.Validate()...)
+	errs = append(errs, c.Twin.Validate()...)
 	if c.DMI.Socket != DMIOff {
-		for _, e := range c.DMI.Validate() {
-			errs = append(errs, fmt.Errorf("dmi.%w", e))
-		}
+		errs = append(errs, c.DMI.Validate()...)
 	}
 	if c.Twin.MaxPayload > c.MQTT.MaxPayload {
 		// EventBus cuts longer payloads to mqtt.maxPayload+1 bytes, so
@@ -118,26 +112,17 @@ func (c *Config) validateModules() []error {
 		errs = append(errs, fmt.Errorf("twin.maxPayload: %d is larger than mqtt.maxPayload (%d), whose larger payloads never reach twin",
 			c.Twin.MaxPayload, c.MQTT.MaxPayload))
 	}
-	if err := c.Hub.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.Hub.Validate()...)
 	errs = append(errs, c.Stream.Validate()...)
 	errs = append(errs, c.NodeStatus.Validate()...)
 	errs = append(errs, c.Watchdog.Validate()...)
+	errs = append(errs, c.DB.Validate()...)
 	errs = append(errs, c.Meta.Validate()...)
 	errs = append(errs, c.Pod.Validate()...)
 	if err := c.Health.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
-}
-
-// unjoin splits an errors.Join error into its parts.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // boardDefaults fills the node status, watchdog and health sections; node
@@ -213,7 +198,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		log.Error("data dir full: running read-only until space returns", "err", err)
 	}
-	store, err := db.Open(ctx, filepath.Join(cfg.DataDir, db.FileName), db.Config{})
+	store, err := db.Open(ctx, filepath.Join(cfg.DataDir, db.FileName), cfg.DB)
 	if err != nil {
 		return err
 	}
@@ -248,12 +233,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// the eventbus, made below, whether anyone subscribes to a twin's
 	// document and delta before it publishes them.
 	var eb *mqtt.EventBus
-	twinCfg := cfg.twinConfig()
+	twinCfg := cfg.Twin
 	twinCfg.Subscribed = func(topic string) bool { return eb.Subscribed(topic) }
 	twinCfg.Publish = func(topic string, payload []byte) error { return eb.Publish(topic, payload) }
 	// The fair share per MQTT client of the path to twin: the eventbus
 	// takes it, twin releases it.
-	twinCfg.ClientShare = max(1, twinCfg.QueueLen/4)
 	twinCfg.Share = bus.NewShare(twinCfg.ClientShare)
 	mqttCfg := cfg.MQTT
 	mqttCfg.TwinShare = twinCfg.Share
@@ -382,61 +366,12 @@ func waitReady(ctx context.Context, mods []module, log *slog.Logger) {
 	}
 }
 
-// TwinConfig is the twin section of the config file.
-type TwinConfig struct {
-	// Era overrides the top-level era for the device payloads: v1.23 or
-	// v0.3 (last_online vs lastOnlineTime, device/<id>/state vs
-	// device/<id>/state/update, omitted vs always-present keys).
-	Era string `yaml:"era,omitempty"`
-	// DevicesDir holds local device files (*.json) applied at start like
-	// a membership update from the cloud. Default <dataDir>/devices;
-	// "none" disables them.
-	DevicesDir string `yaml:"devicesDir,omitempty"`
-	// QueueLen is each twin worker's queue length (default 256).
-	QueueLen int `yaml:"queueLen,omitempty"`
-	// MaxPayload is the largest MQTT payload twin handles (default 65536).
-	MaxPayload int `yaml:"maxPayload,omitempty"`
-}
-
-func (t *TwinConfig) validate() []error {
-	var errs []error
-	if t.Era != "" {
-		if _, err := bus.ParseEra(t.Era); err != nil {
-			errs = append(errs, fmt.Errorf("twin.era: %w", err))
-		}
-	}
-	if t.DevicesDir != "" && t.DevicesDir != "none" && !filepath.IsAbs(t.DevicesDir) {
-		errs = append(errs, fmt.Errorf("twin.devicesDir: %q must be an absolute path", t.DevicesDir))
-	}
-	if t.QueueLen < 0 || t.MaxPayload < 0 {
-		errs = append(errs, errors.New("twin.queueLen and twin.maxPayload must not be negative"))
-	}
-	return errs
-}
-
-// twinConfig is the twin module's Config from the file's settings.
-func (c *Config) twinConfig() twin.Config {
-	era := c.EraValue()
-	if c.Twin.Era != "" {
-		era, _ = bus.ParseEra(c.Twin.Era)
-	}
-	dir := c.Twin.DevicesDir
-	switch dir {
-	case "":
-		dir = filepath.Join(c.DataDir, "devices")
-	case "none":
-		dir = ""
-	}
-	return twin.Config{NodeName: c.NodeName, Era: era, DevicesDir: dir,
-		QueueLen: c.Twin.QueueLen, MaxPayload: c.Twin.MaxPayload}
-}
-
 // hubConfig is the hub's Config: the file's hub section with node name,
 // data dir and era from the top level, defaults filled.
 func (c *Config) hubConfig() hub.Config {
 	h := c.Hub
 	h.NodeName, h.DataDir, h.Era = c.NodeName, c.DataDir, c.EraValue()
-	return h.WithDefaults()
+	return h.Defaults()
 }
 
 // streamDefaults turns the stream tunnel on with a cloud: its server

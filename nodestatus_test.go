@@ -21,11 +21,11 @@ import (
 	"edgenode/nodestatus"
 )
 
-// TestNodeStatusThroughHub runs the board module behind the real
-// MetaManager and hub client against the in-process cloud of each era and
-// checks what reaches the cloud: v0.3 nodestatus updates on the cadence;
-// v1.23 node insert, nodepatch and lease insert then updates (spec 2.5, 9),
-// each accepted by hubtest's strict API side.
+// TestNodeStatusThroughHub runs the board module behind the real MetaManager
+// and hub client against the in-process cloud of each era and checks what
+// reaches the cloud: v0.3 nodestatus updates on the cadence; v1.23 node insert,
+// nodepatch and lease insert then updates (docs/protocol.md 2.5, 9), each
+// accepted by hubtest's strict API side.
 func TestNodeStatusThroughHub(t *testing.T) {
 	const node = "edge-board"
 	for _, era := range []bus.Era{bus.EraV123, bus.EraV03} {

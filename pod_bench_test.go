@@ -9,13 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"edgenode/internal/testenv"
 	"edgenode/pod/podtest"
 )
 
@@ -45,15 +45,7 @@ func statTicks(pid int) int64 {
 // containers are separate processes: nothing of edgenode's runs per
 // container, so its memory is the whole cost besides them.
 func BenchmarkNodeRSSWithPods(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root to run containers")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		b.Skip("runc missing: apt-get install runc")
-	}
-	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
-		b.Skipf("host busybox is %s, this binary is %s", a, runtime.GOARCH)
-	}
+	testenv.Containers(b)
 	img, err := podtest.Image([]string{"sleep", "100000"}, nil)
 	if err != nil {
 		b.Skip(err.Error())
@@ -101,10 +93,10 @@ func BenchmarkNodeRSSWithPods(b *testing.B) {
 			if running < n {
 				b.Fatalf("%d of %d pods running", running, n)
 			}
-			var rss, anon int
+			var rss, anon uint64
 			procs := procCount{other: -1}
 			for b.Loop() {
-				rss, anon = statusKiB(cmd.Process.Pid)
+				rss, anon, _ = testenv.Memory(cmd.Process.Pid)
 				// Keep the sample with the fewest other processes.
 				if c := countDescendants(cmd.Process.Pid); procs.other < 0 || c.other < procs.other {
 					procs = c
@@ -127,11 +119,11 @@ func BenchmarkNodeRSSWithPods(b *testing.B) {
 				time.Sleep(*idleCPU)
 				ticks := float64(statTicks(cmd.Process.Pid) - t0)
 				b.ReportMetric(ticks*float64(time.Minute)/float64(time.Since(start)), "idle_ticks/min")
-				rss, anon = statusKiB(cmd.Process.Pid)
-				b.ReportMetric(float64(anon)/1024, "idle_RssAnon-MiB")
+				rss, anon, _ = testenv.Memory(cmd.Process.Pid)
+				b.ReportMetric(float64(anon)/(1<<20), "idle_RssAnon-MiB")
 			}
-			b.ReportMetric(float64(rss)/1024, "VmRSS-MiB")
-			b.ReportMetric(float64(anon)/1024, "RssAnon-MiB")
+			b.ReportMetric(float64(rss)/(1<<20), "VmRSS-MiB")
+			b.ReportMetric(float64(anon)/(1<<20), "RssAnon-MiB")
 			b.ReportMetric(float64(n), "containers")
 			b.ReportMetric(float64(procs.container), "container_procs")
 			b.ReportMetric(float64(procs.other), "other_procs")
@@ -140,23 +132,6 @@ func BenchmarkNodeRSSWithPods(b *testing.B) {
 			}
 		})
 	}
-}
-
-func statusKiB(pid int) (rss, anon int) {
-	s, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(s), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "VmRSS:":
-			rss, _ = strconv.Atoi(f[1])
-		case "RssAnon:":
-			anon, _ = strconv.Atoi(f[1])
-		}
-	}
-	return rss, anon
 }
 
 // procCount counts the descendants of a node: the processes inside

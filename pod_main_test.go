@@ -10,14 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"edgenode/bus"
 	"edgenode/db"
+	"edgenode/internal/testenv"
 	"edgenode/meta"
 	"edgenode/pod"
 	"edgenode/pod/podtest"
@@ -28,18 +29,7 @@ import (
 // ro/bb.tar is a busybox image tagged ref that runs sleep.
 func containerDir(t *testing.T, ref string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containers")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc missing: apt-get install runc")
-	}
-	if _, err := podtest.Busybox(); err != nil {
-		t.Skip(err.Error())
-	}
-	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
-		t.Skipf("host busybox is %s, this test binary is %s: containers cannot run here", a, runtime.GOARCH)
-	}
+	testenv.Containers(t)
 	dir := t.TempDir()
 	img, err := podtest.Image([]string{"sleep", "1000"}, nil)
 	if err != nil {
@@ -56,7 +46,7 @@ func containerDir(t *testing.T, ref string) string {
 // reaches meta, meta stores it and hands it to edged, edged runs it and
 // its podpatch goes back through meta to the hub. Then the node loses its
 // pods (reboot with a wiped pods dir) and edged gets the pod back from
-// meta's local pod list (spec 6 start-up), with no cloud.
+// meta's local pod list (docs/protocol.md 6 start-up), with no cloud.
 func TestMetaPodFlow(t *testing.T) {
 	dir := containerDir(t, "busybox:flow")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -67,32 +57,36 @@ func TestMetaPodFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	b := bus.New(bus.Config{QueueLen: 1024}, log)
-	if err := b.AddModule(bus.ModuleHub, bus.GroupHub); err != nil { // the cloud side, observed
-		t.Fatal(err)
-	}
-	mm, err := meta.New(meta.Config{Era: bus.EraV123, NodeName: "n1"}.Defaults(), b, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	metaDone := make(chan error, 1)
-	go func() { metaDone <- mm.Run(ctx) }()
-	defer func() { cancel(); <-metaDone }()
 	pcfg := pod.Config{DataDir: dir, NodeName: "n1", Era: bus.EraV123,
 		RuntimeRoot: filepath.Join(dir, "runc"), ImagesDir: filepath.Join(dir, "ro"), ManifestsDir: filepath.Join(dir, "manifests"),
 		Platform: "linux/" + podtest.BusyboxArch(), StatusInterval: time.Millisecond, SyncInterval: 50 * time.Millisecond}
-	startPod := func() (*pod.Runner, func()) {
-		pr, err := pod.New(pcfg, b, log)
+	// start starts one life of the node on the same store: a bus with a
+	// stand-in for the cloud side (observed), meta and, with withPod,
+	// edged. stop ends it.
+	start := func(withPod bool) (b *bus.Bus, pr *pod.Runner, stop func()) {
+		b = bus.New(bus.Config{QueueLen: 1024}, log)
+		if err := b.AddModule(bus.ModuleHub, bus.GroupHub); err != nil {
+			t.Fatal(err)
+		}
+		mm, err := meta.New(meta.Config{Era: bus.EraV123, NodeName: "n1"}.Defaults(), b, store, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pctx, pcancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- pr.Run(pctx) }()
-		return pr, func() { pcancel(); <-done; b.CleanUp(bus.ModulePod) }
+		if withPod {
+			if pr, err = pod.New(pcfg, b, log); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lctx, lcancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { mm.Run(lctx) })
+		if pr != nil {
+			wg.Go(func() { pr.Run(lctx) })
+		}
+		return b, pr, func() { lcancel(); wg.Wait() }
 	}
-	pr, stop := startPod()
-	defer func() { cleanupPods(dir) }()
+	b, pr, stop := start(true)
+	defer func() { stop(); cleanupPods(dir) }()
 
 	podJSON := `{"metadata":{"name":"web","namespace":"default","uid":"uid-web","resourceVersion":"7"},
 	  "spec":{"terminationGracePeriodSeconds":1,"containers":[{"name":"main","image":"busybox:flow","imagePullPolicy":"Never"}]}}`
@@ -109,7 +103,7 @@ func TestMetaPodFlow(t *testing.T) {
 	// Reboot that lost the pods dir: only meta's store knows the pod.
 	cleanupPods(dir)
 	os.RemoveAll(pod.PodsDir(dir))
-	pr, stop = startPod()
+	_, pr, stop = start(true)
 	// meta may drop a podpatch equal to the stored one, so read the state
 	// from edged itself.
 	waitRunning(t, pr, "web")
@@ -117,6 +111,7 @@ func TestMetaPodFlow(t *testing.T) {
 	// The cloud deletes it while edged is down: at its next start edged
 	// finds the pod gone from meta's list and removes it.
 	stop()
+	b, _, stop = start(false)
 	del := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpDelete, "default/pod/web", []byte(podJSON))
 	if err := b.Send(bus.ModuleMeta, del); err != nil {
 		t.Fatal(err)
@@ -140,7 +135,8 @@ func TestMetaPodFlow(t *testing.T) {
 	if _, err := os.Stat(podDir); err != nil {
 		t.Fatalf("pod dir before restart: %v", err)
 	}
-	pr, stop = startPod()
+	stop()
+	_, pr, stop = start(true)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if _, err := os.Stat(podDir); os.IsNotExist(err) && len(pr.Pods()) == 0 {
@@ -289,15 +285,7 @@ func TestImageAndLogsCommands(t *testing.T) {
 // TestKill9KeepsContainers: kill -9 of a running edgenode leaves its
 // containers running, and the next edgenode adopts them with no restart.
 func TestKill9KeepsContainers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containers")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc missing: apt-get install runc")
-	}
-	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
-		t.Skipf("host busybox is %s, this test binary is %s: containers cannot run here", a, runtime.GOARCH)
-	}
+	testenv.Containers(t)
 	img, err := podtest.Image([]string{"sleep", "1000"}, nil)
 	if err != nil {
 		t.Skip(err.Error())

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"edgenode/db"
+	"edgenode/internal/testenv"
 	"edgenode/pod/podtest"
 )
 
@@ -58,13 +58,7 @@ func buildEdgenode(t *testing.T) string {
 	if err != nil {
 		t.Skip("the go command is not on PATH (needed to build the edgenode binary)")
 	}
-	out, err := exec.Command(goBin, "env", "GOHOSTARCH").Output()
-	if err != nil {
-		t.Skipf("no go tool to build edgenode (%v)", err)
-	}
-	if host := strings.TrimSpace(string(out)); host != runtime.GOARCH {
-		t.Skipf("runs natively only: this test binary is %s under emulation on a %s host (qemu-user emulates no mount namespaces, and the edgenode it builds runs on the host)", runtime.GOARCH, host)
-	}
+	testenv.Native(t)
 	bin := filepath.Join(t.TempDir(), "edgenode")
 	build := exec.Command(goBin, "build", "-o", bin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -77,9 +71,7 @@ func buildEdgenode(t *testing.T) string {
 // needMountNS skips when mount namespaces are not available, saying why.
 func needMountNS(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts in a private mount namespace (run as root, as CI does)")
-	}
+	testenv.Root(t, "mount in a private mount namespace")
 	for _, tool := range []string{"mount", "awk", "touch"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (util-linux / coreutils)", tool)
@@ -117,7 +109,7 @@ func (l *logBuffer) String() string {
 // by another process before edgenode binds it.
 func healthAddr(log string) string {
 	for line := range strings.Lines(log) {
-		if !strings.Contains(line, `msg="health: serving /healthz and /metrics"`) {
+		if !strings.Contains(line, `msg="serving /healthz and /metrics"`) {
 			continue
 		}
 		for f := range strings.FieldsSeq(line) {
@@ -286,16 +278,8 @@ func TestReadOnlyRoot(t *testing.T) {
 // (with the reason logged) when containers cannot run here.
 func roPods(t *testing.T, base, data string) string {
 	t.Helper()
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Log("no pods in this run: runc missing (apt-get install runc)")
-		return ""
-	}
-	if _, err := podtest.Busybox(); err != nil {
-		t.Logf("no pods in this run: %v", err)
-		return ""
-	}
-	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
-		t.Logf("no pods in this run: host busybox is %s, not %s", a, runtime.GOARCH)
+	if why := testenv.NoContainers(); why != "" {
+		t.Logf("no pods in this run: %s", why)
 		return ""
 	}
 	img, err := podtest.Image([]string{"sleep", "1000"}, nil)

@@ -18,12 +18,13 @@ type RuntimeConfig struct {
 	//
 	// Why none by default: the limit counts everything the runtime has
 	// mapped (GC metadata, the allocation profile's bucket table, stacks),
-	// about 8 MiB on an idle node, not what is resident. A limit near that
-	// (the former default, 8 MiB) made the collector run about once a
-	// second at idle and continuously once a burst of twin updates had
-	// grown the runtime's own memory past it: 35 clock ticks a minute idle
-	// and 342 after a 10,000-update burst, on amd64. Start-up and burst
-	// garbage is returned to the kernel by the idle trim instead.
+	// not what is resident, and on an idle node that is already about the
+	// size of any limit worth setting. A limit near it (the former
+	// default) made the collector run about once a second at idle and
+	// continuously once a burst of twin updates had grown the runtime's own
+	// memory past it (README "Bench" compares the idle CPU before and
+	// after). Start-up and burst garbage is returned to the kernel by the
+	// idle trim instead.
 	MemoryLimitMiB int `yaml:"memoryLimitMiB"`
 	// IdleTrim is how long the node must go without a collection, after
 	// a collection or start-up, before it collects once and returns the

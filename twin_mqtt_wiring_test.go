@@ -16,10 +16,10 @@ import (
 	"edgenode/twin"
 )
 
-// TestOversizeTwinUpdateAnswered: with the limits main wires by default, an
-// app that publishes a twin update larger than the payload limit gets a 400
-// on the result topic (spec 5.2 error result) instead of no answer, and the
-// next update is served as usual.
+// TestOversizeTwinUpdateAnswered: with the limits main wires by default, an app
+// that publishes a twin update larger than the payload limit gets a 400 on the
+// result topic (docs/protocol.md 5.2 error result) instead of no answer, and
+// the next update is served as usual.
 func TestOversizeTwinUpdateAnswered(t *testing.T) {
 	dir := t.TempDir()
 	devs := filepath.Join(dir, "devices")
@@ -36,7 +36,7 @@ func TestOversizeTwinUpdateAnswered(t *testing.T) {
 	cfg.MQTT.Internal.Listen = "127.0.0.1:0"
 	store := mqtttest.Store(t)
 	b := bus.New(cfg.Bus, nil)
-	tw, err := twin.New(cfg.twinConfig(), b, store, nil)
+	tw, err := twin.New(cfg.Twin, b, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

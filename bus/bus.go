@@ -16,7 +16,6 @@ var (
 	ErrUnknownGroup  = errors.New("bus: unknown group")
 	ErrQueueFull     = errors.New("bus: queue full")
 	ErrTimeout       = errors.New("bus: timed out waiting for response")
-	ErrClosed        = errors.New("bus: module removed")
 	ErrDuplicate     = errors.New("bus: module already registered")
 	ErrBadID         = errors.New("bus: message id longer than 36 bytes")
 )
@@ -57,7 +56,6 @@ type module struct {
 	name  Module
 	group Group
 	ch    chan Message
-	done  chan struct{}
 }
 
 // waiter is a pending SendSync. It is pooled with its channel and timer, so a
@@ -98,55 +96,12 @@ func (b *Bus) AddModule(name Module, group Group) error {
 	if _, ok := b.modules[name]; ok {
 		return fmt.Errorf("bus: add %s: %w", name, ErrDuplicate)
 	}
-	m := &module{name: name, group: group, ch: make(chan Message, b.queueLen), done: make(chan struct{})}
+	m := &module{name: name, group: group, ch: make(chan Message, b.queueLen)}
 	b.modules[name] = m
 	if group != "" {
 		b.groups[group] = append(b.groups[group], m)
 	}
 	return nil
-}
-
-// AddModuleGroup adds a registered module to one more group.
-func (b *Bus) AddModuleGroup(name Module, group Group) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	m, ok := b.modules[name]
-	if !ok {
-		return fmt.Errorf("bus: add %s to %s: %w", name, group, ErrUnknownModule)
-	}
-	for _, o := range b.groups[group] {
-		if o == m {
-			return nil
-		}
-	}
-	b.groups[group] = append(b.groups[group], m)
-	return nil
-}
-
-// CleanUp removes a module from the bus and from all groups. A Receive
-// blocked on it returns ErrClosed; messages still queued are discarded.
-func (b *Bus) CleanUp(name Module) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	m, ok := b.modules[name]
-	if !ok {
-		return
-	}
-	delete(b.modules, name)
-	for g, ms := range b.groups {
-		out := ms[:0:0]
-		for _, o := range ms {
-			if o != m {
-				out = append(out, o)
-			}
-		}
-		if len(out) == 0 {
-			delete(b.groups, g)
-		} else {
-			b.groups[g] = out
-		}
-	}
-	close(m.done)
 }
 
 // Has reports whether a module is registered.
@@ -203,8 +158,7 @@ func (b *Bus) Send2Group(group Group, msg Message) error {
 	return err
 }
 
-// Receive blocks until a message for module name arrives, ctx ends or the
-// module is removed.
+// Receive blocks until a message for module name arrives or ctx ends.
 func (b *Bus) Receive(ctx context.Context, name Module) (Message, error) {
 	b.mu.RLock()
 	m, ok := b.modules[name]
@@ -217,14 +171,12 @@ func (b *Bus) Receive(ctx context.Context, name Module) (Message, error) {
 		return msg, nil
 	case <-ctx.Done():
 		return Message{}, ctx.Err()
-	case <-m.done:
-		return Message{}, ErrClosed
 	}
 }
 
 // Queue returns the receive channel of a module, for modules that select on
-// it together with other channels. The channel is never closed; use Done
-// to learn of CleanUp. It returns nil for an unknown module.
+// it together with other channels. The channel is never closed. It returns
+// nil for an unknown module.
 func (b *Bus) Queue(name Module) <-chan Message {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -323,7 +275,7 @@ func (b *Bus) SendResp(resp Message) bool {
 	}
 	b.orphans.Add(1)
 	if b.orphanLogged.CompareAndSwap(false, true) {
-		b.log.Warn("bus: response for no waiting request (logged once, counted after)",
+		b.log.Warn("response for no waiting request (logged once, counted after)",
 			"parent_msg_id", resp.Header.ParentID.String(), "resource", resp.Route.Resource)
 	}
 	return false
@@ -335,57 +287,6 @@ func (b *Bus) IsWaiting(id ID) bool {
 	defer b.wmu.Unlock()
 	_, ok := b.waiters[id]
 	return ok
-}
-
-// Send2GroupSync sends msg to every member of group and waits until each has
-// answered with SendResp, or until timeout. It returns the answers in the
-// order they came. All members must answer; otherwise it returns the answers
-// it got and ErrTimeout.
-func (b *Bus) Send2GroupSync(ctx context.Context, group Group, msg Message, timeout time.Duration) ([]Message, error) {
-	b.mu.RLock()
-	ms := append([]*module(nil), b.groups[group]...)
-	b.mu.RUnlock()
-	if len(ms) == 0 {
-		return nil, ErrUnknownGroup
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	type result struct {
-		resp Message
-		err  error
-	}
-	results := make(chan result, len(ms))
-	for _, m := range ms {
-		// Each member gets its own request id, so that each answer finds
-		// its own waiter; the parent of the member request is the group
-		// request's id.
-		req := msg
-		req.Header.ID = NewID()
-		req.Header.ParentID = msg.Header.ID
-		go func() {
-			resp, err := b.SendSync(ctx, m.name, req, timeout)
-			results <- result{resp, err}
-		}()
-	}
-	var out []Message
-	var firstErr error
-	for range ms {
-		r := <-results
-		if r.err != nil {
-			if firstErr == nil {
-				firstErr = r.err
-			}
-			continue
-		}
-		out = append(out, r.resp)
-	}
-	if firstErr != nil {
-		if errors.Is(firstErr, context.DeadlineExceeded) {
-			firstErr = ErrTimeout
-		}
-		return out, fmt.Errorf("bus: group %s: %d of %d answered: %w", group, len(out), len(ms), firstErr)
-	}
-	return out, nil
 }
 
 // Stats returns the bus's counters.

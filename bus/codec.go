@@ -10,14 +10,14 @@ import (
 // Era picks the wire form of a KubeEdge release.
 type Era uint8
 
-// The eras edgenode speaks (spec 0, 8).
+// The eras edgenode speaks (docs/protocol.md 0, 8).
 const (
 	// EraV123 is KubeEdge v1.23.1 (and the v1.2+ JSON form): every key but
-	// msg_id and timestamp is omitted when empty (spec 1.2).
+	// msg_id and timestamp is omitted when empty (docs/protocol.md 1.2).
 	EraV123 Era = iota
 	// EraV03 is KubeEdge v0.3.0: route.group, header.parent_msg_id and
 	// header.sync are always written, the others omitted when empty
-	// (spec 1.1, the tag-space quirk).
+	// (docs/protocol.md 1.1, the tag-space quirk).
 	EraV03
 )
 
@@ -210,10 +210,10 @@ func ContentString(content []byte) (string, bool) {
 	return s, true
 }
 
-// ContentBytes returns the payload carried by content: the decoded string
-// when content is a JSON string, else content itself. KubeEdge puts MQTT
-// payloads, patches and nested messages in content as strings (spec 2.5,
-// 4.2, 5.2).
+// ContentBytes returns the payload carried by content: the decoded string when
+// content is a JSON string, else content itself. KubeEdge puts MQTT payloads,
+// patches and nested messages in content as strings (docs/protocol.md 2.5, 4.2,
+// 5.2).
 func ContentBytes(content []byte) []byte {
 	if s, ok := ContentString(content); ok {
 		return []byte(s)
@@ -240,10 +240,10 @@ type wireMessage struct {
 	Content json.RawMessage `json:"content"`
 }
 
-// Decode reads one message in the JSON form of either era (every key of
-// v0.3.0 is also a key of v1.23.1, spec 1.2). Unknown keys are ignored; a
-// frame that is not a JSON object, has keys of the wrong type, or an id
-// longer than 36 bytes is ErrBadFrame. A missing or null content is nil.
+// Decode reads one message in the JSON form of either era (every key of v0.3.0
+// is also a key of v1.23.1, docs/protocol.md 1.2). Unknown keys are ignored; a
+// frame that is not a JSON object, has keys of the wrong type, or an id longer
+// than 36 bytes is ErrBadFrame. A missing or null content is nil.
 func Decode(data []byte) (Message, error) {
 	var w wireMessage
 	if len(data) == 0 || data[0] != '{' {
@@ -274,6 +274,7 @@ func Decode(data []byte) (Message, error) {
 	if m.Route.Source == SourceMetaManagerV03 {
 		m.Route.Source = ModuleMeta
 	}
+	m.Res = resourceOf(m.Route.Source, m.Route.Resource)
 	return m, nil
 }
 

@@ -1,16 +1,21 @@
-// Package bus is edgenode's message bus: the beehive model of KubeEdge (seed
-// docs, "Beehive") over bounded Go channels.
+// Package bus is edgenode's message bus: the beehive model of KubeEdge
+// (KubeEdge v0.3.0 docs/modules/beehive.md) over bounded Go channels.
 //
 // A module registers a name and a group with AddModule and then reads its own
 // queue with Receive. Any module sends to a name (Send), to every member of a
-// group (Send2Group), or sends and waits for the answer (SendSync,
-// Send2GroupSync); the answering module replies with SendResp, which hands the
-// message to the waiter whose request id equals the reply's parent id.
+// group (Send2Group), or sends and waits for the answer (SendSync); the
+// answering module replies with SendResp, which hands the message to the
+// waiter whose request id equals the reply's parent id. Beehive's
+// Send2GroupSync and CleanUp are left out: nothing in edgenode needs them.
 //
 // What flows in and out: Message values. A Message is a value (header, route,
 // content); its content stays raw JSON bytes while it travels and is decoded
-// once by the module that needs it. The wire form of a Message, in both
-// KubeEdge eras (spec 1.1 and 1.2), is written and read by Encode and Decode.
+// once by the module that needs it. Its resource path is split once, when
+// NewMessage makes it or Decode reads it, into Message.Res (namespace,
+// kind, name, and for device resources the rest), which every module
+// reads instead of splitting the path again. The wire form of a Message, in both
+// KubeEdge eras (docs/protocol.md 1.1 and 1.2), is written and read by Encode
+// and Decode.
 //
 // Operations, groups, module names and resource types are typed constants
 // here and nowhere else.

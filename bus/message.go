@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// ID is a message id. New ids are UUID v4 strings (spec 1.1); ids read from
-// the wire may be any string of at most 36 bytes. An ID is a value: making,
-// copying and comparing one does not allocate. The zero ID is "no id".
+// ID is a message id. New ids are UUID v4 strings (docs/protocol.md 1.1); ids
+// read from the wire may be any string of at most 36 bytes. An ID is a value:
+// making, copying and comparing one does not allocate. The zero ID is "no id".
 type ID struct {
 	n uint8
 	b [36]byte
@@ -69,7 +69,7 @@ func (id ID) String() string { return string(id.b[:id.n]) }
 // AppendTo appends the id's bytes to dst.
 func (id ID) AppendTo(dst []byte) []byte { return append(dst, id.b[:id.n]...) }
 
-// Header is the header of a Message (spec 1.1, 1.2).
+// Header is the header of a Message (docs/protocol.md 1.1, 1.2).
 type Header struct {
 	ID       ID
 	ParentID ID
@@ -83,14 +83,15 @@ type Header struct {
 	Type string
 }
 
-// Route says where a Message comes from and what it does (spec 1.1, 1.2).
+// Route says where a Message comes from and what it does (docs/protocol.md 1.1,
+// 1.2).
 type Route struct {
 	Source      Module
 	Destination string
 	Group       Group
 	Operation   Op
 	// Resource is an edge-side resource path such as default/pod/nginx
-	// (spec 1.7), a device resource, or an MQTT topic.
+	// (docs/protocol.md 1.7), a device resource, or an MQTT topic.
 	Resource string
 }
 
@@ -98,9 +99,20 @@ type Route struct {
 // a value; Content is raw JSON and is never modified after the message is
 // sent, so copies may share it.
 type Message struct {
-	Header  Header
-	Route   Route
+	Header Header
+	Route  Route
+	// Res is Route.Resource split into its parts (see Resource), filled by
+	// NewMessage and Decode. Code that sets Route.Resource or
+	// Route.Source otherwise calls SetResource.
+	Res     Resource
 	Content []byte
+}
+
+// SetResource sets Route.Resource to res and Res to its parts. It does not
+// allocate.
+func (m *Message) SetResource(res string) {
+	m.Route.Resource = res
+	m.Res = resourceOf(m.Route.Source, res)
 }
 
 // NewMessage returns a message with a fresh id and the current time. It does not
@@ -109,12 +121,13 @@ func NewMessage(source Module, group Group, op Op, resource string, content []by
 	return Message{
 		Header:  Header{ID: NewID(), Timestamp: time.Now().UnixMilli()},
 		Route:   Route{Source: source, Group: group, Operation: op, Resource: resource},
+		Res:     resourceOf(source, resource),
 		Content: content,
 	}
 }
 
-// Resp returns a response to req (spec 1.3): a new id, parent id = the
-// request's id, source, group, resource and type copied from the request,
+// Resp returns a response to req (docs/protocol.md 1.3): a new id, parent id =
+// the request's id, source, group, resource and type copied from the request,
 // operation "response".
 func (req Message) Resp(content []byte) Message {
 	m := NewMessage(req.Route.Source, req.Route.Group, OpResponse, req.Route.Resource, content)
@@ -123,8 +136,8 @@ func (req Message) Resp(content []byte) Message {
 	return m
 }
 
-// ErrorResp returns an error message for req (spec 1.3, v1.23.1 form):
-// operation "error", parent id = the request's id, content a JSON string
+// ErrorResp returns an error message for req (docs/protocol.md 1.3, v1.23.1
+// form): operation "error", parent id = the request's id, content a JSON string
 // holding reason, with source set to the answering module.
 func (req Message) ErrorResp(from Module, reason string) Message {
 	m := NewMessage(from, req.Route.Group, OpError, req.Route.Resource, JSONString(reason))
@@ -132,7 +145,8 @@ func (req Message) ErrorResp(from Module, reason string) Message {
 	return m
 }
 
-// OKContent is the content of MetaManager's acknowledgement (spec 2.5).
+// OKContent is the content of MetaManager's acknowledgement (docs/protocol.md
+// 2.5).
 var OKContent = []byte(`"OK"`)
 
 // IsOK reports whether content is the JSON string "OK".

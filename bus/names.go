@@ -1,12 +1,12 @@
 package bus
 
-// Module names a bus module. The constants are the names edgenode's own
-// modules register with and the names KubeEdge's cloud modules use as
-// route.source (spec 1.5). The wire spelling of the v0.3 era differs for
+// Module names a bus module. The constants are the names edgenode's own modules
+// register with and the names KubeEdge's cloud modules use as route.source
+// (docs/protocol.md 1.5). The wire spelling of the v0.3 era differs for
 // MetaManager; Encode maps it.
 type Module string
 
-// Modules of the edge node (spec 1.5, v1.23.1 spelling).
+// Modules of the edge node (docs/protocol.md 1.5, v1.23.1 spelling).
 const (
 	ModuleHub        Module = "websocket"   // EdgeHub
 	ModuleMeta       Module = "metamanager" // MetaManager
@@ -20,7 +20,7 @@ const (
 	ModuleTest       Module = "testManager" // KubeEdge's test harness module
 )
 
-// Cloud module names seen in route.source (spec 1.5).
+// Cloud module names seen in route.source (docs/protocol.md 1.5).
 const (
 	SourceController        Module = "controller"     // v0.3.0 edge controller
 	SourceEdgeController    Module = "edgecontroller" // v1.23.1 edge controller
@@ -37,12 +37,12 @@ const (
 	SourceFuncMgr           Module = "funcmgr"
 	SourceEdgeFunction      Module = "edgefunction"
 	// SourceMetaManagerV03 is MetaManager's name in v0.3.0; it reaches the
-	// wire as the source of the podstatus resync (spec 8 item 6).
+	// wire as the source of the podstatus resync (docs/protocol.md 8 item 6).
 	SourceMetaManagerV03 Module = "metaManager"
 )
 
 // IsEdgeController reports whether m is the edge controller of either era
-// (spec 8 item 7).
+// (docs/protocol.md 8 item 7).
 func (m Module) IsEdgeController() bool {
 	return m == SourceController || m == SourceEdgeController
 }
@@ -56,7 +56,7 @@ func (m Module) IsDeviceController() bool {
 // Group names a beehive group (Send2Group) or a route.group on the wire.
 type Group string
 
-// Beehive groups (spec 1.5).
+// Beehive groups (docs/protocol.md 1.5).
 const (
 	GroupHub  Group = "hub"
 	GroupMeta Group = "meta"
@@ -65,7 +65,7 @@ const (
 	GroupBus  Group = "bus"
 )
 
-// Route groups on the wire (spec 1.5, 2.1, 2.4).
+// Route groups on the wire (docs/protocol.md 1.5, 2.1, 2.4).
 const (
 	GroupResource    Group = "resource"
 	GroupUser        Group = "user"
@@ -74,10 +74,10 @@ const (
 	GroupTaskManager Group = "taskmanager"
 )
 
-// Op is a message operation (spec 1.4).
+// Op is a message operation (docs/protocol.md 1.4).
 type Op string
 
-// Operations of both eras (spec 1.4, 3.2, 4.3).
+// Operations of both eras (docs/protocol.md 1.4, 3.2, 4.3).
 const (
 	OpInsert        Op = "insert"
 	OpDelete        Op = "delete"
@@ -113,10 +113,10 @@ const (
 )
 
 // Kind is a resource type, the middle token of an edge-side resource path
-// (spec 1.6, 1.7).
+// (docs/protocol.md 1.6, 1.7).
 type Kind string
 
-// Resource types of both eras (spec 1.6).
+// Resource types of both eras (docs/protocol.md 1.6).
 const (
 	KindPod                  Kind = "pod"
 	KindConfigMap            Kind = "configmap"
@@ -148,7 +148,7 @@ const (
 )
 
 // Device and twin resources, and the edge-internal node connection resource
-// (spec 1.6).
+// (docs/protocol.md 1.6).
 const (
 	ResMembership       = "membership"
 	ResMembershipDetail = "membership/detail"
@@ -162,12 +162,12 @@ const (
 	ResNode             = "node" // resource of the keepalive
 )
 
-// Contents of node/connection messages (spec 1.6).
+// Contents of node/connection messages (docs/protocol.md 1.6).
 const (
 	CloudConnected    = "cloud_connected"
 	CloudDisconnected = "cloud_disconnected"
 )
 
 // NullNamespace is the namespace of cluster-scoped objects in v1.23.1
-// resource paths, e.g. null/node/<name> (spec 1.7).
+// resource paths, e.g. null/node/<name> (docs/protocol.md 1.7).
 const NullNamespace = "null"

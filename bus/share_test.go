@@ -11,7 +11,8 @@ import (
 func TestShare(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := NewShare(2)
-		if !s.Take("a") || !s.Take("a") || s.Take("a") {
+		first, second, third := s.Take("a"), s.Take("a"), s.Take("a")
+		if !first || !second || third {
 			t.Fatal("Take(a) three times with a share of 2: want true, true, false")
 		}
 		if !s.Take("b") {

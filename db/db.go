@@ -24,13 +24,41 @@ var (
 	ErrLocked = errors.New("db: database is locked by another process")
 )
 
-// Config tunes the store. The zero value gives the defaults.
+// Config tunes the store; it is the db section of the config file. The
+// zero value gives the defaults.
 type Config struct {
 	// BusyTimeout is how long a statement waits for a lock. Default 5 s.
-	BusyTimeout time.Duration
-	// MinFree is the free space a store made read-only by a full disk
-	// waits for before it tries writes again. Default DefaultMinFree.
-	MinFree int64
+	BusyTimeout time.Duration `yaml:"busyTimeout"`
+	// MinFree is the free space in bytes a store made read-only by a full
+	// disk waits for before it tries writes again. Default DefaultMinFree.
+	MinFree int64 `yaml:"minFree"`
+}
+
+// DefaultBusyTimeout is Config.BusyTimeout's default.
+const DefaultBusyTimeout = 5 * time.Second
+
+// Defaults returns c with its zero fields filled.
+func (c Config) Defaults() Config {
+	if c.BusyTimeout == 0 {
+		c.BusyTimeout = DefaultBusyTimeout
+	}
+	if c.MinFree == 0 {
+		c.MinFree = DefaultMinFree
+	}
+	return c
+}
+
+// Validate returns every problem of c at once, each naming its key as
+// spelled in the config file under "db.".
+func (c Config) Validate() []error {
+	var errs []error
+	if c.BusyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("db.busyTimeout: %v must not be negative", c.BusyTimeout))
+	}
+	if c.MinFree < 0 {
+		errs = append(errs, fmt.Errorf("db.minFree: %d must not be negative", c.MinFree))
+	}
+	return errs
 }
 
 // The WAL bound (package doc, "WAL size"): a checkpoint after the commit
@@ -58,11 +86,9 @@ type DB struct {
 // described in the package doc, and migrates the schema forward. It fails
 // clearly for a corrupt file or a schema newer than this binary knows.
 func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
-	if cfg.BusyTimeout <= 0 {
-		cfg.BusyTimeout = 5 * time.Second
-	}
-	if cfg.MinFree <= 0 {
-		cfg.MinFree = DefaultMinFree
+	cfg = cfg.Defaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("db: open %s: %w", path, errors.Join(errs...))
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("db: open %s: %w", path, err)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// Device is a row of table device (spec 5.3), in column order.
+// Device is a row of table device (docs/protocol.md 5.3), in column order.
 type Device struct {
 	ID          string
 	Name        string
@@ -15,8 +15,8 @@ type Device struct {
 	LastOnline  string
 }
 
-// DeviceAttr is a row of table device_attr (spec 5.3), in column order.
-// Metadata is the attribute's metadata JSON with its type blanked.
+// DeviceAttr is a row of table device_attr (docs/protocol.md 5.3), in column
+// order. Metadata is the attribute's metadata JSON with its type blanked.
 type DeviceAttr struct {
 	ID          int64
 	DeviceID    string
@@ -28,9 +28,9 @@ type DeviceAttr struct {
 	Metadata    string
 }
 
-// DeviceTwin is a row of table device_twin (spec 5.3), in column order.
-// Expected, Actual and their _meta columns are NULL (Valid false) only on
-// a tombstone (AttrType "deleted"); a side that was never set is "".
+// DeviceTwin is a row of table device_twin (docs/protocol.md 5.3), in column
+// order. Expected, Actual and their _meta columns are NULL (Valid false) only
+// on a tombstone (AttrType "deleted"); a side that was never set is "".
 type DeviceTwin struct {
 	ID              int64
 	DeviceID        string

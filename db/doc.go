@@ -1,6 +1,6 @@
-// Package db is edgenode's store: one SQLite file (modernc.org/sqlite, pure
-// Go, no cgo) under the data dir, holding KubeEdge's tables (spec 3.1, 5.3)
-// with their names and column order, so KubeEdge's own checks can read it.
+// Package db is edgenode's store: one SQLite file (modernc.org/sqlite, pure Go,
+// no cgo) under the data dir, holding KubeEdge's tables (docs/protocol.md 3.1,
+// 5.3) with their names and column order, so KubeEdge's own checks can read it.
 //
 // What it owns: opening the file, its pragmas, the schema and its forward
 // migrations (PRAGMA user_version, schema.go), and the typed queries of each
@@ -55,7 +55,7 @@
 // KiB, so the checkpoint comes after a group commit of that size and the
 // WAL file is truncated back after it; with the exclusive lock no reader
 // ever holds a checkpoint back. TestWALBoundedOnSmallDisk runs a steady
-// twin load on a 2 MiB tmpfs (largest WAL ~270 KB).
+// twin load on a 2 MiB tmpfs.
 //
 // # Full disk
 //
@@ -75,8 +75,8 @@
 // allocated as they are read, not up front, and a node's tables (its pods,
 // configmaps, devices and twins) span a few hundred KiB, so the cache stays
 // well under the cap and the whole database stays cached once read.
-// A smaller cap was measured and did not pay: an idle node with
-// cache_size(-256) held the same RssAnon as with the default (4.7-5.1 MiB
-// both, amd64, same minute), because the idle database fits either way; a
-// cap below the working set would only add reads from the SD card.
+// A smaller cap was tried and did not pay: an idle node with
+// cache_size(-256) held the same RssAnon as with the default, because the
+// idle database fits either way; a cap below the working set would only
+// add reads from the SD card.
 package db

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"edgenode/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,9 +18,7 @@ import (
 // small data partition. It needs root.
 func smallDisk(t *testing.T, size int) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
+	testenv.Root(t, "mount a tmpfs")
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v", err)

@@ -7,9 +7,9 @@ import (
 	"fmt"
 )
 
-// Meta is one row of table meta (spec 3.1): Key is the full edge-side
-// resource path (default/pod/nginx, null/node/edge-1), Type its resource
-// type token, Value the JSON of the message content.
+// Meta is one row of table meta (docs/protocol.md 3.1): Key is the full
+// edge-side resource path (default/pod/nginx, null/node/edge-1), Type its
+// resource type token, Value the JSON of the message content.
 type Meta struct {
 	Key   string
 	Type  string
@@ -17,7 +17,7 @@ type Meta struct {
 }
 
 // SQL of table meta. Column names are quoted: key, type and value are
-// KubeEdge's names (spec 3.1), and "key" is an SQL keyword.
+// KubeEdge's names (docs/protocol.md 3.1), and "key" is an SQL keyword.
 const (
 	sqlMetaInsert = `INSERT OR IGNORE INTO meta ("key", "type", "value") VALUES (?, ?, ?)`
 	sqlMetaUpsert = `INSERT OR REPLACE INTO meta ("key", "type", "value") VALUES (?, ?, ?)`
@@ -31,7 +31,7 @@ const (
 
 // InsertMeta stores m unless a row with its key exists, which it keeps
 // unchanged: v0.3 MetaManager's insert, where a duplicate counts as success
-// (spec 3.1). It reports whether a row was written.
+// (docs/protocol.md 3.1). It reports whether a row was written.
 func (d *DB) InsertMeta(ctx context.Context, m Meta) (bool, error) {
 	res, err := d.exec(ctx, sqlMetaInsert, m.Key, m.Type, m.Value)
 	if err != nil {
@@ -44,7 +44,7 @@ func (d *DB) InsertMeta(ctx context.Context, m Meta) (bool, error) {
 	return n > 0, nil
 }
 
-// UpsertMeta stores m, replacing a row with the same key (spec 3.1).
+// UpsertMeta stores m, replacing a row with the same key (docs/protocol.md 3.1).
 func (d *DB) UpsertMeta(ctx context.Context, m Meta) error {
 	if _, err := d.exec(ctx, sqlMetaUpsert, m.Key, m.Type, m.Value); err != nil {
 		return fmt.Errorf("db: upsert meta %s: %w", m.Key, err)
@@ -66,8 +66,8 @@ func (d *DB) MetaByKey(ctx context.Context, key string) (Meta, error) {
 }
 
 // MetaByType returns every row of resource type typ in key order. Like
-// KubeEdge's list query it matches all namespaces (spec 3.1). No rows is
-// an empty result, not an error.
+// KubeEdge's list query it matches all namespaces (docs/protocol.md 3.1). No
+// rows is an empty result, not an error.
 func (d *DB) MetaByType(ctx context.Context, typ string) ([]Meta, error) {
 	rows, err := d.sql.QueryContext(ctx, sqlMetaByType, typ)
 	if err != nil {
@@ -93,11 +93,11 @@ func (d *DB) DeleteMeta(ctx context.Context, key string) (bool, error) {
 	return d.deleteMeta(ctx, sqlMetaDelete, key)
 }
 
-// DeleteMetaIfValueContains deletes the row with key only if its value
-// contains sub, and reports whether it did. MetaManager deletes a pod only
-// when the stored pod has the deleted pod's uid, so a delete for an old
-// incarnation does not remove a newer pod of the same name (spec 3.3).
-// An empty sub matches every value.
+// DeleteMetaIfValueContains deletes the row with key only if its value contains
+// sub, and reports whether it did. MetaManager deletes a pod only when the
+// stored pod has the deleted pod's uid, so a delete for an old incarnation does
+// not remove a newer pod of the same name (docs/protocol.md 3.3). An empty sub
+// matches every value.
 func (d *DB) DeleteMetaIfValueContains(ctx context.Context, key, sub string) (bool, error) {
 	return d.deleteMeta(ctx, sqlMetaDeleteIfContains, key, sub)
 }

@@ -71,7 +71,7 @@ func TestMetaByType(t *testing.T) {
 		typ  string
 		want []Meta
 	}{
-		// All namespaces, in key order (spec 3.1).
+		// All namespaces, in key order (docs/protocol.md 3.1).
 		{"configmap", []Meta{rows[1], rows[0]}},
 		{"secret", []Meta{rows[2]}},
 		{"pod", nil},

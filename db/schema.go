@@ -8,8 +8,8 @@ import (
 // migrations[i] takes the schema from user_version i to i+1. Append only;
 // never edit a migration that has shipped.
 //
-// Table and column names and column order are KubeEdge's (spec 3.1, 5.3):
-// KubeEdge's integration checks read rows with SELECT * and scan by
+// Table and column names and column order are KubeEdge's (docs/protocol.md 3.1,
+// 5.3): KubeEdge's integration checks read rows with SELECT * and scan by
 // position. Types follow the v0.3.0 beego DDL where it is stricter.
 var migrations = []string{
 	// 1: the KubeEdge tables, plus sub_topics (v1.23.1, EventBus).

@@ -6,7 +6,8 @@ import (
 )
 
 // Queries of the sub_topics table: the MQTT topic filters the cloud asked
-// EventBus to subscribe to (spec 4.2, 4.3; KubeEdge v1.23.1 dao "sub_topics").
+// EventBus to subscribe to (docs/protocol.md 4.2, 4.3; KubeEdge v1.23.1 dao
+// "sub_topics").
 const (
 	sqlInsertSubTopic = `INSERT INTO sub_topics (topic) VALUES (?) ON CONFLICT (topic) DO NOTHING`
 	sqlDeleteSubTopic = `DELETE FROM sub_topics WHERE topic = ?`

@@ -87,17 +87,18 @@ func (c Config) Defaults() Config {
 	return c
 }
 
-// Validate reports every problem of c (after Defaults) at once.
+// Validate returns every problem of c (after Defaults) at once, each naming
+// its key as spelled in the config file under "dmi.".
 func (c Config) Validate() []error {
 	var errs []error
 	if !filepath.IsAbs(c.Socket) {
-		errs = append(errs, fmt.Errorf("socket: %q must be an absolute path", c.Socket))
+		errs = append(errs, fmt.Errorf("dmi.socket: %q must be an absolute path", c.Socket))
 	}
 	if len(c.Socket) > 107 {
-		errs = append(errs, fmt.Errorf("socket: %q is longer than a unix socket path may be (107 bytes)", c.Socket))
+		errs = append(errs, fmt.Errorf("dmi.socket: %q is longer than a unix socket path may be (107 bytes)", c.Socket))
 	}
 	if c.RetryMax < c.RetryMin {
-		errs = append(errs, fmt.Errorf("retryMax: %v is less than retryMin (%v)", c.RetryMax, c.RetryMin))
+		errs = append(errs, fmt.Errorf("dmi.retryMax: %v is less than retryMin (%v)", c.RetryMax, c.RetryMin))
 	}
 	return errs
 }
@@ -190,15 +191,15 @@ func (m *DMI) Run(ctx context.Context) error {
 	}
 	ln, err := listen(m.cfg.Socket)
 	if err != nil {
-		m.log.Warn("dmi: no DMI server: mappers cannot register (set dmi.socket to a writable place, e.g. under /run, and the same path in the mappers' common.edgecore_sock)", "err", err)
+		m.log.Warn("no DMI server: mappers cannot register (set dmi.socket to a writable place, e.g. under /run, and the same path in the mappers' common.edgecore_sock)", "err", err)
 	} else {
 		m.wg.Go(func() {
 			if err := m.srv.Serve(ctx, ln); err != nil {
-				m.log.Error("dmi: serve", "err", err)
+				m.log.Error("serve", "err", err)
 			}
 			os.Remove(m.cfg.Socket)
 		})
-		m.log.Info("dmi: serving", "socket", m.cfg.Socket)
+		m.log.Info("serving", "socket", m.cfg.Socket)
 	}
 	close(m.ready)
 	q := m.bus.Queue(bus.ModuleDMI)
@@ -247,7 +248,7 @@ func (m *DMI) load(ctx context.Context) error {
 				continue
 			}
 			if err := m.apply(r, bus.ContentBytes([]byte(row.Value))); err != nil {
-				m.log.Warn("dmi: skip stored object", "key", row.Key, "err", err)
+				m.log.Warn("skip stored object", "key", row.Key, "err", err)
 			}
 		}
 	}
@@ -289,11 +290,11 @@ func (m *DMI) apply(r bus.Resource, raw []byte) error {
 // edge/pkg/devicetwin/dtmanager/dmiworker.go, dealMetaDeviceOperation).
 func (m *DMI) handle(ctx context.Context, msg bus.Message) {
 	op := msg.Route.Operation
-	r, err := bus.ParseResource(msg.Route.Resource, op)
-	if err != nil || r.Name == "" || (r.Kind != bus.KindDevice && r.Kind != bus.KindDeviceModel) ||
+	r := msg.Res
+	if !r.Valid(op) || r.Name == "" || (r.Kind != bus.KindDevice && r.Kind != bus.KindDeviceModel) ||
 		(op != bus.OpInsert && op != bus.OpUpdate && op != bus.OpDelete) {
 		m.stats.dropped.Add(1)
-		m.log.Debug("dmi: ignored message", "resource", msg.Route.Resource, "op", op)
+		m.log.Debug("ignored message", "resource", msg.Route.Resource, "op", op)
 		return
 	}
 	if op == bus.OpDelete {
@@ -302,7 +303,7 @@ func (m *DMI) handle(ctx context.Context, msg bus.Message) {
 	}
 	if err := m.put(r, bus.ContentBytes(msg.Content)); err != nil {
 		m.stats.dropped.Add(1)
-		m.log.Warn("dmi: bad object from the cloud", "resource", msg.Route.Resource, "err", err)
+		m.log.Warn("bad object from the cloud", "resource", msg.Route.Resource, "err", err)
 	}
 }
 
@@ -375,12 +376,12 @@ func (m *DMI) queueLocked(protocol string, c call) {
 	mp := m.mappers[protocol]
 	if mp == nil {
 		m.stats.dropped.Add(1)
-		m.log.Debug("dmi: no mapper for protocol", "protocol", protocol, "call", c.method, "object", key(c.ns, c.name))
+		m.log.Debug("no mapper for protocol", "protocol", protocol, "call", c.method, "object", key(c.ns, c.name))
 		return
 	}
 	if mp.push(c, m.cfg.MaxPending) {
 		m.stats.dropped.Add(1)
-		m.log.Warn("dmi: mapper queue full, dropped the oldest call", "protocol", protocol)
+		m.log.Warn("mapper queue full, dropped the oldest call", "protocol", protocol)
 	}
 }
 
@@ -427,7 +428,7 @@ func (m *DMI) registration(protocol string) (models, devices [][]byte) {
 		}
 		b, err := deviceMessage(d, mp)
 		if err != nil {
-			m.log.Warn("dmi: device left out of a registration", "device", k, "err", err)
+			m.log.Warn("device left out of a registration", "device", k, "err", err)
 			continue
 		}
 		devices = append(devices, b)
@@ -436,7 +437,7 @@ func (m *DMI) registration(protocol string) (models, devices [][]byte) {
 			if b, err := modelMessage(md); err == nil {
 				models = append(models, b)
 			} else {
-				m.log.Warn("dmi: model left out of a registration", "model", key(md.ns, md.name), "err", err)
+				m.log.Warn("model left out of a registration", "model", key(md.ns, md.name), "err", err)
 			}
 		}
 	}
@@ -471,7 +472,7 @@ func (m *DMI) request(c call) (req []byte, ok bool) {
 		msg, err = modelMessage(md)
 	}
 	if err != nil {
-		m.log.Warn("dmi: cannot convert for the mapper", "call", c.method, "object", key(c.ns, c.name), "err", err)
+		m.log.Warn("cannot convert for the mapper", "call", c.method, "object", key(c.ns, c.name), "err", err)
 		return nil, false
 	}
 	return objectRequest(msg), true

@@ -20,8 +20,8 @@
 //   - MapperRegister answers: every device of the mapper's protocol, with
 //     its model's visitor and protocol configData merged in as edgecore
 //     does, and those models, from memory (the mapper waits 1 s;
-//     BenchmarkRegistration: 100 devices in about 4 ms on a 2-vCPU x86
-//     development VM, so a Pi Zero stays well inside the second).
+//     BenchmarkRegistration measures the answer for 100 devices, which
+//     must stay well inside that second on a Pi Zero).
 //     configData values travel as google.protobuf.Any wrappers (strings as
 //     StringValue, numbers as FloatValue, booleans as BoolValue).
 //   - calls to the registered mapper of each protocol (the address in its

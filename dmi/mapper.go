@@ -159,7 +159,7 @@ func (m *DMI) sender(ctx context.Context, mp *mapper) {
 			m.stats.retries.Add(1)
 			failures++
 			if failures == 1 || failures%10 == 0 {
-				m.log.Warn("dmi: mapper away, will retry", "protocol", mp.protocol(), "call", c.method,
+				m.log.Warn("mapper away, will retry", "protocol", mp.protocol(), "call", c.method,
 					"object", key(c.ns, c.name), "failures", failures, "err", err)
 			}
 			wait := backoff/2 + rand.N(backoff/2+1)
@@ -182,10 +182,10 @@ func (m *DMI) sender(ctx context.Context, mp *mapper) {
 		case !ok:
 		case err != nil:
 			m.stats.callErrors.Add(1)
-			m.log.Warn("dmi: mapper refused a call", "protocol", mp.protocol(), "call", c.method, "object", key(c.ns, c.name), "err", err)
+			m.log.Warn("mapper refused a call", "protocol", mp.protocol(), "call", c.method, "object", key(c.ns, c.name), "err", err)
 		default:
 			m.stats.calls.Add(1)
-			m.log.Debug("dmi: mapper call", "protocol", mp.protocol(), "call", c.method, "object", key(c.ns, c.name))
+			m.log.Debug("mapper call", "protocol", mp.protocol(), "call", c.method, "object", key(c.ns, c.name))
 		}
 	}
 }

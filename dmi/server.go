@@ -20,8 +20,8 @@ const (
 	methodStates   = "/v1beta1.DeviceManagerService/ReportDeviceStates"
 )
 
-// Device API topics that twin serves (spec 4.2); DMI reports enter twin
-// as if they came from MQTT, as edgecore's DMI server does
+// Device API topics that twin serves (docs/protocol.md 4.2); DMI reports enter
+// twin as if they came from MQTT, as edgecore's DMI server does
 // (dmiserver/server.go v1.23.1, handleDeviceTwin, handleDeviceState).
 const (
 	topicDevicePrefix = "$hw/events/device/"
@@ -59,7 +59,7 @@ func (m *DMI) mapperRegister(ctx context.Context, req []byte) ([]byte, error) {
 		return m.reject(rpc.ResourceExhausted, "too many mappers")
 	}
 	m.stats.registrations.Add(1)
-	m.log.Info("dmi: mapper registered", "name", mi.Name, "protocol", mi.Protocol, "socket", socketPath(mi.Address), "with_data", withData)
+	m.log.Info("mapper registered", "name", mi.Name, "protocol", mi.Protocol, "socket", socketPath(mi.Address), "with_data", withData)
 	if !withData {
 		return nil, nil
 	}

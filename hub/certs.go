@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"edgenode/internal/durable"
 )
 
 // Certificate errors.
@@ -43,8 +45,8 @@ var (
 const maxCertBody = 64 << 10
 
 // splitToken splits a KubeEdge join token into the CA hash and the JWT
-// (spec 2.4 step 3: four dot-separated parts, the first the sha256 hex of
-// the CA's DER).
+// (docs/protocol.md 2.4 step 3: four dot-separated parts, the first the sha256
+// hex of the CA's DER).
 func splitToken(token string) (caHash, jwt string, err error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 4 {
@@ -64,8 +66,8 @@ func splitToken(token string) (caHash, jwt string, err error) {
 	return strings.ToLower(parts[0]), strings.Join(parts[1:], "."), nil
 }
 
-// nodeCN is the common name KubeEdge gives a node certificate (spec 2.4
-// step 1 and 5).
+// nodeCN is the common name KubeEdge gives a node certificate (docs/protocol.md
+// 2.4 step 1 and 5).
 func nodeCN(node string) string { return "system:node:" + node }
 
 // loadNodeCert loads the node's key pair and checks that it is valid at
@@ -86,8 +88,8 @@ func loadNodeCert(cfg Config, now time.Time) (tls.Certificate, error) {
 	return pair, nil
 }
 
-// bootstrap gets a node certificate with the token (spec 2.4 steps 2-7):
-// fetch the CA, check its hash against the token, write it, make an ECDSA
+// bootstrap gets a node certificate with the token (docs/protocol.md 2.4 steps
+// 2-7): fetch the CA, check its hash against the token, write it, make an ECDSA
 // P-256 key and CSR, have the CSR signed, and write certificate and key.
 func bootstrap(ctx context.Context, cfg Config) error {
 	wantHash, jwt, err := splitToken(cfg.Token)
@@ -98,7 +100,7 @@ func bootstrap(ctx context.Context, cfg Config) error {
 		return errors.New("hub: bootstrap: no certificate server configured")
 	}
 	// The CA is fetched without verification: the token's hash is what
-	// makes it trusted (spec 2.4 step 2-3).
+	// makes it trusted (docs/protocol.md 2.4 step 2-3).
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	caDER, err := certRequest(ctx, insecure, cfg.CertServer+"/ca.crt", nil, nil)
 	if err != nil {
@@ -125,7 +127,7 @@ func bootstrap(ctx context.Context, cfg Config) error {
 }
 
 // renew replaces the node certificate, authenticating with the current
-// one (spec 2.4 step 8).
+// one (docs/protocol.md 2.4 step 8).
 func renew(ctx context.Context, cfg Config, cur tls.Certificate) error {
 	caPEM, err := os.ReadFile(cfg.CAFile)
 	if err != nil {
@@ -176,7 +178,7 @@ func signCSR(ctx context.Context, client *http.Client, cfg Config, hdr http.Head
 }
 
 // certRequest does a GET (with a body when body is not nil: KubeEdge's
-// /edge.crt takes the CSR as the body of a GET, spec 2.4 step 6) and
+// /edge.crt takes the CSR as the body of a GET, docs/protocol.md 2.4 step 6) and
 // returns the body of a 200 answer.
 func certRequest(ctx context.Context, client *http.Client, url string, hdr http.Header, body []byte) ([]byte, error) {
 	var rd io.Reader
@@ -209,67 +211,37 @@ func certRequest(ctx context.Context, client *http.Client, url string, hdr http.
 	}
 }
 
-// saveCerts writes the files, each temp + fsync + rename (style 18); the
+// saveCerts writes the files, each with writeCertFile; the
 // key is written before the certificate so that a crash leaves either
 // the old pair or a key with no matching certificate, which
 // loadNodeCert rejects and bootstrap repairs.
 func saveCerts(cfg Config, caPEM, certDER, keyPEM []byte) error {
 	if caPEM != nil {
-		if err := writeFileAtomic(cfg.CAFile, caPEM, 0o644); err != nil {
+		if err := writeCertFile(cfg.CAFile, caPEM, 0o644); err != nil {
 			return err
 		}
 	}
-	if err := writeFileAtomic(cfg.KeyFile, keyPEM, 0o600); err != nil {
+	if err := writeCertFile(cfg.KeyFile, keyPEM, 0o600); err != nil {
 		return err
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
-	return writeFileAtomic(cfg.CertFile, certPEM, 0o644)
+	return writeCertFile(cfg.CertFile, certPEM, 0o644)
 }
 
-// writeFileAtomic writes data to path through a temp file in the same
-// folder, fsyncs it, renames it over path and fsyncs the folder.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// writeCertFile makes path's folder if needed and writes data there with
+// durable.WriteFile, so that a power cut leaves the old file or the new.
+func writeCertFile(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("hub: write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("hub: write %s: %w", path, err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := durable.WriteFile(path, data, perm); err != nil {
+		return fmt.Errorf("hub: %w", err)
 	}
 	return nil
 }
 
 // renewAt picks the renewal time at a random point between 70 % and 90 %
-// of the certificate's lifetime (spec 2.4 step 8).
+// of the certificate's lifetime (docs/protocol.md 2.4 step 8).
 func renewAt(leaf *x509.Certificate) time.Time {
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	frac := 0.7 + 0.2*mrand.Float64()

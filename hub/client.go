@@ -80,9 +80,9 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Client, error) {
 	if cfg.NodeName == "" {
 		return nil, ErrNoNodeName
 	}
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	cfg = cfg.Defaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	if cfg.Server == "" && cfg.PlacementURL == "" {
 		return nil, errors.New("hub: no server and no placement URL")
@@ -165,7 +165,7 @@ func (c *Client) Run(ctx context.Context) error {
 			if lived >= 2*c.cfg.Heartbeat {
 				attempt = 0 // a healthy link: back off from the start again
 			}
-			c.log.Warn("hub: cloud link lost", "err", err, "after", lived.Round(time.Millisecond))
+			c.log.Warn("cloud link lost", "err", err, "after", lived.Round(time.Millisecond))
 		} else {
 			c.dialFailures.Add(1)
 			// With a token, a cloud that no longer trusts us or that we
@@ -197,14 +197,14 @@ func (c *Client) backoff(n int) time.Duration {
 }
 
 // logFailure logs a failed attempt: at most once a minute at Warn, the
-// rest at Debug (style 15).
+// rest at Debug, so an outage does not flood the log.
 func (c *Client) logFailure(err error, wait time.Duration) {
 	if now := time.Now(); now.Sub(c.failLog) >= time.Minute {
 		c.failLog = now
-		c.log.Warn("hub: cannot reach the cloud, retrying (logged once a minute)", "err", err, "retry_in", wait.Round(time.Millisecond))
+		c.log.Warn("cannot reach the cloud, retrying (logged once a minute)", "err", err, "retry_in", wait.Round(time.Millisecond))
 		return
 	}
-	c.log.Debug("hub: cannot reach the cloud", "err", err, "retry_in", wait)
+	c.log.Debug("cannot reach the cloud", "err", err, "retry_in", wait)
 }
 
 // certificate returns the node certificate to present, getting one with
@@ -226,7 +226,7 @@ func (c *Client) certificate(ctx context.Context) (*tls.Certificate, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrNoCertificate, err)
 	}
-	c.log.Info("hub: getting a node certificate with the token", "cert_server", c.cfg.CertServer, "reason", err)
+	c.log.Info("getting a node certificate with the token", "cert_server", c.cfg.CertServer, "reason", err)
 	bctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := bootstrap(bctx, c.cfg); err != nil {
@@ -236,7 +236,7 @@ func (c *Client) certificate(ctx context.Context) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.log.Info("hub: node certificate saved", "file", c.cfg.CertFile, "not_after", cert.Leaf.NotAfter)
+	c.log.Info("node certificate saved", "file", c.cfg.CertFile, "not_after", cert.Leaf.NotAfter)
 	return &cert, nil
 }
 
@@ -244,7 +244,7 @@ func (c *Client) loadCert() (tls.Certificate, error) {
 	cfg := c.cfg
 	if cfg.Era == bus.EraV03 && cfg.Token == "" {
 		// v0.3 certificates come from certgen.sh with a fixed CN
-		// (spec 2.1): only validity is checked.
+		// (docs/protocol.md 2.1): only validity is checked.
 		cfg.NodeName = ""
 	}
 	return loadNodeCert(cfg, time.Now())
@@ -292,7 +292,7 @@ func (c *Client) waitQueueing(ctx context.Context, d time.Duration) {
 // is also answered with an error at once); a sync request is answered at once
 // with an error so that its sender does not wait for a timeout; anything
 // else is dropped and counted: the cloud resends what it needs, e.g.
-// unacknowledged objects (spec 2.4).
+// unacknowledged objects (docs/protocol.md 2.4).
 func (c *Client) offline(m bus.Message) {
 	if c.queued != nil {
 		defer c.queued()
@@ -328,7 +328,7 @@ func (c *Client) enqueue(m bus.Message) {
 	}
 }
 
-// failSync answers a sync request with an error message (spec 1.3).
+// failSync answers a sync request with an error message (docs/protocol.md 1.3).
 func (c *Client) failSync(m bus.Message, reason string) {
 	if c.b.IsWaiting(m.Header.ID) {
 		c.b.SendResp(m.ErrorResp(bus.ModuleHub, reason))
@@ -336,21 +336,22 @@ func (c *Client) failSync(m bus.Message, reason string) {
 }
 
 // publish tells the meta, twin and bus groups that the cloud came or went
-// (spec 2.4 "Connection lifecycle"; seed docs "Publish Client Info"), and
-// then the node status module, which registers the node at once on a new link.
-// Meta hears first: by the time its request reaches meta's queue,
+// (docs/protocol.md 2.4; KubeEdge v0.3.0 docs/modules/edge/edgehub.md,
+// "Publish Client Info"), and then the node status module, which registers
+// the node at once on a new link. Meta hears first: by the time its
+// request reaches meta's queue,
 // meta knows the cloud is there.
 func (c *Client) publish(state string) {
 	for _, g := range []bus.Group{bus.GroupMeta, bus.GroupTwin, bus.GroupBus} {
 		msg := bus.NewMessage(bus.ModuleEdgeHub, g, bus.OpConnect, bus.ResNodeConnection, bus.JSONString(state))
 		if err := c.b.Send2Group(g, msg); err != nil && !errors.Is(err, bus.ErrUnknownGroup) {
-			c.log.Warn("hub: connection event not delivered", "group", g, "state", state, "err", err)
+			c.log.Warn("connection event not delivered", "group", g, "state", state, "err", err)
 		}
 	}
 	if c.b.Has(bus.ModuleNodeStatus) {
 		msg := bus.NewMessage(bus.ModuleEdgeHub, "", bus.OpConnect, bus.ResNodeConnection, bus.JSONString(state))
 		if err := c.b.Send(bus.ModuleNodeStatus, msg); err != nil {
-			c.log.Warn("hub: connection event not delivered", "module", bus.ModuleNodeStatus, "state", state, "err", err)
+			c.log.Warn("connection event not delivered", "module", bus.ModuleNodeStatus, "state", state, "err", err)
 		}
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"edgenode/bus"
 )
 
-// Defaults of Config (spec 2.4, edgecore v1alpha2 defaults where KubeEdge
-// has one).
+// Defaults of Config (docs/protocol.md 2.4, edgecore v1alpha2 defaults where
+// KubeEdge has one).
 const (
 	DefaultProjectID     = "e632aba927ea4ac2b575ec1603d56f10"
 	DefaultHeartbeat     = 15 * time.Second
@@ -43,15 +43,16 @@ type Config struct {
 	// websocket.server). Empty means no cloud.
 	Server string `yaml:"server,omitempty"`
 	// CertServer is the base URL of the certificate server. Default
-	// https://HOST:10002 with HOST taken from Server (spec 2.4 httpServer).
+	// https://HOST:10002 with HOST taken from Server (docs/protocol.md 2.4
+	// httpServer).
 	CertServer string `yaml:"certServer,omitempty"`
 	// Token is the KubeEdge join token <sha256 hex of CA DER>.<JWT>. It is
 	// used when no valid node certificate is on disk.
 	Token string `yaml:"token,omitempty"`
 	// ProjectID goes into the URL path and the project_id header.
 	ProjectID string `yaml:"projectID,omitempty"`
-	// PlacementURL, when set, is asked for the CloudHub base URL (seed docs
-	// "Get CloudHub URL", spec 2.1); the link then goes to
+	// PlacementURL, when set, is asked for the CloudHub base URL
+	// (docs/protocol.md 2.1); the link then goes to
 	// <body>/<projectID>/<nodeName>/events.
 	PlacementURL string `yaml:"placementURL,omitempty"`
 	// CAFile, CertFile and KeyFile default to ca.crt, edge.crt and edge.key
@@ -69,14 +70,14 @@ type Config struct {
 	HandshakeTimeout time.Duration `yaml:"handshakeTimeout,omitempty"`
 	// WriteDeadline bounds each frame write.
 	WriteDeadline time.Duration `yaml:"writeDeadline,omitempty"`
-	// Probe chooses how a silent cloud is told from a dead one: "ping"
-	// (default for v1.23) sends a viaduct ping with each keepalive, which
-	// the cloud's viaduct layer answers with "ack" (spec 2.4); "none"
-	// (default for v0.3, whose cloud answers nothing) disables the read
-	// deadline and relies on the write deadline and TCP_USER_TIMEOUT.
+	// Probe chooses how a silent cloud is told from a dead one: "ping" (default
+	// for v1.23) sends a viaduct ping with each keepalive, which the cloud's
+	// viaduct layer answers with "ack" (docs/protocol.md 2.4); "none" (default
+	// for v0.3, whose cloud answers nothing) disables the read deadline and
+	// relies on the write deadline and TCP_USER_TIMEOUT.
 	Probe string `yaml:"probe,omitempty"`
 	// MessageQPS and MessageBurst are the token bucket for edge->cloud
-	// messages; keepalives bypass it (spec 2.4).
+	// messages; keepalives bypass it (docs/protocol.md 2.4).
 	MessageQPS   float64 `yaml:"messageQPS,omitempty"`
 	MessageBurst int     `yaml:"messageBurst,omitempty"`
 	// MaxFrameBytes is the largest frame read from the cloud.
@@ -106,8 +107,8 @@ const (
 // Enabled reports whether a cloud is configured.
 func (c Config) Enabled() bool { return c.Server != "" || c.PlacementURL != "" }
 
-// WithDefaults returns c with every zero field filled.
-func (c Config) WithDefaults() Config {
+// Defaults returns c with every zero field filled.
+func (c Config) Defaults() Config {
 	if c.ProjectID == "" {
 		c.ProjectID = DefaultProjectID
 	}
@@ -170,7 +171,7 @@ func (c Config) WithDefaults() Config {
 
 // Validate returns every problem of c at once, naming the keys as they
 // are spelled in the config file under "hub.".
-func (c Config) Validate() error {
+func (c Config) Validate() []error {
 	var errs []error
 	if c.Server != "" {
 		if _, _, err := net.SplitHostPort(c.Server); err != nil {
@@ -208,5 +209,5 @@ func (c Config) Validate() error {
 	if c.MessageQPS < 0 || c.MessageBurst < 0 || c.MaxFrameBytes < 0 || c.OfflineQueue < 0 {
 		errs = append(errs, errors.New("hub: messageQPS, messageBurst, maxFrameBytes and offlineQueue must not be negative"))
 	}
-	return errors.Join(errs...)
+	return errs
 }

@@ -28,7 +28,8 @@ var (
 	errRenewed    = errors.New("hub: certificate renewed, reconnecting")
 )
 
-// Contents of the keepalive and of the viaduct control answer (spec 2.4).
+// Contents of the keepalive and of the viaduct control answer (docs/protocol.md
+// 2.4).
 const (
 	pingContent = "ping"
 	ackContent  = "ack"
@@ -42,7 +43,7 @@ func (c *Client) serve(ctx context.Context, ws *wsConn, cert *tls.Certificate) e
 	defer cancel(nil)
 	c.connects.Add(1)
 	c.connected.Store(true)
-	c.log.Info("hub: connected to the cloud", "server", ws.RemoteAddr().String(), "era", c.cfg.Era.String())
+	c.log.Info("connected to the cloud", "server", ws.RemoteAddr().String(), "era", c.cfg.Era.String())
 	c.publish(bus.CloudConnected)
 
 	var wg sync.WaitGroup
@@ -86,7 +87,7 @@ func (c *Client) readLoop(ws *wsConn) error {
 		switch {
 		case errors.Is(err, errMessageTooLarge):
 			c.badFrames.Add(1)
-			c.log.Debug("hub: message too large, dropped", "max", c.cfg.MaxFrameBytes)
+			c.log.Debug("message too large, dropped", "max", c.cfg.MaxFrameBytes)
 			continue
 		case errors.As(err, &ne) && ne.Timeout():
 			c.silent.Add(1)
@@ -106,12 +107,11 @@ func (c *Client) readLoop(ws *wsConn) error {
 // read and thrown away, the link goes on.
 var errMessageTooLarge = errors.New("hub: message too large")
 
-// readMessage reads one whole message, text or binary alike (spec 8 item
-// 1), reassembled from its frames. At most MaxFrameBytes are kept; the
-// rest of a longer message is read and dropped, so that one oversized
-// message neither ends the link (the cloud would resend it forever) nor
-// holds more memory than the limit. The returned bytes are valid until
-// the next call.
+// readMessage reads one whole message, text or binary alike (docs/protocol.md 8
+// item 1), reassembled from its frames. At most MaxFrameBytes are kept; the
+// rest of a longer message is read and dropped, so that one oversized message
+// neither ends the link (the cloud would resend it forever) nor holds more
+// memory than the limit. The returned bytes are valid until the next call.
 func (c *Client) readMessage(ws *wsConn) ([]byte, error) {
 	_, r, err := ws.NextReader()
 	if err != nil {
@@ -135,8 +135,8 @@ func (c *Client) readMessage(ws *wsConn) ([]byte, error) {
 	return c.rbuf.Bytes(), nil
 }
 
-// keepalive writes the keepalive at once and then every heartbeat,
-// bypassing the rate limit (spec 2.4 "Keepalive"). With the ping probe a
+// keepalive writes the keepalive at once and then every heartbeat, bypassing
+// the rate limit (docs/protocol.md 2.4 "Keepalive"). With the ping probe a
 // viaduct ping follows each keepalive.
 func (c *Client) keepalive(ctx context.Context, ws *wsConn) error {
 	t := time.NewTicker(c.cfg.Heartbeat)
@@ -240,11 +240,11 @@ func (c *Client) renewCert(ctx context.Context, cur tls.Certificate) error {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := renew(rctx, c.cfg, cur); err != nil {
-		c.log.Warn("hub: certificate renewal failed, will retry", "err", err, "retry_in", c.cfg.RenewRetry)
+		c.log.Warn("certificate renewal failed, will retry", "err", err, "retry_in", c.cfg.RenewRetry)
 		return err
 	}
 	c.renewals.Add(1)
-	c.log.Info("hub: certificate renewed, reconnecting")
+	c.log.Info("certificate renewed, reconnecting")
 	return nil
 }
 
@@ -254,7 +254,7 @@ func (c *Client) send(ws *wsConn, m bus.Message) error {
 	err := c.write(ws, m)
 	if errors.Is(err, bus.ErrBadContent) {
 		c.offDrops.Add(1)
-		c.log.Debug("hub: message with invalid content dropped", "resource", m.Route.Resource)
+		c.log.Debug("message with invalid content dropped", "resource", m.Route.Resource)
 		c.failSync(m, err.Error())
 		return nil
 	}
@@ -262,10 +262,10 @@ func (c *Client) send(ws *wsConn, m bus.Message) error {
 }
 
 // write encodes m in the configured era and writes it as one text message
-// (spec 2.4 "Framing") within the write deadline.
+// (docs/protocol.md 2.4 "Framing") within the write deadline.
 func (c *Client) write(ws *wsConn, m bus.Message) error {
 	if c.cfg.Era == bus.EraV123 {
-		m.Header.Sync = false // the v1.23 websocket layer never sends sync (spec 1.3)
+		m.Header.Sync = false // the v1.23 websocket layer never sends sync (docs/protocol.md 1.3)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

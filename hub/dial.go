@@ -17,9 +17,9 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Headers of the v1.23 identity (spec 2.4 "Required request headers").
-// They are set in the map directly so that they go on the wire spelled
-// exactly like this.
+// Headers of the v1.23 identity (docs/protocol.md 2.4 "Required request
+// headers"). They are set in the map directly so that they go on the wire
+// spelled exactly like this.
 const (
 	headerNodeID        = "node_id"
 	headerProjectID     = "project_id"
@@ -30,9 +30,9 @@ const (
 // maxPlacementBody bounds the placement answer.
 const maxPlacementBody = 4 << 10
 
-// linkURL is the websocket URL for both eras at once: the v0.3 cloud reads
-// the identity from the path, the v1.23 cloud ignores the path (spec 2.1,
-// 2.4, 8 item 2).
+// linkURL is the websocket URL for both eras at once: the v0.3 cloud reads the
+// identity from the path, the v1.23 cloud ignores the path (docs/protocol.md
+// 2.1, 2.4, 8 item 2).
 func linkURL(base, project, node string) string {
 	return strings.TrimRight(base, "/") + "/" + project + "/" + node + "/events"
 }
@@ -61,9 +61,9 @@ func (c *Client) tlsConfig(cert *tls.Certificate) (*tls.Config, error) {
 	return tc, nil
 }
 
-// placement asks the placement server for the CloudHub base URL (seed docs
-// "Get CloudHub URL", spec 2.1): HTTPS GET, the body of a 200 answer is the
-// base URL.
+// placement asks the placement server for the CloudHub base URL
+// (docs/protocol.md 2.1; KubeEdge v0.3.0 edge/pkg/edgehub/controller.go
+// getCloudHubURL): HTTPS GET, the body of a 200 answer is the base URL.
 func (c *Client) placement(ctx context.Context, tc *tls.Config) (string, error) {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: c.cfg.HandshakeTimeout}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.PlacementURL, nil)
@@ -108,7 +108,7 @@ func (c *Client) dial(ctx context.Context, cert *tls.Certificate) (*wsConn, erro
 		return nil, err
 	}
 	if c.cfg.InsecureSkipVerify {
-		c.log.Warn("hub: not verifying the cloud's certificate (insecureSkipVerify)")
+		c.log.Warn("not verifying the cloud's certificate (insecureSkipVerify)")
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()

@@ -70,24 +70,25 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
-func FuzzParseResourceStatus(f *testing.F) {
+// FuzzStatusKey: any resource a module sends, from edged or twin, is
+// classified without a panic, and a status has a key.
+func FuzzStatusKey(f *testing.F) {
 	for _, s := range []string{"default/pod/a", "default/podstatus", "null/nodepatch/n", "a/b/c/d", "/x/y", "x//y", "device/a/b/state/update"} {
-		f.Add(s, "update")
+		f.Add(s, "update", false)
+		f.Add(s, "update", true)
 	}
-	f.Fuzz(func(t *testing.T, res, op string) {
-		r, err := bus.ParseResource(res, bus.Op(op))
-		if err != nil {
-			return
+	f.Fuzz(func(t *testing.T, res, op string, fromTwin bool) {
+		src := bus.ModulePod
+		if fromTwin {
+			src = bus.ModuleTwin
 		}
-		if r.Namespace == "" || r.Kind == "" {
-			t.Fatalf("ParseResource(%q) = %+v with an empty part", res, r)
+		m := bus.NewMessage(src, bus.GroupMeta, bus.Op(op), res, nil)
+		status, report := isStatus(m), isDeviceReport(m)
+		if status && report {
+			t.Fatalf("%q is both a status and a device report", res)
 		}
-		if got := r.String(); got != res {
-			t.Fatalf("ParseResource(%q).String() = %q", res, got)
-		}
-		m := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.Op(op), res, nil)
-		if isStatus(m) && statusKey(m) == (coalesceKey{}) {
-			t.Fatalf("status %q has an empty key", res)
+		if status && (statusKey(m) == (coalesceKey{}) || m.Res.Kind == "") {
+			t.Fatalf("status %q has an empty key or kind: %+v", res, m.Res)
 		}
 	})
 }

@@ -97,7 +97,7 @@ func TestEraIdentity(t *testing.T) {
 }
 
 func TestServerRejectsMissingHeaders(t *testing.T) {
-	// The v1.23 cloud needs node_id, project_id and ConnectionUse (spec
+	// The v1.23 cloud needs node_id, project_id and ConnectionUse (docs/protocol.md
 	// 2.4); an upgrade that lacks one is refused, and the client's own
 	// upgrade, which carries all three, is accepted.
 	srv := newServer(t, hubtest.Config{})
@@ -282,10 +282,10 @@ func TestReconnectAfterDrop(t *testing.T) {
 }
 
 func TestPlacementURL(t *testing.T) {
-	// The seed-era way to find CloudHub: GET the placement URL, whose body
-	// is the base URL; the link goes to <base>/<project>/<node>/events
-	// (spec 2.1). The v0.3 cloud does not ask for a verified certificate,
-	// and v0.3 edges did not verify the cloud.
+	// The v0.3-era way to find CloudHub: GET the placement URL, whose body is
+	// the base URL; the link goes to <base>/<project>/<node>/events
+	// (docs/protocol.md 2.1). The v0.3 cloud does not ask for a verified
+	// certificate, and v0.3 edges did not verify the cloud.
 	srv := newServer(t, hubtest.Config{Era: bus.EraV03})
 	place := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/placement_external/message_queue" {

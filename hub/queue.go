@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"strings"
 	"time"
 
 	"edgenode/bus"
@@ -33,17 +32,14 @@ func newOutbox(max int) *outbox {
 }
 
 // isStatus reports whether m is a status whose latest value is all that
-// matters: pod and node statuses and patches, and lease updates (spec
-// 2.5). These are coalesced per resource.
+// matters: pod and node statuses and patches, and lease updates
+// (docs/protocol.md 2.5). These are coalesced per resource. The v0.3
+// podstatus resync has no name and is one too.
 func isStatus(m bus.Message) bool {
-	// <ns>/<kind>[/<name>] (spec 1.7); the v0.3 podstatus resync has no
-	// name (spec 2.5).
-	ns, rest, ok := strings.Cut(m.Route.Resource, "/")
-	if !ok || ns == "" || ns == string(bus.KindDevice) {
-		return false
+	if m.Res.Namespace == "" {
+		return false // not <ns>/<kind>[/<name>]: a device or other resource
 	}
-	kind, _, _ := strings.Cut(rest, "/")
-	switch bus.Kind(kind) {
+	switch m.Res.Kind {
 	case bus.KindPodStatus, bus.KindNodeStatus, bus.KindPodPatch, bus.KindNodePatch:
 		return true
 	case bus.KindLease:
@@ -56,16 +52,18 @@ func isStatus(m bus.Message) bool {
 // the cloud (device/<id>/twin/edge_updated, device/<id>/state[/update]).
 // They wait in the offline queue but are not coalesced here: twin keeps
 // each one until the cloud confirms its msg_id and resends the unconfirmed
-// ones, so dropping an older report for a newer one would make twin resend
-// the older one after the newer. Twin merges a device's reports itself
-// while one is unconfirmed.
+// ones (docs/protocol.md 5.6), so dropping an older report for a newer one
+// would make twin resend the older one after the newer. Twin merges a
+// device's reports itself while one is unconfirmed.
 func isDeviceReport(m bus.Message) bool {
-	res := m.Route.Resource
-	if !strings.HasPrefix(res, string(bus.KindDevice)+"/") {
+	if m.Res.Kind != bus.KindDevice || m.Res.Namespace != "" {
 		return false
 	}
-	return strings.HasSuffix(res, "/"+bus.ResTwinEdgeUpdated) || strings.HasSuffix(res, "/state") ||
-		strings.HasSuffix(res, "/state/update")
+	switch m.Res.Rest {
+	case bus.ResTwinEdgeUpdated, bus.ResDeviceState, bus.ResDeviceStateV123:
+		return true
+	}
+	return false
 }
 
 // coalesceKey identifies the statuses that replace each other. A struct,

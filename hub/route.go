@@ -4,11 +4,11 @@ import (
 	"edgenode/bus"
 )
 
-// toEdge routes one message from the cloud (spec 2.1 and 2.4 "Cloud -> edge
-// dispatch"). Viaduct control messages are answered here; answers to our
-// probes end here; a reply whose parent a SendSync waits for goes to that
-// waiter; the rest goes by route.group. It returns the answer to write
-// back, if any.
+// toEdge routes one message from the cloud (docs/protocol.md 2.1 and 2.4 "Cloud
+// -> edge dispatch"). Viaduct control messages are answered here; answers to
+// our probes end here; a reply whose parent a SendSync waits for goes to that
+// waiter; the rest goes by route.group. It returns the answer to write back, if
+// any.
 func (c *Client) toEdge(m bus.Message) (reply bus.Message, ok bool) {
 	switch m.Route.Operation {
 	case bus.OpConfig, bus.OpPing, bus.OpPong:
@@ -26,7 +26,8 @@ func (c *Client) toEdge(m bus.Message) (reply bus.Message, ok bool) {
 		}
 		err = c.b.Send2Group(bus.GroupMeta, m)
 	case bus.GroupTwin:
-		// DeviceTwin matches its own replies (spec 2.4, twin handler).
+		// DeviceTwin matches its own replies (docs/protocol.md 2.4, twin
+		// handler).
 		err = c.b.Send2Group(bus.GroupTwin, m)
 	case bus.GroupUser:
 		if c.deliverResp(m) {
@@ -35,12 +36,12 @@ func (c *Client) toEdge(m bus.Message) (reply bus.Message, ok bool) {
 		err = c.b.Send2Group(bus.GroupBus, m)
 	default:
 		c.unknownGroups.Add(1)
-		c.log.Debug("hub: message for unknown group dropped", "group", m.Route.Group, "op", m.Route.Operation, "resource", m.Route.Resource)
+		c.log.Debug("message for unknown group dropped", "group", m.Route.Group, "op", m.Route.Operation, "resource", m.Route.Resource)
 		return reply, false
 	}
 	if err != nil {
 		c.edgeDrops.Add(1)
-		c.log.Debug("hub: message to edge not delivered", "group", m.Route.Group, "resource", m.Route.Resource, "err", err)
+		c.log.Debug("message to edge not delivered", "group", m.Route.Group, "resource", m.Route.Resource, "err", err)
 	}
 	return reply, false
 }
@@ -53,7 +54,7 @@ func (c *Client) onFrame(data []byte) (bus.Message, bool) {
 	m, err := bus.Decode(data)
 	if err != nil {
 		c.badFrames.Add(1)
-		c.log.Debug("hub: bad frame, dropped", "err", err, "len", len(data))
+		c.log.Debug("bad frame, dropped", "err", err, "len", len(data))
 		return bus.Message{}, false
 	}
 	return c.toEdge(m)

@@ -133,7 +133,7 @@ func TestSyncQueryAnsweredThroughHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Header.Sync {
-		t.Errorf("query on the v1.23 wire has sync=true, want false (spec 1.3)")
+		t.Errorf("query on the v1.23 wire has sync=true, want false (docs/protocol.md 1.3)")
 	}
 	// The reply went to the waiter, not to meta's queue.
 	if d := n.b.Depth(fakeMeta); d != 0 {
@@ -154,7 +154,7 @@ func TestSyncFlagOnSeedWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !got.Header.Sync {
-		t.Errorf("podstatus on the v0.3 wire has sync=false, want true (spec 1.3)")
+		t.Errorf("podstatus on the v0.3 wire has sync=false, want true (docs/protocol.md 1.3)")
 	}
 }
 
@@ -192,9 +192,9 @@ func TestOfflineSyncRequestFailsFast(t *testing.T) {
 }
 
 func TestCloudResendsUntilAcked(t *testing.T) {
-	// hubtest resends an unacknowledged resource message (spec 2.4); the
-	// edge's ACK, sent through the hub, stops it. The node writes text
-	// frames only (spec 2.4 "Framing").
+	// hubtest resends an unacknowledged resource message (docs/protocol.md
+	// 2.4); the edge's ACK, sent through the hub, stops it. The node writes
+	// text frames only (docs/protocol.md 2.4 "Framing").
 	srv := newServer(t, hubtest.Config{Retransmit: 50 * time.Millisecond})
 	n := connected(t, srv, testConfig(t, srv, bus.EraV123))
 	pod := bus.NewMessage(bus.SourceEdgeController, bus.GroupResource, bus.OpInsert, "default/pod/r", []byte(`{}`))

@@ -21,7 +21,7 @@ import (
 )
 
 func TestConfigDefaults(t *testing.T) {
-	c := Config{Server: "10.0.0.1:10000", DataDir: "/data", NodeName: "n"}.WithDefaults()
+	c := Config{Server: "10.0.0.1:10000", DataDir: "/data", NodeName: "n"}.Defaults()
 	checks := []struct{ name, got, want string }{
 		{"CertServer", c.CertServer, "https://10.0.0.1:10002"},
 		{"ProjectID", c.ProjectID, DefaultProjectID},
@@ -32,16 +32,16 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
-			t.Errorf("WithDefaults().%s = %q, want %q", ch.name, ch.got, ch.want)
+			t.Errorf("Defaults().%s = %q, want %q", ch.name, ch.got, ch.want)
 		}
 	}
 	if c.Heartbeat != 15*time.Second || c.MessageQPS != 30 || c.MessageBurst != 60 {
-		t.Errorf("WithDefaults() heartbeat %v qps %v burst %d, want 15s 30 60", c.Heartbeat, c.MessageQPS, c.MessageBurst)
+		t.Errorf("Defaults() heartbeat %v qps %v burst %d, want 15s 30 60", c.Heartbeat, c.MessageQPS, c.MessageBurst)
 	}
-	if p := (Config{Era: bus.EraV03}).WithDefaults().Probe; p != ProbeNone {
+	if p := (Config{Era: bus.EraV03}).Defaults().Probe; p != ProbeNone {
 		t.Errorf("v0.3 probe = %q, want none", p)
 	}
-	if got := (Config{Server: "[::1]:10000"}).WithDefaults().CertServer; got != "https://[::1]:10002" {
+	if got := (Config{Server: "[::1]:10000"}).Defaults().CertServer; got != "https://[::1]:10002" {
 		t.Errorf("IPv6 cert server = %q", got)
 	}
 }
@@ -65,7 +65,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
+			err := errors.Join(tt.cfg.Validate()...)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Validate() = %v, want nil", err)
@@ -155,7 +155,7 @@ func TestBootstrapRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t, srv, bus.EraV123)
 			cfg.Token = tt.token
-			cfg = cfg.WithDefaults()
+			cfg = cfg.Defaults()
 			err := bootstrap(ctxT(t), cfg)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("bootstrap() = %v, want %v", err, tt.want)
@@ -196,13 +196,13 @@ func TestCertWithWrongNodeIsReplaced(t *testing.T) {
 	cfg := testConfig(t, srv, bus.EraV123)
 	cfg.NodeName = "other-node"
 	cfg.Token = srv.Token("other-node")
-	full := cfg.WithDefaults()
+	full := cfg.Defaults()
 	if err := bootstrap(ctxT(t), full); err != nil {
 		t.Fatal(err)
 	}
 	// Same data dir, node renamed: the saved certificate has the wrong CN.
 	cfg.NodeName = testNode
-	if _, err := loadNodeCert(cfg.WithDefaults(), time.Now()); err == nil {
+	if _, err := loadNodeCert(cfg.Defaults(), time.Now()); err == nil {
 		t.Fatal("loadNodeCert() with the wrong CN = nil error")
 	}
 	n := startNode(t, cfg)
@@ -214,11 +214,13 @@ func TestCertWithWrongNodeIsReplaced(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomic(t *testing.T) {
+// TestWriteCertFile checks that the folder is made and a second write
+// replaces the first without leaving a temp file.
+func TestWriteCertFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "sub", "f")
 	for _, data := range []string{"one", "two"} {
-		if err := writeFileAtomic(p, []byte(data), 0o600); err != nil {
+		if err := writeCertFile(p, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if b, _ := os.ReadFile(p); string(b) != data {
@@ -257,7 +259,7 @@ func TestRejoinAfterCloudReinstall(t *testing.T) {
 	// is not trusted any more, so the node joins again.
 	a := newServer(t, hubtest.Config{})
 	cfg := testConfig(t, a, bus.EraV123)
-	if err := bootstrap(ctxT(t), cfg.WithDefaults()); err != nil {
+	if err := bootstrap(ctxT(t), cfg.Defaults()); err != nil {
 		t.Fatal(err)
 	}
 	b := newServer(t, hubtest.Config{})
@@ -278,7 +280,7 @@ func TestSeedCertificateWithoutNodeCN(t *testing.T) {
 	cfg := testConfig(t, srv, bus.EraV03)
 	cfg.Token = ""
 	cfg.InsecureSkipVerify = true
-	full := cfg.WithDefaults()
+	full := cfg.Defaults()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "kubeedge.io"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}

@@ -27,7 +27,7 @@ type object struct {
 }
 
 // statusRequest is v0.3's PodStatusRequest and NodeStatusRequest: Go field
-// names as keys, no json tags (spec 2.5).
+// names as keys, no json tags (docs/protocol.md 2.5).
 type statusRequest struct {
 	UID    string          `json:"UID"`
 	Name   string          `json:"Name"`
@@ -40,7 +40,7 @@ var namedKinds = map[bus.Kind]bool{
 	bus.KindPod: true, bus.KindConfigMap: true, bus.KindSecret: true, bus.KindNode: true,
 }
 
-// knownKinds are the resource types meta stores (spec 1.6).
+// knownKinds are the resource types meta stores (docs/protocol.md 1.6).
 var knownKinds = map[bus.Kind]bool{
 	bus.KindPod: true, bus.KindConfigMap: true, bus.KindSecret: true, bus.KindNode: true,
 	bus.KindPodList: true, bus.KindPodStatus: true, bus.KindNodeStatus: true, bus.KindEvent: true,
@@ -74,11 +74,11 @@ func decodeObject(content []byte, needName bool) (object, error) {
 	return o, nil
 }
 
-// deleteUID returns the pod uid of edged's final pod delete (spec 3.3): the
-// precondition uid of a metav1.DeleteOptions, or the whole content when it
-// is a string (older edges; KubeEdge v1.23.1
-// cloud/pkg/edgecontroller/controller/upstream.go deletePod accepts both).
-// ok is false for any other content; uid may be empty.
+// deleteUID returns the pod uid of edged's final pod delete (docs/protocol.md
+// 3.3): the precondition uid of a metav1.DeleteOptions, or the whole content
+// when it is a string (older edges; KubeEdge v1.23.1
+// cloud/pkg/edgecontroller/controller/upstream.go deletePod accepts both). ok
+// is false for any other content; uid may be empty.
 func deleteUID(content []byte) (uid string, ok bool) {
 	if s, isString := bus.ContentString(content); isString {
 		return s, true
@@ -100,8 +100,8 @@ func deleteUID(content []byte) (uid string, ok bool) {
 	return uid, true
 }
 
-// decodeStatus checks a v0.3 podstatus or nodestatus (spec 2.5): an object
-// whose Status, if present, is an object.
+// decodeStatus checks a v0.3 podstatus or nodestatus (docs/protocol.md 2.5): an
+// object whose Status, if present, is an object.
 func decodeStatus(content []byte) (statusRequest, error) {
 	var s statusRequest
 	if !isObject(content) {
@@ -116,10 +116,10 @@ func decodeStatus(content []byte) (statusRequest, error) {
 	return s, nil
 }
 
-// decodePatch returns the patch carried by a podpatch or nodepatch: the
-// content is a JSON string holding the patch JSON (spec 2.5, 9 item 7); a
-// patch sent as a JSON object is accepted as well. The patch must be a
-// JSON object.
+// decodePatch returns the patch carried by a podpatch or nodepatch: the content
+// is a JSON string holding the patch JSON (docs/protocol.md 2.5, 9 item 7); a
+// patch sent as a JSON object is accepted as well. The patch must be a JSON
+// object.
 func decodePatch(content []byte) ([]byte, error) {
 	p := content
 	if s, ok := bus.ContentString(content); ok {
@@ -134,9 +134,9 @@ func decodePatch(content []byte) ([]byte, error) {
 	return p, nil
 }
 
-// storedValue checks content against its resource type and returns the
-// value to store in table meta: the content itself, or for a patch the
-// patch bytes ("stored verbatim", spec 3.1). needName applies to objects.
+// storedValue checks content against its resource type and returns the value to
+// store in table meta: the content itself, or for a patch the patch bytes
+// ("stored verbatim", docs/protocol.md 3.1). needName applies to objects.
 func storedValue(kind bus.Kind, content []byte, needName bool) (string, error) {
 	if len(content) == 0 {
 		return "", fmt.Errorf("%w: empty", ErrBadContent)
@@ -146,7 +146,7 @@ func storedValue(kind bus.Kind, content []byte, needName bool) (string, error) {
 	}
 	if !knownKinds[kind] {
 		// A kind meta does not know is kept as the cloud sent it
-		// (metamanager handleMessage, spec 3.3).
+		// (metamanager handleMessage, docs/protocol.md 3.3).
 		return string(content), nil
 	}
 	switch kind {
@@ -170,7 +170,7 @@ func storedValue(kind bus.Kind, content []byte, needName bool) (string, error) {
 }
 
 // objectResp is v1.23's answer to a remote operation: {"Object","Err"}
-// (spec 2.5, common/types ObjectResp).
+// (docs/protocol.md 2.5, common/types ObjectResp).
 type objectResp struct {
 	Object json.RawMessage
 	Err    json.RawMessage
@@ -200,7 +200,7 @@ func isNull(raw json.RawMessage) bool {
 }
 
 // queryResult builds the content of a local query answer: a JSON array of
-// the stored values, each encoded as a JSON string (spec 3.2).
+// the stored values, each encoded as a JSON string (docs/protocol.md 3.2).
 func queryResult(values []string) []byte {
 	n := 2
 	for _, v := range values {

@@ -1,6 +1,7 @@
-// Package meta is MetaManager (seed docs "MetaManager", spec 2.5, 3.2,
-// 3.3): the message processor between the pod runner (edged), the device
-// twin and the cloud link (hub), and the keeper of table meta.
+// Package meta is MetaManager (docs/protocol.md 2.5, 3.2, 3.3; KubeEdge
+// v0.3.0 docs/modules/edge/metamanager.md): the message processor between
+// the pod runner (edged), the device twin and the cloud link (hub), and the
+// keeper of table meta.
 //
 // What flows in, on the bus as module "metamanager" in group "meta":
 //   - from the cloud (through the hub): insert, update and delete of pods,
@@ -9,7 +10,7 @@
 //     the like to edged; devices to twin, and v1beta1 devices and device
 //     models also to dmi when it runs; node objects to nobody), and
 //     acknowledged to the cloud with a "response" whose content is "OK"
-//     and whose parent id is the cloud message's id (spec 2.5, 8 item 4,
+//     and whose parent id is the cloud message's id (docs/protocol.md 2.5, 8 item 4,
 //     9). A response from the cloud is acknowledged the same way.
 //   - from edge modules (edged, board): pod and node status (podstatus and
 //     nodestatus updates of v0.3, podpatch and nodepatch of v1.23), node
@@ -30,14 +31,14 @@
 //     strings (one per row; a list query "<ns>/<type>" returns every row
 //     of that type in all namespaces). While connected, a query for a
 //     configmap, secret, service account token, lease or the other kinds
-//     of spec 3.3 asks the cloud first (v1.23; in v0.3 only configmaps
+//     of docs/protocol.md 3.3 asks the cloud first (v1.23; in v0.3 only configmaps
 //     and secrets missing locally do), stores the answer and returns the
 //     cloud's answer; if the cloud does not answer in time a stored row
 //     is returned instead, so the node keeps working from its store.
 //   - node/connection events from the hub (operation connect, or publish
 //     as in v0.3): meta remembers whether the cloud is there.
 //   - meta-internal-sync: send every stored podstatus to the cloud in one
-//     "<ns>/podstatus" update, source metaManager (v0.3 resync, spec 2.5),
+//     "<ns>/podstatus" update, source metaManager (v0.3 resync, docs/protocol.md 2.5),
 //     deleting the statuses of pods no longer stored. With era v0.3 a timer
 //     does this every Config.PodStatusSyncInterval (at least 60 s) while
 //     connected; v1.23 removed the resync, so with era v1.23 only an
@@ -53,13 +54,15 @@
 // needs, e.g. a configmap whose data is not an object of strings, an
 // unknown resource type from an edge module or in a query, a malformed
 // resource path or one with an empty, "." or ".." token or a byte outside
-// printable ASCII, an unknown operation) is answered with an "error" message to the sender (to the hub
-// for cloud messages, else to the sending module, with SendResp when the
-// request was sync) and changes nothing stored. Successful edge requests
-// that were sent with SendSync are answered "OK"; asynchronous ones are
-// not, so an edge module that does not wait gets only errors back. An
-// asker whose SendSync timed out before the cloud answered gets nothing
-// (the answer is still stored and acknowledged).
+// printable ASCII, an unknown operation) is answered with an "error"
+// message and changes nothing stored: to the hub for cloud messages, else
+// to the sending module. An edge module hears answers only when it asks
+// for them: a request sent with SendSync is answered (with SendResp: "OK",
+// the cloud's answer or an error), an asynchronous query on the asker's
+// queue, and an asynchronous report (edged's periodic pod statuses) not at
+// all, errors included, since nothing would read the answer. An asker
+// whose SendSync timed out before the cloud answered gets nothing (the
+// answer is still stored and acknowledged).
 //
 // Bus rule, followed by every module: New registers the module on the bus
 // (AddModule with its name and group) and starts nothing; Run receives

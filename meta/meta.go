@@ -15,10 +15,11 @@ import (
 
 // Defaults and limits of Config.
 const (
-	// DefaultRemoteQueryTimeout is KubeEdge's remoteQueryTimeout (spec 3.3).
+	// DefaultRemoteQueryTimeout is KubeEdge's remoteQueryTimeout
+	// (docs/protocol.md 3.3).
 	DefaultRemoteQueryTimeout = 60 * time.Second
 	// MinPodStatusSyncInterval is the default and the minimum of the v0.3
-	// podstatus resync interval (spec 3.2, DefaultSyncInterval).
+	// podstatus resync interval (docs/protocol.md 3.2, DefaultSyncInterval).
 	MinPodStatusSyncInterval = 60 * time.Second
 	// DefaultMaxRemote bounds the remote operations in flight.
 	DefaultMaxRemote = 16
@@ -113,7 +114,7 @@ func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Meta, error) {
 	}
 	cfg = cfg.Defaults()
 	if cfg.PodStatusSyncInterval < MinPodStatusSyncInterval {
-		log.Info("meta: podStatusSyncInterval raised to the minimum",
+		log.Info("podStatusSyncInterval raised to the minimum",
 			"configured", cfg.PodStatusSyncInterval, "used", MinPodStatusSyncInterval)
 		cfg.PodStatusSyncInterval = MinPodStatusSyncInterval
 	}
@@ -136,12 +137,13 @@ func (m *Meta) Run(ctx context.Context) error {
 	q := m.b.Queue(bus.ModuleMeta)
 	var tick <-chan time.Time
 	if m.cfg.Era == bus.EraV03 {
-		// v0.3 resyncs podstatus periodically; v1.23 removed it (spec 3.3).
+		// v0.3 resyncs podstatus periodically; v1.23 removed it
+		// (docs/protocol.md 3.3).
 		t := time.NewTicker(m.cfg.PodStatusSyncInterval)
 		defer t.Stop()
 		tick = t.C
 	}
-	m.log.Debug("meta: running", "node", m.cfg.NodeName, "era", m.cfg.Era.String())
+	m.log.Debug("running", "node", m.cfg.NodeName, "era", m.cfg.Era.String())
 	for {
 		select {
 		case <-ctx.Done():
@@ -183,16 +185,19 @@ func (m *Meta) sendFailed(to bus.Module, msg bus.Message, err error) {
 	if now-last < int64(10*time.Second) || !m.lastSendLog.CompareAndSwap(last, now) {
 		return
 	}
-	m.log.Warn("meta: send failed (logged at most every 10 s)", "to", string(to),
+	m.log.Warn("send failed (logged at most every 10 s)", "to", string(to),
 		"operation", string(msg.Route.Operation), "resource", msg.Route.Resource, "err", err,
 		"failures", m.sendFails.Load())
 }
 
 // reply answers an edge request: a sync request through its waiting
-// SendSync, an asynchronous one on the asker's queue. A sync request whose
-// asker stopped waiting (its own timeout ran out before the cloud
+// SendSync, an asynchronous query on the asker's queue. A sync request
+// whose asker stopped waiting (its own timeout ran out before the cloud
 // answered) gets no answer: putting it on the asker's queue would hand it
-// a reply to a question it no longer asks.
+// a reply to a question it no longer asks. Nor does an asynchronous report
+// (a status, patch, insert or delete sent with Send): its sender does not
+// read answers (edged's periodic pod statuses), so an answer, error or
+// not, would only be dropped from its queue.
 func (m *Meta) reply(req, resp bus.Message) {
 	if req.Header.Sync {
 		if m.b.IsWaiting(req.Header.ID) && m.b.SendResp(resp) {
@@ -200,11 +205,13 @@ func (m *Meta) reply(req, resp bus.Message) {
 		}
 		return
 	}
-	m.send(bus.Module(req.Route.Source), resp)
+	if req.Route.Operation == bus.OpQuery {
+		m.send(bus.Module(req.Route.Source), resp)
+	}
 }
 
 // replyOK answers a successful edge request with "OK" if its asker waits
-// for an answer (spec 3.2: OK to edged).
+// for an answer (docs/protocol.md 3.2: OK to edged).
 func (m *Meta) replyOK(req bus.Message) {
 	if req.Header.Sync {
 		m.reply(req, req.Resp(bus.OKContent))
@@ -212,10 +219,10 @@ func (m *Meta) replyOK(req bus.Message) {
 }
 
 // fail answers req with an error message: to the hub for a cloud message,
-// else to the sending module (spec 1.3, feedbackError).
+// else to the sending module (docs/protocol.md 1.3, feedbackError).
 func (m *Meta) fail(req bus.Message, reason string) {
 	m.errs.Add(1)
-	m.log.Debug("meta: error reply", "operation", string(req.Route.Operation),
+	m.log.Debug("error reply", "operation", string(req.Route.Operation),
 		"resource", req.Route.Resource, "source", string(req.Route.Source), "reason", reason)
 	resp := req.ErrorResp(bus.ModuleMeta, reason)
 	if isCloud(req.Route.Source) {
@@ -225,13 +232,14 @@ func (m *Meta) fail(req bus.Message, reason string) {
 	m.reply(req, resp)
 }
 
-// ack acknowledges a cloud message with "OK" (spec 2.5, 8 item 4, 9).
+// ack acknowledges a cloud message with "OK" (docs/protocol.md 2.5, 8 item 4,
+// 9).
 func (m *Meta) ack(req bus.Message) {
 	m.send(bus.ModuleHub, req.Resp(bus.OKContent))
 }
 
-// isCloud reports whether src is a cloud module (spec 1.5): its messages
-// came through the hub, and answers to them go back through it.
+// isCloud reports whether src is a cloud module (docs/protocol.md 1.5): its
+// messages came through the hub, and answers to them go back through it.
 func isCloud(src bus.Module) bool {
 	switch src {
 	case bus.SourceController, bus.SourceEdgeController, bus.SourceDeviceController, bus.SourceEdgeMgr,

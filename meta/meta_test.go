@@ -164,7 +164,7 @@ func (e *env) put(key string, kind bus.Kind, value string) {
 }
 
 // checkAck checks that hub got exactly the "OK" acknowledgement of req
-// (spec 2.5): parent = req id, source and group copied, op response.
+// (docs/protocol.md 2.5): parent = req id, source and group copied, op response.
 func (e *env) checkAck(got []bus.Message, req bus.Message) {
 	e.t.Helper()
 	if len(got) != 1 {
@@ -245,8 +245,7 @@ func TestCloudObjects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, Config{Era: tt.era})
 			for k, v := range tt.before {
-				r, _ := bus.ParseResource(k, bus.OpInsert)
-				e.put(k, r.Kind, v)
+				e.put(k, kindOf(k), v)
 			}
 			var content []byte
 			if tt.content != "" {
@@ -386,8 +385,7 @@ func TestRemote(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, Config{Era: tt.era})
 			for k, v := range tt.before {
-				r, _ := bus.ParseResource(k, bus.OpInsert)
-				e.put(k, r.Kind, v)
+				e.put(k, kindOf(k), v)
 			}
 			e.setConnected(true)
 			var content []byte
@@ -405,7 +403,8 @@ func TestRemote(t *testing.T) {
 				t.Fatalf("SendSync(%s %s) = %v", tt.op, tt.res, err)
 			}
 			req := <-reqs
-			// The cloud gets the request under a new id (spec 3.2), sync.
+			// The cloud gets the request under a new id (docs/protocol.md 3.2),
+			// sync.
 			if req.Header.ID == msg.Header.ID || !req.Header.Sync || req.Route != msg.Route || string(req.Content) != tt.content {
 				t.Errorf("hub got %+v %s, want the request under a new id", req.Header, req.Content)
 			}
@@ -417,7 +416,7 @@ func TestRemote(t *testing.T) {
 			if diff := cmp.Diff(tt.wantRows, withoutKeys(e.rows(), tt.before, tt.wantRows)); diff != "" {
 				t.Errorf("rows mismatch (-want +got):\n%s", diff)
 			}
-			// The cloud's answer is acknowledged (spec 9 item 4).
+			// The cloud's answer is acknowledged (docs/protocol.md 9 item 4).
 			e.checkAck(e.recvAll(bus.ModuleHub, 1), cloud)
 		})
 	}
@@ -631,8 +630,7 @@ func TestEdgeDelete(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, Config{})
 			for k, v := range before {
-				r, _ := bus.ParseResource(k, bus.OpInsert)
-				e.put(k, r.Kind, v)
+				e.put(k, kindOf(k), v)
 			}
 			if tt.connected {
 				e.setConnected(true)
@@ -800,7 +798,7 @@ func TestPodStatusSync(t *testing.T) {
 	if got.Route != want || string(got.Content) != `[`+statusA+`,`+statusB+`]` {
 		t.Errorf("sync = %+v %s, want %+v with statuses a and c", got.Route, got.Content, want)
 	}
-	// On the v0.3 wire the source is spelled metaManager (spec 2.5).
+	// On the v0.3 wire the source is spelled metaManager (docs/protocol.md 2.5).
 	frame, err := bus.Encode(nil, got, bus.EraV03)
 	if err != nil || !strings.Contains(string(frame), `"source":"metaManager"`) {
 		t.Errorf("Encode(sync, v0.3) = %s, %v, want source metaManager", frame, err)
@@ -1024,4 +1022,42 @@ func TestRemoteQueryAskedAgain(t *testing.T) {
 		}
 		e.cancel()
 	})
+}
+
+// TestAsyncReportNoAnswer: a pod status edged sends without waiting gets
+// no answer on edged's queue, neither the cloud's nor an error, connected
+// or not; it still goes to the cloud.
+func TestAsyncReportNoAnswer(t *testing.T) {
+	e := newEnv(t, Config{})
+	patch := `"{\"status\":{\"phase\":\"Running\"}}"`
+	for _, connected := range []bool{false, true} {
+		e.setConnected(connected)
+		var reqs <-chan bus.Message
+		if connected {
+			reqs = e.responder(func(req bus.Message) bus.Message { return cloudResp(req, `{"Object":{},"Err":null}`) })
+		}
+		phase := "Running"
+		if connected {
+			phase = "Succeeded" // a change, so that meta sends it on
+		}
+		content := []byte(strings.Replace(patch, "Running", phase, 1))
+		e.send(bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpPatch, "default/podpatch/web", content))
+		if connected {
+			if req := <-reqs; req.Route.Resource != "default/podpatch/web" {
+				t.Fatalf("hub got %+v, want the podpatch", req.Route)
+			}
+		} else if got := e.recv(bus.ModuleHub); got.Route.Resource != "default/podpatch/web" {
+			t.Fatalf("hub got %+v, want the podpatch queued for the cloud", got.Route)
+		}
+		e.barrier()
+		if got := e.drain(bus.ModulePod); len(got) != 0 {
+			t.Errorf("connected=%v: edged got %d answers to an asynchronous status (%+v), want none", connected, len(got), got[0].Route)
+		}
+		e.drain(bus.ModuleHub)
+	}
+}
+
+// kindOf is the type token of a stored key, as a message carries it.
+func kindOf(key string) bus.Kind {
+	return bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpInsert, key, nil).Res.Kind
 }

@@ -10,7 +10,8 @@ import (
 	"edgenode/db"
 )
 
-// Reasons of error replies. The remote ones are KubeEdge's text (spec 3.3).
+// Reasons of error replies. The remote ones are KubeEdge's text
+// (docs/protocol.md 3.3).
 const (
 	reasonNotConnected = "failed to process remote: not connected"
 	reasonRemote       = "failed to process remote: "
@@ -37,8 +38,8 @@ func (m *Meta) handle(ctx context.Context, msg bus.Message) {
 		m.fail(msg, ErrBadContent.Error()+": not JSON")
 		return
 	}
-	r, err := parseResource(msg.Route.Resource, op)
-	if err != nil || !validPath(msg.Route.Resource, r) {
+	r := msg.Res
+	if !r.Valid(op) || !validPath(msg.Route.Resource, r) {
 		m.fail(msg, reasonBadResource+msg.Route.Resource)
 		return
 	}
@@ -69,7 +70,7 @@ func (m *Meta) handle(ctx context.Context, msg bus.Message) {
 // cloud sends under its path, with the kind token as type, and answers
 // "OK"; an error reply is no ACK to cloudcore, which would resend it
 // without end (edge/pkg/metamanager/process.go v1.23.1, processInsert,
-// processUpdate, processDelete, processResponse; spec 3.2, 3.3).
+// processUpdate, processDelete, processResponse; docs/protocol.md 3.2, 3.3).
 func anyKindOp(op bus.Op) bool {
 	switch op {
 	case bus.OpInsert, bus.OpUpdate, bus.OpDelete, bus.OpResponse:
@@ -78,23 +79,8 @@ func anyKindOp(op bus.Op) bool {
 	return false
 }
 
-// parseResource is bus.ParseResource, except that the one resource type
-// holding a '/' (k8s/ca.crt, spec 1.6, 2.4) is read as a type, with or
-// without a namespace: <ns>/k8s/ca.crt and k8s/ca.crt are kind
-// k8s/ca.crt, name ca.crt.
-func parseResource(res string, op bus.Op) (bus.Resource, error) {
-	if res == string(bus.KindKubeCA) {
-		return bus.Resource{Kind: bus.KindKubeCA, Name: "ca.crt"}, nil
-	}
-	r, err := bus.ParseResource(res, op)
-	if err == nil && string(r.Kind)+"/"+r.Name == string(bus.KindKubeCA) {
-		r.Kind, r.Name = bus.KindKubeCA, "ca.crt"
-	}
-	return r, err
-}
-
 // fromCloud reports whether msg came from the cloud: its source is not one
-// of the edge's modules (spec 1.5).
+// of the edge's modules (docs/protocol.md 1.5).
 func (m *Meta) fromCloud(msg bus.Message) bool {
 	switch src := msg.Route.Source; src {
 	case bus.ModuleHub, bus.ModuleMeta, bus.ModulePod, bus.ModuleTwin, bus.ModuleMQTT, bus.ModuleNodeStatus,
@@ -105,8 +91,8 @@ func (m *Meta) fromCloud(msg bus.Message) bool {
 	}
 }
 
-// nodeConnection records the cloud link state the hub reports (spec 1.6,
-// 3.2): operation publish (v0.3) or connect (v1.23).
+// nodeConnection records the cloud link state the hub reports (docs/protocol.md
+// 1.6, 3.2): operation publish (v0.3) or connect (v1.23).
 func (m *Meta) nodeConnection(msg bus.Message) {
 	s, _ := bus.ContentString(msg.Content)
 	switch s {
@@ -118,10 +104,10 @@ func (m *Meta) nodeConnection(msg bus.Message) {
 		m.fail(msg, ErrBadContent.Error()+": want "+bus.CloudConnected+" or "+bus.CloudDisconnected)
 		return
 	}
-	m.log.Info("meta: cloud connection", "state", s)
+	m.log.Info("cloud connection", "state", s)
 }
 
-// insert: spec 3.2 and 3.3.
+// insert: docs/protocol.md 3.2 and 3.3.
 func (m *Meta) insert(ctx context.Context, msg bus.Message, r bus.Resource) {
 	cloud := m.fromCloud(msg)
 	val, err := storedValue(r.Kind, msg.Content, cloud)
@@ -130,7 +116,7 @@ func (m *Meta) insert(ctx context.Context, msg bus.Message, r bus.Resource) {
 		return
 	}
 	if r.Kind == bus.KindEvent {
-		// Events are only passed on (spec 3.3).
+		// Events are only passed on (docs/protocol.md 3.3).
 		m.passOn(msg, cloud)
 		return
 	}
@@ -141,7 +127,7 @@ func (m *Meta) insert(ctx context.Context, msg bus.Message, r bus.Resource) {
 	}
 	row := db.Meta{Key: msg.Route.Resource, Type: string(r.Kind), Value: val}
 	if m.cfg.Era == bus.EraV03 {
-		// v0.3 keeps an existing row (spec 3.1).
+		// v0.3 keeps an existing row (docs/protocol.md 3.1).
 		_, err = m.d.InsertMeta(ctx, row)
 	} else {
 		err = m.d.UpsertMeta(ctx, row)
@@ -154,7 +140,7 @@ func (m *Meta) insert(ctx context.Context, msg bus.Message, r bus.Resource) {
 	m.ack(msg)
 }
 
-// update: spec 3.2 and 3.3.
+// update: docs/protocol.md 3.2 and 3.3.
 func (m *Meta) update(ctx context.Context, msg bus.Message, r bus.Resource) {
 	cloud := m.fromCloud(msg)
 	val, err := storedValue(r.Kind, msg.Content, cloud)
@@ -189,10 +175,10 @@ func (m *Meta) update(ctx context.Context, msg bus.Message, r bus.Resource) {
 	}
 }
 
-// patch: podpatch and nodepatch from the edge (spec 2.5, 3.3). The patch is
-// stored; while connected it is a remote operation whose answer updates
-// the pod or node row; without a cloud it is handed to the hub to queue and
-// the asker gets KubeEdge's "not connected" error.
+// patch: podpatch and nodepatch from the edge (docs/protocol.md 2.5, 3.3). The
+// patch is stored; while connected it is a remote operation whose answer
+// updates the pod or node row; without a cloud it is handed to the hub to queue
+// and the asker gets KubeEdge's "not connected" error.
 func (m *Meta) patch(ctx context.Context, msg bus.Message, r bus.Resource) {
 	if m.fromCloud(msg) || (r.Kind != bus.KindPodPatch && r.Kind != bus.KindNodePatch) {
 		m.fail(msg, reasonBadOp+string(msg.Route.Operation)+" of "+string(r.Kind))
@@ -223,7 +209,7 @@ func (m *Meta) patch(ctx context.Context, msg bus.Message, r bus.Resource) {
 
 // store upserts a row of an edge status and reports whether it changed.
 // Only podstatus and podpatch are compared: KubeEdge drops an unchanged
-// podstatus (spec 2.5), while node statuses are heartbeats.
+// podstatus (docs/protocol.md 2.5), while node statuses are heartbeats.
 func (m *Meta) store(ctx context.Context, key string, kind bus.Kind, val string) (bool, error) {
 	if kind == bus.KindPodStatus || kind == bus.KindPodPatch {
 		old, err := m.d.MetaByKey(ctx, key)
@@ -237,7 +223,7 @@ func (m *Meta) store(ctx context.Context, key string, kind bus.Kind, val string)
 	return true, m.d.UpsertMeta(ctx, db.Meta{Key: key, Type: string(kind), Value: val})
 }
 
-// delete: spec 3.2 and 3.3.
+// delete: docs/protocol.md 3.2 and 3.3.
 func (m *Meta) delete(ctx context.Context, msg bus.Message, r bus.Resource) {
 	cloud := m.fromCloud(msg)
 	if !cloud && r.Kind == bus.KindPod {
@@ -291,7 +277,7 @@ func (m *Meta) finalDelete(ctx context.Context, msg bus.Message, r bus.Resource)
 // deleteRows deletes the row of key. A pod is deleted only if the stored
 // pod has the deleted pod's uid, so a late delete of an old incarnation
 // keeps a newer pod of the same name; its podpatch and podstatus rows go
-// with it (spec 3.3).
+// with it (docs/protocol.md 3.3).
 func (m *Meta) deleteRows(ctx context.Context, key string, r bus.Resource, uid string) error {
 	if r.Kind != bus.KindPod {
 		_, err := m.d.DeleteMeta(ctx, key)
@@ -316,10 +302,10 @@ func (m *Meta) deleteRows(ctx context.Context, key string, r bus.Resource, uid s
 }
 
 // toModules hands a cloud message to the edge modules that use it: device
-// objects to twin, node objects to nobody, the rest to edged (spec 3.3).
-// v1beta1 devices and device models also go to the DMI module when it
-// runs (KubeEdge v1.23.1 edge/pkg/devicetwin/process.go, classifyMsg:
-// they reach the DMI worker).
+// objects to twin, node objects to nobody, the rest to edged (docs/protocol.md
+// 3.3). v1beta1 devices and device models also go to the DMI module when it
+// runs (KubeEdge v1.23.1 edge/pkg/devicetwin/process.go, classifyMsg: they
+// reach the DMI worker).
 func (m *Meta) toModules(msg bus.Message, r bus.Resource) {
 	switch {
 	case msg.Route.Source.IsDeviceController():
@@ -347,7 +333,7 @@ func (m *Meta) passOn(msg bus.Message, cloud bool) {
 }
 
 // response handles a response nobody waited for: from the cloud (stored,
-// handed on, acknowledged; spec 3.2, 3.3, 9) or from an edge module
+// handed on, acknowledged; docs/protocol.md 3.2, 3.3, 9) or from an edge module
 // answering the cloud (passed to the hub).
 func (m *Meta) response(ctx context.Context, msg bus.Message, r bus.Resource) {
 	if !m.fromCloud(msg) {
@@ -405,7 +391,7 @@ func (m *Meta) storeResponse(ctx context.Context, key string, r bus.Resource, co
 	return m.d.UpsertMeta(ctx, db.Meta{Key: key, Type: string(kind), Value: string(val)})
 }
 
-// syncPodStatus is v0.3's podstatus resync (spec 2.5): every stored
+// syncPodStatus is v0.3's podstatus resync (docs/protocol.md 2.5): every stored
 // podstatus whose pod is still stored goes to the cloud in one update of
 // "<ns>/podstatus" (ns of the first record), source metaManager, group
 // resource; the others are deleted.
@@ -413,7 +399,7 @@ func (m *Meta) syncPodStatus(ctx context.Context) {
 	rows, err := m.d.MetaByType(ctx, string(bus.KindPodStatus))
 	if err != nil {
 		m.errs.Add(1)
-		m.log.Warn("meta: podstatus sync", "err", err)
+		m.log.Warn("podstatus sync", "err", err)
 		return
 	}
 	var vals []string
@@ -422,7 +408,7 @@ func (m *Meta) syncPodStatus(ctx context.Context) {
 		podKey := strings.Replace(row.Key, "/"+string(bus.KindPodStatus)+"/", "/"+string(bus.KindPod)+"/", 1)
 		if _, err := m.d.MetaByKey(ctx, podKey); errors.Is(err, db.ErrNotFound) {
 			if _, err := m.d.DeleteMeta(ctx, row.Key); err != nil {
-				m.log.Warn("meta: podstatus sync: delete stale status", "key", row.Key, "err", err)
+				m.log.Warn("podstatus sync: delete stale status", "key", row.Key, "err", err)
 			}
 			continue
 		}

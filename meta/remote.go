@@ -10,15 +10,16 @@ import (
 )
 
 // remoteKinds are the kinds v1.23 always asks the cloud for while connected
-// (spec 3.3); v0.3 asks only for configmaps and secrets missing locally
-// (spec 3.2).
+// (docs/protocol.md 3.3); v0.3 asks only for configmaps and secrets missing
+// locally (docs/protocol.md 3.2).
 var remoteKinds = map[bus.Kind]bool{
 	bus.KindConfigMap: true, bus.KindSecret: true, bus.KindPV: true, bus.KindPVC: true,
 	bus.KindVolumeAttachment: true, bus.KindServiceAccountToken: true, bus.KindLease: true,
 	bus.KindCSR: true, bus.KindKubeCA: true,
 }
 
-// query answers from the store, or asks the cloud first (spec 3.2, 3.3).
+// query answers from the store, or asks the cloud first (docs/protocol.md 3.2,
+// 3.3).
 func (m *Meta) query(ctx context.Context, msg bus.Message, r bus.Resource) {
 	if r.Name != "" && m.connected.Load() && !m.fromCloud(msg) {
 		ask := false
@@ -40,7 +41,7 @@ func (m *Meta) query(ctx context.Context, msg bus.Message, r bus.Resource) {
 
 // queryLocal answers with the stored rows: the one row of a named resource
 // or every row of the type, as a JSON array of JSON strings, source
-// metamanager (spec 3.2). No row is an empty array.
+// metamanager (docs/protocol.md 3.2). No row is an empty array.
 func (m *Meta) queryLocal(ctx context.Context, msg bus.Message, r bus.Resource) {
 	var vals []string
 	if r.Name != "" {
@@ -77,8 +78,8 @@ func (m *Meta) answer(req, resp bus.Message) {
 	m.reply(req, resp)
 }
 
-// remote runs a remote operation in its own goroutine (spec 3.2 "remote
-// query", 3.3 processRemote): at most Config.MaxRemote at once, none
+// remote runs a remote operation in its own goroutine (docs/protocol.md 3.2
+// "remote query", 3.3 processRemote): at most Config.MaxRemote at once, none
 // without a cloud.
 //
 // Identical queries (same resource and body) in flight at once share one
@@ -172,7 +173,7 @@ func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, is
 		}
 		if isQuery {
 			if _, lerr := m.d.MetaByKey(ctx, msg.Route.Resource); lerr == nil {
-				m.log.Debug("meta: remote query failed, answering from the store", "resource", msg.Route.Resource, "err", err)
+				m.log.Debug("remote query failed, answering from the store", "resource", msg.Route.Resource, "err", err)
 				return func(req bus.Message) { m.queryLocal(ctx, req, r) }
 			}
 		}
@@ -182,7 +183,7 @@ func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, is
 	if resp.Route.Operation != bus.OpError {
 		if err := m.storeResponse(ctx, msg.Route.Resource, r, resp.Content); err != nil {
 			m.errs.Add(1)
-			m.log.Warn("meta: store remote answer", "resource", msg.Route.Resource, "err", err)
+			m.log.Warn("store remote answer", "resource", msg.Route.Resource, "err", err)
 		}
 	}
 	if msg.Route.Operation == bus.OpDelete && r.Kind == bus.KindPod && bus.IsOK(resp.Content) {
@@ -192,7 +193,7 @@ func (m *Meta) doRemote(ctx context.Context, msg bus.Message, r bus.Resource, is
 		uid, _ := deleteUID(msg.Content)
 		if err := m.deleteRows(ctx, msg.Route.Resource, r, uid); err != nil {
 			m.errs.Add(1)
-			m.log.Warn("meta: delete the rows of a deleted pod", "resource", msg.Route.Resource, "err", err)
+			m.log.Warn("delete the rows of a deleted pod", "resource", msg.Route.Resource, "err", err)
 		}
 	}
 	if m.fromCloud(resp) {
@@ -221,6 +222,6 @@ func (m *Meta) sendRemote(ctx context.Context, msg bus.Message, isQuery bool) (b
 		if err == nil || !isQuery || ctx.Err() != nil || time.Until(end) <= 0 || !m.connected.Load() {
 			return resp, err
 		}
-		m.log.Debug("meta: no answer to a remote query yet, asking again", "resource", msg.Route.Resource, "err", err)
+		m.log.Debug("no answer to a remote query yet, asking again", "resource", msg.Route.Resource, "err", err)
 	}
 }

@@ -42,8 +42,7 @@ func TestPodStatusSyncTimer(t *testing.T) {
 					t.Fatal(err)
 				}
 				for k, v := range map[string]string{"default/pod/a": podJSON, "default/podstatus/a": statusA} {
-					r, _ := bus.ParseResource(k, bus.OpInsert)
-					if err := d.UpsertMeta(ctx, db.Meta{Key: k, Type: string(r.Kind), Value: v}); err != nil {
+					if err := d.UpsertMeta(ctx, db.Meta{Key: k, Type: string(kindOf(k)), Value: v}); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -6,29 +6,29 @@ import (
 )
 
 // Topic ACLs of the embedded broker. Device apps publish requests and read
-// answers; only edgenode publishes answers (spec 5.1): a client that could
-// publish .../twin/update/result or membership/updated would forge the
-// node's own replies to other apps.
+// answers; only edgenode publishes answers (docs/protocol.md 5.1): a client
+// that could publish .../twin/update/result or membership/updated would forge
+// the node's own replies to other apps.
 
-// requestSuffixes are the device topics a client may publish to: the
-// requests DeviceTwin serves (spec 5.1). .../twin/cloud_updated is left
-// out: it stands for the cloud, although KubeEdge's "twin/+" filter lets
-// any app send it.
+// requestSuffixes are the device topics a client may publish to: the requests
+// DeviceTwin serves (docs/protocol.md 5.1). .../twin/cloud_updated is left out:
+// it stands for the cloud, although KubeEdge's "twin/+" filter lets any app
+// send it.
 var requestSuffixes = []string{"/twin/update", "/twin/get", "/state/update"}
 
-// deviceSuffixes are every device topic of spec 5.1, longest first, so the
-// device id of a topic is what lies between prefixDevice and its suffix.
+// deviceSuffixes are every device topic of docs/protocol.md 5.1, longest first,
+// so the device id of a topic is what lies between prefixDevice and its suffix.
 var deviceSuffixes = []string{
 	"/twin/update/document", "/twin/update/result", "/twin/update/delta",
 	"/state/update/result", "/twin/cloud_updated", "/twin/get/result",
 	"/state/update", "/twin/update", "/twin/get", "/updated",
 }
 
-// deviceID splits a device topic $hw/events/device/<id><suffix> into its id
-// and suffix. ok is false for any other topic. The id is one level or
-// <namespace>/<name> (spec 5.1); one of more levels is still split here, so
-// that DeviceTwin can answer a request on it with an error result, and no
-// device id pattern matches it.
+// deviceID splits a device topic $hw/events/device/<id><suffix> into its id and
+// suffix. ok is false for any other topic. The id is one level or
+// <namespace>/<name> (docs/protocol.md 5.1); one of more levels is still split
+// here, so that DeviceTwin can answer a request on it with an error result, and
+// no device id pattern matches it.
 func deviceID(topic string) (id, suffix string, ok bool) {
 	rest, ok := strings.CutPrefix(topic, prefixDevice)
 	if !ok {

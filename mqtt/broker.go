@@ -24,8 +24,8 @@ import (
 // filters reaches the handler once.
 const inlineSubID = 1
 
-// broker is the embedded MQTT broker (spec 4.1 internal mode). edgenode
-// publishes and subscribes through the broker's inline client, with no
+// broker is the embedded MQTT broker (docs/protocol.md 4.1 internal mode).
+// edgenode publishes and subscribes through the broker's inline client, with no
 // socket.
 type broker struct {
 	cfg       BrokerConfig
@@ -91,7 +91,7 @@ func newBroker(cfg Config, log *slog.Logger, deliver func(string, string, []byte
 	caps.ReceiveMaximum = 256
 	srv := mochi.New(&mochi.Options{
 		InlineClient: true,
-		Logger:       log,
+		Logger:       slog.New(mochiHandler{log.Handler()}),
 		Capabilities: caps,
 	})
 	if err := slowLoop(srv, cfg.Internal.SysInterval, cfg.Internal.Housekeeping); err != nil {
@@ -184,7 +184,7 @@ func (b *broker) addr() string {
 // client's goroutine, so it only hands the message on (deliver never
 // blocks). Our own publishes are skipped: KubeEdge's internal mode injects
 // edge publishes into the broker's backend, where its hook never sees them
-// (spec 4.1).
+// (docs/protocol.md 4.1).
 func (b *broker) onMessage(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
 	if pk.Origin == mochi.InlineClientId {
 		return

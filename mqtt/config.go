@@ -12,7 +12,7 @@ import (
 	"edgenode/bus"
 )
 
-// Mode says which brokers EventBus uses (spec 4.1).
+// Mode says which brokers EventBus uses (docs/protocol.md 4.1).
 type Mode string
 
 // Modes of EventBus. KubeEdge numbers them 0 (internal), 1 (both) and 2
@@ -29,7 +29,8 @@ const (
 	// the standard MQTT port, where KubeEdge mappers look for a broker.
 	DefaultListen = "127.0.0.1:1883"
 	// DefaultListenBoth is the embedded broker's address in both mode, where
-	// the external broker holds 1883 (KubeEdge mqttServerInternal, spec 4.1).
+	// the external broker holds 1883 (KubeEdge mqttServerInternal,
+	// docs/protocol.md 4.1).
 	DefaultListenBoth = "127.0.0.1:1884"
 	// DefaultServer is the external broker (KubeEdge mqttServerExternal).
 	DefaultServer = "tcp://127.0.0.1:1883"
@@ -69,7 +70,7 @@ type Config struct {
 	External ClientConfig `yaml:"external"`
 	// QoS is the QoS of publishes to the embedded broker's subscribers
 	// (KubeEdge mqttQOS, default 0). External publishes always use QoS 1 as
-	// in KubeEdge (spec 4.1).
+	// in KubeEdge (docs/protocol.md 4.1).
 	QoS int `yaml:"qos"`
 	// Retain marks publishes to the embedded broker as retained (KubeEdge
 	// mqttRetain, default false).
@@ -86,7 +87,7 @@ type Config struct {
 	TwinShare *bus.Share `yaml:"-"`
 
 	NodeName string  `yaml:"-"` // for $hw/events/node/<node>/authInfo/get/result
-	Era      bus.Era `yaml:"-"` // shape of ingress messages to the cloud (spec 4.2)
+	Era      bus.Era `yaml:"-"` // shape of ingress messages to the cloud (docs/protocol.md 4.2)
 	DataDir  string  `yaml:"-"` // where the default credentials file lives
 }
 
@@ -186,8 +187,8 @@ func (s Secret) MarshalYAML() (any, error) {
 	return "(redacted)", nil
 }
 
-// Defaults fills the zero fields.
-func (c *Config) Defaults() {
+// Defaults returns c with its zero fields filled.
+func (c Config) Defaults() Config {
 	if c.Mode == "" {
 		c.Mode = ModeInternal
 	}
@@ -215,6 +216,7 @@ func (c *Config) Defaults() {
 	setDur(&c.External.RetryInterval, DefaultRetryInterval)
 	setDur(&c.External.MaxReconnect, DefaultMaxReconnect)
 	setDur(&c.External.PublishTimeout, DefaultPublishTimeout)
+	return c
 }
 
 func setInt(p *int, v int) {
@@ -229,9 +231,10 @@ func setDur(p *time.Duration, v time.Duration) {
 	}
 }
 
-// Validate reports every problem of a defaulted Config at once. It does not
-// read files; New does.
-func (c *Config) Validate() error {
+// Validate returns every problem of a defaulted Config at once, each naming
+// its key as spelled in the config file under "mqtt.". It does not read
+// files; New does.
+func (c Config) Validate() []error {
 	var errs []error
 	switch c.Mode {
 	case ModeInternal, ModeExternal, ModeBoth:
@@ -295,7 +298,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %d must be at least 1", f.name, f.v))
 		}
 	}
-	return errors.Join(errs...)
+	for i, err := range errs {
+		errs[i] = fmt.Errorf("mqtt.%w", err)
+	}
+	return errs
 }
 
 // IsLoopback reports whether a listen address host:port binds only to

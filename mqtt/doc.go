@@ -1,7 +1,7 @@
 // Package mqtt is EventBus: the MQTT side of edgenode. It runs an embedded
-// broker, connects to an external one, or both (spec 4.1), subscribes to the
-// device API topics, routes what devices and apps publish to DeviceTwin or
-// to the cloud, and publishes what other modules send.
+// broker, connects to an external one, or both (docs/protocol.md 4.1),
+// subscribes to the device API topics, routes what devices and apps publish to
+// DeviceTwin or to the cloud, and publishes what other modules send.
 //
 // # Modes
 //
@@ -32,9 +32,9 @@
 //     at QoS 1. TLS verifies the broker unless insecureSkipVerify is set.
 //   - both: the two at once; the embedded broker then defaults to
 //     127.0.0.1:1884. Each egress publish goes to both brokers, as in
-//     KubeEdge's eventbus.go (spec 4.1).
+//     KubeEdge's eventbus.go (docs/protocol.md 4.1).
 //
-// # What flows in (MQTT to the bus, spec 4.2)
+// # What flows in (MQTT to the bus, docs/protocol.md 4.2)
 //
 // Subscribed filters: the union of both eras' lists (StaticTopics), so
 // one-level device ids and <namespace>/<name> ids both work, plus every
@@ -58,7 +58,7 @@
 // injects them past its hook); in external mode the broker echoes them to
 // the subscriber, as it does for KubeEdge.
 //
-// # What flows out (bus to MQTT, spec 4.3)
+// # What flows out (bus to MQTT, docs/protocol.md 4.3)
 //
 // Messages sent to module "eventbus", by operation:
 //

@@ -90,9 +90,9 @@ type EventBus struct {
 // in group bus and prepares the brokers. It starts nothing and binds no
 // port. store keeps the dynamic subscriptions (table sub_topics).
 func New(cfg Config, b *bus.Bus, store *db.DB, log *slog.Logger) (*EventBus, error) {
-	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("mqtt: config: %w", err)
+	cfg = cfg.Defaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("mqtt: config: %w", errors.Join(errs...))
 	}
 	e := &EventBus{
 		cfg: cfg, b: b, store: store, log: log,
@@ -313,8 +313,8 @@ func (e *EventBus) overload(topic string) {
 // not import each other).
 const overloadReason = "twin: overloaded, retry later"
 
-// ingressLoop routes queued messages to twin or the cloud (spec 4.2), in
-// arrival order.
+// ingressLoop routes queued messages to twin or the cloud (docs/protocol.md
+// 4.2), in arrival order.
 func (e *EventBus) ingressLoop(ctx context.Context) {
 	for {
 		select {
@@ -389,8 +389,8 @@ func (e *EventBus) Stats() Stats {
 	return s
 }
 
-// transports are the brokers of the mode. In both mode an egress message
-// goes to both, as KubeEdge publishes to both (spec 4.1, eventbus.go).
+// transports are the brokers of the mode. In both mode an egress message goes
+// to both, as KubeEdge publishes to both (docs/protocol.md 4.1, eventbus.go).
 func (e *EventBus) transports() []transport {
 	var ts []transport
 	if e.broker != nil {
@@ -402,13 +402,13 @@ func (e *EventBus) transports() []transport {
 	return ts
 }
 
-// egress handles a message sent to module eventbus (spec 4.3).
+// egress handles a message sent to module eventbus (docs/protocol.md 4.3).
 func (e *EventBus) egress(ctx context.Context, msg bus.Message) {
 	var err error
 	switch msg.Route.Operation {
 	case bus.OpPublish:
 		if msg.Route.Resource == bus.ResNodeConnection {
-			return // v0.3.0 spelling of a node connection event (spec 8 item 6)
+			return // v0.3.0 spelling of a node connection event (docs/protocol.md 8 item 6)
 		}
 		err = e.publish(msg.Route.Resource, bus.ContentBytes(msg.Content))
 	case bus.OpMessage:
@@ -453,7 +453,7 @@ func (e *EventBus) publish(topic string, payload []byte) error {
 }
 
 // message publishes the inner object of {"message":{"topic":...}} to its
-// topic (spec 4.3).
+// topic (docs/protocol.md 4.3).
 func (e *EventBus) message(content []byte) error {
 	topic, payload, err := MessagePayload(content)
 	if err != nil {
@@ -463,10 +463,10 @@ func (e *EventBus) message(content []byte) error {
 	return e.publish(topic, payload)
 }
 
-// MessagePayload decodes the content of a "message" operation (spec 4.3),
-// {"message":{"topic":"<t>",...}}, also when it arrives as a JSON string,
-// and returns the topic and the inner object encoded as KubeEdge encodes
-// it: a Go map, so keys sorted.
+// MessagePayload decodes the content of a "message" operation (docs/protocol.md
+// 4.3), {"message":{"topic":"<t>",...}}, also when it arrives as a JSON string,
+// and returns the topic and the inner object encoded as KubeEdge encodes it: a
+// Go map, so keys sorted.
 func MessagePayload(content []byte) (topic string, payload []byte, err error) {
 	var body struct {
 		Message map[string]any `json:"message"`

@@ -69,7 +69,8 @@ type route struct {
 }
 
 // TestIngressInternal publishes on every subscribed topic with a real paho
-// client and checks what reaches the twin and hub stand-ins (spec 4.2).
+// client and checks what reaches the twin and hub stand-ins (docs/protocol.md
+// 4.2).
 func TestIngressInternal(t *testing.T) {
 	for _, era := range []bus.Era{bus.EraV123, bus.EraV03} {
 		t.Run(era.String(), func(t *testing.T) {
@@ -270,8 +271,9 @@ func egressCases() []egressCase {
 	}
 }
 
-// TestEgressInternal sends each egress operation to module eventbus and
-// checks what a paho subscriber of the embedded broker receives (spec 4.3).
+// TestEgressInternal sends each egress operation to module eventbus and checks
+// what a paho subscriber of the embedded broker receives (docs/protocol.md
+// 4.3).
 func TestEgressInternal(t *testing.T) {
 	b := standIns(t, 64)
 	eb := mqtttest.Start(t, mqtt.Config{}, b, mqtttest.Store(t))

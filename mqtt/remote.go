@@ -16,13 +16,14 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-// subQoS is the QoS of subscriptions to the external broker (spec 4.1).
+// subQoS is the QoS of subscriptions to the external broker (docs/protocol.md
+// 4.1).
 const subQoS = 1
 
-// pubQoS is the QoS of publishes to the external broker (spec 4.1).
+// pubQoS is the QoS of publishes to the external broker (docs/protocol.md 4.1).
 const pubQoS = 1
 
-// remote is EventBus's pair of paho clients to an external broker (spec
+// remote is EventBus's pair of paho clients to an external broker (docs/protocol.md
 // 4.1): one subscribes, one publishes, as in KubeEdge. run keeps both
 // connected; the subscriber subscribes again to every filter after each
 // connect, since its sessions are clean.
@@ -50,7 +51,7 @@ func newRemote(cfg ClientConfig, log *slog.Logger, deliver func(string, string, 
 		return nil, err
 	}
 	// KubeEdge's default ids: hub-client-sub-<first 10 digits of the ms
-	// time> (spec 4.1).
+	// time> (docs/protocol.md 4.1).
 	stamp := strconv.FormatInt(time.Now().UnixMilli(), 10)[:10]
 	subID, pubID := cfg.SubClientID, cfg.PubClientID
 	if subID == "" {
@@ -138,11 +139,11 @@ func (r *remote) run(ctx context.Context) {
 	wg.Wait()
 }
 
-// keep connects c, and again after each lost connection, waiting
-// Backoff(n) after the n-th failed attempt in a row (spec 4.1: KubeEdge
-// retries every 5 s), and calls up after each connect. An attempt in
-// progress is allowed to finish (at most connectTimeout) so that no
-// connection outlives Run.
+// keep connects c, and again after each lost connection, waiting Backoff(n)
+// after the n-th failed attempt in a row (docs/protocol.md 4.1: KubeEdge
+// retries every 5 s), and calls up after each connect. An attempt in progress
+// is allowed to finish (at most connectTimeout) so that no connection outlives
+// Run.
 func (r *remote) keep(ctx context.Context, c paho.Client, lost <-chan struct{}, up func(paho.Client)) {
 	defer c.Disconnect(250)
 	for n := 0; ctx.Err() == nil; {
@@ -253,9 +254,10 @@ func (r *remote) unsubscribe(filter string) error {
 	return nil
 }
 
-// publish sends with QoS 1, retain false (spec 4.1). It does not wait for
-// the PUBACK, so a slow broker never holds up the bus; while the client is
-// disconnected it fails at once instead of piling messages up in memory.
+// publish sends with QoS 1, retain false (docs/protocol.md 4.1). It does not
+// wait for the PUBACK, so a slow broker never holds up the bus; while the
+// client is disconnected it fails at once instead of piling messages up in
+// memory.
 func (r *remote) publish(topic string, payload []byte) error {
 	if !r.pub.IsConnectionOpen() {
 		return fmt.Errorf("mqtt: external publish %q: %w", topic, ErrNotConnected)

@@ -8,20 +8,21 @@ import (
 	"edgenode/bus"
 )
 
-// Topic prefixes that route an ingress message to DeviceTwin (spec 4.2).
+// Topic prefixes that route an ingress message to DeviceTwin (docs/protocol.md
+// 4.2).
 const (
 	prefixDevice = "$hw/events/device/"
 	prefixNode   = "$hw/events/node/"
 	// TopicUploadRecords is the one non-device topic whose v0.3.0 resource
-	// stays raw (spec 4.2).
+	// stays raw (docs/protocol.md 4.2).
 	TopicUploadRecords = "SYS/dis/upload_records"
 )
 
 // StaticTopics returns the topic filters EventBus always subscribes to: the
-// union of both eras' lists (spec 4.2), so that one-level device ids (v0.3.0
-// to v1.16) and <namespace>/<name> ids (v1.17 on) both work. No two of them
-// match the same topic (the device filters differ in depth and '+' does not
-// match a leading '$', MQTT 3.1.1 4.7.2), so a message is delivered once.
+// union of both eras' lists (docs/protocol.md 4.2), so that one-level device
+// ids (v0.3.0 to v1.16) and <namespace>/<name> ids (v1.17 on) both work. No two
+// of them match the same topic (the device filters differ in depth and '+' does
+// not match a leading '$', MQTT 3.1.1 4.7.2), so a message is delivered once.
 func StaticTopics() []string {
 	return []string{
 		"$hw/events/upload/#",
@@ -55,7 +56,7 @@ func (d Dest) String() string {
 	return "unknown"
 }
 
-// Classify says where a message published on topic goes in era e (spec
+// Classify says where a message published on topic goes in era e (docs/protocol.md
 // 4.2): device and node topics to DeviceTwin, the rest to the cloud.
 // v0.3.0 tests the prefixes without their final slash.
 func Classify(topic string, e bus.Era) Dest {
@@ -69,8 +70,8 @@ func Classify(topic string, e bus.Era) Dest {
 	return DestHub
 }
 
-// Ingress builds the bus message for a payload published on topic by
-// client (spec 4.2) and says where it goes. The envelope is source "bus",
+// Ingress builds the bus message for a payload published on topic by client
+// (docs/protocol.md 4.2) and says where it goes. The envelope is source "bus",
 // group "user".
 //   - twin: operation "response", resource the topic and content the
 //     payload as they arrived, header type the client id. KubeEdge

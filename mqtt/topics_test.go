@@ -26,7 +26,7 @@ type ingressCase struct {
 	res     string
 }
 
-// ingressCases cover every subscribed topic in both eras (spec 4.2).
+// ingressCases cover every subscribed topic in both eras (docs/protocol.md 4.2).
 var ingressCases = []ingressCase{
 	{"device state one-level", "$hw/events/device/dev1/state/update", `{"state":"online"}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/device/dev1/state/update"},
 	{"device state ns/name", "$hw/events/device/default/dev1/state/update", `{"state":"online"}`, bus.EraV123, DestTwin, bus.OpResponse, "$hw/events/device/default/dev1/state/update"},
@@ -258,15 +258,18 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			c.cfg.Defaults()
-			if err := c.cfg.Validate(); (err == nil) != c.ok {
-				t.Errorf("Validate() = %v, want ok %v", err, c.ok)
+			errs := c.cfg.Defaults().Validate()
+			if (len(errs) == 0) != c.ok {
+				t.Errorf("Validate() = %v, want ok %v", errs, c.ok)
+			}
+			for _, err := range errs {
+				if !strings.HasPrefix(err.Error(), "mqtt.") {
+					t.Errorf("Validate() error %q does not name its key under mqtt.", err)
+				}
 			}
 		})
 	}
-	var both Config
-	both.Mode = ModeBoth
-	both.Defaults()
+	both := Config{Mode: ModeBoth}.Defaults()
 	if both.Internal.Listen != DefaultListenBoth {
 		t.Errorf("both mode listen = %q, want %q", both.Internal.Listen, DefaultListenBoth)
 	}

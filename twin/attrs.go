@@ -6,12 +6,12 @@ import (
 	"edgenode/db"
 )
 
-// dealAttrs applies requested attributes to dev (a clone in tx) and returns
-// the changes for the updated topic: changed attributes, and null for
-// removed ones (spec 5.2, DeviceUpdated). With REST a null removes an
-// optional attribute; with sync every attribute absent from req is removed
-// (spec 5.2, membership update of a known device). Attribute values are
-// not type-checked (spec 7.2, EBUS_13).
+// dealAttrs applies requested attributes to dev (a clone in tx) and returns the
+// changes for the updated topic: changed attributes, and null for removed ones
+// (docs/protocol.md 5.2, DeviceUpdated). With REST a null removes an optional
+// attribute; with sync every attribute absent from req is removed
+// (docs/protocol.md 5.2, membership update of a known device). Attribute values
+// are not type-checked (docs/protocol.md 7.2, EBUS_13).
 func dealAttrs(tx *tx, dev *deviceState, req map[string]*msgAttr, dt dealType) map[string]*msgAttr {
 	changes := map[string]*msgAttr{}
 	keys := make([]string, 0, len(req))

@@ -10,7 +10,7 @@ import (
 	"edgenode/bus"
 )
 
-// comm is the communication worker's state (spec 5.6): the cloud
+// comm is the communication worker's state (docs/protocol.md 5.6): the cloud
 // connection as DeviceTwin sees it and the cloud-bound messages waiting for
 // a confirmation. It survives a restart of the worker goroutine.
 type comm struct {
@@ -247,7 +247,7 @@ func (c *comm) confirm(id bus.ID) {
 	}
 }
 
-// resend sends every unconfirmed message again (spec 5.6: when the worker
+// resend sends every unconfirmed message again (docs/protocol.md 5.6: when the worker
 // has received nothing for ResendInterval). A report waiting behind its
 // device's unconfirmed one is not sent yet, so not resent either.
 func (c *comm) resend(context.Context) {
@@ -266,7 +266,7 @@ func (c *comm) resend(context.Context) {
 
 // lifeCycle follows the node/connection events. On the way from
 // disconnected to connected it sends what was held, in the order it was
-// made, and asks the cloud for the membership detail (spec 5.6).
+// made, and asks the cloud for the membership detail (docs/protocol.md 5.6).
 func (c *comm) lifeCycle(msg bus.Message) {
 	s, _ := bus.ContentString(msg.Content)
 	c.mu.Lock()

@@ -10,7 +10,7 @@ import (
 
 // The three tests below follow KubeEdge's dealTwinCompare and
 // dealTwinDelete (edge/pkg/devicetwin/dtmanager/twin.go, v0.3.0 and
-// v1.23.1; spec 5.4).
+// v1.23.1; docs/protocol.md 5.4).
 
 // TestUpdateSameValue: a side present in an update counts as a change even
 // when it carries the value the twin already has.

@@ -8,14 +8,14 @@ import (
 	"edgenode/bus"
 )
 
-// Hand-written encoders of the twin payloads sent on every update: the
-// result, document and delta (spec 5.2) and edge_updated (spec 5.6).
-// encoding/json reaches a msgTwin through its MarshalJSON method, which
-// encodes the twin once and then has the outer encoder parse and compact
-// the bytes again, all by reflection; these append once to one buffer.
-// They write exactly the bytes encoding/json writes for the same values
-// (keys sorted, HTML characters escaped, omitempty as tagged), which
-// TestAppendJSON and FuzzAppendString check against encoding/json.
+// Hand-written encoders of the twin payloads sent on every update: the result,
+// document and delta (docs/protocol.md 5.2) and edge_updated (docs/protocol.md
+// 5.6). encoding/json reaches a msgTwin through its MarshalJSON method, which
+// encodes the twin once and then has the outer encoder parse and compact the
+// bytes again, all by reflection; these append once to one buffer. They write
+// exactly the bytes encoding/json writes for the same values (keys sorted, HTML
+// characters escaped, omitempty as tagged), which TestAppendJSON and
+// FuzzAppendString check against encoding/json.
 
 // jsonAppender is a payload that encodes itself.
 type jsonAppender interface {
@@ -173,8 +173,8 @@ func (t *msgTwin) appendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// appendJSON writes one side of a twin. v0.3.0 always writes the value
-// and the timestamp (spec 8 item 10); later releases omit them when empty.
+// appendJSON writes one side of a twin. v0.3.0 always writes the value and the
+// timestamp (docs/protocol.md 8 item 10); later releases omit them when empty.
 func (v *twinValue) appendJSON(dst []byte, era bus.Era) []byte {
 	dst = append(dst, '{')
 	v03 := era == bus.EraV03

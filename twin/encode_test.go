@@ -9,7 +9,7 @@ import (
 
 // The reference encoding of payloads: encoding/json on KubeEdge's shapes.
 // v0.3.0's tags have a space before omitempty, so value and timestamp are
-// always written (spec 5.2, 8 item 10).
+// always written (docs/protocol.md 5.2, 8 item 10).
 type twinValueV03 struct {
 	Value    *string          `json:"value"`
 	Metadata *valueMetadataV3 `json:"metadata,omitempty"`

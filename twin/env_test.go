@@ -90,7 +90,7 @@ func (e *env) stop() {
 	e.cancel = nil
 }
 
-// mqtt sends what the eventbus sends for an MQTT message (spec 4.2).
+// mqtt sends what the eventbus sends for an MQTT message (docs/protocol.md 4.2).
 func (e *env) mqtt(topic, payload string) {
 	e.t.Helper()
 	m := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, topic, []byte(payload))
@@ -166,8 +166,8 @@ func (e *env) expect(want ...pub) {
 	}
 }
 
-// rows is the content of the device tables, SELECT * scanned by position
-// into strings as KubeEdge's integration checks do (spec 7.2): a NULL in
+// rows is the content of the device tables, SELECT * scanned by position into
+// strings as KubeEdge's integration checks do (docs/protocol.md 7.2): a NULL in
 // a row fails the scan unless the row is a tombstone.
 type rows struct {
 	Devices []db.Device

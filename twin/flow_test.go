@@ -50,7 +50,7 @@ func TestMembershipTwinUpdateFlow(t *testing.T) {
 	)
 	up := e.report()
 	// Only the updated side goes to the cloud for temperature, not its
-	// untouched expected value (KubeEdge dealTwinCompare, spec 5.4).
+	// untouched expected value (KubeEdge dealTwinCompare, docs/protocol.md 5.4).
 	wantUp := `{"event_id":"id-5","timestamp":` + T + `,"twin":{` +
 		`"fan":{"expected":{"value":"3","metadata":{"timestamp":` + T + `}},"optional":true,"metadata":{"type":"string"},"expected_version":{"cloud":0,"edge":1}},` +
 		`"temperature":{"actual":{"value":"25.5","metadata":{"timestamp":` + T + `}},"optional":false,"metadata":{"type":"float"},` +
@@ -175,7 +175,7 @@ func TestMsgTwinEncoding(t *testing.T) {
 }
 
 // A message with a parent id is a confirmation; v0.3 also handles it as
-// a request, v1.23 does not (spec 5.1, parent-id quirk).
+// a request, v1.23 does not (docs/protocol.md 5.1, parent-id quirk).
 func TestParentIDQuirk(t *testing.T) {
 	for _, tc := range []struct {
 		era     bus.Era

@@ -10,7 +10,7 @@ import (
 	"edgenode/bus"
 )
 
-// handleTwin is the twin worker: update, get, cloud sync (spec 5.2).
+// handleTwin is the twin worker: update, get, cloud sync (docs/protocol.md 5.2).
 func (t *Twin) handleTwin(ctx context.Context, j job) {
 	t.done(&j)
 	switch j.act {
@@ -133,8 +133,8 @@ func (t *Twin) stageUpdate(tx *tx, j job) update {
 	}
 	u.out, err = dealTwins(tx, t.cfg.Era, dev, req.Twin, dealREST, u.now)
 	if err != nil {
-		// Nothing of the request is kept (spec 5.4): dealTwins changed
-		// nothing.
+		// Nothing of the request is kept (docs/protocol.md 5.4): dealTwins
+		// changed nothing.
 		u.reason = err.Error()
 		return u
 	}
@@ -142,12 +142,12 @@ func (t *Twin) stageUpdate(tx *tx, j job) update {
 	return u
 }
 
-// twinAfter publishes the document and delta of a committed twin change
-// and sends accepted or rejected twins to the cloud (spec 5.2, 5.4). The
-// document and delta are built and published only when a client
-// subscribes to them: KubeEdge publishes both at every change
-// (edge/pkg/devicetwin/dtmanager/twin.go, v1.23), and on a small board
-// they cost more than the result the app waits for.
+// twinAfter publishes the document and delta of a committed twin change and
+// sends accepted or rejected twins to the cloud (docs/protocol.md 5.2, 5.4).
+// The document and delta are built and published only when a client subscribes
+// to them: KubeEdge publishes both at every change
+// (edge/pkg/devicetwin/dtmanager/twin.go, v1.23), and on a small board they
+// cost more than the result the app waits for.
 func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 	if len(out.document) > 0 {
 		if topic := deviceTopic(id, sufDocument); t.subscribed(topic) {
@@ -194,8 +194,8 @@ func (t *Twin) twinGet(j job) {
 	t.publish(topic, twinMessage{baseMessage: baseMessage{EventID: req.EventID, Timestamp: t.nowMS()}, Twin: twins})
 }
 
-// twinSync applies a cloud_updated twin sync (spec 5.2): no result topic;
-// rejected keys are echoed to the cloud.
+// twinSync applies a cloud_updated twin sync (docs/protocol.md 5.2): no result
+// topic; rejected keys are echoed to the cloud.
 func (t *Twin) twinSync(ctx context.Context, j job) {
 	var req twinMessage
 	if j.err != nil || len(j.payload) > t.cfg.MaxPayload || decode(j.payload, &req) != nil {
@@ -245,7 +245,7 @@ type SyncResult struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// stateOK reports whether s is a device state of the era (spec 5.2).
+// stateOK reports whether s is a device state of the era (docs/protocol.md 5.2).
 func stateOK(era bus.Era, s string) bool {
 	if era == bus.EraV03 {
 		return s == "online" || s == "offline" || s == "unknown"
@@ -258,7 +258,7 @@ func stateOK(era bus.Era, s string) bool {
 }
 
 // stateUpdate handles .../state/update. KubeEdge publishes nothing for a
-// bad request, so those are counted drops (spec 5.2).
+// bad request, so those are counted drops (docs/protocol.md 5.2).
 func (t *Twin) stateUpdate(ctx context.Context, j job) {
 	var req deviceUpdate
 	if j.err != nil || len(j.payload) > t.cfg.MaxPayload || decode(j.payload, &req) != nil ||

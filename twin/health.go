@@ -25,8 +25,8 @@ type job struct {
 	twins   *twinMessage  // an edge_updated report for the cloud, encoded when sent (comm.send)
 }
 
-// worker is one of the DeviceTwin workers (spec 5.5): membership, twin,
-// device and communication. It handles jobs from its inbox one at a time
+// worker is one of the DeviceTwin workers (docs/protocol.md 5.5): membership,
+// twin, device and communication. It handles jobs from its inbox one at a time
 // and records a heartbeat when pinged.
 type worker struct {
 	name   string
@@ -34,7 +34,7 @@ type worker struct {
 	ping   chan struct{}
 	handle func(ctx context.Context, j job)
 	// idle, if set, calls onIdle whenever the worker has received no job
-	// for that long (the communication worker's resend, spec 5.6).
+	// for that long (the communication worker's resend, docs/protocol.md 5.6).
 	idle   time.Duration
 	onIdle func(ctx context.Context)
 
@@ -81,15 +81,15 @@ func (w *worker) loop(ctx context.Context) {
 // timeout; it is blocked in a job.
 var ErrStuck = errors.New("twin: worker stuck")
 
-// supervisor runs the workers and their health check (spec 5.5): every
-// interval it marks a worker whose last heartbeat is older than timeout
+// supervisor runs the workers and their health check (docs/protocol.md 5.5):
+// every interval it marks a worker whose last heartbeat is older than timeout
 // as stuck, then pings every worker. KubeEdge "restarts" such a worker by
 // starting a second reader on the same inbox (v1.23.1 edge/pkg/devicetwin/
-// process.go runDeviceTwin), which cannot stop the stuck one: it stays
-// blocked, holds its job and may wake later beside its replacement. Here
-// a stuck worker instead makes the module unhealthy (Twin.Healthy), so
-// /healthz reports it and the hardware watchdog reboots the board if it
-// stays so; a worker that answers again is healthy again.
+// process.go runDeviceTwin), which cannot stop the stuck one: it stays blocked,
+// holds its job and may wake later beside its replacement. Here a stuck worker
+// instead makes the module unhealthy (Twin.Healthy), so /healthz reports it and
+// the hardware watchdog reboots the board if it stays so; a worker that answers
+// again is healthy again.
 type supervisor struct {
 	workers  []*worker
 	interval time.Duration

@@ -12,8 +12,8 @@ import (
 )
 
 // Our versions of KubeEdge's device integration cases EBUS_6-14
-// (spec 7.2): devices come from the test harness as membership updates
-// (source edgemgr, resource membership), device ids are default/<name>.
+// (docs/protocol.md 7.2): devices come from the test harness as membership
+// updates (source edgemgr, resource membership), device ids are default/<name>.
 
 type itDevice struct {
 	ID          string              `json:"id"`

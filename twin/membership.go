@@ -39,7 +39,7 @@ func (t *Twin) handleMembership(ctx context.Context, j job) {
 }
 
 // memGet answers $hw/events/node/<any>/membership/get on the configured
-// node's result topic (spec 5.2).
+// node's result topic (docs/protocol.md 5.2).
 func (t *Twin) memGet(j job) {
 	topic := nodeTopic(t.cfg.NodeName, sufMemGet+sufResult)
 	if !t.checkRequest(j, topic) {
@@ -65,8 +65,8 @@ type memChange struct {
 	twins          map[string]twinOutcome
 }
 
-// applyMembership adds and removes devices in one transaction (spec 5.2).
-// With detail, every known device that is not in added is removed.
+// applyMembership adds and removes devices in one transaction (docs/protocol.md
+// 5.2). With detail, every known device that is not in added is removed.
 func (t *Twin) applyMembership(ctx context.Context, eventID string, added, removed []wireDevice, detail bool, dt dealType) error {
 	now := t.nowMS()
 	tx := t.store.begin()
@@ -168,7 +168,7 @@ func (t *Twin) echo(outcomes map[string]twinOutcome, now int64) {
 }
 
 // announce is a device as membership/updated reports it: as received, with
-// versions removed and deleted twins as null (spec 5.2).
+// versions removed and deleted twins as null (docs/protocol.md 5.2).
 func announce(era bus.Era, w wireDevice) wireDevice {
 	if w.Twin == nil {
 		return w
@@ -192,10 +192,11 @@ func announce(era bus.Era, w wireDevice) wireDevice {
 // cloud. Twins in them may leave out versions ({0,0} is assumed), so a
 // value an app has updated since is not overwritten at the next start.
 func (t *Twin) applyLocal(ctx context.Context) error {
-	if t.cfg.DevicesDir == "" {
+	dir := t.cfg.devicesDir()
+	if dir == "" {
 		return nil
 	}
-	files, err := filepath.Glob(filepath.Join(t.cfg.DevicesDir, "*.json"))
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return fmt.Errorf("twin: local devices: %w", err)
 	}

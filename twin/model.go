@@ -9,7 +9,7 @@ import (
 	"edgenode/db"
 )
 
-// typeDeleted marks a tombstoned twin (spec 5.3, 5.4).
+// typeDeleted marks a tombstoned twin (docs/protocol.md 5.3, 5.4).
 const typeDeleted = "deleted"
 
 // value is one side of a twin: the value and the edge time it was set.
@@ -68,7 +68,7 @@ type msgBlock struct {
 }
 
 // msg returns the twin as a payload entry; versions only when asked for
-// (payloads to apps strip them, spec 5.2).
+// (payloads to apps strip them, docs/protocol.md 5.2).
 func (t *twinState) msg(era bus.Era, versions bool) *msgTwin {
 	b := &msgBlock{opt: t.Optional, typ: typeMetadata{Type: t.Type}}
 	m := &b.m
@@ -136,7 +136,7 @@ func (d *deviceState) row() db.Device {
 	return db.Device{ID: d.ID, Name: d.Name, Description: d.Description, State: d.State, LastOnline: d.LastOnline}
 }
 
-// wire returns the device for membership/get: no twins (spec 5.2).
+// wire returns the device for membership/get: no twins (docs/protocol.md 5.2).
 func (d *deviceState) wire() wireDevice {
 	w := wireDevice{ID: d.ID, Name: d.Name, Description: d.Description, State: d.State, LastOnline: d.LastOnline}
 	if len(d.Attrs) > 0 {
@@ -149,7 +149,7 @@ func (d *deviceState) wire() wireDevice {
 }
 
 // emptyMeta is the metadata column: KubeEdge's metadata JSON with its only
-// field, type, blanked (spec 5.3).
+// field, type, blanked (docs/protocol.md 5.3).
 const emptyMeta = "{}"
 
 func attrRow(dev, name string, a *attrState) db.DeviceAttr {
@@ -157,8 +157,8 @@ func attrRow(dev, name string, a *attrState) db.DeviceAttr {
 		AttrType: a.Type, Metadata: emptyMeta}
 }
 
-// twinRow is the device_twin row of a twin (spec 5.3): meta columns hold
-// {"timestamp":ms}, versions {"cloud":c,"edge":e}; a side never set is ""
+// twinRow is the device_twin row of a twin (docs/protocol.md 5.3): meta columns
+// hold {"timestamp":ms}, versions {"cloud":c,"edge":e}; a side never set is ""
 // and a tombstone has NULL values.
 func twinRow(dev, name string, t *twinState) db.DeviceTwin {
 	r := db.DeviceTwin{DeviceID: dev, Name: name, Optional: t.Optional, AttrType: t.Type, Metadata: emptyMeta,

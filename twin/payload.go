@@ -9,12 +9,12 @@ import (
 	"edgenode/bus"
 )
 
-// The MQTT payloads of the device API (spec 5.2). Field order and tags
-// follow KubeEdge's dttype structs, so encoding/json writes the same bytes:
-// embedded baseMessage first, map keys sorted. Types used for output carry
-// the era where the v0.3 tag quirk changes the bytes.
+// The MQTT payloads of the device API (docs/protocol.md 5.2). Field order and
+// tags follow KubeEdge's dttype structs, so encoding/json writes the same
+// bytes: embedded baseMessage first, map keys sorted. Types used for output
+// carry the era where the v0.3 tag quirk changes the bytes.
 
-// baseMessage is the envelope of every payload (spec 5.2).
+// baseMessage is the envelope of every payload (docs/protocol.md 5.2).
 type baseMessage struct {
 	EventID   string `json:"event_id"`
 	Timestamp int64  `json:"timestamp"`
@@ -34,7 +34,7 @@ type typeMetadata struct {
 	Type string `json:"type,omitempty"`
 }
 
-// twinVersion is the version of one side of a twin (spec 5.4).
+// twinVersion is the version of one side of a twin (docs/protocol.md 5.4).
 type twinVersion struct {
 	Cloud int64 `json:"cloud"`
 	Edge  int64 `json:"edge"`
@@ -54,7 +54,7 @@ type msgTwin struct {
 
 // MarshalJSON writes the twin in the form of its era: v0.3.0's tags have
 // a space before omitempty, so its value and timestamp are always written
-// (spec 8 item 10). See appendJSON.
+// (docs/protocol.md 8 item 10). See appendJSON.
 func (t msgTwin) MarshalJSON() ([]byte, error) {
 	return t.appendJSON(nil), nil
 }
@@ -77,7 +77,8 @@ type wireDevice struct {
 	Twin        map[string]*msgTwin `json:"twin,omitempty"`
 }
 
-// result is an error result (spec 5.2): code and reason are omitempty.
+// result is an error result (docs/protocol.md 5.2): code and reason are
+// omitempty.
 type result struct {
 	baseMessage
 	Code   int    `json:"code,omitempty"`
@@ -149,7 +150,8 @@ type stateDeviceV123 struct {
 	LastOnlineTime string `json:"lastOnlineTime,omitempty"`
 }
 
-// detailRequest asks the cloud for the node's device list (spec 5.6).
+// detailRequest asks the cloud for the node's device list (docs/protocol.md
+// 5.6).
 type detailRequest struct {
 	EventType string `json:"event_type,omitempty"`
 	EventID   string `json:"event_id,omitempty"`
@@ -158,7 +160,7 @@ type detailRequest struct {
 	Timestamp int64  `json:"timestamp"`
 }
 
-// Result codes (spec 5.2).
+// Result codes (docs/protocol.md 5.2).
 const (
 	codeOK         = 200
 	codeBadRequest = 400
@@ -177,7 +179,7 @@ var (
 	ErrTooLarge = errors.New("twin: payload too large")
 )
 
-// Keys and values of twins (spec 5.2).
+// Keys and values of twins (docs/protocol.md 5.2).
 var (
 	keyRE   = regexp.MustCompile(`^[a-zA-Z0-9-_.,:/@#]{1,128}$`)
 	valueRE = regexp.MustCompile(`^[a-zA-Z0-9-_.,:/@#]{1,512}$`)
@@ -192,7 +194,7 @@ func decode(b []byte, v any) error {
 }
 
 // decodeTwinUpdate reads a twin update request and checks its keys and
-// values (spec 5.2). v1.23.1 allows an empty value.
+// values (docs/protocol.md 5.2). v1.23.1 allows an empty value.
 func decodeTwinUpdate(b []byte, era bus.Era) (twinMessage, error) {
 	var m twinMessage
 	if err := decode(b, &m); err != nil {

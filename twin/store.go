@@ -27,8 +27,8 @@ type store struct {
 	devices map[string]*deviceState
 }
 
-// load replaces the view with the tables' contents (spec 5.5: on start all
-// devices are loaded from SQLite).
+// load replaces the view with the tables' contents (docs/protocol.md 5.5: on
+// start all devices are loaded from SQLite).
 func (s *store) load(ctx context.Context) error {
 	devs, err := s.db.Devices(ctx)
 	if err != nil {
@@ -117,9 +117,9 @@ func (t *tx) remove(id string) {
 
 func (t *tx) abort() { t.s.writeMu.Unlock() }
 
-// commit writes the change, retrying (spec 5.3: every write is retried),
-// then publishes the clones. On failure the view is reloaded from SQLite
-// and nothing staged is published.
+// commit writes the change, retrying (docs/protocol.md 5.3: every write is
+// retried), then publishes the clones. On failure the view is reloaded from
+// SQLite and nothing staged is published.
 func (t *tx) commit(ctx context.Context) error {
 	defer t.s.writeMu.Unlock()
 	var err error

@@ -6,7 +6,7 @@ import (
 )
 
 // action is what an incoming message asks of the twin module
-// (spec 5.1, classification table).
+// (docs/protocol.md 5.1, classification table).
 type action uint8
 
 const (
@@ -31,7 +31,7 @@ var actionNames = [...]string{"none", "membership/get", "membership/updated", "m
 
 func (a action) String() string { return actionNames[a] }
 
-// Topic parts (spec 5.1).
+// Topic parts (docs/protocol.md 5.1).
 const (
 	devicePrefix = "$hw/events/device/"
 	nodePrefix   = "$hw/events/node/"
@@ -80,7 +80,7 @@ var nodeSuffixes = []struct {
 }
 
 // classifyTopic maps an MQTT topic to an action and the device or node id
-// (spec 5.1). Whether a device id has one level (v0.3: <id>) or two
+// (docs/protocol.md 5.1). Whether a device id has one level (v0.3: <id>) or two
 // (v1.17+: <namespace>/<name>) is decided per topic by the suffix: what is
 // left between the prefix and a known suffix is the id. A known suffix
 // with a bad id returns the action with ErrBadTopic, so the caller can

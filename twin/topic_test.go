@@ -111,7 +111,7 @@ func FuzzTwinUpdate(f *testing.F) {
 		before := string(mustJSON(t, dev.Twins))
 		tx := &tx{}
 		if _, err := dealTwins(tx, era, dev, req.Twin, dealType(dt%3), 5); err != nil {
-			// A failing request changes nothing (spec 5.4).
+			// A failing request changes nothing (docs/protocol.md 5.4).
 			if after := string(mustJSON(t, dev.Twins)); after != before || len(tx.change.PutTwins) != 0 {
 				t.Fatalf("dealTwins failed (%v) but changed the device: %s -> %s, %d rows staged", err, before, after, len(tx.change.PutTwins))
 			}

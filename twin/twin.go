@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,58 +16,77 @@ import (
 	"edgenode/db"
 )
 
-// Config configures the twin module. The zero value of each field gives
-// its default.
+// Config configures the twin module; its tagged fields are the twin
+// section of the config file. The zero value of each field gives its
+// default. NodeName, Era and DataDir are set by main from the top level.
 type Config struct {
 	// NodeName is the node id in membership topics and the detail request.
-	NodeName string
+	NodeName string `yaml:"-"`
 	// Era picks the payload shapes that differ between KubeEdge releases
-	// (spec 8): last_online vs lastOnlineTime, device/<id>/state vs
-	// device/<id>/state/update, omitted vs always-present keys, the state
-	// values accepted, the case of error texts.
-	Era bus.Era
+	// (docs/protocol.md 8): last_online vs lastOnlineTime, device/<id>/state
+	// vs device/<id>/state/update, omitted vs always-present keys, the
+	// state values accepted, the case of error texts.
+	Era bus.Era `yaml:"-"`
+	// EraOverride, the file's twin.era ("v1.23" or "v0.3"), replaces Era
+	// for the device payloads when set; Defaults applies it.
+	EraOverride string `yaml:"era,omitempty"`
+	// DataDir is the node's data dir, home of the default DevicesDir.
+	DataDir string `yaml:"-"`
 	// DevicesDir holds local device files (*.json, membership update
-	// shape) applied at start; "" disables them.
-	DevicesDir string
-	// QueueLen is each worker's inbox length. Default 256.
-	QueueLen int
+	// shape) applied at start. Default <DataDir>/devices (none without a
+	// DataDir); DevicesOff turns them off.
+	DevicesDir string `yaml:"devicesDir,omitempty"`
+	// QueueLen is each worker's inbox length. Default DefaultQueueLen.
+	QueueLen int `yaml:"queueLen,omitempty"`
+	// MaxPayload is the largest MQTT payload handled. Default 64 KiB.
+	MaxPayload int `yaml:"maxPayload,omitempty"`
 	// ClientShare is how many MQTT requests of one client may be queued
 	// at once (the fair share of the twin path); more are answered with a
 	// 503 error result. Default QueueLen/4.
-	ClientShare int
+	ClientShare int `yaml:"-"`
 	// Share, if set, is the fair share the sender of the MQTT requests
 	// (the eventbus) takes before it sends one; twin releases it. nil:
 	// twin takes it itself, when the request arrives.
-	Share *bus.Share
+	Share *bus.Share `yaml:"-"`
 	// Subscribed reports whether any MQTT client subscribes to topic; the
 	// document and delta of a twin change are published only then. nil
 	// means always (a broker that cannot tell).
-	Subscribed func(topic string) bool
+	Subscribed func(topic string) bool `yaml:"-"`
 	// Publish, if set, publishes payload on topic at once, on the
 	// caller's goroutine (the eventbus's EventBus.Publish); nil sends a
 	// publish message to the eventbus, whose loop publishes it.
-	Publish func(topic string, payload []byte) error
-	// MaxPayload is the largest MQTT payload handled. Default 64 KiB.
-	MaxPayload int
+	Publish func(topic string, payload []byte) error `yaml:"-"`
 	// MaxPending bounds the cloud-bound messages awaiting confirmation.
 	// Default 1024.
-	MaxPending int
-	// HealthInterval and HealthTimeout drive the health check (spec 5.5).
-	// Defaults 60 s and 120 s.
-	HealthInterval time.Duration
-	HealthTimeout  time.Duration
+	MaxPending int `yaml:"-"`
+	// HealthInterval and HealthTimeout drive the health check
+	// (docs/protocol.md 5.5). Defaults 60 s and 120 s.
+	HealthInterval time.Duration `yaml:"-"`
+	HealthTimeout  time.Duration `yaml:"-"`
 	// ResendInterval is how long the communication worker waits with no
-	// input before it resends unconfirmed messages (spec 5.6). Default 60 s.
-	ResendInterval time.Duration
-	// WriteRetries and RetryDelay govern SQLite writes (spec 5.3).
-	// Defaults 5 and 1 s.
-	WriteRetries int
-	RetryDelay   time.Duration
+	// input before it resends unconfirmed messages (docs/protocol.md 5.6).
+	// Default 60 s.
+	ResendInterval time.Duration `yaml:"-"`
+	// WriteRetries and RetryDelay govern SQLite writes (docs/protocol.md
+	// 5.3). Defaults 5 and 1 s.
+	WriteRetries int           `yaml:"-"`
+	RetryDelay   time.Duration `yaml:"-"`
 }
 
-func (c *Config) defaults() {
+// DevicesOff as Config.DevicesDir turns the local device files off.
+const DevicesOff = "none"
+
+// DefaultQueueLen is Config.QueueLen's default.
+const DefaultQueueLen = 256
+
+// Defaults returns c with its zero fields filled and EraOverride, when
+// valid, applied to Era. DevicesDir stays as given; New resolves it.
+func (c Config) Defaults() Config {
+	if e, err := bus.ParseEra(c.EraOverride); c.EraOverride != "" && err == nil {
+		c.Era = e
+	}
 	if c.QueueLen <= 0 {
-		c.QueueLen = 256
+		c.QueueLen = DefaultQueueLen
 	}
 	if c.ClientShare <= 0 {
 		c.ClientShare = max(1, c.QueueLen/4)
@@ -92,6 +112,39 @@ func (c *Config) defaults() {
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = time.Second
 	}
+	return c
+}
+
+// Validate returns every problem of c at once, each naming its key as
+// spelled in the config file under "twin.".
+func (c Config) Validate() []error {
+	var errs []error
+	if c.EraOverride != "" {
+		if _, err := bus.ParseEra(c.EraOverride); err != nil {
+			errs = append(errs, fmt.Errorf("twin.era: %w", err))
+		}
+	}
+	if c.DevicesDir != "" && c.DevicesDir != DevicesOff && !filepath.IsAbs(c.DevicesDir) {
+		errs = append(errs, fmt.Errorf("twin.devicesDir: %q must be an absolute path", c.DevicesDir))
+	}
+	if c.QueueLen < 0 || c.MaxPayload < 0 {
+		errs = append(errs, errors.New("twin.queueLen and twin.maxPayload must not be negative"))
+	}
+	return errs
+}
+
+// devicesDir is the folder of local device files, "" for none.
+func (c Config) devicesDir() string {
+	switch c.DevicesDir {
+	case DevicesOff:
+		return ""
+	case "":
+		if c.DataDir == "" {
+			return ""
+		}
+		return filepath.Join(c.DataDir, "devices")
+	}
+	return c.DevicesDir
 }
 
 // Stats are the module's counters.
@@ -135,9 +188,12 @@ type Twin struct {
 // New returns the module and registers it on b as ModuleTwin in GroupTwin.
 // It starts nothing and reads nothing; Run loads the device tables.
 func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Twin, error) {
-	cfg.defaults()
+	cfg = cfg.Defaults()
 	if cfg.NodeName == "" {
 		return nil, errors.New("twin: new: empty node name")
+	}
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("twin: new: %w", errors.Join(errs...))
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -211,11 +267,12 @@ func (t *Twin) Run(ctx context.Context) error {
 }
 
 // dispatch classifies a bus message and queues it for its worker
-// (spec 5.1). It never blocks: a full worker inbox drops the message.
+// (docs/protocol.md 5.1). It never blocks: a full worker inbox drops the
+// message.
 func (t *Twin) dispatch(msg bus.Message) {
 	if !msg.Header.ParentID.IsZero() {
-		// Parent-id quirk (spec 5.1): v1.23.1 treats the message only as a
-		// confirmation, v0.3.0 also classifies it.
+		// Parent-id quirk (docs/protocol.md 5.1): v1.23.1 treats the message
+		// only as a confirmation, v0.3.0 also classifies it.
 		t.queue(t.com, job{act: actConfirm, msg: msg})
 		if t.cfg.Era != bus.EraV03 {
 			return
@@ -243,7 +300,7 @@ func (t *Twin) queue(w *worker, j job) {
 	}
 }
 
-// classify picks the action and worker of a message (spec 5.1).
+// classify picks the action and worker of a message (docs/protocol.md 5.1).
 func (t *Twin) classify(msg bus.Message) (job, *worker) {
 	j := job{msg: msg}
 	r := msg.Route
@@ -260,20 +317,21 @@ func (t *Twin) classify(msg bus.Message) (job, *worker) {
 		j.act = actLifeCycle
 	case r.Source.IsDeviceController() || r.Source == bus.ModuleTest:
 		j.payload = bus.ContentBytes(msg.Content)
-		res := r.Resource
+		// The membership resources are matched as KubeEdge does, by what
+		// they contain; a device resource comes split (bus.Resource).
+		res, dev := r.Resource, msg.Res
+		isDevice := dev.Kind == bus.KindDevice && dev.Namespace == ""
 		switch {
 		case strings.Contains(res, bus.ResMembershipDetail):
 			j.act = actMemDetail
 		case strings.Contains(res, bus.ResMembership):
 			j.act = actMemUpdated
+		case isDevice && dev.Rest == bus.ResTwinCloudUpdated:
+			j.act, j.id = actTwinCloudSync, dev.Name
 		case strings.Contains(res, bus.ResTwinCloudUpdated):
-			id, ok := strings.CutSuffix(strings.TrimPrefix(res, string(bus.KindDevice)+"/"), "/"+bus.ResTwinCloudUpdated)
-			if !ok {
-				return j, nil
-			}
-			j.act, j.id = actTwinCloudSync, id
-		case strings.Contains(string(r.Operation), string(bus.OpUpdated)) && strings.HasPrefix(res, string(bus.KindDevice)+"/"):
-			j.act, j.id = actDeviceUpdated, strings.TrimPrefix(res, string(bus.KindDevice)+"/")
+			return j, nil // not device/<id>/twin/cloud_updated
+		case isDevice && dev.Rest == "" && strings.Contains(string(r.Operation), string(bus.OpUpdated)):
+			j.act, j.id = actDeviceUpdated, dev.Name
 		default:
 			return j, nil
 		}
@@ -303,8 +361,8 @@ func (t *Twin) subscribed(topic string) bool {
 	return t.cfg.Subscribed == nil || t.cfg.Subscribed(topic)
 }
 
-// publish encodes v and hands it to the eventbus for topic (spec 4.3:
-// content is the payload bytes).
+// publish encodes v and hands it to the eventbus for topic (docs/protocol.md
+// 4.3: content is the payload bytes).
 func (t *Twin) publish(topic string, v any) {
 	var b []byte
 	if a, ok := v.(jsonAppender); ok {
@@ -330,7 +388,7 @@ func (t *Twin) publish(topic string, v any) {
 	t.stats.published.Add(1)
 }
 
-// publishError publishes an error result (spec 5.2).
+// publishError publishes an error result (docs/protocol.md 5.2).
 func (t *Twin) publishError(topic, eventID string, code int, reason string) {
 	t.stats.errors.Add(1)
 	t.publish(topic, result{baseMessage: baseMessage{EventID: eventID, Timestamp: t.nowMS()}, Code: code, Reason: reason})

@@ -8,7 +8,7 @@ import (
 	"edgenode/bus"
 )
 
-// dealType says where a twin change comes from (spec 5.4).
+// dealType says where a twin change comes from (docs/protocol.md 5.4).
 type dealType uint8
 
 const (
@@ -26,8 +26,8 @@ type twinOutcome struct {
 	delta    *twinDelta          // the device's delta after the change, if any (event_id set on publish)
 }
 
-// checkValue checks v against a twin type (spec 5.2). Unknown types are
-// rejected; "integer" exists from v1.23.
+// checkValue checks v against a twin type (docs/protocol.md 5.2). Unknown types
+// are rejected; "integer" exists from v1.23.
 func checkValue(era bus.Era, typ, v string) error {
 	var err error
 	switch typ {
@@ -54,8 +54,8 @@ func checkValue(era bus.Era, typ, v string) error {
 	return nil
 }
 
-// sideVersion computes the new version of one side (spec 5.4). ok is false
-// when a sync must be rejected.
+// sideVersion computes the new version of one side (docs/protocol.md 5.4). ok
+// is false when a sync must be rejected.
 func sideVersion(dt dealType, stored, req *twinVersion) (v twinVersion, ok bool) {
 	if stored != nil {
 		v = *stored
@@ -117,7 +117,7 @@ func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, d
 		tx.change.PutTwins = append(tx.change.PutTwins, twinRow(dev.ID, s.key, s.t))
 	}
 	// The delta is taken now, from this change's result: a later change
-	// in the same transaction must not show in it (spec 5.2).
+	// in the same transaction must not show in it (docs/protocol.md 5.2).
 	if out.changed {
 		if d, ok := delta(era, dev, now); ok {
 			out.delta = &d
@@ -127,7 +127,7 @@ func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, d
 }
 
 // dealDelete tombstones a twin: REST only when it is optional, sync when
-// the carried versions are not older (spec 5.4).
+// the carried versions are not older (docs/protocol.md 5.4).
 func dealDelete(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType) *twinState {
 	if cur == nil || cur.deleted() {
 		return nil
@@ -141,7 +141,7 @@ func dealDelete(out *twinOutcome, era bus.Era, key string, cur *twinState, r *ms
 			if *v == nil {
 				// Only a side that has a version is bumped; one never set
 				// keeps its empty column (KubeEdge dtmanager/twin.go,
-				// dealTwinDelete; spec 5.4).
+				// dealTwinDelete; docs/protocol.md 5.4).
 				continue
 			}
 			nv, _ := sideVersion(dt, *v, nil)
@@ -227,13 +227,13 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 	return nt, nil
 }
 
-// dealCompare updates an existing twin side by side (spec 5.4). Every
-// side present in the request counts as a change, also when it holds the
-// value the twin already has: the value gets a new timestamp, its version
-// moves on, and a REST request gets a result, a document and an
-// edge_updated entry (KubeEdge dtmanager/twin.go, isTwinValueDiff and
-// dealTwinCompare, v0.3.0 and v1.23.1). Device files are the exception:
-// an unchanged side of a file read again at start is left alone.
+// dealCompare updates an existing twin side by side (docs/protocol.md 5.4).
+// Every side present in the request counts as a change, also when it holds the
+// value the twin already has: the value gets a new timestamp, its version moves
+// on, and a REST request gets a result, a document and an edge_updated entry
+// (KubeEdge dtmanager/twin.go, isTwinValueDiff and dealTwinCompare, v0.3.0 and
+// v1.23.1). Device files are the exception: an unchanged side of a file read
+// again at start is left alone.
 func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType, now int64) (*twinState, error) {
 	nt := cur.clone()
 	res := &msgTwin{era: era} // update/result entry: the sides in the request
@@ -294,8 +294,8 @@ func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *m
 	return nt, nil
 }
 
-// delta returns the twin/update/delta payload of dev, or false when no
-// twin has an expected value that differs from the actual (spec 5.2).
+// delta returns the twin/update/delta payload of dev, or false when no twin has
+// an expected value that differs from the actual (docs/protocol.md 5.2).
 func delta(era bus.Era, dev *deviceState, now int64) (twinDelta, bool) {
 	d := twinDelta{baseMessage: baseMessage{Timestamp: now},
 		Twin: map[string]*msgTwin{}, Delta: map[string]string{}}

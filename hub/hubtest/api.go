@@ -92,15 +92,17 @@ func (s *Server) apiRequest(m bus.Message) (bus.Message, bool) {
 		// (KubeEdge v1.23.1 cloud/pkg/devicecontroller/controller/upstream.go
 		// updateDeviceStatus): group twin, parent the report's id, "OK".
 		resp := m.Resp(bus.JSONString("OK"))
-		resp.Route.Source, resp.Route.Group, resp.Route.Resource = bus.SourceDeviceController, bus.GroupTwin, "twin"
+		resp.Route.Source, resp.Route.Group = bus.SourceDeviceController, bus.GroupTwin
+		resp.SetResource(bus.ResTwin)
 		return resp, true
 	}
-	r, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
-	if err != nil || r.Name == "" {
+	r := m.Res
+	if !r.Valid(m.Route.Operation) || r.Name == "" {
 		return bus.Message{}, false
 	}
 	op := m.Route.Operation
 	var obj any
+	var err error
 	switch {
 	case r.Kind == bus.KindNode && op == bus.OpInsert:
 		obj, err = s.createNode(r.Name, contentData(m.Content))
@@ -333,8 +335,8 @@ func (s *Server) putLease(ns, name string, create bool, data []byte) (any, error
 // storePushed keeps a pod the test pushes to the node, as the API holds
 // the pods the cloud sends.
 func (s *Server) storePushed(m bus.Message) {
-	r, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
-	if err != nil || r.Kind != bus.KindPod || r.Name == "" {
+	r := m.Res
+	if !r.Valid(m.Route.Operation) || r.Kind != bus.KindPod || r.Name == "" {
 		return
 	}
 	key := r.Namespace + "/" + r.Name

@@ -83,7 +83,7 @@ func (a *authority) serverCert() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-// sign signs a node CSR for validity (spec 2.4 step 6: client auth).
+// sign signs a node CSR for validity (docs/protocol.md 2.4 step 6: client auth).
 func (a *authority) sign(csr *x509.CertificateRequest, validity time.Duration) ([]byte, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{

@@ -199,13 +199,13 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-// serveCA answers /ca.crt with the CA's DER (spec 2.4 step 2).
+// serveCA answers /ca.crt with the CA's DER (docs/protocol.md 2.4 step 2).
 func (s *Server) serveCA(w http.ResponseWriter, _ *http.Request) {
 	w.Write(s.ca.der)
 }
 
-// serveEdgeCert signs the DER CSR in the body of a GET (spec 2.4 step 6).
-// It accepts a valid token (Authorization: Bearer <JWT>) or a client
+// serveEdgeCert signs the DER CSR in the body of a GET (docs/protocol.md 2.4
+// step 6). It accepts a valid token (Authorization: Bearer <JWT>) or a client
 // certificate of the CA (renewal, step 8).
 func (s *Server) serveEdgeCert(w http.ResponseWriter, r *http.Request) {
 	node := r.Header.Get("NodeName")

@@ -11,7 +11,7 @@
 // 4 KiB write buffer, so that longer messages arrive fragmented (KubeEdge
 // v1.23.1 pkg/viaduct/pkg/server/ws.go, pkg/viaduct/pkg/lane/wsnopack.go).
 //
-// It behaves like the cloud of the configured era (spec 2.1, 2.4):
+// It behaves like the cloud of the configured era (docs/protocol.md 2.1, 2.4):
 //   - v1.23: the upgrade must carry the node_id, project_id and
 //     ConnectionUse: msg headers and a client certificate signed by the
 //     CA; resource messages pushed with insert, update or delete are
@@ -54,7 +54,7 @@ import (
 type Config struct {
 	Era bus.Era
 	// Retransmit is the resend period of unacknowledged resource messages
-	// (v1.23). Default 5 s (spec 2.4).
+	// (v1.23). Default 5 s (docs/protocol.md 2.4).
 	Retransmit time.Duration
 	// CertValidity is the lifetime of node certificates. Default 365 days.
 	CertValidity time.Duration
@@ -182,7 +182,7 @@ func NewServer(cfg Config) *Server {
 	s.wsTLS = &tls.Config{Certificates: []tls.Certificate{sc}, ClientCAs: ca.pool, MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.RequireAndVerifyClientCert}
 	if cfg.Era == bus.EraV03 {
-		s.wsTLS.ClientAuth = tls.RequestClientCert // spec 2.1: asked for, not verified
+		s.wsTLS.ClientAuth = tls.RequestClientCert // docs/protocol.md 2.1: asked for, not verified
 	}
 	s.crtTLS = &tls.Config{Certificates: []tls.Certificate{sc}, ClientCAs: ca.pool, MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.VerifyClientCertIfGiven}
@@ -261,15 +261,15 @@ func (s *Server) CAPEM() []byte { return pemCert(s.ca.der) }
 func (s *Server) CAHash() string { return s.ca.caHash() }
 
 // Token returns a join token for node: <CA hash>.<JWT>, valid for a day
-// (spec 2.4 step 3).
+// (docs/protocol.md 2.4 step 3).
 func (s *Server) Token(node string) string {
 	return s.ca.caHash() + "." + jwt(s.ca.jwtKey, map[string]any{
 		"exp": time.Now().Add(24 * time.Hour).Unix(), "node": node,
 	})
 }
 
-// upgrade checks the identity of an upgrade (spec 2.1, 2.4) and serves
-// the link. A refused upgrade counts in Rejected.
+// upgrade checks the identity of an upgrade (docs/protocol.md 2.1, 2.4) and
+// serves the link. A refused upgrade counts in Rejected.
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	node, project, err := s.identity(r)
 	if err == nil && s.cfg.Authorize && s.cfg.Era == bus.EraV123 {
@@ -393,7 +393,7 @@ func (s *Server) handle(c *conn, m bus.Message, binary bool) {
 	s.mu.Lock()
 	s.records = append(s.records, Record{Msg: m, Node: c.node, Time: time.Now(), Binary: binary})
 	if m.Route.Operation == bus.OpResponse && s.cfg.Era == bus.EraV123 {
-		delete(s.pending, m.Header.ParentID) // the ACK (spec 2.4)
+		delete(s.pending, m.Header.ParentID) // the ACK (docs/protocol.md 2.4)
 	}
 	s.notify()
 	s.mu.Unlock()
@@ -430,7 +430,7 @@ func (s *Server) handle(c *conn, m bus.Message, binary bool) {
 }
 
 // needsAck reports whether the v1.23 cloud resends m until it is
-// acknowledged (spec 2.4 "Reliable delivery", simplified to resource
+// acknowledged (docs/protocol.md 2.4 "Reliable delivery", simplified to resource
 // messages that change objects).
 func needsAck(m bus.Message) bool {
 	if m.Route.Group != bus.GroupResource {
@@ -520,7 +520,7 @@ func (c *conn) writeMessage(typ int, data []byte) error {
 	return w.Close()
 }
 
-// retransmitLoop resends unacknowledged messages (spec 2.4).
+// retransmitLoop resends unacknowledged messages (docs/protocol.md 2.4).
 func (s *Server) retransmitLoop() {
 	t := time.NewTicker(s.cfg.Retransmit)
 	defer t.Stop()

@@ -161,7 +161,7 @@ type idleCPU struct {
 	// node's /metrics (one scrape's own allocations included).
 	mallocsPerMin, gcsPerMin float64
 	// resent is what twin sent the cloud again over the window
-	// (unconfirmed messages, spec 5.6).
+	// (unconfirmed messages, docs/protocol.md 5.6).
 	resent float64
 }
 

@@ -18,10 +18,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +36,8 @@ import (
 
 	"edgenode/board"
 	"edgenode/hub/hubtest"
+
+	"edgenode/internal/testenv"
 )
 
 // Budgets (design "Budgets").
@@ -347,33 +347,10 @@ func lastLine(s string) string {
 	return s[strings.LastIndexByte(s, '\n')+1:]
 }
 
-// readMemory reads VmRSS and RssAnon (kB) from /proc/PID/status.
+// readMemory reads VmRSS and RssAnon of process pid.
 func readMemory(pid int) (memory, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return memory{}, err
-	}
-	defer f.Close()
-	var m memory
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		fs := strings.Fields(v)
-		if len(fs) < 1 {
-			continue
-		}
-		n, _ := strconv.ParseUint(fs[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			m.rss = n << 10
-		case "RssAnon":
-			m.anon = n << 10
-		}
-	}
-	if m.rss == 0 {
-		return m, errors.New("no VmRSS in /proc/PID/status")
-	}
-	return m, nil
+	rss, anon, err := testenv.Memory(pid)
+	return memory{rss: rss, anon: anon}, err
 }
 
 // bench is one line of go test -bench output.
