@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"edgenode/pod"
+	"edgenode/pod/image"
 )
 
 // podConfig is the pod section with the top-level facts it needs.
@@ -33,7 +34,7 @@ func cmdImage(ctx context.Context, o *options, args []string, stdout, stderr io.
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := pod.OpenImages(pod.ImagesConfig{Dir: pod.ImagesStoreDir(cfg.DataDir), Platform: cfg.Pod.Platform}, log)
+	store, err := image.Open(image.Config{Dir: pod.ImagesStoreDir(cfg.DataDir), Platform: cfg.Pod.Platform}, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "edgenode: %v\n", err)
 		return 1

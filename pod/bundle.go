@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"edgenode/pod/image"
 )
 
 // defaultCaps is the capability set a container gets without a security
@@ -64,7 +66,7 @@ const (
 type bundleInput struct {
 	pod      *Pod
 	c        *Container
-	img      Image
+	img      image.Image
 	rootfs   string
 	env      []string
 	mounts   []ociMount
@@ -130,7 +132,7 @@ func buildSpec(in bundleInput) (*ociSpec, error) {
 
 // containerArgs applies Kubernetes' rule: command replaces the image's
 // entrypoint (and drops its cmd); args replace the image's cmd.
-func containerArgs(c *Container, ic ImageConfig) []string {
+func containerArgs(c *Container, ic image.RunConfig) []string {
 	var out []string
 	switch {
 	case len(c.Command) > 0:
@@ -149,7 +151,7 @@ func containerArgs(c *Container, ic ImageConfig) []string {
 // containerUser picks uid/gid from the security contexts, then the image's
 // USER ("name", "uid", "uid:gid", "name:group"), read against the image's
 // /etc/passwd and /etc/group.
-func containerUser(p *Pod, c *Container, ic ImageConfig, rootfs string) (ociUser, error) {
+func containerUser(p *Pod, c *Container, ic image.RunConfig, rootfs string) (ociUser, error) {
 	var u ociUser
 	var uid, gid *int64
 	if psc := p.Spec.SecurityContext; psc != nil {

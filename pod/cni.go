@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"edgenode/internal/durable"
 )
 
 // CNI: when a network configuration is installed (e.g. bridge + host-local
@@ -211,7 +213,7 @@ func (w *worker) networkUp(ctx context.Context, p *Pod, fresh bool) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(cache, res, 0o600); err != nil {
+	if err := durable.WriteFile(cache, res, 0o600); err != nil {
 		return err
 	}
 	w.setPodIP(res)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"edgenode/pod/image"
 )
 
 // annConfigSource marks static pods, as the kubelet does.
@@ -221,7 +223,7 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 // image finds or pulls the container's image per imagePullPolicy. With
 // Always, a failed pull falls back to a stored image: an edge node without
 // its registry keeps running what it has.
-func (w *worker) image(ctx context.Context, p *Pod, c *Container) (Image, error) {
+func (w *worker) image(ctx context.Context, p *Pod, c *Container) (image.Image, error) {
 	policy := c.ImagePullPolicy
 	if policy == "" {
 		policy = PullIfNotPresent
@@ -235,7 +237,7 @@ func (w *worker) image(ctx context.Context, p *Pod, c *Container) (Image, error)
 	switch policy {
 	case PullNever:
 		if !have {
-			return Image{}, fmt.Errorf("%w: %s (imagePullPolicy Never)", ErrImageNotFound, c.Image)
+			return image.Image{}, fmt.Errorf("%w: %s (imagePullPolicy Never)", ErrImageNotFound, c.Image)
 		}
 		return local, nil
 	case PullIfNotPresent:
@@ -249,7 +251,7 @@ func (w *worker) image(ctx context.Context, p *Pod, c *Container) (Image, error)
 			w.r.log.Warn("pull failed, using the stored image", "image", c.Image, "err", err)
 			return local, nil
 		}
-		return Image{}, err
+		return image.Image{}, err
 	}
 	return img, nil
 }

@@ -17,7 +17,8 @@
 // exec and attach hijack the connection and speak the kubelet's SPDY
 // remote command protocol (spdy.go).
 //
-// Persisted under the data dir: the image store (images/), pod bundles,
+// Persisted under the data dir: the image store (images/, package
+// pod/image, which the runner and "edgenode image" share), pod bundles,
 // volumes and logs (pods/<uid>/), the pod itself (pods/<uid>/pod.json,
 // with its startTime and, while it is being deleted, its deletionTimestamp
 // and the SIGKILL deadline in pods/<uid>/kill-at). runc keeps its own state under the
@@ -67,6 +68,7 @@
 // request returns; scratch files (pid file, runc log, console socket) live
 // in a temporary directory under pods/<uid>/ that is removed with it.
 //
-// Sub-package podtest builds busybox test images and runs an in-process
-// registry for the tests of this and other packages.
+// Sub-package image is the image store; podtest builds busybox test
+// images and runs an in-process registry for the tests of this and other
+// packages.
 package pod

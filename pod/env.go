@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"edgenode/pod/image"
 )
 
 // containerEnv builds the environment: the image's, then envFrom, then env
 // (later wins), with $(VAR) references to earlier variables expanded as
 // the kubelet does ($$ escapes). HOSTNAME is the pod's name.
-func containerEnv(ctx context.Context, p *Pod, c *Container, img ImageConfig, objs objects, hf hostFacts) ([]string, error) {
+func containerEnv(ctx context.Context, p *Pod, c *Container, img image.RunConfig, objs objects, hf hostFacts) ([]string, error) {
 	var order []string
 	vals := map[string]string{}
 	set := func(k, v string) {

@@ -8,12 +8,8 @@ var (
 	ErrBadSpec = errors.New("pod: bad spec")
 	// ErrBadQuantity: a resource quantity that does not parse.
 	ErrBadQuantity = errors.New("pod: bad quantity")
-	// ErrBadImage: an image archive or manifest that cannot be used.
-	ErrBadImage = errors.New("pod: bad image")
 	// ErrImageNotFound: the image is not in the store and may not be pulled.
 	ErrImageNotFound = errors.New("pod: image not found")
-	// ErrUnsafePath: an archive entry that would write outside its root.
-	ErrUnsafePath = errors.New("pod: unsafe path in archive")
 	// ErrNoRuntime: the OCI runtime binary is missing.
 	ErrNoRuntime = errors.New("pod: OCI runtime not found")
 	// ErrNotFound: no such pod or container.

@@ -25,14 +25,9 @@ func mountTmpfs(string, int64) error             { return errNotLinux }
 func unmountAll(string)                          {}
 func setSubreaper() error                        { return errNotLinux }
 func alive(int) bool                             { return false }
-func diskFree(string) (uint64, error)            { return 0, errNotLinux }
 func diskStats(string) (uint64, uint64, error)   { return 0, 0, errNotLinux }
 func devOf(fs.FileInfo) uint64                   { return 0 }
 func ownerOf(fs.FileInfo) (int, int, bool)       { return 0, 0, false }
-
-func lockFile(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-}
 
 func dialInNetns(context.Context, string, string, time.Duration) (net.Conn, error) {
 	return nil, errNotLinux

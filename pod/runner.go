@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"edgenode/bus"
+
+	"edgenode/pod/image"
 )
 
 // Runner is the pod module ("edged"). New registers it on the bus; Run
@@ -25,7 +27,7 @@ type Runner struct {
 	cfg    Config
 	b      *bus.Bus
 	log    *slog.Logger
-	images *Images
+	images *image.Store
 	rt     *ociRuntime
 	rtErr  error // why the runtime is unusable, if it is
 
@@ -61,7 +63,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Runner, error) {
 	if err := os.MkdirAll(cfg.podsDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("pod: %w", err)
 	}
-	images, err := OpenImages(ImagesConfig{Dir: cfg.imagesDir(), Platform: cfg.Platform, Insecure: cfg.InsecureRegistries}, log)
+	images, err := image.Open(image.Config{Dir: cfg.imagesDir(), Platform: cfg.Platform, Insecure: cfg.InsecureRegistries}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +86,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Runner, error) {
 }
 
 // Images returns the image store.
-func (r *Runner) Images() *Images { return r.images }
+func (r *Runner) Images() *image.Store { return r.images }
 
 // Run adopts the containers it finds, starts the stored and static pods,
 // serves pod, configmap and secret messages, and returns when ctx ends,

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"edgenode/bus"
+	"edgenode/internal/testenv"
 	"edgenode/pod/podtest"
 )
 
@@ -35,36 +35,14 @@ type harness struct {
 	seen   map[string]PodStatus // last status read per pod
 }
 
-// needRunc skips unless the test can run containers: root, runc on PATH,
-// and a busybox built for this GOARCH (under qemu-arm-static the host's
-// busybox and runc are amd64 and cannot run ARM images).
-func needRunc(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containers")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc missing: apt-get install runc")
-	}
-	if _, err := podtest.Busybox(); err != nil {
-		t.Skip(err.Error())
-	}
-	if a := podtest.BusyboxArch(); a != runtime.GOARCH {
-		t.Skipf("host busybox is %s, this test binary is %s: containers cannot run here", a, runtime.GOARCH)
-	}
-	if out, err := exec.Command("runc", "--version").CombinedOutput(); err != nil {
-		t.Skipf("runc does not run here (%v): %s", err, out)
-	}
-}
-
 // newHarness starts a runner on a fresh data dir with a fake meta module
 // that records status messages. dataDir "" makes one.
 func newHarness(t testing.TB, dataDir string, mod func(*Config)) *harness {
 	t.Helper()
-	needRunc(t)
+	testenv.Containers(t)
 	if dataDir == "" {
 		dataDir = t.TempDir()
-		img := busyboxImage(t)
+		img := podtest.BusyboxImage(t)
 		f := filepath.Join(t.TempDir(), "bb.tar")
 		if err := podtest.WriteOCIArchive(f, testImage, img); err != nil {
 			t.Fatal(err)
@@ -558,7 +536,7 @@ func TestPullAndRun(t *testing.T) {
 	h := newHarness(t, "", nil)
 	reg := podtest.NewRegistry()
 	defer reg.Close()
-	ref, err := reg.Push("apps/sleeper:1", busyboxImage(t, "sleep", "1000"))
+	ref, err := reg.Push("apps/sleeper:1", podtest.BusyboxImage(t, "sleep", "1000"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -879,7 +857,7 @@ func TestPullSecretAndSecurityContext(t *testing.T) {
 	h := newHarness(t, "", nil)
 	reg := podtest.NewAuthRegistry("edge", "pw")
 	defer reg.Close()
-	ref, err := reg.Push("private/app:1", busyboxImage(t))
+	ref, err := reg.Push("private/app:1", podtest.BusyboxImage(t))
 	if err != nil {
 		t.Fatal(err)
 	}

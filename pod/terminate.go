@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"edgenode/bus"
+	"edgenode/internal/durable"
 )
 
 // A pod ends in one of two ways, as with the kubelet:
@@ -243,7 +244,7 @@ func (w *worker) saveKillAt(t time.Time) {
 	if err := os.MkdirAll(w.dir, 0o700); err != nil {
 		return
 	}
-	if err := writeFileAtomic(filepath.Join(w.dir, killAtFile), []byte(t.UTC().Format(time.RFC3339Nano)), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(w.dir, killAtFile), []byte(t.UTC().Format(time.RFC3339Nano)), 0o600); err != nil {
 		w.r.log.Warn("kill deadline not saved", "pod", w.uid, "err", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"edgenode/internal/durable"
 )
 
 // worker owns one pod: its goroutine starts and restarts the containers,
@@ -426,7 +428,7 @@ func (w *worker) saveSpec(p *Pod) {
 		w.r.log.Warn("pod dir", "pod", w.uid, "err", err)
 		return
 	}
-	if err := writeFileAtomic(filepath.Join(w.dir, "pod.json"), b, 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(w.dir, "pod.json"), b, 0o600); err != nil {
 		w.r.log.Warn("pod spec not saved", "pod", w.uid, "err", err)
 		return
 	}

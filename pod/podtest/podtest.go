@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -323,4 +324,18 @@ func (r *Registry) PushIndex(repo string, imgs map[string]v1.Image) (string, err
 		return "", fmt.Errorf("podtest: push index: %w", err)
 	}
 	return ref, nil
+}
+
+// BusyboxImage is Image(cmd, nil) for a test: it skips t when the host has
+// no static busybox and fails it on any other error.
+func BusyboxImage(t testing.TB, cmd ...string) v1.Image {
+	t.Helper()
+	img, err := Image(cmd, nil)
+	if errors.Is(err, ErrNoBusybox) {
+		t.Skip("busybox-static missing: ", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

@@ -1,4 +1,4 @@
-package pod
+package image
 
 import (
 	"archive/tar"
@@ -24,6 +24,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"edgenode/internal/durable"
 )
 
 // Image is one image in the store: where its names point, what it runs and
@@ -31,20 +33,20 @@ import (
 type Image struct {
 	// ID is the digest of the image config ("sha256:..."), the identity of
 	// an image in Docker and in pod status imageID.
-	ID       string      `json:"id"`
-	Refs     []string    `json:"refs"`
-	Digest   string      `json:"digest,omitempty"` // manifest digest, when known
-	Platform string      `json:"platform"`
-	Config   ImageConfig `json:"config"`
-	Size     int64       `json:"size"`
+	ID       string    `json:"id"`
+	Refs     []string  `json:"refs"`
+	Digest   string    `json:"digest,omitempty"` // manifest digest, when known
+	Platform string    `json:"platform"`
+	Config   RunConfig `json:"config"`
+	Size     int64     `json:"size"`
 	// ReadOnly images come from the read-only images folder and are never
 	// removed by garbage collection.
 	ReadOnly bool      `json:"readOnly,omitempty"`
 	LastUsed time.Time `json:"lastUsed"`
 }
 
-// ImageConfig is the part of the OCI image config a container starts from.
-type ImageConfig struct {
+// RunConfig is the part of the OCI image config a container starts from.
+type RunConfig struct {
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	Cmd        []string `json:"cmd,omitempty"`
 	Env        []string `json:"env,omitempty"`
@@ -52,12 +54,12 @@ type ImageConfig struct {
 	User       string   `json:"user,omitempty"`
 }
 
-// Images is the content-addressed image store under <data-dir>/images:
+// Store is the content-addressed image store under <data-dir>/images:
 // blobs/sha256/<hex> holds manifests and configs, rootfs/<hex> the
 // flattened root filesystem of each image (layers applied in order with
 // whiteouts), index.json the names. Layer blobs are not kept once unpacked:
 // on a board the disk is the scarce thing. Safe for concurrent use.
-type Images struct {
+type Store struct {
 	dir      string
 	platform v1.Platform
 	log      *slog.Logger
@@ -82,8 +84,8 @@ type pullCall struct {
 	err  error
 }
 
-// ImagesConfig configures the image store.
-type ImagesConfig struct {
+// Config configures the image store.
+type Config struct {
 	// Dir is the store's directory (<data-dir>/images).
 	Dir string
 	// Platform the images must be for, "os/arch[/variant]"; default the
@@ -115,19 +117,19 @@ func HostPlatform() string {
 	return p
 }
 
-// OpenImages opens (creating) the store.
-func OpenImages(cfg ImagesConfig, log *slog.Logger) (*Images, error) {
+// Open opens (creating) the store.
+func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	if cfg.Platform == "" {
 		cfg.Platform = HostPlatform()
 	}
 	pl, err := v1.ParsePlatform(cfg.Platform)
 	if err != nil {
-		return nil, fmt.Errorf("pod: platform %q: %w", cfg.Platform, err)
+		return nil, fmt.Errorf("image: platform %q: %w", cfg.Platform, err)
 	}
-	s := &Images{dir: cfg.Dir, platform: *pl, log: log, insecure: cfg.Insecure, pull: map[string]*pullCall{}}
+	s := &Store{dir: cfg.Dir, platform: *pl, log: log, insecure: cfg.Insecure, pull: map[string]*pullCall{}}
 	for _, d := range []string{"blobs/sha256", "rootfs", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(s.dir, d), 0o700); err != nil {
-			return nil, fmt.Errorf("pod: images: %w", err)
+			return nil, fmt.Errorf("image: images: %w", err)
 		}
 	}
 	// Leftovers of an interrupted import or unpack.
@@ -141,7 +143,7 @@ func OpenImages(cfg ImagesConfig, log *slog.Logger) (*Images, error) {
 
 // reloadLocked reads index.json again if another process (edgenode image
 // import beside a running node) changed it since it was read.
-func (s *Images) reloadLocked() error {
+func (s *Store) reloadLocked() error {
 	p := filepath.Join(s.dir, "index.json")
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -151,18 +153,18 @@ func (s *Images) reloadLocked() error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("pod: images: %w", err)
+		return fmt.Errorf("image: images: %w", err)
 	}
 	if fi.ModTime().Equal(s.indexAt) && s.index.Images != nil {
 		return nil
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return fmt.Errorf("pod: images: %w", err)
+		return fmt.Errorf("image: images: %w", err)
 	}
 	var idx imageIndex
 	if err := json.Unmarshal(b, &idx); err != nil {
-		return fmt.Errorf("pod: images: index.json: %w", err)
+		return fmt.Errorf("image: images: index.json: %w", err)
 	}
 	if idx.Images == nil {
 		idx.Images = map[string]*Image{}
@@ -173,12 +175,12 @@ func (s *Images) reloadLocked() error {
 
 // lock takes s.mu and the store's file lock, which serializes changes of
 // index.json between processes, and rereads the index.
-func (s *Images) lock() (unlock func(), err error) {
+func (s *Store) lock() (unlock func(), err error) {
 	s.mu.Lock()
 	f, err := lockFile(filepath.Join(s.dir, "lock"))
 	if err != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("pod: images: lock: %w", err)
+		return nil, fmt.Errorf("image: images: lock: %w", err)
 	}
 	if err := s.reloadLocked(); err != nil {
 		f.Close()
@@ -199,7 +201,7 @@ func NormalizeRef(ref string) (string, error) {
 }
 
 // Lookup returns the image a reference names, if present.
-func (s *Images) Lookup(ref string) (Image, bool) {
+func (s *Store) Lookup(ref string) (Image, bool) {
 	n, err := NormalizeRef(ref)
 	if err != nil {
 		return Image{}, false
@@ -221,7 +223,7 @@ func (s *Images) Lookup(ref string) (Image, bool) {
 }
 
 // List returns every image, sorted by first name.
-func (s *Images) List() []Image {
+func (s *Store) List() []Image {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_ = s.reloadLocked()
@@ -234,13 +236,13 @@ func (s *Images) List() []Image {
 }
 
 // Rootfs returns the directory holding the unpacked root filesystem of id.
-func (s *Images) Rootfs(id string) string {
+func (s *Store) Rootfs(id string) string {
 	return filepath.Join(s.dir, "rootfs", strings.TrimPrefix(id, "sha256:"))
 }
 
 // Touch records that a container started from id now. The index is
 // written at most once an hour per image: GC needs only a rough order.
-func (s *Images) Touch(id string) {
+func (s *Store) Touch(id string) {
 	s.mu.Lock()
 	img := s.index.Images[id]
 	fresh := img != nil && time.Since(img.LastUsed) < time.Hour
@@ -263,7 +265,7 @@ func (s *Images) Touch(id string) {
 // matching entry of a multi-arch index, and unpacks it. Bearer-token realms
 // are followed; auths are tried in order, then anonymous. Concurrent pulls
 // of one ref share the work.
-func (s *Images) Pull(ctx context.Context, ref string, auths []authn.AuthConfig) (Image, error) {
+func (s *Store) Pull(ctx context.Context, ref string, auths []authn.AuthConfig) (Image, error) {
 	n, err := NormalizeRef(ref)
 	if err != nil {
 		return Image{}, err
@@ -295,7 +297,7 @@ func (s *Images) Pull(ctx context.Context, ref string, auths []authn.AuthConfig)
 	return *c.img, nil
 }
 
-func (s *Images) pullOnce(ctx context.Context, ref string, auths []authn.AuthConfig) (*Image, error) {
+func (s *Store) pullOnce(ctx context.Context, ref string, auths []authn.AuthConfig) (*Image, error) {
 	var opts []name.Option
 	if s.insecure {
 		opts = append(opts, name.Insecure)
@@ -319,11 +321,11 @@ func (s *Images) pullOnce(ctx context.Context, ref string, auths []authn.AuthCon
 		dig, _ := img.Digest()
 		return s.add(ctx, img, []string{ref}, dig.String(), false)
 	}
-	return nil, fmt.Errorf("pod: pull %s: %w", ref, lastErr)
+	return nil, fmt.Errorf("image: pull %s: %w", ref, lastErr)
 }
 
 // add unpacks img (if its ID is new) and records refs for it.
-func (s *Images) add(ctx context.Context, img v1.Image, refs []string, digest string, readOnly bool) (*Image, error) {
+func (s *Store) add(ctx context.Context, img v1.Image, refs []string, digest string, readOnly bool) (*Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("%w: config: %v", ErrBadImage, err)
@@ -345,10 +347,10 @@ func (s *Images) add(ctx context.Context, img v1.Image, refs []string, digest st
 			return nil, err
 		}
 		if raw, err := img.RawConfigFile(); err == nil {
-			_ = writeFileAtomic(filepath.Join(s.dir, "blobs/sha256", id.Hex), raw, 0o600)
+			_ = durable.WriteFile(filepath.Join(s.dir, "blobs/sha256", id.Hex), raw, 0o600)
 		}
 		if raw, err := img.RawManifest(); err == nil && strings.HasPrefix(digest, "sha256:") {
-			_ = writeFileAtomic(filepath.Join(s.dir, "blobs/sha256", strings.TrimPrefix(digest, "sha256:")), raw, 0o600)
+			_ = durable.WriteFile(filepath.Join(s.dir, "blobs/sha256", strings.TrimPrefix(digest, "sha256:")), raw, 0o600)
 		}
 	}
 	unlock, err := s.lock()
@@ -360,7 +362,7 @@ func (s *Images) add(ctx context.Context, img v1.Image, refs []string, digest st
 	if rec == nil {
 		rec = &Image{
 			ID: id.String(), Digest: digest, Platform: pl.String(), Size: size,
-			Config: ImageConfig{
+			Config: RunConfig{
 				Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd, Env: cf.Config.Env,
 				WorkingDir: cf.Config.WorkingDir, User: cf.Config.User,
 			},
@@ -388,18 +390,18 @@ func (s *Images) add(ctx context.Context, img v1.Image, refs []string, digest st
 
 // unpack applies the layers into rootfs/<hex> through a temporary dir, so a
 // crash never leaves a half-unpacked root filesystem under its final name.
-func (s *Images) unpack(ctx context.Context, img v1.Image, hex string) (int64, error) {
+func (s *Store) unpack(ctx context.Context, img v1.Image, hex string) (int64, error) {
 	final := filepath.Join(s.dir, "rootfs", hex)
 	if _, err := os.Stat(final); err == nil {
 		return dirSize(final), nil
 	}
 	tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "rootfs-")
 	if err != nil {
-		return 0, fmt.Errorf("pod: unpack: %w", err)
+		return 0, fmt.Errorf("image: unpack: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return 0, fmt.Errorf("pod: unpack: %w", err)
+		return 0, fmt.Errorf("image: unpack: %w", err)
 	}
 	layers, err := img.Layers()
 	if err != nil {
@@ -416,14 +418,14 @@ func (s *Images) unpack(ctx context.Context, img v1.Image, hex string) (int64, e
 		err = unpackLayer(tmp, rc)
 		cerr := rc.Close() // verifies the digest of what was read
 		if err != nil {
-			return 0, fmt.Errorf("pod: layer %d: %w", i, err)
+			return 0, fmt.Errorf("image: layer %d: %w", i, err)
 		}
 		if cerr != nil {
 			return 0, fmt.Errorf("%w: layer %d: %v", ErrBadImage, i, cerr)
 		}
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return 0, fmt.Errorf("pod: unpack: %w", err)
+		return 0, fmt.Errorf("image: unpack: %w", err)
 	}
 	return dirSize(final), nil
 }
@@ -431,7 +433,7 @@ func (s *Images) unpack(ctx context.Context, img v1.Image, hex string) (int64, e
 // Import reads a `docker save` tarball or an OCI image archive (a tar of an
 // OCI image layout) and adds every image in it under its tagged names.
 // readOnly marks images baked into a read-only folder, exempt from GC.
-func (s *Images) Import(ctx context.Context, file string, readOnly bool) ([]Image, error) {
+func (s *Store) Import(ctx context.Context, file string, readOnly bool) ([]Image, error) {
 	kind, err := archiveKind(file)
 	if err != nil {
 		return nil, err
@@ -472,21 +474,21 @@ func (s *Images) Import(ctx context.Context, file string, readOnly bool) ([]Imag
 	case "oci":
 		tmp, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "oci-")
 		if err != nil {
-			return nil, fmt.Errorf("pod: import: %w", err)
+			return nil, fmt.Errorf("image: import: %w", err)
 		}
 		defer os.RemoveAll(tmp)
 		f, err := os.Open(file)
 		if err != nil {
-			return nil, fmt.Errorf("pod: import: %w", err)
+			return nil, fmt.Errorf("image: import: %w", err)
 		}
 		err = unpackLayer(tmp, f)
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("pod: import %s: %w", file, err)
+			return nil, fmt.Errorf("image: import %s: %w", file, err)
 		}
 		out, err = s.importLayout(ctx, tmp, readOnly)
 		if err != nil {
-			return nil, fmt.Errorf("pod: import %s: %w", file, err)
+			return nil, fmt.Errorf("image: import %s: %w", file, err)
 		}
 	}
 	if len(out) == 0 {
@@ -498,7 +500,7 @@ func (s *Images) Import(ctx context.Context, file string, readOnly bool) ([]Imag
 // importLayout adds the images of an OCI image layout directory: each entry
 // of index.json named by org.opencontainers.image.ref.name (or containerd's
 // io.containerd.image.name); an index entry resolves to this platform.
-func (s *Images) importLayout(ctx context.Context, dir string, readOnly bool) ([]Image, error) {
+func (s *Store) importLayout(ctx context.Context, dir string, readOnly bool) ([]Image, error) {
 	ii, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadImage, err)
@@ -577,7 +579,7 @@ func platformFits(img, node v1.Platform) bool {
 func archiveKind(file string) (string, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return "", fmt.Errorf("pod: import: %w", err)
+		return "", fmt.Errorf("image: import: %w", err)
 	}
 	defer f.Close()
 	tr := tar.NewReader(f)
@@ -605,7 +607,7 @@ func archiveKind(file string) (string, error) {
 
 // ImportDir imports every *.tar file of dir as read-only images. A missing
 // dir is fine. Errors of single files are logged and skipped.
-func (s *Images) ImportDir(ctx context.Context, dir string) int {
+func (s *Store) ImportDir(ctx context.Context, dir string) int {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -650,7 +652,7 @@ func (s *Images) ImportDir(ctx context.Context, dir string) int {
 }
 
 // Remove deletes an image and its root filesystem.
-func (s *Images) Remove(id string) error {
+func (s *Store) Remove(id string) error {
 	unlock, err := s.lock()
 	if err != nil {
 		return err
@@ -668,7 +670,7 @@ func (s *Images) Remove(id string) error {
 	// Move aside first so a crash never leaves a half-deleted rootfs in place.
 	gone := filepath.Join(s.dir, "tmp", "rm-"+hex)
 	if err := os.Rename(s.Rootfs(id), gone); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("pod: remove image: %w", err)
+		return fmt.Errorf("image: remove image: %w", err)
 	}
 	return os.RemoveAll(gone)
 }
@@ -676,7 +678,7 @@ func (s *Images) Remove(id string) error {
 // GC removes images no container uses, least recently used first, until
 // the free space of the store's file system is at least lowFree bytes.
 // Read-only images are kept. It returns the IDs removed.
-func (s *Images) GC(inUse map[string]bool, lowFree uint64) []string {
+func (s *Store) GC(inUse map[string]bool, lowFree uint64) []string {
 	if free, err := diskFree(s.dir); err != nil || free >= lowFree {
 		return nil
 	}
@@ -699,13 +701,13 @@ func (s *Images) GC(inUse map[string]bool, lowFree uint64) []string {
 	return removed
 }
 
-func (s *Images) saveLocked() error {
+func (s *Store) saveLocked() error {
 	b, err := json.MarshalIndent(&s.index, "", " ")
 	if err != nil {
-		return fmt.Errorf("pod: images index: %w", err)
+		return fmt.Errorf("image: images index: %w", err)
 	}
 	p := filepath.Join(s.dir, "index.json")
-	if err := writeFileAtomic(p, b, 0o600); err != nil {
+	if err := durable.WriteFile(p, b, 0o600); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(p); err == nil {
@@ -735,30 +737,4 @@ func dirSize(dir string) int64 {
 		return nil
 	})
 	return n
-}
-
-// writeFileAtomic writes via temp file + fsync + rename (style rule 18).
-func writeFileAtomic(path string, b []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return fmt.Errorf("pod: write %s: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("pod: write %s: %w", path, err)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package pod
+package image
 
 import (
 	"archive/tar"

@@ -1,4 +1,4 @@
-package pod
+package image
 
 import (
 	"archive/tar"
@@ -20,29 +20,17 @@ import (
 
 func testLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func testImages(t *testing.T) *Images {
+func testImages(t *testing.T) *Store {
 	t.Helper()
-	s, err := OpenImages(ImagesConfig{Dir: filepath.Join(t.TempDir(), "images"), Platform: "linux/" + podtest.BusyboxArch()}, testLog())
+	s, err := Open(Config{Dir: filepath.Join(t.TempDir(), "images"), Platform: "linux/" + podtest.BusyboxArch()}, testLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func busyboxImage(t testing.TB, cmd ...string) v1.Image {
-	t.Helper()
-	img, err := podtest.Image(cmd, nil)
-	if errors.Is(err, podtest.ErrNoBusybox) {
-		t.Skip("busybox-static missing: ", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
 func TestImportArchives(t *testing.T) {
-	img := busyboxImage(t, "sh")
+	img := podtest.BusyboxImage(t, "sh")
 	wantID, _ := img.ConfigName()
 	dir := t.TempDir()
 	tests := []struct {
@@ -78,7 +66,7 @@ func TestImportArchives(t *testing.T) {
 				t.Errorf("rootfs bin/busybox: %v", err)
 			}
 			// Reopen: the index survives.
-			s2, err := OpenImages(ImagesConfig{Dir: s.dir, Platform: "linux/" + podtest.BusyboxArch()}, testLog())
+			s2, err := Open(Config{Dir: s.dir, Platform: "linux/" + podtest.BusyboxArch()}, testLog())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +84,7 @@ func TestImportBad(t *testing.T) {
 	if _, err := s.Import(context.Background(), f, false); !errors.Is(err, ErrBadImage) {
 		t.Errorf("Import(junk) = %v, want ErrBadImage", err)
 	}
-	img := busyboxImage(t)
+	img := podtest.BusyboxImage(t)
 	cf, _ := img.ConfigFile()
 	cf = cf.DeepCopy()
 	cf.Architecture = "s390x"
@@ -114,7 +102,7 @@ func TestImportBad(t *testing.T) {
 }
 
 func TestPull(t *testing.T) {
-	img := busyboxImage(t, "sh")
+	img := podtest.BusyboxImage(t, "sh")
 	reg := podtest.NewRegistry()
 	defer reg.Close()
 	ref, err := reg.Push("lib/bb:1", img)
@@ -142,7 +130,7 @@ func TestPull(t *testing.T) {
 		t.Errorf("Pull() ID = %s, want %s", got.ID, id)
 	}
 	// The multi-arch index resolves to the entry for the store's platform.
-	arm, err := OpenImages(ImagesConfig{Dir: filepath.Join(t.TempDir(), "arm"), Platform: "linux/arm/v6"}, testLog())
+	arm, err := Open(Config{Dir: filepath.Join(t.TempDir(), "arm"), Platform: "linux/arm/v6"}, testLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +258,7 @@ func TestGCKeepsUsedAndReadOnly(t *testing.T) {
 	dir := t.TempDir()
 	var ids []string
 	for i, ro := range []bool{false, false, true} {
-		img := busyboxImage(t, "echo", string(rune('a'+i)))
+		img := podtest.BusyboxImage(t, "echo", string(rune('a'+i)))
 		f := filepath.Join(dir, "i.tar")
 		podtest.WriteDockerSave(f, "img:"+string(rune('a'+i)), img)
 		got, err := s.Import(context.Background(), f, ro)
@@ -295,7 +283,7 @@ func TestGCKeepsUsedAndReadOnly(t *testing.T) {
 func TestImportDirOnce(t *testing.T) {
 	s := testImages(t)
 	dir := t.TempDir()
-	if err := podtest.WriteOCIArchive(filepath.Join(dir, "a.tar"), "ro:1", busyboxImage(t)); err != nil {
+	if err := podtest.WriteOCIArchive(filepath.Join(dir, "a.tar"), "ro:1", podtest.BusyboxImage(t)); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not an image"), 0o600)
@@ -315,7 +303,7 @@ func TestImportDirOnce(t *testing.T) {
 }
 
 func TestPullBearerRealm(t *testing.T) {
-	img := busyboxImage(t)
+	img := podtest.BusyboxImage(t)
 	reg := podtest.NewTokenRegistry("edge", "pw")
 	defer reg.Close()
 	ref, err := reg.Push("hub/app:1", img)

@@ -1,4 +1,4 @@
-package pod
+package image
 
 import (
 	"archive/tar"
@@ -48,7 +48,7 @@ func unpackLayer(root string, r io.Reader) error {
 			return err
 		}
 		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return fmt.Errorf("pod: unpack %s: %w", name, err)
+			return fmt.Errorf("image: unpack %s: %w", name, err)
 		}
 		if base == whiteoutOpaque {
 			if err := emptyDir(parent, root, created); err != nil {
@@ -58,14 +58,14 @@ func unpackLayer(root string, r io.Reader) error {
 		}
 		if strings.HasPrefix(base, whiteoutPrefix) {
 			if err := os.RemoveAll(filepath.Join(parent, strings.TrimPrefix(base, whiteoutPrefix))); err != nil {
-				return fmt.Errorf("pod: whiteout %s: %w", name, err)
+				return fmt.Errorf("image: whiteout %s: %w", name, err)
 			}
 			continue
 		}
 		target := filepath.Join(parent, base)
 		created[target] = true
 		if err := writeEntry(root, target, h, tr); err != nil {
-			return fmt.Errorf("pod: unpack %s: %w", name, err)
+			return fmt.Errorf("image: unpack %s: %w", name, err)
 		}
 	}
 }
@@ -113,7 +113,7 @@ func resolveInRoot(root, rel string) (string, error) {
 		}
 		dest, err := os.Readlink(filepath.Join(root, next))
 		if err != nil {
-			return "", fmt.Errorf("pod: readlink: %w", err)
+			return "", fmt.Errorf("image: readlink: %w", err)
 		}
 		if path.IsAbs(dest) {
 			cur = ""
@@ -128,7 +128,7 @@ func resolveInRoot(root, rel string) (string, error) {
 func emptyDir(dir, root string, created map[string]bool) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("pod: opaque %s: %w", dir, err)
+		return fmt.Errorf("image: opaque %s: %w", dir, err)
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
@@ -136,7 +136,7 @@ func emptyDir(dir, root string, created map[string]bool) error {
 			continue
 		}
 		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("pod: opaque %s: %w", dir, err)
+			return fmt.Errorf("image: opaque %s: %w", dir, err)
 		}
 	}
 	return nil

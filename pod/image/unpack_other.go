@@ -1,6 +1,6 @@
 //go:build !linux
 
-package pod
+package image
 
 import (
 	"archive/tar"
