@@ -101,8 +101,8 @@ func (w *Watchdog) Armed() bool { return w.armed.Load() }
 
 // Run opens the device and writes a keep-alive every Interval while the
 // registry reports no unhealthy module, until ctx ends. A missing or busy
-// device is one log line, and Run then just waits for ctx (optional
-// hardware, style 14). When ctx ends, Run stops the watchdog with the
+// device is one log line, and Run then just waits for ctx: the watchdog is
+// optional hardware. When ctx ends, Run stops the watchdog with the
 // magic close if no module has failed; after a failure it closes without
 // it, leaving the timer running so a hung restart still resets the board.
 func (w *Watchdog) Run(ctx context.Context) error {

@@ -20,7 +20,7 @@ const (
 	// DefaultSeccompDir holds the Localhost seccomp profiles, as
 	// <kubelet root>/seccomp does for the kubelet.
 	DefaultSeccompDir     = "/etc/edgenode/seccomp"
-	DefaultStatusInterval = 10 * time.Second // v0.3, spec 2.5: at most every 10 s per pod
+	DefaultStatusInterval = 10 * time.Second // v0.3, docs/protocol.md 2.5: at most every 10 s per pod
 	// DefaultSyncInterval is the safety resync of each pod. The kubelet's
 	// PLEG relists every second (Kubernetes v1.32 pkg/kubelet/kubelet.go
 	// genericPlegRelistPeriod); here exits, spec changes, probes and
@@ -28,13 +28,13 @@ const (
 	// resync only checks the log sizes and bounds how long a missed event
 	// could go unseen.
 	DefaultSyncInterval  = time.Minute
-	DefaultBackoffBase   = 10 * time.Second // spec 6: backoff 10 s ...
+	DefaultBackoffBase   = 10 * time.Second // docs/protocol.md 6: backoff 10 s ...
 	DefaultBackoffMax    = 300 * time.Second
 	DefaultLogMaxSize    = 10 << 20
 	DefaultLogMaxFiles   = 2
 	DefaultQueryTimeout  = 10 * time.Second
-	DefaultGCHighPercent = 80 // spec 6: image-gc-high-threshold
-	DefaultGCLowPercent  = 40 // spec 6: image-gc-low-threshold
+	DefaultGCHighPercent = 80 // docs/protocol.md 6: image-gc-high-threshold
+	DefaultGCLowPercent  = 40 // docs/protocol.md 6: image-gc-low-threshold
 	DefaultCNIConfDir    = "/etc/cni/net.d"
 )
 
@@ -46,7 +46,7 @@ type Config struct {
 	// NodeName is this node's name (downward API spec.nodeName).
 	NodeName string `yaml:"-"`
 	// Era selects the status message shape: podstatus (v0.3) or podpatch
-	// (v1.23) (spec 2.5).
+	// (v1.23) (docs/protocol.md 2.5).
 	Era bus.Era `yaml:"-"`
 
 	// Runtime is the OCI runtime binary, a path or a name on PATH. Default runc.
@@ -61,7 +61,7 @@ type Config struct {
 	Platform string `yaml:"platform"`
 	// InsecureRegistries lets pulls use plain http.
 	InsecureRegistries bool `yaml:"insecureRegistries"`
-	// Namespace of the pod list query at start (spec 6). Default "default".
+	// Namespace of the pod list query at start (docs/protocol.md 6). Default "default".
 	Namespace string `yaml:"namespace"`
 	// HostIP is reported as status.hostIP; empty leaves it out.
 	HostIP string `yaml:"hostIP"`

@@ -2,13 +2,13 @@
 // delivers into containers run by the OCI runtime binary (runc or crun),
 // with no daemon and no resident helper process per container.
 //
-// In: pod, configmap and secret messages from meta on the bus (spec 2.5,
+// In: pod, configmap and secret messages from meta on the bus (docs/protocol.md 2.5,
 // 6), static pod manifests from a folder, image archives dropped in a
 // folder or imported with "edgenode image import".
 //
 // Out: pod status to meta, as podstatus (v0.3) or podpatch (v1.23)
-// messages, at most every 10 s per pod and only on change (spec 2.5);
-// configmap, secret and serviceaccounttoken queries to meta (spec 9); and
+// messages, at most every 10 s per pod and only on change (docs/protocol.md 2.5);
+// configmap, secret and serviceaccounttoken queries to meta (docs/protocol.md 9); and
 // for a pod deleted in the API server (v1.23), once its containers have
 // stopped, its final status and the final pod delete, retried until the
 // cloud answers (terminate.go). Runner.Handler serves the kubelet paths

@@ -8,7 +8,7 @@ import (
 	"edgenode/bus"
 )
 
-// configMap answers from the cache, else asks meta (spec 6: missing
+// configMap answers from the cache, else asks meta (docs/protocol.md 6: missing
 // objects are fetched synchronously with a query through MetaManager).
 func (r *Runner) configMap(ctx context.Context, ns, name string) (*ConfigMap, error) {
 	r.mu.Lock()
@@ -68,7 +68,7 @@ type tokenRequest struct {
 }
 
 // token asks for a service-account token bound to p: a
-// <ns>/serviceaccounttoken/<serviceaccount> query (spec 9).
+// <ns>/serviceaccounttoken/<serviceaccount> query (docs/protocol.md 9).
 func (r *Runner) token(ctx context.Context, p *Pod, audience string, exp int64) (string, error) {
 	sa := p.Spec.ServiceAccountName
 	if sa == "" {
@@ -99,8 +99,8 @@ func (r *Runner) token(ctx context.Context, p *Pod, audience string, exp int64) 
 }
 
 // query sends a query to meta and decodes the answer into out. Meta answers
-// a local hit with a JSON array of JSON strings (spec 3.2), a remote one
-// with the object or {"Object":...,"Err":...} (spec 2.5); an empty array or
+// a local hit with a JSON array of JSON strings (docs/protocol.md 3.2), a remote one
+// with the object or {"Object":...,"Err":...} (docs/protocol.md 2.5); an empty array or
 // an error operation means not found.
 func (r *Runner) query(ctx context.Context, ns string, kind bus.Kind, name string, body []byte, out any) error {
 	if r.b == nil || !r.b.Has(bus.ModuleMeta) {

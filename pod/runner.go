@@ -135,7 +135,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// handle applies one message from meta (spec 2.5, 6).
+// handle applies one message from meta (docs/protocol.md 2.5, 6).
 func (r *Runner) handle(m bus.Message) {
 	res, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
 	if err != nil {
@@ -178,7 +178,7 @@ func (r *Runner) handlePod(m bus.Message, res bus.Resource) {
 		r.upsert(p, err)
 	case bus.OpDelete:
 		// Gone from the API server. The content is the last pod object
-		// (spec 2.5), whose deletionGracePeriodSeconds (0 for a force
+		// (docs/protocol.md 2.5), whose deletionGracePeriodSeconds (0 for a force
 		// delete) bounds what is left of the grace; v0.3 may send only
 		// the name.
 		var uid string
@@ -280,7 +280,7 @@ func (r *Runner) remove(ns, name, uid string, g *int64) bool {
 	return found
 }
 
-// handleObject keeps configmaps and secrets in the cache (spec 6: insert
+// handleObject keeps configmaps and secrets in the cache (docs/protocol.md 6: insert
 // adds; update and delete apply to cached objects) and refreshes the
 // volumes of pods that use them.
 func (r *Runner) handleObject(m bus.Message, res bus.Resource, cache any, decode func([]byte) (any, error)) {
@@ -333,7 +333,7 @@ func (r *Runner) Pods() []Pod {
 }
 
 // imageGC removes unused images when the disk is fuller than
-// GCHighPercent, down to GCLowPercent (spec 6 image-gc thresholds).
+// GCHighPercent, down to GCLowPercent (docs/protocol.md 6 image-gc thresholds).
 func (r *Runner) imageGC() {
 	total, free, err := diskStats(r.cfg.imagesDir())
 	if err != nil || total == 0 {
@@ -409,7 +409,7 @@ func (r *Runner) owns(s ociState) bool {
 	return !ok || d == r.cfg.podsDir()
 }
 
-// initialList asks meta for the stored pods (spec 6 start-up: a local
+// initialList asks meta for the stored pods (docs/protocol.md 6 start-up: a local
 // query of <namespace>/pod; the answer is a JSON array of JSON strings,
 // each a v1.Pod). Stored pods of that namespace that meta no longer has
 // were deleted while edgenode was down.

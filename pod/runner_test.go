@@ -636,7 +636,7 @@ func TestLogRotation(t *testing.T) {
 
 func TestProjectedServiceAccountVolume(t *testing.T) {
 	h := newHarness(t, "", nil)
-	// Answer meta's queries as the cloud would (spec 9): the token and the
+	// Answer meta's queries as the cloud would (docs/protocol.md 9): the token and the
 	// kube-root-ca.crt configmap.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

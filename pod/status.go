@@ -169,7 +169,7 @@ func qosClass(p *Pod) string {
 }
 
 // report stores the status and sends it to meta when it changed, at most
-// every StatusInterval (spec 2.5). Static pods are not in the API server,
+// every StatusInterval (docs/protocol.md 2.5). Static pods are not in the API server,
 // so their status stays local.
 func (w *worker) report(p *Pod, s PodStatus) { w.send(context.Background(), p, s, false) }
 
@@ -213,7 +213,7 @@ func (w *worker) send(ctx context.Context, p *Pod, s PodStatus, final bool) {
 	w.lastSent, w.lastSentAt = b, time.Now()
 }
 
-// statusMessage builds the status message of either era (spec 2.5):
+// statusMessage builds the status message of either era (docs/protocol.md 2.5):
 // v0.3 update <ns>/podstatus/<name> with {"UID","Name","Status"}; v1.23
 // patch <ns>/podpatch/<name> whose content is the merge patch as a JSON
 // string.

@@ -10,7 +10,7 @@ import (
 )
 
 // TestStatusRateLimit: a pod's status goes out at once, then at most every
-// StatusInterval, and never when unchanged (spec 2.5).
+// StatusInterval, and never when unchanged (docs/protocol.md 2.5).
 func TestStatusRateLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := bus.New(bus.Config{QueueLen: 16}, testLog())

@@ -17,7 +17,7 @@ import (
 
 // objects gives the configmaps, secrets and service-account tokens a pod's
 // volumes and environment refer to. The runner answers from its cache and
-// asks meta for what it lacks (spec 6 "ConfigMap / Secret messages", 9).
+// asks meta for what it lacks (docs/protocol.md 6 "ConfigMap / Secret messages", 9).
 type objects interface {
 	configMap(ctx context.Context, ns, name string) (*ConfigMap, error)
 	secret(ctx context.Context, ns, name string) (*Secret, error)
@@ -215,7 +215,7 @@ func volumeFiles(ctx context.Context, p *Pod, v *Volume, objs objects, hf hostFa
 			case s.DownwardAPI != nil:
 				err = addDown(s.DownwardAPI, m)
 			case s.ServiceAccountToken != nil:
-				// spec 9: the token comes from a serviceaccounttoken query.
+				// docs/protocol.md 9: the token comes from a serviceaccounttoken query.
 				exp := int64(3607)
 				if s.ServiceAccountToken.ExpirationSeconds != nil {
 					exp = *s.ServiceAccountToken.ExpirationSeconds

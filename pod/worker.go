@@ -510,7 +510,7 @@ func shouldRestart(policy string, exit int32) bool {
 
 // exited records the end of a running container and schedules the next
 // start with back-off (10 s doubling to 300 s, reset after 10 minutes of
-// running, spec 6).
+// running, docs/protocol.md 6).
 func (w *worker) exited(st *ctr, code, sig int32, reason, msg string) {
 	now := time.Now()
 	st.running, st.ready, st.started = false, false, false
