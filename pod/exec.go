@@ -92,7 +92,7 @@ func (k *kubeletServer) serveExec(rw http.ResponseWriter, req *http.Request) {
 	}
 	rc, err := upgrade(rw, req, proto, o)
 	if err != nil {
-		k.r.log.Debug("exec: upgrade failed", "pod", w.key(), "err", err)
+		k.r.log.Debug("exec upgrade failed", "pod", w.key(), "err", err)
 		return
 	}
 	defer rc.Close()
@@ -130,7 +130,7 @@ func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
 	}
 	rc, err := upgrade(rw, req, proto, o)
 	if err != nil {
-		k.r.log.Debug("attach: upgrade failed", "pod", w.key(), "err", err)
+		k.r.log.Debug("attach upgrade failed", "pod", w.key(), "err", err)
 		return
 	}
 	defer rc.Close()

@@ -42,9 +42,9 @@ func strictDecode(b []byte, v any) error {
 // PodStatusRequest's Status into v1.PodStatus.
 func checkK8sStatus(t testing.TB, m bus.Message) {
 	t.Helper()
-	res, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
-	if err != nil {
-		t.Fatalf("status resource %q: %v", m.Route.Resource, err)
+	res := m.Res
+	if !res.Valid(m.Route.Operation) {
+		t.Fatalf("status resource %q is not valid", m.Route.Resource)
 	}
 	switch res.Kind {
 	case bus.KindPodPatch:

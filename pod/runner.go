@@ -137,9 +137,9 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // handle applies one message from meta (docs/protocol.md 2.5, 6).
 func (r *Runner) handle(m bus.Message) {
-	res, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
-	if err != nil {
-		r.log.Debug("message ignored", "resource", m.Route.Resource, "err", err)
+	res := m.Res
+	if !res.Valid(m.Route.Operation) {
+		r.log.Debug("message ignored: bad resource", "resource", m.Route.Resource)
 		return
 	}
 	switch res.Kind {

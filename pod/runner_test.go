@@ -146,8 +146,8 @@ func (h *harness) waitStatus(name string, timeout time.Duration, ok func(PodStat
 			js, _ := json.MarshalIndent(last, "", " ")
 			h.t.Fatalf("pod %s: no matching status within %s; last: %s", name, timeout, js)
 		}
-		res, err := bus.ParseResource(m.Route.Resource, m.Route.Operation)
-		if err != nil {
+		res := m.Res
+		if !res.Valid(m.Route.Operation) {
 			continue
 		}
 		checkK8sStatus(h.t, m) // every status a runner test sees must suit kube-apiserver
