@@ -96,7 +96,8 @@ type Config struct {
 	SeccompDir string `yaml:"seccompDir"`
 }
 
-func (c *Config) defaults() {
+// Defaults returns c with zero fields filled.
+func (c Config) Defaults() Config {
 	if c.Runtime == "" {
 		c.Runtime = "runc"
 	}
@@ -152,6 +153,7 @@ func (c *Config) defaults() {
 	if len(c.CNIBinDirs) == 0 {
 		c.CNIBinDirs = []string{"/opt/cni/bin", "/usr/lib/cni"}
 	}
+	return c
 }
 
 func (c *Config) podsDir() string   { return filepath.Join(c.DataDir, "pods") }
@@ -162,12 +164,6 @@ func PodsDir(dataDir string) string { return filepath.Join(dataDir, "pods") }
 
 // ImagesStoreDir returns the image store dir for dataDir.
 func ImagesStoreDir(dataDir string) string { return filepath.Join(dataDir, "images") }
-
-// Defaults returns c with every zero field set to its default.
-func (c Config) Defaults() Config {
-	c.defaults()
-	return c
-}
 
 // Validate returns every problem of the section, each naming its key.
 func (c Config) Validate() []error {

@@ -53,7 +53,7 @@ type Runner struct {
 // New registers module edged (group edged) on b and opens the image store.
 // It starts nothing.
 func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Runner, error) {
-	cfg.defaults()
+	cfg = cfg.Defaults()
 	if cfg.HostIP == "" {
 		cfg.HostIP = firstIPv4()
 	}

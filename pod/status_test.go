@@ -18,7 +18,7 @@ func TestStatusRateLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := Config{DataDir: t.TempDir(), Era: bus.EraV03}
-		cfg.defaults()
+		cfg = cfg.Defaults()
 		r := &Runner{cfg: cfg, b: b, log: testLog()}
 		p := testPod("rl", sh("main", "true"))
 		w := newWorker(r, p, nil, nil)
@@ -66,7 +66,7 @@ func TestStatusAtOnceV123(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := Config{DataDir: t.TempDir(), Era: bus.EraV123}
-		cfg.defaults()
+		cfg = cfg.Defaults()
 		r := &Runner{cfg: cfg, b: b, log: testLog()}
 		p := testPod("now", sh("main", "true"))
 		w := newWorker(r, p, nil, nil)
