@@ -74,39 +74,63 @@ func (k *kubeletServer) target(rw http.ResponseWriter, req *http.Request, attach
 // serveExec is the kubelet's getExec.
 func (k *kubeletServer) serveExec(rw http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
-	o, err := parseExecOptions(q)
-	if err == nil && len(q["command"]) == 0 {
-		err = fmt.Errorf("command is required")
+	if len(q["command"]) == 0 {
+		textError(rw, http.StatusBadRequest, "command is required")
+		return
 	}
+	// The client closing the connection ends the command; so does
+	// RemoveConnect, through the request's context.
+	s := k.open(rw, req, false)
+	if s == nil {
+		return
+	}
+	defer s.close()
+	cmd := q["command"]
+	code, err := k.r.rt.execStream(s.ctx, s.w.containerID(s.container), cmd, s.rc.stdio(s.o), s.w.dir)
+	if err != nil {
+		err = fmt.Errorf("error executing command in container: %w", err)
+		k.r.log.Info("exec failed", "pod", s.w.key(), "container", s.container, "err", err)
+	}
+	_ = s.rc.writeStatus(exitStatus(code, cmd, err))
+}
+
+// remoteSession is an exec or attach request past its checks: the pod's
+// worker, the container, the options and the upgraded connection, with a
+// context that ends when the client goes away or the tunnel ends it.
+type remoteSession struct {
+	w         *worker
+	container string
+	o         execOptions
+	rc        *remoteConn
+	ctx       context.Context
+	close     func()
+}
+
+// open checks an exec or attach request (options, pod, container,
+// protocol), answers it with the kubelet's error when it fails, and
+// upgrades the connection; nil when the request was answered.
+func (k *kubeletServer) open(rw http.ResponseWriter, req *http.Request, attach bool) *remoteSession {
+	o, err := parseExecOptions(req.URL.Query())
 	if err != nil {
 		textError(rw, http.StatusBadRequest, err.Error())
-		return
+		return nil
 	}
-	w, container := k.target(rw, req, false)
+	w, container := k.target(rw, req, attach)
 	if w == nil {
-		return
+		return nil
 	}
 	proto, ok := negotiate(rw, req)
 	if !ok {
-		return
+		return nil
 	}
 	rc, err := upgrade(rw, req, proto, o)
 	if err != nil {
-		k.r.log.Debug("exec upgrade failed", "pod", w.key(), "err", err)
-		return
+		k.r.log.Debug("upgrade failed", "pod", w.key(), "attach", attach, "err", err)
+		return nil
 	}
-	defer rc.Close()
-	// The client closing the connection ends the command; so does
-	// RemoveConnect, through the request's context.
 	ctx, cancel := rc.context(req.Context())
-	defer cancel()
-	cmd := q["command"]
-	code, err := k.r.rt.execStream(ctx, w.containerID(container), cmd, rc.stdio(o), w.dir)
-	if err != nil {
-		err = fmt.Errorf("error executing command in container: %w", err)
-		k.r.log.Info("exec failed", "pod", w.key(), "container", container, "err", err)
-	}
-	_ = rc.writeStatus(exitStatus(code, cmd, err))
+	return &remoteSession{w: w, container: container, o: o, rc: rc, ctx: ctx,
+		close: func() { cancel(); rc.Close() }}
 }
 
 // serveAttach is the kubelet's getAttach: the container's output from now
@@ -115,29 +139,14 @@ func (k *kubeletServer) serveExec(rw http.ResponseWriter, req *http.Request) {
 // read and dropped, as a runtime does for a container without stdin, and
 // resizes are ignored.
 func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
-	o, err := parseExecOptions(req.URL.Query())
-	if err != nil {
-		textError(rw, http.StatusBadRequest, err.Error())
-		return
-	}
-	w, container := k.target(rw, req, true)
-	if w == nil {
-		return
-	}
-	proto, ok := negotiate(rw, req)
-	if !ok {
-		return
-	}
-	rc, err := upgrade(rw, req, proto, o)
-	if err != nil {
-		k.r.log.Debug("attach upgrade failed", "pod", w.key(), "err", err)
-		return
-	}
-	defer rc.Close()
 	// The client closing its side ends the attach; so does RemoveConnect,
 	// through the request's context.
-	ctx, cancel := rc.context(req.Context())
-	defer cancel()
+	s := k.open(rw, req, true)
+	if s == nil {
+		return
+	}
+	defer s.close()
+	w, container, rc, ctx := s.w, s.container, s.rc, s.ctx
 	if rc.stdin != nil {
 		rc.run(func() { _, _ = io.Copy(io.Discard, rc.stdin) })
 	}
