@@ -170,23 +170,9 @@ func startExecEdge(t *testing.T, pods ...*Pod) *execEdge {
 		}
 		h.waitStatus(p.Metadata.Name, 2*time.Minute, running(names...))
 	}
-	srv, err := streamtest.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	cert, key, err := srv.WriteNodeCert(t.TempDir(), "node1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := stream.New(stream.Config{Server: srv.Addr(), NodeName: "node1", CertFile: cert, KeyFile: key}, h.r.Handler(), testLog())
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(cancel)
+	srv := runTunnel(t, ctx, h.r.Handler())
 	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
 	tun, err := srv.Tunnel(wctx)

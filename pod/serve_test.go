@@ -3,6 +3,7 @@ package pod
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -163,25 +164,9 @@ func TestKubeletPathsThroughTunnel(t *testing.T) {
 	h.waitStatus("tunnel-logs", 2*time.Minute, running("quiet", "ticker"))
 	h.waitLog("default/tunnel-logs", "quiet", "l5\n")
 
-	srv, err := streamtest.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cert, key, err := srv.WriteNodeCert(t.TempDir(), "node1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := stream.New(stream.Config{Server: srv.Addr(), NodeName: "node1", CertFile: cert, KeyFile: key}, h.r.Handler(), testLog())
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	done := make(chan error, 1)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() { done <- c.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	srv := runTunnel(t, ctx, h.r.Handler())
 	tun, err := srv.Tunnel(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -317,4 +302,28 @@ func value(m *dto.Metric) float64 {
 		return c.GetValue()
 	}
 	return m.GetGauge().GetValue()
+}
+
+// runTunnel starts a stream tunnel server and the node's stream client
+// serving h, until ctx ends or the test does; it returns the server.
+func runTunnel(t *testing.T, ctx context.Context, h http.Handler) *streamtest.Server {
+	t.Helper()
+	srv, err := streamtest.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cert, key, err := srv.WriteNodeCert(t.TempDir(), "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := stream.New(stream.Config{Server: srv.Addr(), NodeName: "node1", CertFile: cert, KeyFile: key}, h, testLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return srv
 }
