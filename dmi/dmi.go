@@ -243,11 +243,15 @@ func (m *DMI) load(ctx context.Context) error {
 			return fmt.Errorf("dmi: load %s: %w", k, err)
 		}
 		for _, row := range rows {
-			r, err := bus.ParseResource(row.Key, bus.OpInsert)
-			if err != nil {
+			// A stored row is what the device controller sent: read its key
+			// as that message's resource.
+			var stored bus.Message
+			stored.Route.Source = bus.SourceDeviceController
+			stored.SetResource(row.Key)
+			if !stored.Res.Valid(bus.OpInsert) {
 				continue
 			}
-			if err := m.apply(r, bus.ContentBytes([]byte(row.Value))); err != nil {
+			if err := m.apply(stored.Res, bus.ContentBytes([]byte(row.Value))); err != nil {
 				m.log.Warn("skip stored object", "key", row.Key, "err", err)
 			}
 		}
