@@ -56,7 +56,7 @@ func BenchmarkRuncRun(b *testing.B) {
 	defer logf.Close()
 	for i := 0; b.Loop(); i++ {
 		id := "bare" + strconv.Itoa(i)
-		pid, err := h.r.rt.run(context.Background(), id, dir, logf, logf)
+		pid, err := h.r.rt.run(context.Background(), id, dir, nil, logf, logf)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -199,9 +199,22 @@ func (w *worker) start(ctx context.Context, p *Pod, st *ctr) {
 		fail("CreateContainerError", err)
 		return
 	}
-	pid, err := w.r.rt.run(ctx, st.id, bdir, outw, errw)
+	var in *os.File
+	if c.Stdin {
+		in, err = w.output(c.Name).stdinEnd()
+		if err != nil {
+			outw.Close()
+			errw.Close()
+			fail("CreateContainerError", err)
+			return
+		}
+	}
+	pid, err := w.r.rt.run(ctx, st.id, bdir, in, outw, errw)
 	outw.Close()
 	errw.Close()
+	if in != nil {
+		in.Close()
+	}
 	if err != nil {
 		_ = w.r.rt.remove(context.Background(), st.id)
 		fail("RunContainerError", err)

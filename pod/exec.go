@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 
 	"github.com/moby/spdystream"
@@ -134,10 +135,10 @@ func (k *kubeletServer) open(rw http.ResponseWriter, req *http.Request, attach b
 }
 
 // serveAttach is the kubelet's getAttach: the container's output from now
-// on, until the container stops or the client goes away. Containers run
-// with stdin on /dev/null and no terminal, so input (when asked for) is
-// read and dropped, as a runtime does for a container without stdin, and
-// resizes are ignored.
+// on, until the container stops or the client goes away. Input goes to the
+// stdin FIFO of a container with stdin: true and is dropped for others, as
+// a runtime does for a container without stdin. Containers have no
+// terminal, so resizes are ignored.
 func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
 	// The client closing its side ends the attach; so does RemoveConnect,
 	// through the request's context.
@@ -148,7 +149,15 @@ func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
 	defer s.close()
 	w, container, rc, ctx := s.w, s.container, s.rc, s.ctx
 	if rc.stdin != nil {
-		rc.run(func() { _, _ = io.Copy(io.Discard, rc.stdin) })
+		in := w.stdinOf(container)
+		rc.run(func() {
+			if in == nil {
+				_, _ = io.Copy(io.Discard, rc.stdin)
+				return
+			}
+			defer in.Close()
+			_, _ = io.Copy(in, rc.stdin)
+		})
 	}
 	if rc.resize != nil {
 		rc.run(func() { readResizes(rc.resize, func(termSize) {}) })
@@ -162,6 +171,25 @@ func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
 	}
 	w.followOutput(ctx, container, out, errOut)
 	_ = rc.writeStatus(exitStatus(0, nil, nil))
+}
+
+// stdinOf opens the stdin FIFO of a container with stdin: true for
+// writing; nil for a container without stdin, whose input is dropped as
+// the kubelet drops it. The open does not block: the container holds the
+// FIFO's other end while it runs.
+func (w *worker) stdinOf(container string) *os.File {
+	p := w.snapshot()
+	for _, c := range p.Spec.Containers {
+		if c.Name == container && c.Stdin {
+			f, err := openFifoInput(w.output(container).stdinPath())
+			if err != nil {
+				w.r.log.Debug("no stdin to attach to", "pod", w.key(), "container", container, "err", err)
+				return nil
+			}
+			return f
+		}
+	}
+	return nil
 }
 
 // followOutput writes what the container prints from now on, its stdout

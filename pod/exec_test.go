@@ -373,6 +373,36 @@ func TestExecAndAttachThroughTunnel(t *testing.T) {
 		}
 	})
 
+	t.Run("attach with stdin", func(t *testing.T) {
+		c := sh("reader", "while read l; do echo got:$l; done")
+		c.Stdin = true
+		p := testPod("tunnel-attach-in", c)
+		e.h.send(bus.OpInsert, bus.KindPod, "default", "tunnel-attach-in", p)
+		e.h.waitStatus("tunnel-attach-in", 2*time.Minute, running("reader"))
+		for i, word := range []string{"hello", "again"} { // a second attach reaches it too
+			actx, acancel := context.WithCancel(ctx)
+			in, inw := io.Pipe()
+			out := &syncBuffer{}
+			done := make(chan error, 1)
+			go func() {
+				done <- e.run(actx, "/attach/default/tunnel-attach-in/reader?input=1&output=1", remotecommand.StreamOptions{Stdin: in, Stdout: out})
+			}()
+			go func() { _, _ = inw.Write([]byte(word + "\n")) }()
+			for !strings.Contains(out.String(), "got:"+word) {
+				select {
+				case err := <-done:
+					t.Fatalf("attach %d ended: %v with %q", i, err, out.String())
+				case <-ctx.Done():
+					t.Fatalf("attach %d output %q, want got:%s", i, out.String(), word)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			acancel()
+			inw.Close()
+			<-done
+		}
+	})
+
 	t.Run("attach ends with the container", func(t *testing.T) {
 		p := testPod("tunnel-attach-exit", sh("once", "sleep 2; echo late; sleep 1"))
 		p.Spec.RestartPolicy = "Never"

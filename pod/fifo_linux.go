@@ -49,6 +49,13 @@ func openFifoWriter(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+// openFifoInput opens a container's stdin FIFO for edgenode to write:
+// write-only and non-blocking, so the Go runtime polls it; it fails
+// (ENXIO) when no process holds the reading end.
+func openFifoInput(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|unix.O_NONBLOCK, 0)
+}
+
 var pipeMax = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
 	if err != nil {

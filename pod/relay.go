@@ -147,6 +147,24 @@ func (o *output) begin(ctx context.Context) (out, errf *os.File, err error) {
 	return wr[0], wr[1], nil
 }
 
+// stdinPath is the FIFO of a container with stdin: true.
+func (o *output) stdinPath() string { return o.fifo + ".stdin" }
+
+// stdinEnd makes a fresh stdin FIFO for a new instance of a container with
+// stdin: true and returns the container's end, which the caller passes to
+// runc and then closes. The container holds it open read-write, so it
+// never reads end-of-file: what attach writes reaches it, attach after
+// attach, as with the kubelet's stdin without stdinOnce.
+func (o *output) stdinEnd() (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(o.fifo), 0o700); err != nil {
+		return nil, err
+	}
+	if err := makeFifo(o.stdinPath()); err != nil {
+		return nil, err
+	}
+	return openFifoWriter(o.stdinPath())
+}
+
 // adopt relays the output of a container started by an earlier run of
 // edgenode. cri is whether it was started with FIFOs (annLogFormat).
 func (o *output) adopt(ctx context.Context, cri bool) error {

@@ -43,12 +43,13 @@ func (r *ociRuntime) output(ctx context.Context, args ...string) ([]byte, error)
 }
 
 // run creates and starts a container detached: the container's stdin is
-// /dev/null and its stdout and stderr are out and errf (the container's
-// ends of its FIFOs, relay.go), so runc exits at once and the container
+// in (its end of its stdin FIFO, for a container with stdin: true) or
+// /dev/null when in is nil, and its stdout and stderr are out and errf (the
+// container's ends of its FIFOs, relay.go), so runc exits at once and the container
 // writes on to edgenode's relay, or to the pipe while edgenode is away.
 // The container's init process is then a child of the nearest subreaper
 // (edgenode).
-func (r *ociRuntime) run(ctx context.Context, id, bundle string, out, errf *os.File) (int, error) {
+func (r *ociRuntime) run(ctx context.Context, id, bundle string, in, out, errf *os.File) (int, error) {
 	pidFile := bundle + "/pid"
 	runcLog := bundle + "/runc.log"
 	_ = os.Remove(runcLog)
@@ -60,6 +61,9 @@ func (r *ociRuntime) run(ctx context.Context, id, bundle string, out, errf *os.F
 	c := exec.CommandContext(ctx, r.bin, "--root", r.root, "--log", runcLog, "--log-format", "json",
 		"run", "--detach", "--no-new-keyring", "--pid-file", pidFile, "--bundle", bundle, id)
 	c.Stdout, c.Stderr = out, errf
+	if in != nil {
+		c.Stdin = in
+	}
 	if err := c.Run(); err != nil {
 		return 0, fmt.Errorf("pod: runc run %s: %s", id, runcError(runcLog, err))
 	}
