@@ -29,7 +29,8 @@
 //
 // Container logs (relay.go, logread.go): a container's stdout and stderr
 // are two FIFOs, pods/<uid>/io/<name>.stdout and .stderr, which the
-// container holds open read-write. edgenode reads them, stamps each line
+// container holds open read-write (and a container with stdin: true reads
+// pods/<uid>/io/<name>.stdin, which attach writes to). edgenode reads them, stamps each line
 // and appends it in the CRI log format to pods/<uid>/logs/<name>.log,
 // rotated by rename past LogMaxSize to .1 ... .LogMaxFiles; when the
 // container starts again its last file becomes <name>.previous.log. While
