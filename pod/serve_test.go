@@ -306,7 +306,7 @@ func value(m *dto.Metric) float64 {
 
 // runTunnel starts a stream tunnel server and the node's stream client
 // serving h, until ctx ends or the test does; it returns the server.
-func runTunnel(t *testing.T, ctx context.Context, h http.Handler) *streamtest.Server {
+func runTunnel(t testing.TB, ctx context.Context, h http.Handler) *streamtest.Server {
 	t.Helper()
 	srv, err := streamtest.NewServer()
 	if err != nil {

@@ -13,8 +13,11 @@
 // beside the bare MQTT round trip with p50/p99 and beside the durable
 // commit rate, a polite client's twin/get while another floods, pod start beside a bare
 // runc run, the node's memory and its processes besides the containers
-// with 0, 10 and 30 pods); and the emulated Pi Zero's BENCH lines from the
-// last make test-board. A row whose benchmark did not run says so.
+// with 0, 10 and 30 pods, the stream tunnel's idle CPU and allocations
+// beside the same process without it, one scrape of the metrics paths
+// through the tunnel with 10 pods); and the emulated Pi Zero's BENCH
+// lines from the last make test-board. A row whose benchmark did not run
+// says so.
 package main
 
 import (
@@ -58,7 +61,7 @@ func main() {
 	cpuWindow := flag.Duration("cpu-window", time.Minute, "how long the idle node's CPU is counted (0: not measured)")
 	cpuSettle := flag.Duration("cpu-settle", 10*time.Second, "how long the idle node settles before its CPU is counted")
 	burst := flag.Int("burst", 10000, "twin updates of the burst before the idle CPU is counted again (0: none)")
-	only := flag.String("only", "", "run only these rows: idle-cpu")
+	only := flag.String("only", "", "run only these rows: idle-cpu, stream (the tunnel's idle cost and a scrape)")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -70,6 +73,12 @@ func main() {
 		rows = append(rows, row{"binary size, make armv6 (stripped)", mib(uint64(fi.Size())), "≤ 16 MiB", verdict(uint64(fi.Size()) <= maxBinary)})
 	} else {
 		rows = append(rows, row{"binary size, make armv6", "not built: " + err.Error(), "≤ 16 MiB", "-"})
+	}
+
+	if *only == "stream" {
+		rows = append(rows, streamRows(runBenches(ctx, streamRuns(*cpuWindow, *benchtime)))...)
+		printRows(machine, started, *markdown, rows)
+		return
 	}
 
 	host, err := buildHost()
@@ -95,13 +104,13 @@ func main() {
 		rows = append(rows, row{"idle node under qemu-arm-static", "qemu-arm-static missing (apt-get install qemu-user-static)", "-", "-"})
 	}
 
-	benches := runBenches(ctx, []benchRun{
+	benches := runBenches(ctx, append([]benchRun{
 		{pkg: "./bus", bench: ".", benchtime: *benchtime},
 		{pkg: "./twin", bench: "EndToEnd|FairShare", benchtime: *benchtime},
 		{pkg: "./pod", bench: "^(BenchmarkPodStart|BenchmarkRuncRun)$", benchtime: fmt.Sprintf("%dx", *podN), root: true},
 		{pkg: ".", bench: "^BenchmarkNodeRSSWithPods$", benchtime: fmt.Sprintf("%dx", *rssN), root: true,
 			args: []string{"-idlecpu", cpuWindow.String()}},
-	})
+	}, streamRuns(*cpuWindow, *benchtime)...))
 	rows = append(rows, benchRows(benches)...)
 	rows = append(rows, boardRows(*boardFile)...)
 	printRows(machine, started, *markdown, rows)
@@ -442,6 +451,7 @@ func benchRows(bs []bench) []row {
 	}
 	rows = append(rows, twinRows(bs)...)
 	rows = append(rows, podRows(bs)...)
+	rows = append(rows, streamRows(bs)...)
 	return rows
 }
 

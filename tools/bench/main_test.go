@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -46,6 +47,9 @@ PASS
 		{"node memory, 0 running pods", notRun, "(informative)", "-"},
 		{"node memory, 10 running pods", notRun, "(informative)", "-"},
 		{"node memory, 30 running pods", notRun, "(informative)", "-"},
+		{"stream tunnel connected and idle (ping every 5 s)", "not run (see stderr)", "-", "-"},
+		{"one scrape of /metrics/resource through the tunnel, 10 running pods", notRun, "-", "-"},
+		{"one scrape of /stats/summary through the tunnel, 10 running pods", notRun, "-", "-"},
 	}
 	if diff := cmp.Diff(want2, rows, cmp.AllowUnexported(row{})); diff != "" {
 		t.Errorf("benchRows mismatch (-want +got):\n%s", diff)
@@ -80,6 +84,35 @@ BenchmarkNodeRSSWithPods/pods=10-2  3   100 ns/op   10 container_procs   10 cont
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(row{})); diff != "" {
 		t.Errorf("podRows mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestStreamRows(t *testing.T) {
+	idle := `BenchmarkIdleTunnel-2   	       1	32074368461 ns/op	      5760 B/min	        95.99 allocs/min	        95.93 base_B/min	         5.995 base_allocs/min	         0.7458 base_ticks/min	         1.725 ticks/min	  147928 B/op	    1084 allocs/op
+`
+	scrape := `BenchmarkScrape/resource/tunnel-2         	     495	   2302500 ns/op	      4238 body-B	  795896 B/op	    1812 allocs/op
+BenchmarkScrape/resource/handler-2        	     675	   1730763 ns/op	      4238 body-B	  728863 B/op	    1723 allocs/op
+BenchmarkScrape/summary/tunnel-2          	     778	   2269756 ns/op	      8279 body-B	  202814 B/op	    1061 allocs/op
+`
+	bs := append(parseBench("./stream", []byte(idle), 2), parseBench("./pod", []byte(scrape), 2)...)
+	want := []row{
+		{"stream tunnel connected and idle (ping every 5 s): CPU", "1.73 ticks/min (0.75 without the tunnel: +0.98)", "-", "-"},
+		{"stream tunnel connected and idle (ping every 5 s): heap allocations", "96 /min, 5.6 KiB/min (6 /min without the tunnel: +90)", "-", "-"},
+		{"one scrape of /metrics/resource through the tunnel, 10 running pods",
+			"2.30 ms, 1812 allocs, 777 KiB, 4.1 KiB answer (handler alone 1.73 ms, 1723 allocs, 712 KiB)", "-", "-"},
+		{"one scrape of /stats/summary through the tunnel, 10 running pods", "2.27 ms, 1061 allocs, 198 KiB, 8.1 KiB answer", "-", "-"},
+	}
+	if diff := cmp.Diff(want, streamRows(bs), cmp.AllowUnexported(row{})); diff != "" {
+		t.Errorf("streamRows mismatch (-want +got):\n%s", diff)
+	}
+	// Runs: the idle window follows -cpu-window; 0 leaves only the scrape.
+	runs := streamRuns(time.Minute, "1s")
+	if len(runs) != 2 || runs[0].pkg != "./stream" || runs[0].benchtime != "1x" ||
+		!cmp.Equal(runs[0].args, []string{"-idlewindow", "1m0s"}) || runs[1].pkg != "./pod" || !runs[1].root {
+		t.Errorf("streamRuns(1m) = %+v", runs)
+	}
+	if runs := streamRuns(0, "1s"); len(runs) != 1 || runs[0].bench != "^BenchmarkScrape$" {
+		t.Errorf("streamRuns(0) = %+v, want the scrape only", runs)
 	}
 }
 
