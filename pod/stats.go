@@ -127,11 +127,18 @@ func seconds(ns uint64) string { return strconv.FormatFloat(float64(ns)/1e9, 'f'
 
 // escLabel escapes a Prometheus label value.
 func escLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return s // the usual label: nothing to escape, nothing allocated
+	}
+	return labelEscaper.Replace(s)
 }
 
+// labelEscaper escapes a Prometheus label value; a Replacer builds its
+// tables once, on first use.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
 // The /stats/summary shapes: the fields of k8s.io/kubelet/pkg/apis/stats/v1alpha1
-// that kubectl and metrics-server before v0.6 read (spec section 5).
+// that kubectl and metrics-server before v0.6 read (KubeEdge v1.23.1 serves them from its kubelet fork, edged server.go).
 type (
 	summary struct {
 		Node nodeStats  `json:"node"`

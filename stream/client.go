@@ -16,7 +16,7 @@ import (
 )
 
 // Session headers of the tunnel dial (KubeEdge v1.23.1
-// pkg/stream/constants.go; spec section 2).
+// pkg/stream/constants.go; edge/pkg/edgestream/edgestream.go).
 const (
 	headerNodeName = "SessionHostNameOverride"
 	headerNodeIP   = "SessionInternalIP"
@@ -114,7 +114,8 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	tc := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		// cloudstream's tunnel certificate names the cloudcore host,
-		// and edgecore does not check it either (spec section 2).
+		// and edgecore does not check it either (KubeEdge v1.23.1
+		// edge/pkg/edgestream/edgestream.go).
 		InsecureSkipVerify: true,
 		MinVersion:         tls.VersionTLS12,
 		NextProtos:         []string{"http/1.1"},

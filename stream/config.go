@@ -11,7 +11,8 @@ import (
 const Off = "off"
 
 // DefaultPort is cloudstream's tunnel port (KubeEdge v1.23.1
-// CloudStream.tunnelPort, spec section 1).
+// CloudStream.tunnelPort, KubeEdge v1.23.1
+// cloud/pkg/cloudstream/tunnelserver.go).
 const DefaultPort = "10004"
 
 // Defaults of the zero Config fields.

@@ -11,7 +11,7 @@ import (
 // Type is a tunnel message type (KubeEdge v1.23.1 pkg/stream/constants.go).
 type Type uint64
 
-// The tunnel message types (spec section 3).
+// The tunnel message types (KubeEdge v1.23.1 pkg/stream/tunnel.go).
 const (
 	TypeLogs    Type = 0 // LogsConnect: serve /containerLogs
 	TypeExec    Type = 1 // ExecConnect: raw upgraded HTTP bytes follow
@@ -31,7 +31,7 @@ const MaxData = 1 << 20
 var ErrShortFrame = errors.New("stream: frame too short")
 
 // Frame is one tunnel message: one websocket Text message laid out as
-// uvarint(ID) ‖ uvarint(Type) ‖ Data (spec section 3; KubeEdge v1.23.1
+// uvarint(ID) ‖ uvarint(Type) ‖ Data (KubeEdge v1.23.1
 // pkg/stream/message.go, Bytes and ReadMessageFromTunnel).
 type Frame struct {
 	ID   uint64 // ConnectID, chosen by the cloud

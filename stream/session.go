@@ -31,7 +31,8 @@ type request struct {
 }
 
 // write sends one frame as a Text message, as KubeEdge does: the cloud
-// session drops the tunnel on any other opcode (spec section 3).
+// session drops the tunnel on any other opcode (KubeEdge v1.23.1
+// cloud/pkg/cloudstream/session.go, Serve).
 func (s *session) write(f Frame) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -169,7 +170,7 @@ func (s *session) open(f Frame, wg *sync.WaitGroup) {
 // serve runs the handler on the request of cn with its body going to the
 // tunnel, or for exec and attach (conn not nil) with conn to hijack. The
 // cloud rewrote the URL to the edge's kubelet address
-// (http://127.0.0.1:10350/..., spec section 1); only path and query count.
+// (http://127.0.0.1:10350/..., KubeEdge v1.23.1 common/constants/default.go); only path and query count.
 func (s *session) serve(ctx context.Context, id uint64, cn *Connect, conn *tunnelConn) {
 	u := cn.URL
 	if u.Scheme == "" {
@@ -238,7 +239,7 @@ const writeChunk = 32 << 10
 
 // tunnelWriter is the http.ResponseWriter of a tunnelled request: every
 // Write goes out as Data frames at once (so Flush has nothing to do);
-// status and headers do not travel (spec section 3).
+// status and headers do not travel (KubeEdge v1.23.1 pkg/stream/edgedlogconnection.go).
 type tunnelWriter struct {
 	s      *session
 	id     uint64
