@@ -11,7 +11,7 @@ import (
 // Type is a tunnel message type (KubeEdge v1.23.1 pkg/stream/constants.go).
 type Type uint64
 
-// The tunnel message types (KubeEdge v1.23.1 pkg/stream/tunnel.go).
+// The tunnel message types (KubeEdge v1.23.1 pkg/stream/constants.go).
 const (
 	TypeLogs    Type = 0 // LogsConnect: serve /containerLogs
 	TypeExec    Type = 1 // ExecConnect: raw upgraded HTTP bytes follow
