@@ -15,7 +15,7 @@ import (
 )
 
 // Handler returns the kubelet paths the node serves to the cloud through
-// KubeEdge's stream tunnel (spec kubeedge-stream sections 3 and 5), like
+// KubeEdge's stream tunnel (KubeEdge v1.23.1 pkg/stream), like
 // the kubelet's read-only server that edgecore runs on 127.0.0.1:10350
 // (KubeEdge v1.23.1 vendor/k8s.io/kubernetes/pkg/kubelet/server/server.go):
 //

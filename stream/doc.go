@@ -1,9 +1,7 @@
 // Package stream is edgenode's EdgeStream: the client end of KubeEdge's
 // stream tunnel, which carries kubectl logs, exec and attach and the
 // kubelet's metrics paths (kubectl top, metrics-server) from cloudstream
-// to the node
-// (spec kubeedge-stream sections 2 and 3; KubeEdge v1.23.1
-// edge/pkg/edgestream and pkg/stream).
+// to the node (KubeEdge v1.23.1 edge/pkg/edgestream and pkg/stream).
 //
 // What it owns: the websocket to wss://<server>/v1/kubeedge/connect with
 // the node certificate and the session headers SessionHostNameOverride
@@ -35,8 +33,10 @@
 // Goroutines: Run dials and reads in the caller's goroutine; per tunnel
 // it starts a pinger and one goroutine per request (at most MaxConns),
 // exec and attach included. All have exited when Run returns. Redials
-// wait a capped, jittered backoff that starts again after a tunnel that stayed up; a
-// cloud without cloudStream costs one log line, not one per dial.
+// wait a capped, jittered backoff that starts again after a tunnel that
+// stayed up; a cloud without cloudStream costs one log line, not one per
+// dial. main starts Run only once the cloud has the node (cloudstream
+// writes its port into the node object when the tunnel connects).
 //
 // Persistence: none. Sub-package streamtest is an in-process cloudstream
 // tunnel server for tests.
