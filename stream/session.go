@@ -195,8 +195,9 @@ func (s *session) serve(ctx context.Context, id uint64, cn *Connect, conn *tunne
 	if cn.Header != nil {
 		req.Header = cn.Header.Clone()
 	}
-	// The body goes through the tunnel as is: never compressed (spec
-	// section 3; edgecore forces identity for metrics too).
+	// The body goes through the tunnel as is: never compressed (edgecore
+	// forces identity for metrics too, KubeEdge v1.23.1
+	// pkg/stream/edgedmetricsconnection.go).
 	req.Header.Set("Accept-Encoding", "identity")
 	req.RequestURI = u.RequestURI()
 	req.RemoteAddr = "cloudstream"

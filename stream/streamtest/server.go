@@ -40,8 +40,8 @@ type Server struct {
 }
 
 // NewServer listens on 127.0.0.1:0 with TLS that requires a client
-// certificate of its CA (cloudstream: RequireAndVerifyClientCert, spec
-// section 2).
+// certificate of its CA (cloudstream: RequireAndVerifyClientCert, KubeEdge
+// v1.23.1 cloud/pkg/cloudstream/tunnelserver.go).
 func NewServer() (*Server, error) {
 	ca, err := newAuthority()
 	if err != nil {
@@ -195,8 +195,8 @@ func (t *Tunnel) Send(f stream.Frame) error {
 }
 
 // Open sends a connect message of type typ for path?query, with the URL
-// rewritten to the edge's kubelet address as cloudstream does (spec
-// section 1), and returns the request to read the answer from.
+// rewritten to the edge's kubelet address as cloudstream does (KubeEdge
+// v1.23.1 cloud/pkg/cloudstream/session.go), and returns the request to read the answer from.
 func (t *Tunnel) Open(typ stream.Type, pathQuery string, h http.Header) (*Request, error) {
 	return t.open(typ, "", pathQuery, h)
 }
