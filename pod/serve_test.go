@@ -308,16 +308,8 @@ func value(m *dto.Metric) float64 {
 // serving h, until ctx ends or the test does; it returns the server.
 func runTunnel(t testing.TB, ctx context.Context, h http.Handler) *streamtest.Server {
 	t.Helper()
-	srv, err := streamtest.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	cert, key, err := srv.WriteNodeCert(t.TempDir(), "node1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := stream.New(stream.Config{Server: srv.Addr(), NodeName: "node1", CertFile: cert, KeyFile: key}, h, testLog())
+	srv, cfg := streamtest.Start(t, "node1")
+	c, err := stream.New(cfg, h, testLog())
 	if err != nil {
 		t.Fatal(err)
 	}

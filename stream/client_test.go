@@ -39,17 +39,9 @@ type edge struct {
 
 func startEdge(t *testing.T, h http.Handler, mod func(*stream.Config, *streamtest.Server)) *edge {
 	t.Helper()
-	srv, err := streamtest.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	cert, key, err := srv.WriteNodeCert(t.TempDir(), "node1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := stream.Config{Server: srv.Addr(), NodeName: "node1", NodeIP: func() string { return "192.0.2.7" },
-		CertFile: cert, KeyFile: key, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond}
+	srv, cfg := streamtest.Start(t, "node1")
+	cfg.NodeIP = func() string { return "192.0.2.7" }
+	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 40*time.Millisecond
 	if mod != nil {
 		mod(&cfg, srv)
 	}

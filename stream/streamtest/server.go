@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"github.com/gorilla/websocket"
 
@@ -78,6 +79,23 @@ func (s *Server) Refuse(on bool) { s.refuse.Store(on) }
 
 // Close stops the server and its tunnels.
 func (s *Server) Close() { s.srv.Close() }
+
+// Start is NewServer for a test: the server, closed when the test ends,
+// and the stream config of a node that dials it with a certificate of its
+// CA. It fails the test on any error.
+func Start(t testing.TB, node string) (*Server, stream.Config) {
+	t.Helper()
+	srv, err := NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cert, key, err := srv.WriteNodeCert(t.TempDir(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, stream.Config{Server: srv.Addr(), NodeName: node, CertFile: cert, KeyFile: key}
+}
 
 // WriteNodeCert writes a node certificate and key signed by the server's
 // CA into dir and returns their paths.
