@@ -57,7 +57,7 @@ func TestTwinUpdateBatch(t *testing.T) {
 		mk(dev+"/twin/update", `{"event_id":"4","twin":{"temp":{"actual":{"value":"7"}}}}`),
 		mk(dev+"/twin/get", `{"event_id":"5"}`),
 	} {
-		tw.twin.inbox <- j
+		tw.twin.inbox <- &j
 	}
 	tw.twinUpdates(ctx, first)
 

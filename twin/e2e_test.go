@@ -193,7 +193,7 @@ func padding(n int) string {
 func (x *e2e) settle2() {
 	for _, w := range []*worker{x.tw.mem, x.tw.twin, x.tw.dev, x.tw.com} {
 		done := make(chan struct{})
-		w.inbox <- job{done: done}
+		w.inbox <- &job{done: done}
 		<-done
 	}
 }

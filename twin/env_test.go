@@ -219,7 +219,7 @@ func (e *env) settle() {
 	}
 	for _, w := range []*worker{e.tw.mem, e.tw.twin, e.tw.dev, e.tw.com} {
 		done := make(chan struct{})
-		w.inbox <- job{done: done}
+		w.inbox <- &job{done: done}
 		<-done
 	}
 }

@@ -62,10 +62,10 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 		select {
 		case j2 := <-t.twin.inbox:
 			if j2.act == actTwinUpdate && j2.done == nil {
-				t.done(&j2)
-				jobs = append(jobs, j2)
+				t.done(j2)
+				jobs = append(jobs, *j2)
 			} else {
-				next = &j2
+				next = j2
 			}
 			continue
 		default:

@@ -30,7 +30,7 @@ type job struct {
 // and records a heartbeat when pinged.
 type worker struct {
 	name   string
-	inbox  chan job
+	inbox  chan *job // pointers: a queue of jobs by value held 400 KB resident once used
 	ping   chan struct{}
 	handle func(ctx context.Context, j job)
 	// idle, if set, calls onIdle whenever the worker has received no job
@@ -44,7 +44,7 @@ type worker struct {
 }
 
 func newWorker(name string, queue int, handle func(context.Context, job)) *worker {
-	return &worker{name: name, inbox: make(chan job, queue), ping: make(chan struct{}, 1), handle: handle}
+	return &worker{name: name, inbox: make(chan *job, queue), ping: make(chan struct{}, 1), handle: handle}
 }
 
 // loop runs until ctx ends.
@@ -63,7 +63,7 @@ func (w *worker) loop(ctx context.Context) {
 		case <-w.ping:
 			w.last.Store(time.Now().UnixNano())
 		case j := <-w.inbox:
-			w.handle(ctx, j)
+			w.handle(ctx, *j)
 			if j.done != nil {
 				close(j.done)
 			}

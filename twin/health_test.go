@@ -37,7 +37,7 @@ func TestHealthCheckMarksStuckWorker(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { s.run(ctx); close(done) }()
-		hang.inbox <- job{act: actTwinUpdate}
+		hang.inbox <- &job{act: actTwinUpdate}
 
 		time.Sleep(150 * time.Second)
 		synctest.Wait()
@@ -50,7 +50,7 @@ func TestHealthCheckMarksStuckWorker(t *testing.T) {
 			t.Errorf("at 181 s: Healthy() = %v, want ErrStuck naming only the twin worker", err)
 		}
 		// Nobody else reads the stuck worker's inbox.
-		hang.inbox <- job{}
+		hang.inbox <- &job{}
 		synctest.Wait()
 		if len(handled) != 0 || len(hang.inbox) != 1 {
 			t.Errorf("handled %d jobs, inbox holds %d, want 0 and 1: a second reader took the stuck worker's job", len(handled), len(hang.inbox))
@@ -101,11 +101,11 @@ func TestCommConfirmAndResend(t *testing.T) {
 		}
 		send := func(res string) bus.Message {
 			m := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, res, []byte(`{}`))
-			tw.com.inbox <- job{act: actSendToCloud, msg: m}
+			tw.com.inbox <- &job{act: actSendToCloud, msg: m}
 			return m
 		}
 		conn := func(s string) {
-			tw.com.inbox <- job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect, bus.ResNodeConnection, bus.JSONString(s))}
+			tw.com.inbox <- &job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect, bus.ResNodeConnection, bus.JSONString(s))}
 		}
 
 		// Reports made while the cloud is away wait, and go out in order
@@ -125,7 +125,7 @@ func TestCommConfirmAndResend(t *testing.T) {
 		for _, m := range []bus.Message{off1, off2} {
 			c := bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpResponse, bus.ResTwin, nil)
 			c.Header.ParentID = m.Header.ID
-			tw.com.inbox <- job{act: actConfirm, msg: c}
+			tw.com.inbox <- &job{act: actConfirm, msg: c}
 		}
 		upd := send("device/a/twin/edge_updated")
 		state := send("device/a/state/update")
@@ -135,7 +135,7 @@ func TestCommConfirmAndResend(t *testing.T) {
 		// The cloud confirms the twin update (parent id = our id).
 		confirm := bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpResponse, bus.ResTwin, nil)
 		confirm.Header.ParentID = upd.Header.ID
-		tw.com.inbox <- job{act: actConfirm, msg: confirm}
+		tw.com.inbox <- &job{act: actConfirm, msg: confirm}
 
 		time.Sleep(59 * time.Second)
 		if got := hub(); len(got) != 0 {
@@ -175,10 +175,10 @@ func TestCommOfflineBound(t *testing.T) {
 		var sent []bus.Message
 		for i, res := range []string{"device/a/twin/edge_updated", "device/b/twin/edge_updated", "device/b/twin/edge_updated", "device/c/twin/edge_updated"} {
 			m := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, res, []byte(`{"event_id":"`+strconv.Itoa(i)+`","timestamp":0,"twin":{}}`))
-			tw.com.inbox <- job{act: actSendToCloud, msg: m}
+			tw.com.inbox <- &job{act: actSendToCloud, msg: m}
 			sent = append(sent, m)
 		}
-		tw.com.inbox <- job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect,
+		tw.com.inbox <- &job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect,
 			bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))}
 		synctest.Wait()
 		var got []bus.ID

@@ -94,7 +94,7 @@ func (c *cloudSide) confirm() {
 	for _, id := range c.open {
 		m := bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpResponse, bus.ResTwin, nil)
 		m.Header.ParentID = id
-		c.tw.com.inbox <- job{act: actConfirm, msg: m}
+		c.tw.com.inbox <- &job{act: actConfirm, msg: m}
 	}
 	c.open = c.open[:0]
 }
@@ -116,7 +116,7 @@ func (c *cloudSide) reports(resource string) []bus.Message {
 func flush(tw *Twin) {
 	for _, w := range []*worker{tw.twin, tw.dev, tw.com} {
 		done := make(chan struct{})
-		w.inbox <- job{done: done}
+		w.inbox <- &job{done: done}
 		<-done
 	}
 }
@@ -327,7 +327,7 @@ func newCommTest(t *testing.T, cfg Config) *commTest {
 func (c *commTest) send(dev, k, v string) bus.Message {
 	content := `{"event_id":"` + v + `","timestamp":1,"twin":{"` + k + `":{"actual":{"value":"` + v + `"}}}}`
 	m := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, "device/"+dev+"/"+bus.ResTwinEdgeUpdated, []byte(content))
-	c.tw.com.inbox <- job{act: actSendToCloud, msg: m}
+	c.tw.com.inbox <- &job{act: actSendToCloud, msg: m}
 	return m
 }
 
@@ -344,11 +344,11 @@ func (c *commTest) hub() []bus.Message {
 func (c *commTest) confirm(id bus.ID) {
 	m := bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpResponse, bus.ResTwin, nil)
 	m.Header.ParentID = id
-	c.tw.com.inbox <- job{act: actConfirm, msg: m}
+	c.tw.com.inbox <- &job{act: actConfirm, msg: m}
 }
 
 func (c *commTest) connect() {
-	c.tw.com.inbox <- job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect,
+	c.tw.com.inbox <- &job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect,
 		bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))}
 	for _, m := range c.hub() {
 		c.confirm(m.Header.ID)

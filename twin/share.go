@@ -29,7 +29,7 @@ func (t *Twin) dispatchShared(w *worker, j job) {
 		return
 	}
 	select {
-	case w.inbox <- j:
+	case w.inbox <- &j:
 	default:
 		t.share.Release(client)
 		t.overload(j)

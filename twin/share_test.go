@@ -59,7 +59,7 @@ func TestFairShare(t *testing.T) {
 	}
 	// A request taken from the queue frees one place of its client's share.
 	j := <-tw.twin.inbox
-	tw.done(&j)
+	tw.done(j)
 	send("flood", dev+"/twin/update")
 	send("flood", dev+"/twin/update")
 	if n, q := overloads(), len(tw.twin.inbox); n != 1 || q != 6 {

@@ -301,7 +301,7 @@ func (t *Twin) dispatch(msg bus.Message) {
 
 func (t *Twin) queue(w *worker, j job) {
 	select {
-	case w.inbox <- j:
+	case w.inbox <- &j:
 	default:
 		t.stats.dropped.Add(1)
 		t.log.Debug("worker queue full", "worker", w.name, "action", j.act)
