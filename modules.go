@@ -222,8 +222,12 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	// nodestatus: the board's facts as node status and lease, through meta.
 	runtime := cfg.Pod.Runtime // the OCI runtime the pod module drives
+	// Its rounds run only while the hub, made below, has the cloud; with
+	// no cloud configured, never after the first.
+	var cloudUp func() bool
 	node, err := nodestatus.New(cfg.NodeStatus, b, log.With("module", "nodestatus"), nodestatus.Host{Unhealthy: reg.Unhealthy,
-		Runtime: func(ctx context.Context) (string, error) { return board.RuncVersion(ctx, runtime) }})
+		Runtime:   func(ctx context.Context) (string, error) { return board.RuncVersion(ctx, runtime) },
+		Connected: func() bool { return cloudUp != nil && cloudUp() }})
 	if err != nil {
 		return err
 	}
@@ -274,6 +278,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		add("hub", bus.ModuleHub, h, func() any { return h.Stats() })
 		hs.connected = h.Connected
+		cloudUp = h.Connected
 	} else {
 		log.Info("no cloud configured (hub.server or --cloud): running on its own")
 	}

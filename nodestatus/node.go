@@ -173,6 +173,11 @@ type Host struct {
 	Runtime func(context.Context) (string, error)
 	// Unhealthy lists modules that are not healthy; default none.
 	Unhealthy func() []string
+	// Connected reports whether the hub has a link to the cloud; default
+	// always. While it says no, the periodic rounds are skipped: the
+	// status and lease could not reach the cloud, and the hub's connect
+	// event starts a round when the link is back.
+	Connected func() bool
 }
 
 func (h Host) defaults() Host {
@@ -196,6 +201,9 @@ func (h Host) defaults() Host {
 	}
 	if h.Unhealthy == nil {
 		h.Unhealthy = func() []string { return nil }
+	}
+	if h.Connected == nil {
+		h.Connected = func() bool { return true }
 	}
 	return h
 }
@@ -277,7 +285,9 @@ func (n *Node) Stats() Stats {
 // Run sends the node status every UpdateFrequency, starting at once, until
 // ctx ends. When the hub reports a new link to the cloud a round runs at
 // once and the period starts again; other messages that reach its queue are
-// discarded.
+// discarded. While the cloud is away (Host.Connected), or when none is
+// configured, the periodic rounds do nothing: they would only fail, and
+// cost a board's slow CPU a store read and a status build every period.
 func (n *Node) Run(ctx context.Context) error {
 	t := time.NewTicker(n.cfg.UpdateFrequency)
 	defer t.Stop()
@@ -296,7 +306,9 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			n.log.Debug("ignoring message", "op", m.Route.Operation, "resource", m.Route.Resource)
 		case <-t.C:
-			n.round(ctx)
+			if n.host.Connected() {
+				n.round(ctx)
+			}
 		}
 	}
 }

@@ -23,6 +23,7 @@ type fakeHost struct {
 	mu        sync.Mutex
 	unhealthy []string
 	runtime   string
+	offline   bool // the hub has no link to the cloud
 }
 
 func (h *fakeHost) host() Host {
@@ -44,6 +45,11 @@ func (h *fakeHost) host() Host {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			return h.unhealthy
+		},
+		Connected: func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return !h.offline
 		},
 	}
 }
@@ -452,6 +458,36 @@ func TestNodeRoundOnConnect(t *testing.T) {
 		{3 * time.Second, bus.OpQuery, "null/node/pizero"},
 		{3 * time.Second, bus.OpInsert, "null/node/pizero"},
 		{3 * time.Second, bus.OpInsert, "kube-node-lease/lease/pizero"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestNoRoundsWhileOffline: while the hub has no link, the periodic rounds
+// send nothing (the first, at start, still looks for a stored node); the
+// connect event starts them again.
+func TestNoRoundsWhileOffline(t *testing.T) {
+	h := &fakeHost{runtime: "1.1.5", offline: true}
+	c := &cloud{}
+	got, _, _ := runNode(t, Config{NodeName: "pizero"}, h, 45*time.Second, func(el time.Duration, b *bus.Bus) {
+		if el == 32*time.Second {
+			h.mu.Lock()
+			h.offline = false
+			h.mu.Unlock()
+			m := bus.NewMessage(bus.ModuleEdgeHub, "", bus.OpConnect, bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))
+			if err := b.Send(bus.ModuleNodeStatus, m); err != nil {
+				t.Errorf("Send(nodestatus) = %v", err)
+			}
+		}
+	}, c.answer)
+	want := []seen{
+		{0, bus.OpQuery, "null/node/pizero"},
+		{0, bus.OpInsert, "null/node/pizero"}, // refused: not connected
+		{32 * time.Second, bus.OpQuery, "null/node/pizero"},
+		{32 * time.Second, bus.OpInsert, "null/node/pizero"},
+		{32 * time.Second, bus.OpInsert, "kube-node-lease/lease/pizero"},
+		{42 * time.Second, bus.OpUpdate, "kube-node-lease/lease/pizero"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requests mismatch (-want +got):\n%s", diff)
