@@ -282,12 +282,17 @@ func (n *Node) Stats() Stats {
 		LeaseRenewed: n.leaseOK.Load(), LeaseFailed: n.leaseFailed.Load(), Registered: n.registered.Load()}
 }
 
+// offlineCheck is how often Run looks whether the cloud is back when the
+// hub's connect event did not come.
+const offlineCheck = time.Minute
+
 // Run sends the node status every UpdateFrequency, starting at once, until
 // ctx ends. When the hub reports a new link to the cloud a round runs at
 // once and the period starts again; other messages that reach its queue are
 // discarded. While the cloud is away (Host.Connected), or when none is
-// configured, the periodic rounds do nothing: they would only fail, and
-// cost a board's slow CPU a store read and a status build every period.
+// configured, there are no periodic rounds: they would only fail, and cost
+// a board's slow CPU a store read and a status build every period. It
+// then checks the link once a minute.
 func (n *Node) Run(ctx context.Context) error {
 	t := time.NewTicker(n.cfg.UpdateFrequency)
 	defer t.Stop()
@@ -308,7 +313,13 @@ func (n *Node) Run(ctx context.Context) error {
 		case <-t.C:
 			if n.host.Connected() {
 				n.round(ctx)
+				t.Reset(n.cfg.UpdateFrequency)
+				continue
 			}
+			// Offline: look again only now and then (a timer that fires is
+			// a wake-up of the whole runtime on a board); the connect
+			// event comes first anyway.
+			t.Reset(max(n.cfg.UpdateFrequency, offlineCheck))
 		}
 	}
 }

@@ -494,6 +494,31 @@ func TestNoRoundsWhileOffline(t *testing.T) {
 	}
 }
 
+// TestOfflineCheckedEveryMinute: offline, the node looks at the link once a
+// minute, so a link that came back without a connect event is still found.
+func TestOfflineCheckedEveryMinute(t *testing.T) {
+	h := &fakeHost{runtime: "1.1.5", offline: true}
+	c := &cloud{}
+	got, _, _ := runNode(t, Config{NodeName: "pizero"}, h, 75*time.Second, func(el time.Duration, b *bus.Bus) {
+		if el == 15*time.Second {
+			h.mu.Lock()
+			h.offline = false // no event
+			h.mu.Unlock()
+		}
+	}, c.answer)
+	want := []seen{
+		{0, bus.OpQuery, "null/node/pizero"},
+		{0, bus.OpInsert, "null/node/pizero"},
+		// 10 s: offline, next look in a minute.
+		{70 * time.Second, bus.OpQuery, "null/node/pizero"},
+		{70 * time.Second, bus.OpInsert, "null/node/pizero"},
+		{70 * time.Second, bus.OpInsert, "kube-node-lease/lease/pizero"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests mismatch (-want +got):\n%s", diff)
+	}
+}
+
 // TestAddressCheckedCheaply: between full listings of the interfaces (with
 // the other facts), the picked interface is only checked; a changed
 // address or a down interface brings the full listing back.
