@@ -439,83 +439,55 @@ func TestNodeRegisteredBeforeIsNotInserted(t *testing.T) {
 	}
 }
 
-func TestNodeRoundOnConnect(t *testing.T) {
-	// The round at start finds no cloud; when the hub reports the link,
-	// the node registers at once instead of at the next period.
-	h := &fakeHost{runtime: "1.1.5"}
-	c := &cloud{}
-	got, _, _ := runNode(t, Config{NodeName: "pizero"}, h, 5*time.Second, func(el time.Duration, b *bus.Bus) {
-		if el == 3*time.Second {
-			m := bus.NewMessage(bus.ModuleEdgeHub, "", bus.OpConnect, bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))
-			if err := b.Send(bus.ModuleNodeStatus, m); err != nil {
-				t.Errorf("Send(nodestatus) = %v", err)
+// TestRoundsFollowTheLink: the round at start looks for a stored node
+// whatever the link; then rounds run while the hub has the cloud. The
+// connect event starts one at once; offline, the link is looked at once a
+// minute, so one that came back without an event is found too.
+func TestRoundsFollowTheLink(t *testing.T) {
+	const node, lease = "null/node/pizero", "kube-node-lease/lease/pizero"
+	start := []seen{
+		{0, bus.OpQuery, node},
+		{0, bus.OpInsert, node}, // refused: not connected
+	}
+	register := func(at time.Duration) []seen {
+		return []seen{{at, bus.OpQuery, node}, {at, bus.OpInsert, node}, {at, bus.OpInsert, lease}}
+	}
+	for _, tt := range []struct {
+		name    string
+		offline bool          // the hub has no link at start
+		back    time.Duration // when the link comes back
+		event   bool          // with the hub's connect event
+		run     time.Duration
+		want    []seen
+	}{
+		{"connect event", false, 3 * time.Second, true, 5 * time.Second, append(start, register(3*time.Second)...)},
+		{"no rounds while offline", true, 32 * time.Second, true, 45 * time.Second,
+			append(append(start, register(32*time.Second)...), seen{42 * time.Second, bus.OpUpdate, lease})},
+		{"back without an event", true, 15 * time.Second, false, 75 * time.Second,
+			// 10 s: offline, the next look a minute later.
+			append(start, register(70*time.Second)...)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &fakeHost{runtime: "1.1.5", offline: tt.offline}
+			c := &cloud{}
+			got, _, _ := runNode(t, Config{NodeName: "pizero"}, h, tt.run, func(el time.Duration, b *bus.Bus) {
+				if el != tt.back {
+					return
+				}
+				h.mu.Lock()
+				h.offline = false
+				h.mu.Unlock()
+				if tt.event {
+					m := bus.NewMessage(bus.ModuleEdgeHub, "", bus.OpConnect, bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))
+					if err := b.Send(bus.ModuleNodeStatus, m); err != nil {
+						t.Errorf("Send(nodestatus) = %v", err)
+					}
+				}
+			}, c.answer)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("requests mismatch (-want +got):\n%s", diff)
 			}
-		}
-	}, c.answer)
-	want := []seen{
-		{0, bus.OpQuery, "null/node/pizero"},
-		{0, bus.OpInsert, "null/node/pizero"}, // refused: not connected
-		{3 * time.Second, bus.OpQuery, "null/node/pizero"},
-		{3 * time.Second, bus.OpInsert, "null/node/pizero"},
-		{3 * time.Second, bus.OpInsert, "kube-node-lease/lease/pizero"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("requests mismatch (-want +got):\n%s", diff)
-	}
-}
-
-// TestNoRoundsWhileOffline: while the hub has no link, the periodic rounds
-// send nothing (the first, at start, still looks for a stored node); the
-// connect event starts them again.
-func TestNoRoundsWhileOffline(t *testing.T) {
-	h := &fakeHost{runtime: "1.1.5", offline: true}
-	c := &cloud{}
-	got, _, _ := runNode(t, Config{NodeName: "pizero"}, h, 45*time.Second, func(el time.Duration, b *bus.Bus) {
-		if el == 32*time.Second {
-			h.mu.Lock()
-			h.offline = false
-			h.mu.Unlock()
-			m := bus.NewMessage(bus.ModuleEdgeHub, "", bus.OpConnect, bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))
-			if err := b.Send(bus.ModuleNodeStatus, m); err != nil {
-				t.Errorf("Send(nodestatus) = %v", err)
-			}
-		}
-	}, c.answer)
-	want := []seen{
-		{0, bus.OpQuery, "null/node/pizero"},
-		{0, bus.OpInsert, "null/node/pizero"}, // refused: not connected
-		{32 * time.Second, bus.OpQuery, "null/node/pizero"},
-		{32 * time.Second, bus.OpInsert, "null/node/pizero"},
-		{32 * time.Second, bus.OpInsert, "kube-node-lease/lease/pizero"},
-		{42 * time.Second, bus.OpUpdate, "kube-node-lease/lease/pizero"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("requests mismatch (-want +got):\n%s", diff)
-	}
-}
-
-// TestOfflineCheckedEveryMinute: offline, the node looks at the link once a
-// minute, so a link that came back without a connect event is still found.
-func TestOfflineCheckedEveryMinute(t *testing.T) {
-	h := &fakeHost{runtime: "1.1.5", offline: true}
-	c := &cloud{}
-	got, _, _ := runNode(t, Config{NodeName: "pizero"}, h, 75*time.Second, func(el time.Duration, b *bus.Bus) {
-		if el == 15*time.Second {
-			h.mu.Lock()
-			h.offline = false // no event
-			h.mu.Unlock()
-		}
-	}, c.answer)
-	want := []seen{
-		{0, bus.OpQuery, "null/node/pizero"},
-		{0, bus.OpInsert, "null/node/pizero"},
-		// 10 s: offline, next look in a minute.
-		{70 * time.Second, bus.OpQuery, "null/node/pizero"},
-		{70 * time.Second, bus.OpInsert, "null/node/pizero"},
-		{70 * time.Second, bus.OpInsert, "kube-node-lease/lease/pizero"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("requests mismatch (-want +got):\n%s", diff)
+		})
 	}
 }
 
