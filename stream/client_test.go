@@ -65,6 +65,17 @@ func (e *edge) stop() {
 	}
 }
 
+// tunnel waits for the edge's tunnel, with ctxT's deadline.
+func (e *edge) tunnel(t *testing.T) (context.Context, *streamtest.Tunnel) {
+	t.Helper()
+	ctx := ctxT(t)
+	tun, err := e.srv.Tunnel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, tun
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -118,11 +129,7 @@ func testHandler(seen chan<- *http.Request) http.Handler {
 func TestTunnelServesRequests(t *testing.T) {
 	seen := make(chan *http.Request, 1)
 	e := startEdge(t, testHandler(seen), nil)
-	ctx := ctxT(t)
-	tun, err := e.srv.Tunnel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tun := e.tunnel(t)
 	if got := tun.Header.Get("SessionHostNameOverride"); got != "node1" {
 		t.Errorf("SessionHostNameOverride = %q, want node1", got)
 	}
@@ -176,11 +183,7 @@ func TestTunnelServesRequests(t *testing.T) {
 // bytes both ways until either side ends it.
 func TestExecCarriesRawBytes(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
-	ctx := ctxT(t)
-	tun, err := e.srv.Tunnel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tun := e.tunnel(t)
 	readUntil := func(r *streamtest.Request, want string) {
 		t.Helper()
 		var got string
@@ -209,13 +212,8 @@ func TestExecCarriesRawBytes(t *testing.T) {
 			r.Write([]byte("ping"))
 		}()
 		readUntil(r, "ping")
-		if err := r.Remove(); err != nil {
+		if err := r.Cancel(ctx); err != nil {
 			t.Fatal(err)
-		}
-		select {
-		case <-r.Removed():
-		case <-ctx.Done():
-			t.Fatal("no RemoveConnect after the cloud removed an exec connection")
 		}
 	})
 
@@ -237,11 +235,7 @@ func TestExecCarriesRawBytes(t *testing.T) {
 
 func TestFollowEndsOnRemove(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
-	ctx := ctxT(t)
-	tun, err := e.srv.Tunnel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tun := e.tunnel(t)
 	r, err := tun.Open(stream.TypeLogs, "/follow", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -254,23 +248,14 @@ func TestFollowEndsOnRemove(t *testing.T) {
 		}
 		got += string(d)
 	}
-	if err := r.Remove(); err != nil {
+	if err := r.Cancel(ctx); err != nil {
 		t.Fatal(err)
-	}
-	select {
-	case <-r.Removed():
-	case <-ctx.Done():
-		t.Fatal("no RemoveConnect answer after the cloud removed a following request")
 	}
 }
 
 func TestUnknownIDsAndTypes(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
-	ctx := ctxT(t)
-	tun, err := e.srv.Tunnel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tun := e.tunnel(t)
 	// Data for an unknown id: dropped, no answer. RemoveConnect for an
 	// unknown id and an unknown type: answered with RemoveConnect.
 	for _, f := range []stream.Frame{
@@ -309,11 +294,7 @@ func TestUnknownIDsAndTypes(t *testing.T) {
 
 func TestCloseConnectRedials(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
-	ctx := ctxT(t)
-	tun, err := e.srv.Tunnel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tun := e.tunnel(t)
 	if err := tun.Send(stream.Frame{ID: 0, Type: stream.TypeClose, Data: []byte("node update failed")}); err != nil {
 		t.Fatal(err)
 	}
@@ -343,11 +324,7 @@ func TestQuietWhileRefused(t *testing.T) {
 
 func TestRunReturnsOnCancel(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
-	ctx := ctxT(t)
-	tun, err := e.srv.Tunnel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, tun := e.tunnel(t)
 	r, err := tun.Open(stream.TypeLogs, "/follow", nil)
 	if err != nil {
 		t.Fatal(err)

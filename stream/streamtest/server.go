@@ -304,3 +304,17 @@ func (r *Request) Remove() error {
 
 // Removed is closed when the edge has sent RemoveConnect.
 func (r *Request) Removed() <-chan struct{} { return r.removed }
+
+// Cancel removes the request as cloudstream does when its client goes away
+// and waits for the edge's RemoveConnect answer, or ctx.
+func (r *Request) Cancel(ctx context.Context) error {
+	if err := r.Remove(); err != nil {
+		return err
+	}
+	select {
+	case <-r.removed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("no RemoveConnect after the cloud removed request %d: %w", r.ID, ctx.Err())
+	}
+}
