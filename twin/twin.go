@@ -174,7 +174,6 @@ type Twin struct {
 	comm        *comm
 	share       *bus.Share
 	senderTakes bool
-	pubq        chan pubMsg // set by Run: publishes go through the publisher
 
 	mem, twin, dev, com *worker
 
@@ -251,13 +250,6 @@ func (t *Twin) Run(ctx context.Context) error {
 	if err := t.applyLocal(ctx); err != nil {
 		return err
 	}
-	// Publishes go out on a goroutine of their own, in the order they are
-	// made: a worker hands over a batch's results and goes on to its next
-	// commit while the broker delivers them.
-	t.pubq = make(chan pubMsg, publishQueue)
-	pubDone := make(chan struct{})
-	go func() { defer close(pubDone); t.publisher() }()
-	defer func() { close(t.pubq); <-pubDone; t.pubq = nil }()
 	sup := &supervisor{workers: []*worker{t.mem, t.twin, t.dev, t.com},
 		interval: t.cfg.HealthInterval, timeout: t.cfg.HealthTimeout, log: t.log}
 	var wg sync.WaitGroup
@@ -382,28 +374,7 @@ func (t *Twin) publish(topic string, v any) {
 			return
 		}
 	}
-	if t.pubq != nil {
-		t.pubq <- pubMsg{topic, b}
-		return
-	}
 	t.send(topic, b)
-}
-
-// pubMsg is one MQTT publish waiting for the publisher.
-type pubMsg struct {
-	topic   string
-	payload []byte
-}
-
-// publishQueue bounds the publishes waiting for the broker; a full queue
-// holds the worker that publishes, as a slow broker did before.
-const publishQueue = 256
-
-// publisher sends the queued publishes in order until the queue closes.
-func (t *Twin) publisher() {
-	for m := range t.pubq {
-		t.send(m.topic, m.payload)
-	}
 }
 
 // send hands one publish to the eventbus.
