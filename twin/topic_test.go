@@ -3,6 +3,7 @@ package twin
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -159,4 +160,23 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatalf("json.Marshal(%+v): %v", v, err)
 	}
 	return b
+}
+
+// FuzzTwinText checks the key and value check against the regexps KubeEdge
+// uses for them (docs/protocol.md 5.2).
+func FuzzTwinText(f *testing.F) {
+	keyRE := regexp.MustCompile(`^[a-zA-Z0-9-_.,:/@#]{1,128}$`)
+	valueRE := regexp.MustCompile(`^[a-zA-Z0-9-_.,:/@#]{1,512}$`)
+	for _, s := range []string{"", "a", "temp", "x y", "a\n", "é", "-_.,:/@#", "a+b", "[", "\\", strings.Repeat("a", 128),
+		strings.Repeat("a", 129), strings.Repeat("Z", 512), strings.Repeat("9", 513)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := validTwinText(s, maxKeyLen), keyRE.MatchString(s); got != want {
+			t.Fatalf("validTwinText(%q, key) = %v, the regexp says %v", s, got, want)
+		}
+		if got, want := validTwinText(s, maxValueLen), valueRE.MatchString(s); got != want {
+			t.Fatalf("validTwinText(%q, value) = %v, the regexp says %v", s, got, want)
+		}
+	})
 }
