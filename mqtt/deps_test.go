@@ -31,3 +31,20 @@ func TestDeps(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerWithoutFixtures: mochi's packets/tpackets.go, test data in a
+// non-test file that every start built into 368 KiB of heap, stays out of
+// the build (third_party/mochi-mqtt-server/README.md).
+func TestBrokerWithoutFixtures(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not on PATH")
+	}
+	out, err := exec.Command(gobin, "list", "-f", "{{.Dir}} {{.GoFiles}}", "github.com/mochi-mqtt/server/v2/packets").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	if s := string(out); strings.Contains(s, "tpackets.go") || !strings.Contains(s, "third_party") {
+		t.Errorf("mochi's packets package is built from %s; want third_party/mochi-mqtt-server without tpackets.go", s)
+	}
+}
