@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"edgenode/hub/hubtest"
 	"edgenode/internal/testenv"
 	"edgenode/pod/podtest"
 )
@@ -40,8 +41,8 @@ func statTicks(pid int) int64 {
 	return u + st
 }
 
-// BenchmarkNodeRSSWithPods runs the real edgenode binary with 0, 10 and 30
-// static pods and reports its VmRSS and RssAnon once every pod runs. The
+// BenchmarkNodeRSSWithPods runs the real edgenode binary, joined to an
+// in-process test cloud, with 0, 10 and 30 static pods and reports its VmRSS and RssAnon once every pod runs. The
 // containers are separate processes: nothing of edgenode's runs per
 // container, so its memory is the whole cost besides them.
 func BenchmarkNodeRSSWithPods(b *testing.B) {
@@ -73,7 +74,12 @@ func BenchmarkNodeRSSWithPods(b *testing.B) {
 				dir, podtest.BusyboxArch())), 0o600)
 			data := filepath.Join(dir, "data")
 			defer cleanupPods(data, filepath.Join(dir, "runc"))
-			cmd := runBin(built.prefix, "run", "--config", cfg, "--data-dir", data, "--node-name", "n1")
+			// Connected to a cloud, as a deployed node is (and as the
+			// idle budget is measured).
+			srv := hubtest.NewServer(hubtest.Config{})
+			defer srv.Close()
+			cmd := runBin(built.prefix, "run", "--config", cfg, "--data-dir", data, "--node-name", "n1",
+				"--cloud", srv.Addr, "--cert-server", srv.CertURL, "--token", srv.Token("n1"))
 			stderr, _ := cmd.StderrPipe()
 			if err := cmd.Start(); err != nil {
 				b.Fatal(err)
