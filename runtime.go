@@ -42,6 +42,18 @@ const DefaultIdleTrim = 30 * time.Second
 // trim for the next one to run: less than this is not worth a collection.
 const trimMinAlloc = 256 << 10
 
+// After a burst (burstAlloc allocated since the last trim: a twin burst,
+// pod starts) a trim collects burstPasses times: one collection does not
+// give back all that a burst leaves (sync.Pool entries outlive one in the
+// pools' victim caches; in a test of 10,000 commits each further pass
+// returned about 80 KiB more). Measured on the host after a 10,000-update
+// twin burst: 0.1-0.17 MiB less RssAnon than one pass. The idle trickle,
+// well under burstAlloc a period, keeps one pass.
+const (
+	burstAlloc  = 8 << 20
+	burstPasses = 3
+)
+
 func (c *RuntimeConfig) defaults() {
 	if c.IdleTrim == 0 {
 		c.IdleTrim = DefaultIdleTrim
@@ -76,8 +88,8 @@ func applyRuntime(cfg RuntimeConfig, goMemLimit string) string {
 // sentinel object, re-armed at each collection, so it wakes only when the
 // heap has grown enough for a collection: nothing polls. Each collection
 // (re)starts a timer of quiet; when the timer fires and enough has been
-// allocated since the last trim, it trims and looks again one period
-// later. Once a period has allocated less than trimMinAlloc it stops
+// allocated since the last trim, it trims (several times after a burst)
+// and looks again one period later. Once a period has allocated less than trimMinAlloc it stops
 // until the next collection: a node that allocates nothing never wakes
 // it.
 type trimmer struct {
@@ -137,7 +149,13 @@ func (t *trimmer) loop(ctx context.Context) {
 			tm.Reset(t.quiet)
 		case <-tm.C:
 			if now := t.allocated(); now-last >= trimMinAlloc {
-				t.free()
+				passes := 1
+				if now-last >= burstAlloc {
+					passes = burstPasses
+				}
+				for range passes {
+					t.free()
+				}
 				t.trims.Add(1)
 				last = t.allocated()
 				// The node still allocates (a status report every few

@@ -118,6 +118,40 @@ func TestTrimmerQuiet(t *testing.T) {
 	})
 }
 
+// TestTrimmerAfterBurst: a trim that follows a burst (burstAlloc
+// allocated since the last trim) collects burstPasses times; the next,
+// after only the idle trickle, once.
+func TestTrimmerAfterBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTrimmer(30 * time.Second)
+		var nfree atomic.Int32
+		tr.free = func() { nfree.Add(1) }
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { tr.loop(ctx); close(done) }()
+
+		for range burstAlloc / (1 << 20) {
+			sink = make([]byte, 1<<20)
+		}
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		if n := nfree.Load(); n != burstPasses {
+			t.Fatalf("collections of the trim after a burst = %d, want %d", n, burstPasses)
+		}
+		sink = make([]byte, 2*trimMinAlloc)
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		if n := nfree.Load(); n != burstPasses+1 {
+			t.Fatalf("collections after the next trim = %d, want %d (one more)", n, burstPasses+1)
+		}
+		if n := tr.trims.Load(); n != 2 {
+			t.Errorf("trims = %d, want 2", n)
+		}
+		cancel()
+		<-done
+	})
+}
+
 // TestTrimmerSeesCollections: the sentinel's cleanup reports each
 // collection and re-arms itself.
 func TestTrimmerSeesCollections(t *testing.T) {
