@@ -27,8 +27,9 @@ type RuntimeConfig struct {
 	// idle trim instead.
 	MemoryLimitMiB int `yaml:"memoryLimitMiB"`
 	// IdleTrim is how long the node must go without a collection, after
-	// a collection or start-up, before it collects once and returns the
-	// freed memory to the kernel (debug.FreeOSMemory), if it has
+	// a collection or start-up, before it collects (once, burstPasses
+	// times after a burst) and returns the freed memory to the kernel
+	// (debug.FreeOSMemory), if it has
 	// allocated at least trimMinAlloc since the last trim. 0 means the
 	// default, DefaultIdleTrim; negative turns it off. An idle node that
 	// allocates nothing never collects and never trims.
