@@ -99,12 +99,14 @@ type trimmer struct {
 	stopped atomic.Bool
 	trims   atomic.Int64
 	sample  [1]metrics.Sample
-	free    func() // debug.FreeOSMemory; replaced in tests
+	free    func()        // debug.FreeOSMemory; replaced in tests
+	alloc   func() uint64 // heapAllocs; replaced in tests
 }
 
 func newTrimmer(quiet time.Duration) *trimmer {
 	t := &trimmer{quiet: quiet, gc: make(chan struct{}, 1), free: debug.FreeOSMemory}
 	t.sample[0].Name = "/gc/heap/allocs:bytes"
+	t.alloc = t.heapAllocs
 	return t
 }
 
@@ -124,8 +126,8 @@ func (t *trimmer) arm() {
 	}, t)
 }
 
-// allocated returns the bytes the heap has allocated since the start.
-func (t *trimmer) allocated() uint64 {
+// heapAllocs returns the bytes the heap has allocated since the start.
+func (t *trimmer) heapAllocs() uint64 {
 	metrics.Read(t.sample[:])
 	return t.sample[0].Value.Uint64()
 }
@@ -149,7 +151,7 @@ func (t *trimmer) loop(ctx context.Context) {
 		case <-t.gc:
 			tm.Reset(t.quiet)
 		case <-tm.C:
-			if now := t.allocated(); now-last >= trimMinAlloc {
+			if now := t.alloc(); now-last >= trimMinAlloc {
 				passes := 1
 				if now-last >= burstAlloc {
 					passes = burstPasses
@@ -158,7 +160,7 @@ func (t *trimmer) loop(ctx context.Context) {
 					t.free()
 				}
 				t.trims.Add(1)
-				last = t.allocated()
+				last = t.alloc()
 				// The node still allocates (a status report every few
 				// seconds): look again after another quiet period rather
 				// than let the heap grow to the collector's goal.

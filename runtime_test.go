@@ -60,9 +60,6 @@ func TestConfigRuntimeDefault(t *testing.T) {
 	}
 }
 
-// sink keeps allocations of the tests alive long enough to count.
-var sink []byte
-
 // TestTrimmerQuiet: a trim runs once the node has been quiet for the
 // period after a collection, only when enough was allocated, and a quiet
 // node without collections never trims.
@@ -72,12 +69,14 @@ func TestTrimmerQuiet(t *testing.T) {
 		var nfree atomic.Int32
 		tr.free = func() { nfree.Add(1) }
 		frees := func() int32 { return nfree.Load() }
+		var allocs atomic.Uint64 // the heap's count, which other tests move
+		tr.alloc = allocs.Load
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { tr.loop(ctx); close(done) }()
 
 		// Start-up: allocation, then quiet. The timer started at Run.
-		sink = make([]byte, 2*trimMinAlloc)
+		allocs.Add(2 * trimMinAlloc)
 		time.Sleep(29 * time.Second)
 		synctest.Wait()
 		if frees() != 0 {
@@ -96,7 +95,7 @@ func TestTrimmerQuiet(t *testing.T) {
 			t.Fatalf("frees 31 s after a collection = %d, want 1", frees())
 		}
 		// Still allocating: another trim a period later.
-		sink = make([]byte, 2*trimMinAlloc)
+		allocs.Add(2 * trimMinAlloc)
 		time.Sleep(31 * time.Second)
 		synctest.Wait()
 		if frees() != 2 {
@@ -126,19 +125,19 @@ func TestTrimmerAfterBurst(t *testing.T) {
 		tr := newTrimmer(30 * time.Second)
 		var nfree atomic.Int32
 		tr.free = func() { nfree.Add(1) }
+		var allocs atomic.Uint64
+		tr.alloc = allocs.Load
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { tr.loop(ctx); close(done) }()
 
-		for range burstAlloc / (1 << 20) {
-			sink = make([]byte, 1<<20)
-		}
+		allocs.Add(burstAlloc)
 		time.Sleep(31 * time.Second)
 		synctest.Wait()
 		if n := nfree.Load(); n != burstPasses {
 			t.Fatalf("collections of the trim after a burst = %d, want %d", n, burstPasses)
 		}
-		sink = make([]byte, 2*trimMinAlloc)
+		allocs.Add(2 * trimMinAlloc)
 		time.Sleep(31 * time.Second)
 		synctest.Wait()
 		if n := nfree.Load(); n != burstPasses+1 {
