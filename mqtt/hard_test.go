@@ -298,7 +298,8 @@ func TestSessionCap(t *testing.T) {
 	// The broker counts a connection until it has processed the client's
 	// DISCONNECT, which on a loaded machine can trail Disconnect: while
 	// it does, MaxClients answers "server unavailable". The session cap
-	// itself would refuse keep-0 as not authorized, at once and for good.
+	// itself would refuse keep-0 as a bad user name or password, at once
+	// and for good.
 	err := connect("keep-0")
 	for deadline := time.Now().Add(5 * time.Second); err != nil && strings.Contains(err.Error(), "Unavailable") && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
