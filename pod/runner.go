@@ -76,7 +76,7 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger) (*Runner, error) {
 	if err != nil {
 		r.rtErr = fmt.Errorf("%w: %s: %v", ErrNoRuntime, cfg.Runtime, err)
 	}
-	r.rt = &ociRuntime{bin: bin, root: cfg.RuntimeRoot}
+	r.rt = newOCIRuntime(bin, cfg.RuntimeRoot)
 	if b != nil {
 		if err := b.AddModule(bus.ModulePod, bus.GroupPod); err != nil {
 			return nil, fmt.Errorf("pod: %w", err)
