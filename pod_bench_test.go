@@ -42,9 +42,10 @@ func statTicks(pid int) int64 {
 }
 
 // BenchmarkNodeRSSWithPods runs the real edgenode binary, joined to an
-// in-process test cloud, with 0, 10 and 30 static pods and reports its VmRSS and RssAnon once every pod runs. The
-// containers are separate processes: nothing of edgenode's runs per
-// container, so its memory is the whole cost besides them.
+// in-process test cloud, with 0, 10 and 30 static pods and reports its
+// VmRSS and RssAnon once every pod runs. The containers are separate
+// processes: nothing of edgenode's runs per container, so its memory is
+// the whole cost besides them.
 func BenchmarkNodeRSSWithPods(b *testing.B) {
 	testenv.Containers(b)
 	img, err := podtest.Image([]string{"sleep", "100000"}, nil)

@@ -21,18 +21,17 @@ type ociRuntime struct {
 	bin  string // path of runc
 	root string // --root: runc's state dir
 	// slots bounds the lifecycle calls (run, state, list, kill, delete)
-	// that run at once; nil: no bound. Each waits for its runc in a
-	// blocking waitid, which holds an OS thread, and the Go runtime keeps
-	// every thread it has made: ten pods started at once left eight
-	// more threads (and 48 KiB of their stacks each) for the life of the
-	// node. Exec sessions and probes, which may last, are not counted.
+	// that run at once (runcSlots); nil: no bound. Exec sessions and
+	// probes, which may last, are not counted.
 	slots chan struct{}
 }
 
-// runcSlots is how many lifecycle calls of runc run at once: on a
-// one-core board more only share the core, and each runc holds 8 MB or
-// more of memory while it runs. With this bound ten pods started at once
-// left the node at 10 threads instead of 17, and 0.3 MiB less RssAnon.
+// runcSlots is how many lifecycle calls of runc run at once. Each call
+// waits for its runc in a blocking waitid, which holds an OS thread, and
+// the Go runtime keeps every thread it has made (with 48 KiB of stacks):
+// ten pods started at once left the node at 17 threads unbounded, 10
+// with this bound, and 0.3 MiB less RssAnon. On a one-core board more
+// only share the core, and each runc holds 8 MB or more while it runs.
 const runcSlots = 2
 
 // newOCIRuntime returns the runtime of runc at bin with its state in root,
