@@ -365,21 +365,13 @@ func (t *Twin) subscribed(topic string) bool {
 // 4.3: content is the payload bytes).
 func (t *Twin) publish(topic string, v any) {
 	var b []byte
+	var err error
 	if a, ok := v.(jsonAppender); ok {
 		b = a.appendJSON(make([]byte, 0, 512))
-	} else {
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			t.log.Error("encode payload", "topic", topic, "err", err)
-			return
-		}
+	} else if b, err = json.Marshal(v); err != nil {
+		t.log.Error("encode payload", "topic", topic, "err", err)
+		return
 	}
-	t.send(topic, b)
-}
-
-// send hands one publish to the eventbus.
-func (t *Twin) send(topic string, b []byte) {
-	var err error
 	if t.cfg.Publish != nil {
 		err = t.cfg.Publish(topic, b)
 	} else {
