@@ -15,6 +15,19 @@ import (
 	"edgenode/bus"
 )
 
+// runSleepers starts n pods named prefix0, prefix1, ... whose container
+// sleeps, all at once, and waits until each runs.
+func (h *harness) runSleepers(prefix string, n int) {
+	h.t.Helper()
+	for i := range n {
+		name := prefix + strconv.Itoa(i)
+		h.send(bus.OpInsert, bus.KindPod, "default", name, testPod(name, sh("main", "exec sleep 1000")))
+	}
+	for i := range n {
+		h.waitStatus(prefix+strconv.Itoa(i), 2*time.Minute, running("main"))
+	}
+}
+
 // BenchmarkPodStart measures a pod message to its container running, with
 // the image present: the design budget is 1.5x BenchmarkRuncRun.
 func BenchmarkPodStart(b *testing.B) {
@@ -74,13 +87,7 @@ func BenchmarkRSS(b *testing.B) {
 	for _, n := range []int{0, 10, 30} {
 		b.Run(fmt.Sprintf("pods=%d", n), func(b *testing.B) {
 			h := newHarness(b, "", nil)
-			for i := range n {
-				name := "rss" + strconv.Itoa(i)
-				h.send(bus.OpInsert, bus.KindPod, "default", name, testPod(name, sh("main", "exec sleep 1000")))
-			}
-			for i := range n {
-				h.waitStatus("rss"+strconv.Itoa(i), 2*time.Minute, running("main"))
-			}
+			h.runSleepers("rss", n)
 			for b.Loop() {
 				runtime.GC()
 			}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"edgenode/bus"
 	"edgenode/stream"
 )
 
@@ -23,13 +22,7 @@ const scrapePods = 10
 // formatting, no tunnel). body-B is the size of the answer.
 func BenchmarkScrape(b *testing.B) {
 	h := newHarness(b, "", nil)
-	for i := range scrapePods {
-		name := "scrape" + strconv.Itoa(i)
-		h.send(bus.OpInsert, bus.KindPod, "default", name, testPod(name, sh("main", "exec sleep 1000")))
-	}
-	for i := range scrapePods {
-		h.waitStatus("scrape"+strconv.Itoa(i), 2*time.Minute, running("main"))
-	}
+	h.runSleepers("scrape", scrapePods)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	handler := h.r.Handler()
