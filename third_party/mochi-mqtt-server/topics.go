@@ -589,6 +589,36 @@ func (x *TopicsIndex) Subscribers(topic string) *Subscribers {
 	})
 }
 
+// edgenode: subscribersPool holds the Subscribers of publishes that have
+// been delivered, maps emptied, so that routing a publish does not make
+// four maps (see README.md of this folder).
+var subscribersPool = sync.Pool{New: func() any {
+	return &Subscribers{
+		Shared:              map[string]map[string]packets.Subscription{},
+		SharedSelected:      map[string]packets.Subscription{},
+		Subscriptions:       map[string]packets.Subscription{},
+		InlineSubscriptions: map[int]InlineSubscription{},
+	}
+}}
+
+// edgenode: pooledSubscribers is Subscribers from subscribersPool; the
+// caller gives it back with releaseSubscribers once it is done with it.
+func (x *TopicsIndex) pooledSubscribers(topic string) *Subscribers {
+	return x.scanSubscribers(topic, 0, nil, subscribersPool.Get().(*Subscribers))
+}
+
+// edgenode: releaseSubscribers empties s and puts it back in the pool.
+func releaseSubscribers(s *Subscribers) {
+	if s.Shared == nil || s.SharedSelected == nil || s.Subscriptions == nil || s.InlineSubscriptions == nil {
+		return // a hook replaced a map: let it go
+	}
+	clear(s.Shared)
+	clear(s.SharedSelected)
+	clear(s.Subscriptions)
+	clear(s.InlineSubscriptions)
+	subscribersPool.Put(s)
+}
+
 // scanSubscribers returns a list of client subscriptions matching an indexed topic address.
 func (x *TopicsIndex) scanSubscribers(topic string, d int, n *particle, subs *Subscribers) *Subscribers {
 	if n == nil {
@@ -633,7 +663,10 @@ func (x *TopicsIndex) gatherSubscriptions(topic string, particle *particle, subs
 		subs.Subscriptions = map[string]packets.Subscription{}
 	}
 
-	for client, sub := range particle.subscriptions.GetAll() {
+	// edgenode: read under the read lock instead of from a copy (GetAll).
+	particle.subscriptions.RLock()
+	defer particle.subscriptions.RUnlock()
+	for client, sub := range particle.subscriptions.internal {
 		if len(sub.Filter) > 0 && topic[0] == '$' && (sub.Filter[0] == '+' || sub.Filter[0] == '#') { // don't match $ topics with top level wildcards [MQTT-4.7.1-1] [MQTT-4.7.1-2]
 			continue
 		}
@@ -653,7 +686,10 @@ func (x *TopicsIndex) gatherSharedSubscriptions(particle *particle, subs *Subscr
 		subs.Shared = map[string]map[string]packets.Subscription{}
 	}
 
-	for _, shares := range particle.shared.GetAll() {
+	// edgenode: read under the read lock instead of from a copy (GetAll).
+	particle.shared.RLock()
+	defer particle.shared.RUnlock()
+	for _, shares := range particle.shared.internal {
 		for client, sub := range shares {
 			if _, ok := subs.Shared[sub.Filter]; !ok {
 				subs.Shared[sub.Filter] = map[string]packets.Subscription{}
@@ -670,7 +706,10 @@ func (x *TopicsIndex) gatherInlineSubscriptions(particle *particle, subs *Subscr
 		subs.InlineSubscriptions = map[int]InlineSubscription{}
 	}
 
-	for id, inline := range particle.inlineSubscriptions.GetAll() {
+	// edgenode: read under the read lock instead of from a copy (GetAll).
+	particle.inlineSubscriptions.RLock()
+	defer particle.inlineSubscriptions.RUnlock()
+	for id, inline := range particle.inlineSubscriptions.internal {
 		subs.InlineSubscriptions[id] = inline
 	}
 }
