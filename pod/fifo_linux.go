@@ -2,6 +2,7 @@ package pod
 
 import (
 	"errors"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -92,4 +93,50 @@ func pipeSize(f *os.File) int {
 	n := 0
 	_ = rc.Control(func(fd uintptr) { n, _ = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0) })
 	return n
+}
+
+// readReady waits in the runtime's poller until the FIFO f has data or is
+// at its end, and only then takes a buffer from relayBufs and reads into
+// it. It returns the buffer (nil when nothing was read) and the bytes
+// read; io.EOF once every writer has closed f, or the poller's error
+// (deadline, closed file). The caller gives the buffer back.
+func readReady(f *os.File) (*relayScratch, int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, 0, err
+	}
+	var (
+		sc   *relayScratch
+		n    int
+		rerr error
+	)
+	err = rc.Read(func(fd uintptr) bool {
+		if sc == nil {
+			sc = relayBufs.Get().(*relayScratch)
+		}
+		for {
+			n, rerr = unix.Read(int(fd), sc.in[:])
+			if rerr != unix.EINTR {
+				break
+			}
+		}
+		if rerr == unix.EAGAIN {
+			relayBufs.Put(sc)
+			sc = nil
+			return false // wait until readable
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+	case rerr != nil:
+		err = &os.PathError{Op: "read", Path: f.Name(), Err: rerr}
+	case n == 0:
+		err = io.EOF
+	}
+	if n <= 0 && sc != nil {
+		relayBufs.Put(sc)
+		sc, n = nil, 0
+	}
+	return sc, n, err
 }

@@ -219,8 +219,23 @@ func (o *output) start(ctx context.Context, f *os.File, size int64, rd [2]*os.Fi
 // this much kernel memory per stream.
 const maxPipeBuffer = 1 << 20
 
-// relayBuf is the read size of a relay: the memory an idle stream holds.
+// relayBuf is the read size of a relay.
 const relayBuf = 4 << 10
+
+// relayBufs holds the relays' read and record buffers. A stream takes
+// them only once its FIFO is readable (readReady) and gives them back
+// once what it read is stamped and written, so an idle container's
+// streams hold no buffer, and the goroutine waiting on each stays at a
+// small stack: with a buffer of its own in its frame, every stream held
+// at least 8 KiB of stack for the container's life.
+var relayBufs = sync.Pool{New: func() any { return new(relayScratch) }}
+
+// relayScratch is one read's buffers: what was read, and the records
+// made of it.
+type relayScratch struct {
+	in  [relayBuf]byte
+	out []byte
+}
 
 // copy relays one stream until the container's end of it is closed (EOF)
 // or ctx ends. Each read's lines are stamped and written with one write.
@@ -232,29 +247,37 @@ func (rl *relay) copy(ctx context.Context, f *os.File, s logStream) {
 	defer f.Close()
 	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Now()) })
 	defer stop()
-	buf := make([]byte, relayBuf)
-	var line, out []byte
+	var line []byte // an unfinished line, carried to the next read
 	for {
-		n, err := f.Read(buf)
+		sc, n, err := readReady(f)
 		now := time.Now()
-		out = out[:0]
-		data := buf[:n]
-		for len(data) > 0 {
-			i := bytes.IndexByte(data, '\n')
-			end := len(data)
-			if i >= 0 {
-				end = i
-			}
-			take := min(end, maxLogLine-len(line))
-			line = append(line, data[:take]...)
-			data = data[take:]
-			switch {
-			case take == end && i >= 0:
-				out = appendRecord(out, now, s, false, line)
-				line, data = line[:0], data[1:]
-			case len(line) == maxLogLine:
-				out = appendRecord(out, now, s, true, line)
-				line = line[:0]
+		var out []byte
+		if sc != nil {
+			out = sc.out[:0]
+			data := sc.in[:n]
+			for len(data) > 0 {
+				i := bytes.IndexByte(data, '\n')
+				end := len(data)
+				if i >= 0 {
+					end = i
+				}
+				if len(line) == 0 && i >= 0 && end <= maxLogLine {
+					// A whole line in this read: stamped as it is.
+					out = appendRecord(out, now, s, false, data[:end])
+					data = data[end+1:]
+					continue
+				}
+				take := min(end, maxLogLine-len(line))
+				line = append(line, data[:take]...)
+				data = data[take:]
+				switch {
+				case take == end && i >= 0:
+					out = appendRecord(out, now, s, false, line)
+					line, data = line[:0], data[1:]
+				case len(line) == maxLogLine:
+					out = appendRecord(out, now, s, true, line)
+					line = line[:0]
+				}
 			}
 		}
 		if err != nil && len(line) > 0 {
@@ -265,11 +288,15 @@ func (rl *relay) copy(ctx context.Context, f *os.File, s logStream) {
 		if len(out) > 0 {
 			rl.write(out)
 		}
-		if cap(line) > relayBuf && len(line) == 0 {
-			line = nil // a long line is over: give its buffer back
+		if len(line) == 0 {
+			line = nil // no line is unfinished: hold no buffer for one
 		}
-		if cap(out) > 4*relayBuf {
-			out = nil
+		if sc != nil {
+			sc.out = out[:0]
+			if cap(out) > 4*relayBuf {
+				sc.out = nil
+			}
+			relayBufs.Put(sc)
 		}
 		if err != nil {
 			return

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,10 +222,13 @@ func BenchmarkRelay(b *testing.B) {
 
 // BenchmarkRelayIdle is the CPU time of this process with 0 and 20
 // relays of silent containers: their goroutines sleep in the poller, so
-// the two should be the same.
+// the two should be the same. It also reports the memory (heap objects
+// and goroutine stacks, after two collections) that each stream of a
+// container holds once it has relayed a line and gone quiet.
 func BenchmarkRelayIdle(b *testing.B) {
-	for _, n := range []int{0, 20} {
+	for _, n := range []int{0, 100} {
 		b.Run(fmt.Sprintf("relays=%d", n), func(b *testing.B) {
+			mem0 := heapAndStacks()
 			var outs []*os.File
 			for range n {
 				o := newTestOutput(b, 1<<20, 2)
@@ -234,12 +238,22 @@ func BenchmarkRelayIdle(b *testing.B) {
 				}
 				outs = append(outs, out, errf)
 				b.Cleanup(func() { o.r.wg.Wait() })
+				for _, f := range []*os.File{out, errf} {
+					f.Write([]byte("one line\n"))
+				}
+				for deadline := time.Now().Add(5 * time.Second); len(records(b, o.path)) < 2; {
+					if time.Now().After(deadline) {
+						b.Fatal("lines not relayed")
+					}
+					time.Sleep(time.Millisecond)
+				}
 			}
 			defer func() {
 				for _, f := range outs {
 					f.Close()
 				}
 			}()
+			perStream := (heapAndStacks() - mem0) / float64(max(2*n, 1))
 			var before, after syscall.Rusage
 			syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 			start := time.Now()
@@ -249,6 +263,9 @@ func BenchmarkRelayIdle(b *testing.B) {
 			syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 			cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 			b.ReportMetric(float64(cpu.Microseconds())/time.Since(start).Seconds(), "cpu-µs/s")
+			if n > 0 {
+				b.ReportMetric(perStream, "bytes/stream")
+			}
 		})
 	}
 }
@@ -303,4 +320,15 @@ func BenchmarkStallWhileDown(b *testing.B) {
 		b.ReportMetric(stalled.Seconds(), "stalled-s")
 		b.ReportMetric(down.Seconds(), "down-s")
 	}
+}
+
+// heapAndStacks returns the bytes of live heap objects and goroutine
+// stacks after two collections (the second frees what the first left to
+// cleanups and pools' victim caches).
+func heapAndStacks() float64 {
+	runtime.GC()
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	return float64(s[0].Value.Uint64() + s[1].Value.Uint64())
 }
