@@ -285,12 +285,16 @@ func idleCPURows(ctx context.Context, bin string, settle, window time.Duration, 
 		return rows
 	}
 	bstart := time.Now()
+	t0, _ := cpuTicks(n.cmd.Process.Pid)
 	got, err := twinBurst(n.broker, burst, 32)
 	if err != nil {
 		return append(rows, row{label + ", after a twin burst", "failed: " + err.Error(), "-", "-"})
 	}
-	rows = append(rows, row{fmt.Sprintf("twin burst: results of %d updates, 32 in flight", burst),
-		fmt.Sprintf("%d in %.1f s", got, time.Since(bstart).Seconds()), "-", "-"})
+	t1, _ := cpuTicks(n.cmd.Process.Pid)
+	// The node's CPU for the burst: what its work per update, and the
+	// collections it makes (runtime.gcPercent), cost while it works.
+	rows = append(rows, row{fmt.Sprintf("twin burst: results of %d updates, 32 in flight; node CPU", burst),
+		fmt.Sprintf("%d in %.1f s; %d ticks", got, time.Since(bstart).Seconds(), t1-t0), "-", "-"})
 	c, err = n.measureIdle(settle, window)
 	if err != nil {
 		return append(rows, row{label + ", after a twin burst", "failed: " + err.Error(), "-", "-"})
