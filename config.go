@@ -144,6 +144,7 @@ func (c *Config) validate() error {
 	if c.Bus.QueueLen < 1 {
 		errs = append(errs, fmt.Errorf("bus.queueLen: %d must be at least 1", c.Bus.QueueLen))
 	}
+	errs = append(errs, c.Runtime.validate()...)
 	errs = append(errs, c.validateModules()...)
 	return errors.Join(errs...)
 }

@@ -136,7 +136,8 @@ func cmdRun(ctx context.Context, o *options, _ []string, _, stderr io.Writer) in
 		return 1
 	}
 	log := newLogger(cfg.Log, stderr)
-	log.Debug("go runtime", "memoryLimit", applyRuntime(cfg.Runtime, os.Getenv("GOMEMLIMIT")))
+	log.Debug("go runtime", "memoryLimit", applyRuntime(cfg.Runtime, os.Getenv("GOMEMLIMIT")),
+		"gcPercent", applyGCPercent(cfg.Runtime, os.Getenv("GOGC")))
 	ctx, stop := signalContext(ctx, log)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {

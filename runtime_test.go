@@ -51,12 +51,53 @@ func TestRuntimeMemoryLimit(t *testing.T) {
 	}
 }
 
+// TestRuntimeGCPercent: the node sets the collector's pace it is
+// configured with (DefaultGCPercent if none), unless GOGC is set; a
+// negative value is refused.
+func TestRuntimeGCPercent(t *testing.T) {
+	cases := []struct {
+		name string
+		pct  int // config value before defaults
+		env  string
+		want int // the runtime's pace afterwards
+		desc string
+	}{
+		{"default", 0, "", DefaultGCPercent, "100%"},
+		{"configured low", 50, "", 50, "50%"},
+		{"configured", 80, "", 80, "80%"},
+		{"env wins", 80, "200", 100, "GOGC=200"},
+	}
+	old := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := RuntimeConfig{GCPercent: c.pct}
+			cfg.defaults()
+			if errs := cfg.validate(); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			debug.SetGCPercent(100)
+			if d := applyGCPercent(cfg, c.env); d != c.desc {
+				t.Errorf("applyGCPercent = %q, want %q", d, c.desc)
+			}
+			if now := debug.SetGCPercent(100); now != c.want {
+				t.Errorf("runtime pace = %d, want %d", now, c.want)
+			}
+		})
+	}
+	cfg := RuntimeConfig{GCPercent: -1}
+	cfg.defaults()
+	if errs := cfg.validate(); len(errs) != 1 {
+		t.Errorf("gcPercent -1: errors %v, want one", errs)
+	}
+}
+
 // TestConfigRuntimeDefault: `edgenode config` shows the runtime settings.
 func TestConfigRuntimeDefault(t *testing.T) {
 	var c Config
 	c.defaults()
-	if c.Runtime.MemoryLimitMiB != 0 || c.Runtime.IdleTrim != DefaultIdleTrim {
-		t.Errorf("runtime = %+v, want no memory limit and idleTrim %v", c.Runtime, DefaultIdleTrim)
+	if c.Runtime.MemoryLimitMiB != 0 || c.Runtime.IdleTrim != DefaultIdleTrim || c.Runtime.GCPercent != DefaultGCPercent {
+		t.Errorf("runtime = %+v, want no memory limit, idleTrim %v and gcPercent %d", c.Runtime, DefaultIdleTrim, DefaultGCPercent)
 	}
 }
 
