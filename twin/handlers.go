@@ -131,7 +131,7 @@ func (t *Twin) stageUpdate(tx *tx, j job) update {
 		}
 		return u
 	}
-	u.out, err = dealTwins(tx, t.cfg.Era, dev, req.Twin, dealREST, u.now)
+	u.out, err = dealTwins(tx, t.cfg.Era, dev, req.Twin, dealREST, t.wants(j.id), u.now)
 	if err != nil {
 		// Nothing of the request is kept (docs/protocol.md 5.4): dealTwins
 		// changed nothing.
@@ -140,6 +140,21 @@ func (t *Twin) stageUpdate(tx *tx, j job) update {
 	}
 	u.code = 0
 	return u
+}
+
+// wants returns what a twin change of device id is to build besides its
+// result: the document and the delta if a client subscribes to them. A
+// client that subscribes between the change and its commit misses that
+// change's document or delta, as one that subscribes just after it does.
+func (t *Twin) wants(id string) outputs {
+	var w outputs
+	if t.subscribed(deviceTopic(id, sufDocument)) {
+		w |= withDocument
+	}
+	if t.subscribed(deviceTopic(id, sufDelta)) {
+		w |= withDelta
+	}
+	return w
 }
 
 // twinAfter publishes the document and delta of a committed twin change and
@@ -207,7 +222,7 @@ func (t *Twin) twinSync(ctx context.Context, j job) {
 		return
 	}
 	now := t.nowMS()
-	out, _ := dealTwins(tx, t.cfg.Era, dev, req.Twin, dealSync, now)
+	out, _ := dealTwins(tx, t.cfg.Era, dev, req.Twin, dealSync, t.wants(j.id), now)
 	if err := tx.commit(ctx); err != nil {
 		t.log.Error("twin sync", "device", j.id, "err", err)
 		return

@@ -124,7 +124,9 @@ func (t *Twin) stageDevice(tx *tx, mc *memChange, w wireDevice, dt dealType, now
 			mc.attrs[w.ID] = ch
 		}
 	}
-	out, _ := dealTwins(tx, t.cfg.Era, dev, w.Twin, dt, now) // a sync never fails as a whole
+	// A sync never fails as a whole; membership changes publish no
+	// document (publishMembership).
+	out, _ := dealTwins(tx, t.cfg.Era, dev, w.Twin, dt, t.wants(w.ID)&^withDocument, now)
 	mc.twins[w.ID] = out
 }
 

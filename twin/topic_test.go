@@ -111,7 +111,7 @@ func FuzzTwinUpdate(f *testing.F) {
 		}}
 		before := string(mustJSON(t, dev.Twins))
 		tx := &tx{}
-		if _, err := dealTwins(tx, era, dev, req.Twin, dealType(dt%3), 5); err != nil {
+		if _, err := dealTwins(tx, era, dev, req.Twin, dealType(dt%3), withAll, 5); err != nil {
 			// A failing request changes nothing (docs/protocol.md 5.4).
 			if after := string(mustJSON(t, dev.Twins)); after != before || len(tx.change.PutTwins) != 0 {
 				t.Fatalf("dealTwins failed (%v) but changed the device: %s -> %s, %d rows staged", err, before, after, len(tx.change.PutTwins))
@@ -139,7 +139,7 @@ func FuzzDecoders(f *testing.F) {
 				mustJSON(t, announce(bus.EraV03, d))
 				dev := &deviceState{ID: "d", Attrs: map[string]*attrState{}, Twins: map[string]*twinState{}}
 				dealAttrs(&tx{}, dev, d.Attributes, dealSync)
-				dealTwins(&tx{}, bus.EraV123, dev, d.Twin, dealSync, 1)
+				dealTwins(&tx{}, bus.EraV123, dev, d.Twin, dealSync, withAll, 1)
 			}
 		}
 		var ml membershipList
@@ -179,4 +179,45 @@ func FuzzTwinText(f *testing.F) {
 			t.Fatalf("validTwinText(%q, value) = %v, the regexp says %v", s, got, want)
 		}
 	})
+}
+
+// TestDealBuildsWhatIsWanted: a change builds its document and delta only
+// when asked to (a client subscribes to them); the result, the cloud's
+// share and the stored rows do not depend on it.
+func TestDealBuildsWhatIsWanted(t *testing.T) {
+	req, err := decodeTwinUpdate([]byte(`{"twin":{"t":{"actual":{"value":"2"}}}}`), bus.EraV123)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deal := func(want outputs) (twinOutcome, *tx) {
+		dev := &deviceState{ID: "d", Attrs: map[string]*attrState{}, Twins: map[string]*twinState{
+			"t": {Expected: &value{V: "1", TS: 1}, Actual: &value{V: "1", TS: 1}, ExpVer: &twinVersion{Cloud: 1, Edge: 1}, Type: "int"},
+		}}
+		tx := &tx{}
+		out, err := dealTwins(tx, bus.EraV123, dev, req.Twin, dealREST, want, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, tx
+	}
+	all, txAll := deal(withAll)
+	if len(all.document) != 1 || all.delta == nil {
+		t.Fatalf("withAll: document %v, delta %v; want both", all.document, all.delta)
+	}
+	none, txNone := deal(0)
+	if none.document != nil || none.delta != nil {
+		t.Errorf("nothing wanted: document %v, delta %v; want neither", none.document, none.delta)
+	}
+	if d, _ := deal(withDelta); d.document != nil || d.delta == nil {
+		t.Errorf("withDelta: document %v, delta %v; want the delta only", d.document, d.delta)
+	}
+	if a, b := string(mustJSON(t, all.result)), string(mustJSON(t, none.result)); a != b {
+		t.Errorf("result differs: %s vs %s", a, b)
+	}
+	if a, b := string(mustJSON(t, all.toCloud)), string(mustJSON(t, none.toCloud)); a != b {
+		t.Errorf("cloud share differs: %s vs %s", a, b)
+	}
+	if a, b := string(mustJSON(t, txAll.change.PutTwins)), string(mustJSON(t, txNone.change.PutTwins)); a != b {
+		t.Errorf("stored rows differ: %s vs %s", a, b)
+	}
 }

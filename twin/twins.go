@@ -26,6 +26,17 @@ type twinOutcome struct {
 	delta    *twinDelta          // the device's delta after the change, if any (event_id set on publish)
 }
 
+// outputs says which payloads besides the result and the cloud's share a
+// deal builds: the document and the delta go only to clients that
+// subscribe to them (twinAfter), so they are built only for them.
+type outputs uint8
+
+const (
+	withDocument outputs = 1 << iota
+	withDelta
+	withAll = withDocument | withDelta
+)
+
 // checkValue checks v against a twin type (docs/protocol.md 5.2). Unknown types
 // are rejected; "integer" exists from v1.23.
 func checkValue(era bus.Era, typ, v string) error {
@@ -78,8 +89,11 @@ func sideVersion(dt dealType, stored, req *twinVersion) (v twinVersion, ok bool)
 // dealTwins applies the requested twins to dev (a clone in tx). A REST
 // request with a value of the wrong type fails as a whole (400), leaving
 // dev and tx untouched; a sync skips that key.
-func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, dt dealType, now int64) (twinOutcome, error) {
-	out := twinOutcome{result: map[string]*msgTwin{}, document: map[string]*twinDoc{}, toCloud: map[string]*msgTwin{}}
+func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, dt dealType, want outputs, now int64) (twinOutcome, error) {
+	out := twinOutcome{result: map[string]*msgTwin{}, toCloud: map[string]*msgTwin{}}
+	if want&withDocument != 0 {
+		out.document = map[string]*twinDoc{}
+	}
 	keys := make([]string, 0, len(req))
 	for k := range req {
 		keys = append(keys, k)
@@ -118,7 +132,7 @@ func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, d
 	}
 	// The delta is taken now, from this change's result: a later change
 	// in the same transaction must not show in it (docs/protocol.md 5.2).
-	if out.changed {
+	if out.changed && want&withDelta != 0 {
 		if d, ok := delta(era, dev, now); ok {
 			out.delta = &d
 		}
@@ -161,7 +175,9 @@ func dealDelete(out *twinOutcome, era bus.Era, key string, cur *twinState, r *ms
 		}
 	}
 	nt.Expected, nt.Actual, nt.Type = nil, nil, typeDeleted
-	out.document[key] = &twinDoc{Last: cur.msg(era, false)}
+	if out.document != nil {
+		out.document[key] = &twinDoc{Last: cur.msg(era, false)}
+	}
 	if dt == dealREST {
 		if r == nil {
 			out.result[key] = nil // a twin deleted by type is left out
@@ -214,7 +230,9 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 	}
 	opt := nt.Optional
 	res.Optional, res.Metadata = &opt, &typeMetadata{Type: nt.Type}
-	out.document[key] = &twinDoc{Current: nt.msg(era, false)}
+	if out.document != nil {
+		out.document[key] = &twinDoc{Current: nt.msg(era, false)}
+	}
 	if dt == dealREST {
 		out.result[key] = res
 		// A revived tombstone keeps the version of a side the request
@@ -282,7 +300,9 @@ func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *m
 	}
 	opt := nt.Optional
 	res.Optional, res.Metadata = &opt, &typeMetadata{Type: nt.Type}
-	out.document[key] = &twinDoc{Last: cur.msg(era, false), Current: nt.msg(era, false)}
+	if out.document != nil {
+		out.document[key] = &twinDoc{Last: cur.msg(era, false), Current: nt.msg(era, false)}
+	}
 	if dt == dealREST {
 		out.result[key] = res
 		// The cloud gets the sides of the request, optional and metadata;
