@@ -1,7 +1,10 @@
 package mqtt_test
 
 import (
+	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -41,4 +44,62 @@ func TestSubscribed(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("subscribed to the topic", true)
+}
+
+// TestRoutingAcrossPublishes: the broker reuses the subscriber sets it
+// builds to route a publish (third_party/mochi-mqtt-server/README.md), so
+// each publish must reach exactly the subscriptions of its moment: a
+// plain, a wildcard and a shared one, and no longer the plain one once it
+// is unsubscribed.
+func TestRoutingAcrossPublishes(t *testing.T) {
+	b := standIns(t, 64)
+	eb := mqtttest.Start(t, mqtt.Config{}, b, mqtttest.Store(t))
+	var plain, wild, shared atomic.Int64
+	sub := func(name, filter string, n *atomic.Int64) paho.Client {
+		count := func(paho.Client, paho.Message) { n.Add(1) }
+		// The default handler counts what arrives with no subscription
+		// of the client's to route it to.
+		c := mqtttest.Connect(t, mqtttest.ClientOptions(eb.Addr()).SetClientID(name).SetDefaultPublishHandler(count))
+		if err := mqtttest.Wait(c.Subscribe(filter, 1, count)); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := sub("plain", "route/x", &plain)
+	sub("wild", "route/+", &wild)
+	sub("shared", "$share/g/route/x", &shared)
+	pub := mqtttest.Connect(t, mqtttest.ClientOptions(eb.Addr()).SetClientID("pub"))
+	send := func(n int) {
+		for i := range n {
+			if err := mqtttest.Wait(pub.Publish("route/x", 1, false, fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wait := func(want [3]int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got := [3]int64{plain.Load(), wild.Load(), shared.Load()}
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deliveries (plain, wildcard, shared) = %v, want %v", got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	send(5)
+	wait([3]int64{5, 5, 5})
+	if err := mqtttest.Wait(a.Unsubscribe("route/x")); err != nil {
+		t.Fatal(err)
+	}
+	// Enough publishes that reused sets come round whatever goroutine
+	// routes each one.
+	send(50)
+	wait([3]int64{5, 55, 55})
+	// Nothing more arrives late for the gone subscription.
+	time.Sleep(100 * time.Millisecond)
+	wait([3]int64{5, 55, 55})
 }
