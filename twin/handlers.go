@@ -159,21 +159,17 @@ func (t *Twin) wants(id string) outputs {
 
 // twinAfter publishes the document and delta of a committed twin change and
 // sends accepted or rejected twins to the cloud (docs/protocol.md 5.2, 5.4).
-// The document and delta are built and published only when a client subscribes
-// to them: KubeEdge publishes both at every change
+// The document and delta are there only when a client subscribed to them
+// as the change was dealt (wants): KubeEdge publishes both at every change
 // (edge/pkg/devicetwin/dtmanager/twin.go, v1.23), and on a small board they
 // cost more than the result the app waits for.
 func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 	if len(out.document) > 0 {
-		if topic := deviceTopic(id, sufDocument); t.subscribed(topic) {
-			t.publish(topic, twinDocument{baseMessage: baseMessage{EventID: eventID, Timestamp: now}, Twin: out.document})
-		}
+		t.publish(deviceTopic(id, sufDocument), twinDocument{baseMessage: baseMessage{EventID: eventID, Timestamp: now}, Twin: out.document})
 	}
 	if out.delta != nil {
-		if topic := deviceTopic(id, sufDelta); t.subscribed(topic) {
-			out.delta.EventID = t.newID()
-			t.publish(topic, out.delta)
-		}
+		out.delta.EventID = t.newID()
+		t.publish(deviceTopic(id, sufDelta), out.delta)
 	}
 	if len(out.toCloud) > 0 {
 		m := &twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud}

@@ -145,9 +145,7 @@ func (t *Twin) publishMembership(eventID string, mc memChange, now int64) {
 		t.publish(deviceTopic(id, sufUpdated), attrUpdated{baseMessage: baseMessage{Timestamp: now}, Attributes: mc.attrs[id]})
 	}
 	for _, id := range sortedKeys(mc.twins) {
-		out := mc.twins[id]
-		out.document = nil // membership changes publish no document
-		t.twinAfter(id, eventID, out, now)
+		t.twinAfter(id, eventID, mc.twins[id], now)
 	}
 }
 
