@@ -30,9 +30,9 @@ type RuntimeConfig struct {
 	// a collection or start-up, before it collects (once, burstPasses
 	// times after a burst) and returns the freed memory to the kernel
 	// (debug.FreeOSMemory), if it has allocated at least trimMinAlloc
-	// since the last trim. 0 means the
-	// default, DefaultIdleTrim; negative turns it off. An idle node that
-	// allocates nothing never collects and never trims.
+	// since the last trim. 0 means the default, DefaultIdleTrim;
+	// negative turns it off. An idle node that allocates nothing never
+	// collects and never trims.
 	IdleTrim time.Duration `yaml:"idleTrim"`
 	// GCPercent is the collector's pace (runtime/debug.SetGCPercent): a
 	// collection starts once the heap has grown this many percent over
