@@ -162,7 +162,7 @@ func (r *Runner) cniAttach(ctx context.Context, l *cniList, cmd string, p *Pod, 
 		}
 		var out, errb bytes.Buffer
 		c.Stdout, c.Stderr = &out, &errb
-		err = c.Run()
+		err = runWait(c)
 		cancel()
 		if err != nil {
 			msg := strings.TrimSpace(out.String() + " " + errb.String())

@@ -142,7 +142,7 @@ func (r *ociRuntime) execPipes(ctx context.Context, id string, args []string, s 
 			_ = c.Process.Kill() // not started yet: stop runc
 		}
 	})
-	err := c.Wait()
+	err := waitCmd(c)
 	stop()
 	waitGrace(&copiers, outputGrace, readers)
 	if s.stopIn != nil {
@@ -279,7 +279,7 @@ func (r *ociRuntime) startTTY(id string, args []string, tmp string) (*os.File, i
 	c := r.execCmd(tmp, []string{"--detach", "--tty", "--console-socket", sock}, id, args)
 	var errb bytes.Buffer
 	c.Stderr = &capped{b: &errb, n: 4 << 10}
-	if err := c.Run(); err != nil {
+	if err := runWait(c); err != nil {
 		ln.Close()
 		if m := <-got; m.f != nil {
 			m.f.Close()

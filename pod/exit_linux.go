@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"time"
 
@@ -96,4 +97,30 @@ func procStartTime(pid int) (uint64, error) {
 		return 0, err
 	}
 	return parseStartTime(b)
+}
+
+// runWait runs c as c.Run does, with waitCmd.
+func runWait(c *exec.Cmd) error {
+	if err := c.Start(); err != nil {
+		return err
+	}
+	return waitCmd(c)
+}
+
+// waitCmd waits for the started c as c.Wait does, but first waits for
+// its process to exit in Go's netpoller, on a pidfd, so that c.Wait
+// reaps at once. c.Wait alone sleeps in a blocking waitid, which holds an
+// OS thread for as long as the process runs, and the Go runtime keeps
+// every thread it has made, with 48 KiB of stacks each: a runc call, a
+// CNI plugin or an exec session would each leave one behind. Without
+// pidfds it is c.Wait.
+func waitCmd(c *exec.Cmd) error {
+	// The process is our child and not yet reaped, so its pid names it
+	// until Wait.
+	if fd, err := unix.PidfdOpen(c.Process.Pid, unix.PIDFD_NONBLOCK); err == nil {
+		f := os.NewFile(uintptr(fd), "pidfd")
+		_ = waitPidfd(f)
+		f.Close()
+	}
+	return c.Wait()
 }

@@ -6,8 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestPidfdIdentity opens pidfds on a child process as the runner does on
@@ -100,4 +103,70 @@ func TestPidfdIdentity(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("waitPidfd did not return within 30 s of Close")
 	}
+}
+
+// TestWaitCmdHoldsNoThread: runc calls, CNI plugins and exec sessions
+// are waited for in the netpoller (waitCmd). Sixteen children waited for
+// at once would hold sixteen OS threads in c.Wait's blocking waitid,
+// threads the Go runtime then keeps for good.
+func TestWaitCmdHoldsNoThread(t *testing.T) {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		t.Skipf("no pidfd here: %v", err)
+	}
+	unix.Close(fd)
+	const n = 16
+	var cmds []*exec.Cmd
+	var ends []*os.File
+	for range n {
+		// Each child waits for its stdin to close.
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := exec.Command("cat")
+		c.Stdin = r
+		if err := c.Start(); err != nil {
+			t.Skipf("cat missing: %v", err)
+		}
+		r.Close()
+		cmds, ends = append(cmds, c), append(ends, w)
+	}
+	before := threads(t)
+	errs := make(chan error, n)
+	for _, c := range cmds {
+		go func() { errs <- waitCmd(c) }()
+	}
+	time.Sleep(300 * time.Millisecond) // every waiter is waiting
+	during := threads(t)
+	for _, w := range ends {
+		w.Close()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("waitCmd = %v, want the child's clean exit", err)
+		}
+	}
+	if during-before >= n/2 {
+		t.Errorf("threads while %d children were waited for: %d, before: %d; want no thread per child", n, during, before)
+	}
+}
+
+// threads returns the OS threads of this process.
+func threads(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no Threads line in /proc/self/status")
+	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"syscall"
 	"time"
 )
@@ -45,3 +46,6 @@ func removePodCgroups(string) {}
 func openPidfd(string, string, int) (*os.File, error) { return nil, errNoPidfd }
 func waitPidfd(*os.File) error                        { return errNotLinux }
 func fileExited(*os.File) bool                        { return false }
+
+func runWait(c *exec.Cmd) error { return c.Run() }
+func waitCmd(c *exec.Cmd) error { return c.Wait() }

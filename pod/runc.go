@@ -26,12 +26,10 @@ type ociRuntime struct {
 	slots chan struct{}
 }
 
-// runcSlots is how many lifecycle calls of runc run at once. Each call
-// waits for its runc in a blocking waitid, which holds an OS thread, and
-// the Go runtime keeps every thread it has made (with 48 KiB of stacks):
-// ten pods started at once left the node at 17 threads unbounded, 10
-// with this bound, and 0.3 MiB less RssAnon. On a one-core board more
-// only share the core, and each runc holds 8 MB or more while it runs.
+// runcSlots is how many lifecycle calls of runc run at once. On a
+// one-core board more only share the core, and each runc holds 8 MB or
+// more while it runs. (A call holds no OS thread while its runc runs:
+// waitCmd waits in the netpoller.)
 const runcSlots = 2
 
 // newOCIRuntime returns the runtime of runc at bin with its state in root,
@@ -69,7 +67,7 @@ func (r *ociRuntime) output(ctx context.Context, args ...string) ([]byte, error)
 	var out, errb bytes.Buffer
 	c := r.cmd(ctx, args...)
 	c.Stdout, c.Stderr = &out, &errb
-	if err := c.Run(); err != nil {
+	if err := runWait(c); err != nil {
 		msg := strings.TrimSpace(errb.String())
 		if msg == "" {
 			msg = err.Error()
@@ -105,7 +103,7 @@ func (r *ociRuntime) run(ctx context.Context, id, bundle string, in, out, errf *
 	if err != nil {
 		return 0, fmt.Errorf("pod: runc run %s: %w", id, err)
 	}
-	err = c.Run()
+	err = runWait(c)
 	done()
 	if err != nil {
 		return 0, fmt.Errorf("pod: runc run %s: %s", id, runcError(runcLog, err))
@@ -184,7 +182,7 @@ func (r *ociRuntime) exec(ctx context.Context, id string, args []string, timeout
 	var out bytes.Buffer
 	c := r.cmd(ctx, append([]string{"exec", id}, args...)...)
 	c.Stdout, c.Stderr = &capped{b: &out, n: 10 << 10}, &capped{b: &out, n: 10 << 10}
-	err := c.Run()
+	err := runWait(c)
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
