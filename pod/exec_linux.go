@@ -371,11 +371,14 @@ func setWinsize(master *os.File, sz termSize) {
 }
 
 // waitPid waits for our child pid and returns its exit code (128+n for
-// signal n, as a shell reports it).
+// signal n, as a shell reports it). It first looks without waiting: a pid
+// that is not our child is errExitUnknown at once, and a child still
+// running is waited for in the netpoller (awaitExit), holding no thread.
 func waitPid(pid int) (int, error) {
+	flags := unix.WNOHANG
 	for {
 		var ws unix.WaitStatus
-		_, err := unix.Wait4(pid, &ws, 0, nil)
+		got, err := unix.Wait4(pid, &ws, flags, nil)
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
@@ -383,6 +386,9 @@ func waitPid(pid int) (int, error) {
 			return -1, errExitUnknown
 		case err != nil:
 			return -1, fmt.Errorf("pod: exec: wait: %w", err)
+		case got == 0:
+			awaitExit(pid)
+			flags = 0
 		case ws.Signaled():
 			return 128 + int(ws.Signal()), nil
 		case ws.Exited():

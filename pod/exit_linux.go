@@ -108,19 +108,25 @@ func runWait(c *exec.Cmd) error {
 }
 
 // waitCmd waits for the started c as c.Wait does, but first waits for
-// its process to exit in Go's netpoller, on a pidfd, so that c.Wait
-// reaps at once. c.Wait alone sleeps in a blocking waitid, which holds an
-// OS thread for as long as the process runs, and the Go runtime keeps
-// every thread it has made, with 48 KiB of stacks each: a runc call, a
-// CNI plugin or an exec session would each leave one behind. Without
-// pidfds it is c.Wait.
+// its process to exit with awaitExit, so that c.Wait reaps at once.
 func waitCmd(c *exec.Cmd) error {
-	// The process is our child and not yet reaped, so its pid names it
-	// until Wait.
-	if fd, err := unix.PidfdOpen(c.Process.Pid, unix.PIDFD_NONBLOCK); err == nil {
-		f := os.NewFile(uintptr(fd), "pidfd")
-		_ = waitPidfd(f)
-		f.Close()
-	}
+	awaitExit(c.Process.Pid)
 	return c.Wait()
+}
+
+// awaitExit waits in Go's netpoller, on a pidfd, until our child pid has
+// exited; a wait for it then reaps at once. A wait alone (os/exec's Wait,
+// Wait4) sleeps in a blocking system call, which holds an OS thread for
+// as long as the child runs, and the Go runtime keeps every thread it has
+// made, with 48 KiB of stacks each: a runc call, a CNI plugin or an exec
+// session would each leave one behind. Without pidfds it returns at once.
+// The child is not yet reaped, so its pid cannot name another process.
+func awaitExit(pid int) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	_ = waitPidfd(f)
+	f.Close()
 }

@@ -124,6 +124,7 @@ func TestWaitCmdHoldsNoThread(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { w.Close() }) // a child left by a skip ends too
 		c := exec.Command("cat")
 		c.Stdin = r
 		if err := c.Start(); err != nil {
@@ -169,4 +170,27 @@ func threads(t *testing.T) int {
 	}
 	t.Fatal("no Threads line in /proc/self/status")
 	return 0
+}
+
+// TestWaitPid: the exit code of our child, as a shell reports it, once
+// it has exited (waited for in the netpoller while it runs); a pid that
+// is not our child is errExitUnknown at once.
+func TestWaitPid(t *testing.T) {
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{{"sleep 0.2; exit 7", 7}, {"kill -9 $$", 128 + 9}, {"exit 0", 0}} {
+		c := exec.Command("sh", "-c", tc.script)
+		if err := c.Start(); err != nil {
+			t.Skipf("sh missing: %v", err)
+		}
+		code, err := waitPid(c.Process.Pid)
+		c.Process.Release() // reaped by waitPid
+		if err != nil || code != tc.want {
+			t.Errorf("waitPid(sh -c %q) = %d, %v; want %d", tc.script, code, err, tc.want)
+		}
+	}
+	if code, err := waitPid(1); !errors.Is(err, errExitUnknown) {
+		t.Errorf("waitPid(1) = %d, %v; want errExitUnknown (not our child)", code, err)
+	}
 }
