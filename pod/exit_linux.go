@@ -122,8 +122,13 @@ func waitCmd(c *exec.Cmd) error {
 // session would each leave one behind. Without pidfds it returns at once.
 // The child is not yet reaped, so its pid cannot name another process.
 func awaitExit(pid int) {
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	// PIDFD_NONBLOCK needs Linux 5.10; pidfds came with 5.3.
+	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
+		return
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
 		return
 	}
 	f := os.NewFile(uintptr(fd), "pidfd")
