@@ -25,6 +25,25 @@ import (
 // errNoPidfd when pidfds cannot be used (old kernel, seccomp): then exits
 // are polled.
 func openPidfd(root, id string, pid int) (*os.File, error) {
+	f, err := pidfdFile(pid)
+	if err != nil {
+		return nil, err
+	}
+	if want, ok := runcStartTime(root, id, pid); ok {
+		if got, err := procStartTime(pid); err != nil || got != want {
+			f.Close()
+			return nil, errPidGone
+		}
+	}
+	return f, nil
+}
+
+// pidfdFile opens a pidfd for pid, non-blocking and held by Go's
+// netpoller. It returns errPidGone when no process has that pid, and
+// errNoPidfd when pidfds cannot be used here. PIDFD_NONBLOCK would need
+// Linux 5.10; pidfds came with 5.3, so the descriptor is made
+// non-blocking after it is opened.
+func pidfdFile(pid int) (*os.File, error) {
 	fd, err := unix.PidfdOpen(pid, 0)
 	switch {
 	case errors.Is(err, unix.ESRCH):
@@ -35,12 +54,6 @@ func openPidfd(root, id string, pid int) (*os.File, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%w: %v", errNoPidfd, err)
-	}
-	if want, ok := runcStartTime(root, id, pid); ok {
-		if got, err := procStartTime(pid); err != nil || got != want {
-			unix.Close(fd)
-			return nil, errPidGone
-		}
 	}
 	f := os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
 	// A deadline can be set only on a descriptor the netpoller holds:
@@ -122,16 +135,10 @@ func waitCmd(c *exec.Cmd) error {
 // session would each leave one behind. Without pidfds it returns at once.
 // The child is not yet reaped, so its pid cannot name another process.
 func awaitExit(pid int) {
-	// PIDFD_NONBLOCK needs Linux 5.10; pidfds came with 5.3.
-	fd, err := unix.PidfdOpen(pid, 0)
+	f, err := pidfdFile(pid)
 	if err != nil {
 		return
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return
-	}
-	f := os.NewFile(uintptr(fd), "pidfd")
 	_ = waitPidfd(f)
 	f.Close()
 }
