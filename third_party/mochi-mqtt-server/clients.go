@@ -92,7 +92,10 @@ func (cl *Clients) Delete(id string) {
 func (cl *Clients) GetByListener(id string) []*Client {
 	cl.RLock()
 	defer cl.RUnlock()
-	clients := make([]*Client, 0, cl.Len())
+	// edgenode: len(cl.internal), not cl.Len(): a second read lock taken
+	// while a Delete waits for the write lock deadlocks both (Go's RWMutex
+	// is not reentrant), and the broker then hangs in Close.
+	clients := make([]*Client, 0, len(cl.internal))
 	for _, client := range cl.internal {
 		if client.Net.Listener == id && !client.Closed() {
 			clients = append(clients, client)

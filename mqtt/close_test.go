@@ -1,0 +1,56 @@
+package mqtt
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+)
+
+// TestClientsListedWhileOneLeaves: the broker lists a listener's clients
+// as it closes (Clients.GetByListener) while a client that ends removes
+// itself (Clients.Delete). mochi v2.7.9 read-locked the client map twice
+// in GetByListener, and a Delete waiting between the two read locks
+// deadlocked both: the node then hung in its shutdown. Patched in
+// third_party/mochi-mqtt-server (its README).
+func TestClientsListedWhileOneLeaves(t *testing.T) {
+	cl := mochi.NewClients()
+	for i := range 8 {
+		c := &mochi.Client{ID: "c" + strconv.Itoa(i)}
+		c.Net.Listener = "t"
+		cl.Add(c)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := &mochi.Client{ID: "x" + strconv.Itoa(i%4)}
+				c.Net.Listener = "t"
+				cl.Add(c)
+				cl.Delete(c.ID)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for end := time.Now().Add(time.Second); time.Now().Before(end); {
+			_ = cl.GetByListener("t")
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("GetByListener and Delete deadlocked")
+	}
+	close(stop)
+	wg.Wait()
+}
