@@ -7,6 +7,7 @@ import (
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // TestClientsListedWhileOneLeaves: the broker lists a listener's clients
@@ -50,6 +51,43 @@ func TestClientsListedWhileOneLeaves(t *testing.T) {
 	case <-done:
 	case <-time.After(time.Minute):
 		t.Fatal("GetByListener and Delete deadlocked")
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// TestInflightNextWhileChanged: the same double read lock was in
+// Inflight.NextImmediate, which the broker calls when a client
+// acknowledges a QoS 1 or 2 message while others are set or deleted.
+func TestInflightNextWhileChanged(t *testing.T) {
+	in := mochi.NewInflights()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := uint16(i%4 + 1)
+				in.Set(packets.Packet{PacketID: id, Expiry: -1})
+				in.Delete(id)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for end := time.Now().Add(time.Second); time.Now().Before(end); {
+			_, _ = in.NextImmediate()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("NextImmediate and Set/Delete deadlocked")
 	}
 	close(stop)
 	wg.Wait()

@@ -93,9 +93,9 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 // This typically occurs when the quota has been exhausted, and we need to wait until new quota
 // is free to continue sending.
 func (i *Inflight) NextImmediate() (packets.Packet, bool) {
-	i.RLock()
-	defer i.RUnlock()
-
+	// edgenode: no read lock of its own: GetAll takes it, and a second
+	// read lock taken while a writer waits deadlocks both (as in
+	// Clients.GetByListener).
 	m := i.GetAll(true)
 	if len(m) > 0 {
 		return m[0], true
