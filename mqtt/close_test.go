@@ -23,37 +23,12 @@ func TestClientsListedWhileOneLeaves(t *testing.T) {
 		c.Net.Listener = "t"
 		cl.Add(c)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				c := &mochi.Client{ID: "x" + strconv.Itoa(i%4)}
-				c.Net.Listener = "t"
-				cl.Add(c)
-				cl.Delete(c.ID)
-			}
-		})
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for end := time.Now().Add(time.Second); time.Now().Before(end); {
-			_ = cl.GetByListener("t")
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("GetByListener and Delete deadlocked")
-	}
-	close(stop)
-	wg.Wait()
+	noDeadlock(t, func(i int) {
+		c := &mochi.Client{ID: "x" + strconv.Itoa(i%4)}
+		c.Net.Listener = "t"
+		cl.Add(c)
+		cl.Delete(c.ID)
+	}, func() { _ = cl.GetByListener("t") })
 }
 
 // TestInflightNextWhileChanged: the same double read lock was in
@@ -61,6 +36,18 @@ func TestClientsListedWhileOneLeaves(t *testing.T) {
 // acknowledges a QoS 1 or 2 message while others are set or deleted.
 func TestInflightNextWhileChanged(t *testing.T) {
 	in := mochi.NewInflights()
+	noDeadlock(t, func(i int) {
+		id := uint16(i%4 + 1)
+		in.Set(packets.Packet{PacketID: id, Expiry: -1})
+		in.Delete(id)
+	}, func() { _, _ = in.NextImmediate() })
+}
+
+// noDeadlock runs read for a second while two goroutines run change
+// (with a counter) as fast as they can, and fails if read does not end
+// within a minute.
+func noDeadlock(t *testing.T, change func(i int), read func()) {
+	t.Helper()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 2 {
@@ -71,9 +58,7 @@ func TestInflightNextWhileChanged(t *testing.T) {
 					return
 				default:
 				}
-				id := uint16(i%4 + 1)
-				in.Set(packets.Packet{PacketID: id, Expiry: -1})
-				in.Delete(id)
+				change(i)
 			}
 		})
 	}
@@ -81,13 +66,13 @@ func TestInflightNextWhileChanged(t *testing.T) {
 	go func() {
 		defer close(done)
 		for end := time.Now().Add(time.Second); time.Now().Before(end); {
-			_, _ = in.NextImmediate()
+			read()
 		}
 	}()
 	select {
 	case <-done:
 	case <-time.After(time.Minute):
-		t.Fatal("NextImmediate and Set/Delete deadlocked")
+		t.Fatal("deadlocked")
 	}
 	close(stop)
 	wg.Wait()
