@@ -329,6 +329,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	g.Go(func() error { return hs.wd.Run(gctx) })
 	if cfg.Runtime.IdleTrim > 0 {
 		tr := newTrimmer(cfg.Runtime.IdleTrim)
+		tr.release = b.Trim
 		hs.trims = tr.trims.Load
 		g.Go(func() error { tr.Run(gctx); return nil })
 	}

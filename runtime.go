@@ -145,6 +145,9 @@ type trimmer struct {
 	sample  [1]metrics.Sample
 	free    func()        // debug.FreeOSMemory; replaced in tests
 	alloc   func() uint64 // heapAllocs; replaced in tests
+	// release, if set, lets go of what the node grew for a burst
+	// (bus.Bus.Trim) just before the trim collects it.
+	release func()
 }
 
 func newTrimmer(quiet time.Duration) *trimmer {
@@ -199,6 +202,9 @@ func (t *trimmer) loop(ctx context.Context) {
 				passes := 1
 				if now-last >= burstAlloc {
 					passes = burstPasses
+				}
+				if t.release != nil {
+					t.release()
 				}
 				for range passes {
 					t.free()

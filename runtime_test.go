@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -168,6 +169,10 @@ func TestTrimmerAfterBurst(t *testing.T) {
 		tr.free = func() { nfree.Add(1) }
 		var allocs atomic.Uint64
 		tr.alloc = allocs.Load
+		// The release (bus.Bus.Trim) comes once per trim, before its
+		// collections, so that they collect what it let go.
+		var released []int32
+		tr.release = func() { released = append(released, nfree.Load()) }
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { tr.loop(ctx); close(done) }()
@@ -189,6 +194,9 @@ func TestTrimmerAfterBurst(t *testing.T) {
 		}
 		cancel()
 		<-done
+		if want := []int32{0, burstPasses}; !slices.Equal(released, want) {
+			t.Errorf("collections done at each release = %v, want %v", released, want)
+		}
 	})
 }
 

@@ -55,7 +55,7 @@ type Bus struct {
 type module struct {
 	name  Module
 	group Group
-	ch    chan Message
+	q     *queue
 }
 
 // waiter is a pending SendSync. It is pooled with its channel and timer, so a
@@ -96,7 +96,7 @@ func (b *Bus) AddModule(name Module, group Group) error {
 	if _, ok := b.modules[name]; ok {
 		return fmt.Errorf("bus: add %s: %w", name, ErrDuplicate)
 	}
-	m := &module{name: name, group: group, ch: make(chan Message, b.queueLen)}
+	m := &module{name: name, group: group, q: newQueue(b.queueLen)}
 	b.modules[name] = m
 	if group != "" {
 		b.groups[group] = append(b.groups[group], m)
@@ -122,20 +122,18 @@ func (b *Bus) Send(to Module, msg Message) error {
 		b.dropped.Add(1)
 		return ErrUnknownModule
 	}
-	err := b.put(m, msg)
+	err := b.put(m, &msg)
 	b.mu.RUnlock()
 	return err
 }
 
-func (b *Bus) put(m *module, msg Message) error {
-	select {
-	case m.ch <- msg:
-		b.sent.Add(1)
-		return nil
-	default:
+func (b *Bus) put(m *module, msg *Message) error {
+	if !m.q.push(msg) {
 		b.dropped.Add(1)
 		return ErrQueueFull
 	}
+	b.sent.Add(1)
+	return nil
 }
 
 // Send2Group queues msg for every member of group. It returns an error if
@@ -151,7 +149,7 @@ func (b *Bus) Send2Group(group Group, msg Message) error {
 	}
 	var err error
 	for _, m := range ms {
-		if e := b.put(m, msg); e != nil {
+		if e := b.put(m, &msg); e != nil {
 			err = fmt.Errorf("bus: send to %s in %s: %w", m.name, group, e)
 		}
 	}
@@ -166,24 +164,39 @@ func (b *Bus) Receive(ctx context.Context, name Module) (Message, error) {
 	if !ok {
 		return Message{}, ErrUnknownModule
 	}
-	select {
-	case msg := <-m.ch:
-		return msg, nil
-	case <-ctx.Done():
-		return Message{}, ctx.Err()
+	for {
+		select {
+		case <-m.q.ready:
+			if msg, ok := m.q.next(); ok {
+				return msg, nil
+			}
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		}
 	}
 }
 
-// Queue returns the receive channel of a module, for modules that select on
-// it together with other channels. The channel is never closed. It returns
-// nil for an unknown module.
-func (b *Bus) Queue(name Module) <-chan Message {
+// Queue returns the inbox of a module, for modules that select on it
+// together with other channels. It is the zero Inbox, never ready, for an
+// unknown module.
+func (b *Bus) Queue(name Module) Inbox {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if m, ok := b.modules[name]; ok {
-		return m.ch
+		return Inbox{m.q}
 	}
-	return nil
+	return Inbox{}
+}
+
+// Trim gives back what the queues grew to in a burst: each empty queue
+// goes back to its small ring. The node calls it when idle, before it
+// returns freed memory to the kernel.
+func (b *Bus) Trim() {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, m := range b.modules {
+		m.q.trim()
+	}
 }
 
 // Depth returns the number of messages queued for a module.
@@ -191,7 +204,7 @@ func (b *Bus) Depth(name Module) int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if m, ok := b.modules[name]; ok {
-		return len(m.ch)
+		return m.q.len()
 	}
 	return 0
 }

@@ -207,8 +207,10 @@ func TestAllocs(t *testing.T) {
 		q := b.Queue(ModuleHub)
 		for {
 			select {
-			case req := <-q:
-				b.SendResp(req.Resp(req.Content))
+			case <-q.Ready():
+				if req, ok := q.Next(); ok {
+					b.SendResp(req.Resp(req.Content))
+				}
 			case <-stop:
 				return
 			}
@@ -246,8 +248,10 @@ func BenchmarkSendSync(b *testing.B) {
 		q := bus.Queue(ModuleHub)
 		for {
 			select {
-			case req := <-q:
-				bus.SendResp(req.Resp(nil))
+			case <-q.Ready():
+				if req, ok := q.Next(); ok {
+					bus.SendResp(req.Resp(nil))
+				}
 			case <-ctx.Done():
 				return
 			}

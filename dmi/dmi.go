@@ -207,8 +207,10 @@ func (m *DMI) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case msg := <-q:
-			m.handle(ctx, msg)
+		case <-q.Ready():
+			if msg, ok := q.Next(); ok {
+				m.handle(ctx, msg)
+			}
 		}
 	}
 }

@@ -22,7 +22,7 @@ func BenchmarkOnFrame(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.onFrame(frame)
-		<-q
+		q.Next()
 	}
 }
 

@@ -43,7 +43,7 @@ type Client struct {
 	cfg Config
 	b   *bus.Bus
 	log *slog.Logger
-	q   <-chan bus.Message
+	q   bus.Inbox
 	out *outbox
 
 	wmu  sync.Mutex // serialises frame writes and guards wbuf
@@ -263,8 +263,10 @@ func (c *Client) dialQueueing(ctx context.Context, cert *tls.Certificate) (*wsCo
 	}()
 	for {
 		select {
-		case m := <-c.q:
-			c.offline(m)
+		case <-c.q.Ready():
+			if m, ok := c.q.Next(); ok {
+				c.offline(m)
+			}
 		case r := <-done:
 			return r.ws, r.err
 		}
@@ -277,8 +279,10 @@ func (c *Client) waitQueueing(ctx context.Context, d time.Duration) {
 	defer t.Stop()
 	for {
 		select {
-		case m := <-c.q:
-			c.offline(m)
+		case <-c.q.Ready():
+			if m, ok := c.q.Next(); ok {
+				c.offline(m)
+			}
 		case <-t.C:
 			return
 		case <-ctx.Done():

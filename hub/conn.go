@@ -222,8 +222,10 @@ func (c *Client) sendLoop(ctx context.Context, ws *wsConn, cert *tls.Certificate
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case m := <-c.q:
-			c.enqueue(m)
+		case <-c.q.Ready():
+			if m, ok := c.q.Next(); ok {
+				c.enqueue(m)
+			}
 		case <-tokenC:
 			tokenC = nil
 		case <-renewC:

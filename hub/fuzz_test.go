@@ -64,7 +64,7 @@ func FuzzFrame(f *testing.F) {
 		// exercised, not only the full-queue path.
 		for _, mod := range []bus.Module{fakeMeta, fakeTwin, fakeBus} {
 			for b.Depth(mod) > 0 {
-				<-b.Queue(mod)
+				b.Queue(mod).Next()
 			}
 		}
 	})

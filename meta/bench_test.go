@@ -44,8 +44,8 @@ func BenchmarkCloudInsert(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		m.handle(ctx, msgs[i%len(msgs)])
-		<-bb.Queue(bus.ModulePod)
-		<-bb.Queue(bus.ModuleHub)
+		bb.Queue(bus.ModulePod).Next()
+		bb.Queue(bus.ModuleHub).Next()
 	}
 }
 
@@ -61,7 +61,7 @@ func BenchmarkQueryLocal(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.handle(ctx, q)
-		<-bb.Queue(bus.ModulePod)
+		bb.Queue(bus.ModulePod).Next()
 	}
 }
 
@@ -72,7 +72,7 @@ func BenchmarkUnchangedStatus(b *testing.B) {
 	ctx := context.Background()
 	st := bus.NewMessage(bus.ModulePod, bus.GroupMeta, bus.OpUpdate, "default/podstatus/nginx", []byte(statusA))
 	m.handle(ctx, st)
-	<-m.b.Queue(bus.ModuleHub)
+	m.b.Queue(bus.ModuleHub).Next()
 	b.ReportAllocs()
 	for b.Loop() {
 		m.handle(ctx, st)

@@ -148,9 +148,11 @@ func (m *Meta) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case msg := <-q:
-			m.in.Add(1)
-			m.handle(ctx, msg)
+		case <-q.Ready():
+			if msg, ok := q.Next(); ok {
+				m.in.Add(1)
+				m.handle(ctx, msg)
+			}
 		case <-tick:
 			if m.connected.Load() {
 				m.syncPodStatus(ctx)

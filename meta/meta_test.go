@@ -102,12 +102,11 @@ func (e *env) drain(mod bus.Module) []bus.Message {
 	var out []bus.Message
 	q := e.b.Queue(mod)
 	for {
-		select {
-		case msg := <-q:
-			out = append(out, msg)
-		default:
+		msg, ok := q.Next()
+		if !ok {
 			return out
 		}
+		out = append(out, msg)
 	}
 }
 

@@ -200,8 +200,10 @@ func (e *EventBus) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case msg := <-q:
-			e.egress(ctx, msg)
+		case <-q.Ready():
+			if msg, ok := q.Next(); ok {
+				e.egress(ctx, msg)
+			}
 		}
 	}
 }

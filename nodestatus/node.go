@@ -302,7 +302,11 @@ func (n *Node) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-q:
+		case <-q.Ready():
+			m, ok := q.Next()
+			if !ok {
+				continue
+			}
 			if s, _ := bus.ContentString(m.Content); m.Route.Resource == bus.ResNodeConnection && s == bus.CloudConnected {
 				n.lease = nil // the cloud may have restarted: read the lease again
 				n.round(ctx)

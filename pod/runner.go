@@ -113,7 +113,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}()
 	gc := time.NewTicker(time.Minute)
 	defer gc.Stop()
-	var q <-chan bus.Message
+	var q bus.Inbox
 	if r.b != nil {
 		q = r.b.Queue(bus.ModulePod)
 	}
@@ -127,8 +127,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.mu.Unlock()
 			r.wg.Wait()
 			return nil
-		case m := <-q:
-			r.handle(m)
+		case <-q.Ready():
+			if m, ok := q.Next(); ok {
+				r.handle(m)
+			}
 		case <-gc.C:
 			r.imageGC()
 		}

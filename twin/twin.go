@@ -260,8 +260,10 @@ func (t *Twin) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case msg := <-q:
-			t.dispatch(msg)
+		case <-q.Ready():
+			if msg, ok := q.Next(); ok {
+				t.dispatch(msg)
+			}
 		}
 	}
 }
