@@ -101,7 +101,7 @@ func bootstrap(ctx context.Context, cfg Config) error {
 	}
 	// The CA is fetched without verification: the token's hash is what
 	// makes it trusted (docs/protocol.md 2.4 step 2-3).
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	insecure := oneShotClient(&tls.Config{InsecureSkipVerify: true}, 0)
 	caDER, err := certRequest(ctx, insecure, cfg.CertServer+"/ca.crt", nil, nil)
 	if err != nil {
 		return fmt.Errorf("hub: bootstrap: get CA: %w", err)
@@ -116,7 +116,7 @@ func bootstrap(ctx context.Context, cfg Config) error {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := oneShotClient(&tls.Config{RootCAs: pool}, 0)
 	hdr := http.Header{"Authorization": {"Bearer " + jwt}, "NodeName": {cfg.NodeName}}
 	certDER, keyPEM, err := signCSR(ctx, client, cfg, hdr)
 	if err != nil {
@@ -124,6 +124,17 @@ func bootstrap(ctx context.Context, cfg Config) error {
 	}
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	return saveCerts(cfg, caPEM, certDER, keyPEM)
+}
+
+// oneShotClient returns an HTTPS client for the few requests of a
+// bootstrap, a renewal or a placement lookup. It keeps no connection open
+// once a response is read: a kept one would sit idle until the server
+// drops it, for the node's life if the server never does (its transport
+// has no idle timeout), holding two goroutines and its TLS and read and
+// write buffers, while nothing asks that server again for months. timeout
+// 0 means none (the caller's context bounds the request).
+func oneShotClient(tc *tls.Config, timeout time.Duration) *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true}, Timeout: timeout}
 }
 
 // renew replaces the node certificate, authenticating with the current
@@ -137,7 +148,7 @@ func renew(ctx context.Context, cfg Config, cur tls.Certificate) error {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return fmt.Errorf("hub: renew: no certificate in %s", cfg.CAFile)
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cur}}}}
+	client := oneShotClient(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cur}}, 0)
 	certDER, keyPEM, err := signCSR(ctx, client, cfg, http.Header{"NodeName": {cfg.NodeName}})
 	if err != nil {
 		return fmt.Errorf("hub: renew: %w", err)

@@ -65,7 +65,7 @@ func (c *Client) tlsConfig(cert *tls.Certificate) (*tls.Config, error) {
 // (docs/protocol.md 2.1; KubeEdge v0.3.0 edge/pkg/edgehub/controller.go
 // getCloudHubURL): HTTPS GET, the body of a 200 answer is the base URL.
 func (c *Client) placement(ctx context.Context, tc *tls.Config) (string, error) {
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: c.cfg.HandshakeTimeout}
+	client := oneShotClient(tc, c.cfg.HandshakeTimeout)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.PlacementURL, nil)
 	if err != nil {
 		return "", fmt.Errorf("hub: placement: %w", err)

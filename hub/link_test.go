@@ -4,9 +4,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +30,13 @@ func TestBootstrapThenReuseCertificate(t *testing.T) {
 	}
 	if got := srv.Issued(); got != 1 {
 		t.Errorf("certificates issued = %d, want 1", got)
+	}
+	// No connection to the certificate server is kept open: nothing asks
+	// it again until the next renewal.
+	for deadline := time.Now().Add(10 * time.Second); srv.CertConns() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to the certificate server still open 10 s after the bootstrap", srv.CertConns())
+		}
 	}
 	full := n.c.Config()
 	pemBytes, err := os.ReadFile(full.CertFile)
@@ -287,13 +296,23 @@ func TestPlacementURL(t *testing.T) {
 	// (docs/protocol.md 2.1). The v0.3 cloud does not ask for a verified
 	// certificate, and v0.3 edges did not verify the cloud.
 	srv := newServer(t, hubtest.Config{Era: bus.EraV03})
-	place := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	place := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/placement_external/message_queue" {
 			http.NotFound(w, r)
 			return
 		}
 		io.WriteString(w, "wss://"+srv.Addr+"\n")
 	}))
+	var open atomic.Int64 // connections to the placement server
+	place.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	place.StartTLS()
 	defer place.Close()
 	cfg := Config{PlacementURL: place.URL + "/v1/placement_external/message_queue", InsecureSkipVerify: true,
 		NodeName: testNode, DataDir: t.TempDir(), Era: bus.EraV03, ProjectID: "proj",
@@ -307,6 +326,11 @@ func TestPlacementURL(t *testing.T) {
 	}
 	if node, project := srv.Node(); node != testNode || project != "proj" {
 		t.Errorf("cloud sees node %q project %q, want %q proj", node, project, testNode)
+	}
+	for deadline := time.Now().Add(10 * time.Second); open.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to the placement server still open 10 s after the lookup", open.Load())
+		}
 	}
 }
 

@@ -108,6 +108,10 @@ func (s *Server) Rejected() int {
 	return s.rejected
 }
 
+// CertConns returns how many connections to the certificate endpoints
+// are open: a node that keeps none open after its requests leaves 0.
+func (s *Server) CertConns() int { return int(s.crtOpen.Load()) }
+
 // Issued returns the number of node certificates signed.
 func (s *Server) Issued() int {
 	s.mu.Lock()

@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -96,6 +97,8 @@ type Server struct {
 	wsSrv  *http.Server
 	up     websocket.Upgrader
 	crtSrv *http.Server
+	// crtOpen counts the open connections to the certificate endpoints.
+	crtOpen atomic.Int64
 
 	mu        sync.Mutex
 	wsL, crtL net.Listener
@@ -194,7 +197,14 @@ func NewServer(cfg Config) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ca.crt", s.serveCA)
 	mux.HandleFunc("GET /edge.crt", s.serveEdgeCert)
-	s.crtSrv = &http.Server{Handler: mux, ErrorLog: discardLog()}
+	s.crtSrv = &http.Server{Handler: mux, ErrorLog: discardLog(), ConnState: func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			s.crtOpen.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			s.crtOpen.Add(-1)
+		}
+	}}
 	// Ports below the ephemeral range: Pause releases them and Resume
 	// binds them again, and in between no other process's port-0
 	// listener or outgoing connection (the node's redials included) can
