@@ -1,8 +1,8 @@
 // Package bus is edgenode's message bus: the beehive model of KubeEdge
-// (KubeEdge v0.3.0 docs/modules/beehive.md) over bounded Go channels.
+// (KubeEdge v0.3.0 docs/modules/beehive.md) over bounded queues.
 //
 // A module registers a name and a group with AddModule and then reads its own
-// queue with Receive. Any module sends to a name (Send), to every member of a
+// queue with Receive, or selects on its Inbox (Queue) with other channels. Any module sends to a name (Send), to every member of a
 // group (Send2Group), or sends and waits for the answer (SendSync); the
 // answering module replies with SendResp, which hands the message to the
 // waiter whose request id equals the reply's parent id. Beehive's
@@ -22,5 +22,7 @@
 //
 // Goroutines: none. Persistence: none. Every queue is bounded
 // (Config.QueueLen); a Send to a full queue or an unknown module is an error,
-// never a silent drop. Send, Receive, SendSync and SendResp do not allocate.
+// never a silent drop. A queue holds 4 messages until more wait at once; it
+// then grows up to QueueLen, and Trim takes an empty queue back to 4. Send,
+// Receive, SendSync and SendResp do not allocate.
 package bus
