@@ -137,7 +137,8 @@ func cmdRun(ctx context.Context, o *options, _ []string, _, stderr io.Writer) in
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Debug("go runtime", "memoryLimit", applyRuntime(cfg.Runtime, os.Getenv("GOMEMLIMIT")),
-		"gcPercent", applyGCPercent(cfg.Runtime, os.Getenv("GOGC")))
+		"gcPercent", applyGCPercent(cfg.Runtime, os.Getenv("GOGC")),
+		"maxProcs", applyMaxProcs(cfg.Runtime, os.Getenv("GOMAXPROCS")))
 	ctx, stop := signalContext(ctx, log)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {

@@ -97,8 +97,51 @@ func TestRuntimeGCPercent(t *testing.T) {
 func TestConfigRuntimeDefault(t *testing.T) {
 	var c Config
 	c.defaults()
-	if c.Runtime.MemoryLimitMiB != 0 || c.Runtime.IdleTrim != DefaultIdleTrim || c.Runtime.GCPercent != DefaultGCPercent {
-		t.Errorf("runtime = %+v, want no memory limit, idleTrim %v and gcPercent %d", c.Runtime, DefaultIdleTrim, DefaultGCPercent)
+	if c.Runtime.MemoryLimitMiB != 0 || c.Runtime.IdleTrim != DefaultIdleTrim || c.Runtime.GCPercent != DefaultGCPercent ||
+		c.Runtime.MaxProcs != 0 {
+		t.Errorf("runtime = %+v, want no memory limit, idleTrim %v, gcPercent %d and maxProcs 0 (the runtime's)",
+			c.Runtime, DefaultIdleTrim, DefaultGCPercent)
+	}
+}
+
+// TestMaxProcs: the node leaves the runtime's GOMAXPROCS unless the config
+// sets one; GOMAXPROCS in the environment wins; a negative value is refused.
+func TestMaxProcs(t *testing.T) {
+	cases := []struct {
+		name string
+		n    int // config value before defaults
+		env  string
+		want int // the runtime's GOMAXPROCS afterwards
+		desc string
+	}{
+		{"default", 0, "", 7, "7 (the runtime's)"},
+		{"configured", 1, "", 1, "1"},
+		{"configured more", 3, "", 3, "3"},
+		{"env wins", 3, "2", 7, "GOMAXPROCS=2"},
+	}
+	old := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := RuntimeConfig{MaxProcs: c.n}
+			cfg.defaults()
+			if errs := cfg.validate(); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			// The runtime has read GOMAXPROCS before; stand for it with 7.
+			runtime.GOMAXPROCS(7)
+			if d := applyMaxProcs(cfg, c.env); d != c.desc {
+				t.Errorf("applyMaxProcs = %q, want %q", d, c.desc)
+			}
+			if now := runtime.GOMAXPROCS(0); now != c.want {
+				t.Errorf("GOMAXPROCS = %d, want %d", now, c.want)
+			}
+		})
+	}
+	cfg := RuntimeConfig{MaxProcs: -1}
+	cfg.defaults()
+	if errs := cfg.validate(); len(errs) != 1 {
+		t.Errorf("maxProcs -1: errors %v, want one", errs)
 	}
 }
 
