@@ -50,13 +50,13 @@ type RuntimeConfig struct {
 	// it; with more, each wakes a thread on another core that sleeps again
 	// a few microseconds later. On the host (2 cores, README "Bench"), 1
 	// against the default: a 10,000-update twin burst took 44 clock ticks
-	// of the node's CPU against 60-71, RssAnon after it was 5.35 against
-	// 5.74-5.79 MiB (per-P caches, fewer threads), one twin update in
-	// flight ran at 3,400-3,800/s against 2,800-2,900/s. But a client
-	// flooding twin updates then has the one thread to itself most of the
-	// time: the twin worker, back from each fsync, waits for it, and a
-	// polite client's twin/get took 240 ms at p99 against 27 ms
-	// (BenchmarkFairShare). So the default stays the runtime's.
+	// of the node's CPU against 60-71 and left RssAnon at 5.35 against
+	// 5.74-5.79 MiB (per-P caches, fewer threads). But while one client
+	// floods twin updates, the one thread rarely looks at the other
+	// connections (the runtime polls the network when it runs out of work,
+	// or every 10 ms): another client's twin/get, one at a time, took
+	// 144-170 ms at p99 against 19 ms (the node in its own process, the
+	// clients in another). So the default stays the runtime's.
 	MaxProcs int `yaml:"maxProcs"`
 }
 
