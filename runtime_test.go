@@ -52,45 +52,67 @@ func TestRuntimeMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestRuntimeGCPercent: the node sets the collector's pace it is
-// configured with (DefaultGCPercent if none), unless GOGC is set; a
-// negative value is refused.
-func TestRuntimeGCPercent(t *testing.T) {
-	cases := []struct {
-		name string
-		pct  int // config value before defaults
-		env  string
-		want int // the runtime's pace afterwards
-		desc string
-	}{
-		{"default", 0, "", DefaultGCPercent, "100%"},
-		{"configured low", 50, "", 50, "50%"},
-		{"configured", 80, "", 80, "80%"},
-		{"env wins", 80, "200", 100, "GOGC=200"},
-	}
-	old := debug.SetGCPercent(100)
-	t.Cleanup(func() { debug.SetGCPercent(old) })
-	for _, c := range cases {
+// setting is one runtime setting of RuntimeConfig as the tests drive it.
+type setting struct {
+	key   string                             // its config key
+	cfg   func(v int) RuntimeConfig          // a config with the value v
+	apply func(RuntimeConfig, string) string // applyGCPercent, applyMaxProcs
+	set   func(v int) int                    // sets the runtime's value, returns the old one
+	cases []settingCase
+}
+
+type settingCase struct {
+	name string
+	val  int    // config value before defaults
+	env  string // the environment variable's value
+	want int    // the runtime's value afterwards
+	desc string // what apply returns for the log
+}
+
+// testSetting runs s's cases: the runtime's value starts at standIn (what
+// it read at start), apply sets the configured one unless the environment
+// names one; a negative config value is refused.
+func testSetting(t *testing.T, s setting, standIn int) {
+	old := s.set(standIn)
+	t.Cleanup(func() { s.set(old) })
+	for _, c := range s.cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := RuntimeConfig{GCPercent: c.pct}
+			cfg := s.cfg(c.val)
 			cfg.defaults()
 			if errs := cfg.validate(); len(errs) > 0 {
 				t.Fatal(errs)
 			}
-			debug.SetGCPercent(100)
-			if d := applyGCPercent(cfg, c.env); d != c.desc {
-				t.Errorf("applyGCPercent = %q, want %q", d, c.desc)
+			s.set(standIn)
+			if d := s.apply(cfg, c.env); d != c.desc {
+				t.Errorf("apply = %q, want %q", d, c.desc)
 			}
-			if now := debug.SetGCPercent(100); now != c.want {
-				t.Errorf("runtime pace = %d, want %d", now, c.want)
+			if now := s.set(standIn); now != c.want {
+				t.Errorf("the runtime's %s = %d, want %d", s.key, now, c.want)
 			}
 		})
 	}
-	cfg := RuntimeConfig{GCPercent: -1}
+	cfg := s.cfg(-1)
 	cfg.defaults()
 	if errs := cfg.validate(); len(errs) != 1 {
-		t.Errorf("gcPercent -1: errors %v, want one", errs)
+		t.Errorf("%s -1: errors %v, want one", s.key, errs)
 	}
+}
+
+// TestRuntimeGCPercent: the node sets the collector's pace it is
+// configured with (DefaultGCPercent if none), unless GOGC is set.
+func TestRuntimeGCPercent(t *testing.T) {
+	testSetting(t, setting{
+		key:   "gcPercent",
+		cfg:   func(v int) RuntimeConfig { return RuntimeConfig{GCPercent: v} },
+		apply: applyGCPercent,
+		set:   debug.SetGCPercent,
+		cases: []settingCase{
+			{"default", 0, "", DefaultGCPercent, "100%"},
+			{"configured low", 50, "", 50, "50%"},
+			{"configured", 80, "", 80, "80%"},
+			{"env wins", 80, "200", 100, "GOGC=200"},
+		},
+	}, 100)
 }
 
 // TestConfigRuntimeDefault: `edgenode config` shows the runtime settings.
@@ -104,45 +126,21 @@ func TestConfigRuntimeDefault(t *testing.T) {
 	}
 }
 
-// TestMaxProcs: the node leaves the runtime's GOMAXPROCS unless the config
-// sets one; GOMAXPROCS in the environment wins; a negative value is refused.
+// TestMaxProcs: the node leaves the runtime's GOMAXPROCS (7 here) unless
+// the config sets one; GOMAXPROCS in the environment wins.
 func TestMaxProcs(t *testing.T) {
-	cases := []struct {
-		name string
-		n    int // config value before defaults
-		env  string
-		want int // the runtime's GOMAXPROCS afterwards
-		desc string
-	}{
-		{"default", 0, "", 7, "7 (the runtime's)"},
-		{"configured", 1, "", 1, "1"},
-		{"configured more", 3, "", 3, "3"},
-		{"env wins", 3, "2", 7, "GOMAXPROCS=2"},
-	}
-	old := runtime.GOMAXPROCS(0)
-	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			cfg := RuntimeConfig{MaxProcs: c.n}
-			cfg.defaults()
-			if errs := cfg.validate(); len(errs) > 0 {
-				t.Fatal(errs)
-			}
-			// The runtime has read GOMAXPROCS before; stand for it with 7.
-			runtime.GOMAXPROCS(7)
-			if d := applyMaxProcs(cfg, c.env); d != c.desc {
-				t.Errorf("applyMaxProcs = %q, want %q", d, c.desc)
-			}
-			if now := runtime.GOMAXPROCS(0); now != c.want {
-				t.Errorf("GOMAXPROCS = %d, want %d", now, c.want)
-			}
-		})
-	}
-	cfg := RuntimeConfig{MaxProcs: -1}
-	cfg.defaults()
-	if errs := cfg.validate(); len(errs) != 1 {
-		t.Errorf("maxProcs -1: errors %v, want one", errs)
-	}
+	testSetting(t, setting{
+		key:   "maxProcs",
+		cfg:   func(v int) RuntimeConfig { return RuntimeConfig{MaxProcs: v} },
+		apply: applyMaxProcs,
+		set:   runtime.GOMAXPROCS,
+		cases: []settingCase{
+			{"default", 0, "", 7, "7 (the runtime's)"},
+			{"configured", 1, "", 1, "1"},
+			{"configured more", 3, "", 3, "3"},
+			{"env wins", 3, "2", 7, "GOMAXPROCS=2"},
+		},
+	}, 7)
 }
 
 // TestTrimmerQuiet: a trim runs once the node has been quiet for the
