@@ -51,12 +51,12 @@ type RuntimeConfig struct {
 	// a few microseconds later. On the host (2 cores, README "Bench"), 1
 	// against the default: a 10,000-update twin burst took 44 clock ticks
 	// of the node's CPU against 60-71 and left RssAnon at 5.35 against
-	// 5.74-5.79 MiB (per-P caches, fewer threads). But while one client
-	// floods twin updates, the one thread rarely looks at the other
-	// connections (the runtime polls the network when it runs out of work,
-	// or every 10 ms): another client's twin/get, one at a time, took
-	// 144-170 ms at p99 against 19 ms (the node in its own process, the
-	// clients in another). So the default stays the runtime's.
+	// 5.74-5.79 MiB (per-P caches, fewer threads). While one client floods
+	// twin updates, another client's twin/get took 15-16 ms at p99 with 1
+	// and 17 ms with 2 (mqtt's pace; 92-170 ms with 1 before it). The
+	// default stays the runtime's: with 1, work that does spread over
+	// cores (many pods' statuses, a metrics scrape, TLS handshakes) gets
+	// one, and that has not been measured on a board with more.
 	MaxProcs int `yaml:"maxProcs"`
 }
 
