@@ -40,25 +40,30 @@ type RuntimeConfig struct {
 	// DefaultGCPercent. The GOGC environment variable, when set, wins.
 	GCPercent int `yaml:"gcPercent"`
 	// MaxProcs is how many threads may run Go code at once
-	// (runtime.GOMAXPROCS); 0, the default, leaves the runtime's own
-	// choice (the CPUs the node may use). The GOMAXPROCS environment
-	// variable, when set, wins.
-	//
-	// The node's work is a chain of short hand-offs (a broker read, the
-	// bus, a twin worker, a commit, a publish) and waits on the disk and
-	// the network. With one, every hand-off stays on the thread that made
-	// it; with more, each wakes a thread on another core that sleeps again
-	// a few microseconds later. On the host (2 cores, README "Bench"), 1
-	// against the default: a 10,000-update twin burst took 44 clock ticks
-	// of the node's CPU against 60-71 and left RssAnon at 5.35 against
-	// 5.74-5.79 MiB (per-P caches, fewer threads). While one client floods
-	// twin updates, another client's twin/get took 15-16 ms at p99 with 1
-	// and 17 ms with 2 (mqtt's pace; 92-170 ms with 1 before it). The
-	// default stays the runtime's: with 1, work that does spread over
-	// cores (many pods' statuses, a metrics scrape, TLS handshakes) gets
-	// one, and that has not been measured on a board with more.
+	// (runtime.GOMAXPROCS). 0 means the default, DefaultMaxProcs; -1
+	// leaves the runtime's own choice (the CPUs the node may use). The
+	// GOMAXPROCS environment variable, when set, wins.
 	MaxProcs int `yaml:"maxProcs"`
 }
+
+// DefaultMaxProcs is runtime.maxProcs's default: one thread runs Go code
+// at a time, whatever the CPUs.
+//
+// The node's work is a chain of short hand-offs (a broker read, the bus,
+// a twin worker, a commit, a publish) and waits on the disk and the
+// network, not computation to spread over cores; its pods are other
+// processes. With one, every hand-off stays on the thread that made it;
+// with more, each wakes a thread on another core that sleeps again a few
+// microseconds later, and each P keeps caches of its own. On the host (2
+// cores, README "Bench"), 1 against the runtime's 2: a 10,000-update twin
+// burst took 44 clock ticks of the node's CPU against 60-71, and left
+// RssAnon at 5.35 against 5.74-5.79 MiB and VmRSS at 19.8 against
+// 20.2-20.4 MiB (the budget is 20). While one client floods twin updates,
+// another client's twin/get took 15-16 ms at p99 with 1 and 17 ms with 2
+// (mqtt's pace; 92-170 ms with 1 before it). The Pi Zero has one core in
+// any case. A board whose node has CPU-heavy work to spread (hundreds of
+// pods' statuses, frequent scrapes) may set more, or -1.
+const DefaultMaxProcs = 1
 
 // DefaultGCPercent is runtime.gcPercent's default: Go's own.
 //
@@ -103,6 +108,9 @@ func (c *RuntimeConfig) defaults() {
 	if c.GCPercent == 0 {
 		c.GCPercent = DefaultGCPercent
 	}
+	if c.MaxProcs == 0 {
+		c.MaxProcs = DefaultMaxProcs
+	}
 }
 
 // validate returns the problems of c, each naming its key.
@@ -111,8 +119,8 @@ func (c RuntimeConfig) validate() []error {
 	if c.GCPercent < 0 {
 		errs = append(errs, fmt.Errorf("runtime.gcPercent: %d must not be negative (GOGC=off turns the collector off)", c.GCPercent))
 	}
-	if c.MaxProcs < 0 {
-		errs = append(errs, fmt.Errorf("runtime.maxProcs: %d must not be negative", c.MaxProcs))
+	if c.MaxProcs < -1 {
+		errs = append(errs, fmt.Errorf("runtime.maxProcs: %d must be at least 1, or -1 for the runtime's choice", c.MaxProcs))
 	}
 	return errs
 }

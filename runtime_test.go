@@ -58,6 +58,7 @@ type setting struct {
 	cfg   func(v int) RuntimeConfig          // a config with the value v
 	apply func(RuntimeConfig, string) string // applyGCPercent, applyMaxProcs
 	set   func(v int) int                    // sets the runtime's value, returns the old one
+	bad   int                                // a value the config refuses
 	cases []settingCase
 }
 
@@ -71,7 +72,7 @@ type settingCase struct {
 
 // testSetting runs s's cases: the runtime's value starts at standIn (what
 // it read at start), apply sets the configured one unless the environment
-// names one; a negative config value is refused.
+// names one; the bad value is refused.
 func testSetting(t *testing.T, s setting, standIn int) {
 	old := s.set(standIn)
 	t.Cleanup(func() { s.set(old) })
@@ -91,10 +92,10 @@ func testSetting(t *testing.T, s setting, standIn int) {
 			}
 		})
 	}
-	cfg := s.cfg(-1)
+	cfg := s.cfg(s.bad)
 	cfg.defaults()
 	if errs := cfg.validate(); len(errs) != 1 {
-		t.Errorf("%s -1: errors %v, want one", s.key, errs)
+		t.Errorf("%s %d: errors %v, want one", s.key, s.bad, errs)
 	}
 }
 
@@ -106,6 +107,7 @@ func TestRuntimeGCPercent(t *testing.T) {
 		cfg:   func(v int) RuntimeConfig { return RuntimeConfig{GCPercent: v} },
 		apply: applyGCPercent,
 		set:   debug.SetGCPercent,
+		bad:   -1,
 		cases: []settingCase{
 			{"default", 0, "", DefaultGCPercent, "100%"},
 			{"configured low", 50, "", 50, "50%"},
@@ -120,24 +122,26 @@ func TestConfigRuntimeDefault(t *testing.T) {
 	var c Config
 	c.defaults()
 	if c.Runtime.MemoryLimitMiB != 0 || c.Runtime.IdleTrim != DefaultIdleTrim || c.Runtime.GCPercent != DefaultGCPercent ||
-		c.Runtime.MaxProcs != 0 {
-		t.Errorf("runtime = %+v, want no memory limit, idleTrim %v, gcPercent %d and maxProcs 0 (the runtime's)",
-			c.Runtime, DefaultIdleTrim, DefaultGCPercent)
+		c.Runtime.MaxProcs != DefaultMaxProcs {
+		t.Errorf("runtime = %+v, want no memory limit, idleTrim %v, gcPercent %d and maxProcs %d",
+			c.Runtime, DefaultIdleTrim, DefaultGCPercent, DefaultMaxProcs)
 	}
 }
 
-// TestMaxProcs: the node leaves the runtime's GOMAXPROCS (7 here) unless
-// the config sets one; GOMAXPROCS in the environment wins.
+// TestMaxProcs: the node runs Go code on one thread unless the config
+// sets more, or -1 for the runtime's choice (7 here); GOMAXPROCS in the
+// environment wins.
 func TestMaxProcs(t *testing.T) {
 	testSetting(t, setting{
 		key:   "maxProcs",
 		cfg:   func(v int) RuntimeConfig { return RuntimeConfig{MaxProcs: v} },
 		apply: applyMaxProcs,
 		set:   runtime.GOMAXPROCS,
+		bad:   -2,
 		cases: []settingCase{
-			{"default", 0, "", 7, "7 (the runtime's)"},
-			{"configured", 1, "", 1, "1"},
-			{"configured more", 3, "", 3, "3"},
+			{"default", 0, "", DefaultMaxProcs, "1"},
+			{"the runtime's", -1, "", 7, "7 (the runtime's)"},
+			{"configured", 3, "", 3, "3"},
 			{"env wins", 3, "2", 7, "GOMAXPROCS=2"},
 		},
 	}, 7)
