@@ -122,11 +122,3 @@ func (i Inbox) Next() (Message, bool) {
 	}
 	return i.q.next()
 }
-
-// Len returns the number of waiting messages.
-func (i Inbox) Len() int {
-	if i.q == nil {
-		return 0
-	}
-	return i.q.len()
-}

@@ -172,8 +172,8 @@ func FuzzHandle(f *testing.F) {
 		m.wg.Wait()
 		failed := false
 		for _, fk := range fakes {
-			for q := b.Queue(fk.name); q.Len() > 0; {
-				got, _ := q.Next()
+			q := b.Queue(fk.name)
+			for got, ok := q.Next(); ok; got, ok = q.Next() {
 				reason, _ := bus.ContentString(got.Content)
 				if got.Route.Operation == bus.OpError && got.Header.ParentID == msg.Header.ID &&
 					!strings.HasPrefix(reason, reasonRemote) {

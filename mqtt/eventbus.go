@@ -286,9 +286,9 @@ const paceEvery = 16
 // code, as on a single-core board, the twin worker back from each fsync
 // and every other client then wait in 10 ms slices. On the host with
 // GOMAXPROCS=1 and one client flooding twin updates from another process,
-// a second client's twin/get (one at a time) took 18-21 ms at p99 with
-// this against 92-127 ms without, and the flood itself went through
-// faster; with two threads there was no difference (18.6 ms either way).
+// a second client's twin/get (one at a time) took 15-16 ms at p99 with
+// this against 92-170 ms without, and the flood itself went through
+// faster; with two threads there was no difference (17 ms).
 func (e *EventBus) pace() {
 	if e.delivered.Add(1)%paceEvery == 0 {
 		e.yield()
