@@ -12,16 +12,16 @@ import (
 	"edgenode/db"
 )
 
-// Twin updates queued together are committed in one transaction, and
-// still answered one by one, in order, each with its own delta; a bad
-// one in the middle leaves no trace.
-func TestTwinUpdateBatch(t *testing.T) {
+// batchTwin is a Twin that has not been run, with device s1 of addS1,
+// and mk, which classifies a message as the module would.
+func batchTwin(t *testing.T) (*Twin, *bus.Bus, *db.DB, func(topic, payload string) job) {
+	t.Helper()
 	ctx := context.Background()
 	d, err := db.Open(ctx, filepath.Join(t.TempDir(), db.FileName), db.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	t.Cleanup(func() { d.Close() })
 	b := bus.New(bus.Config{QueueLen: 256}, nil)
 	b.AddModule(bus.ModuleMQTT, bus.GroupBus)
 	b.AddModule(bus.ModuleHub, bus.GroupHub)
@@ -41,15 +41,22 @@ func TestTwinUpdateBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Receive(ctx, bus.ModuleMQTT) // membership/updated
-
-	const dev = "$hw/events/device/default/s1"
-	mk := func(topic, payload string) job {
+	return tw, b, d, func(topic, payload string) job {
 		j, w := tw.classify(bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, topic, []byte(payload)))
 		if w == nil {
 			t.Fatalf("classify(%s) found no worker", topic)
 		}
 		return j
 	}
+}
+
+// Twin updates queued together are committed in one transaction, and
+// still answered one by one, in order, each with its own delta; a bad
+// one in the middle leaves no trace.
+func TestTwinUpdateBatch(t *testing.T) {
+	ctx := context.Background()
+	tw, b, d, mk := batchTwin(t)
+	const dev = "$hw/events/device/default/s1"
 	first := mk(dev+"/twin/update", `{"event_id":"1","twin":{"temp":{"actual":{"value":"3"}}}}`)
 	for _, j := range []job{
 		mk(dev+"/twin/update", `{"event_id":"2","twin":{"temp":{"actual":{"value":"5"}}}}`),
@@ -98,5 +105,59 @@ func TestTwinUpdateBatch(t *testing.T) {
 	twins, _ := d.DeviceTwins(ctx)
 	if len(twins) != 1 || twins[0].Actual.String != "7" || twins[0].ActualVersion != `{"cloud":1,"edge":4}` {
 		t.Errorf("rows = %+v, want only temp with actual 7, edge version 4", twins)
+	}
+}
+
+// An empty queue does not end a batch at once: the worker gives way and
+// takes what arrived meanwhile, as long as giving way brought more. Here
+// each of the first two yields hands on one more update, as the broker's
+// client goroutine does when it runs; the three are one commit.
+func TestTwinUpdateBatchYields(t *testing.T) {
+	ctx := context.Background()
+	tw, b, d, mk := batchTwin(t)
+	const topic = "$hw/events/device/default/s1/twin/update"
+	later := []job{
+		mk(topic, `{"event_id":"2","twin":{"temp":{"actual":{"value":"5"}}}}`),
+		mk(topic, `{"event_id":"3","twin":{"temp":{"actual":{"value":"7"}}}}`),
+	}
+	yields := 0
+	tw.yield = func() {
+		if yields < len(later) {
+			tw.twin.inbox <- &later[yields]
+		}
+		yields++
+	}
+	tw.twinUpdates(ctx, mk(topic, `{"event_id":"1","twin":{"temp":{"actual":{"value":"3"}}}}`))
+
+	if s := tw.Stats(); s.Commits != 1 || s.Committed != 3 {
+		t.Errorf("commits %d of %d updates, want 1 of 3", s.Commits, s.Committed)
+	}
+	if yields != 3 {
+		t.Errorf("yielded %d times, want 3 (the last one brought nothing)", yields)
+	}
+	var results []string
+	for b.Depth(bus.ModuleMQTT) > 0 {
+		m, _ := b.Receive(ctx, bus.ModuleMQTT)
+		if strings.HasSuffix(m.Route.Resource, "/result") {
+			var r struct {
+				EventID string `json:"event_id"`
+			}
+			json.Unmarshal(m.Content, &r)
+			results = append(results, r.EventID)
+		}
+	}
+	if strings.Join(results, " ") != "1 2 3" {
+		t.Errorf("results for %q, want 1 2 3 in order", results)
+	}
+	twins, _ := d.DeviceTwins(ctx)
+	if len(twins) != 1 || twins[0].Actual.String != "7" {
+		t.Errorf("rows = %+v, want temp with actual 7", twins)
+	}
+
+	// A lone update gives way once and is committed on its own.
+	yields = len(later)
+	tw.twinUpdates(ctx, mk(topic, `{"event_id":"4","twin":{"temp":{"actual":{"value":"9"}}}}`))
+	if s := tw.Stats(); s.Commits != 2 || s.Committed != 4 || yields != len(later)+1 {
+		t.Errorf("commits %d of %d updates after %d more yields, want 2 of 4 after 1", s.Commits, s.Committed, yields-len(later))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,11 +158,13 @@ type Stats struct {
 	Published    uint64 // MQTT publishes handed to the eventbus
 	PublishFails uint64 // publishes the bus refused (eventbus queue full)
 	Stalls       uint64 // times the health check found a worker stuck
+	Commits      uint64 // transactions of twin updates committed
+	Committed    uint64 // twin update requests in them (Committed/Commits: the group commit's batch)
 }
 
 type stats struct {
 	dropped, errors, cloudDropped, resent, published, publishFails atomic.Uint64
-	overloaded                                                     atomic.Uint64
+	overloaded, commits, committed                                 atomic.Uint64
 }
 
 // Twin is the DeviceTwin module. Create it with New; Run serves it.
@@ -180,6 +183,9 @@ type Twin struct {
 	// now and newID are replaced by tests for exact payload bytes.
 	now   func() time.Time
 	newID func() string
+	// yield gives way to the other goroutines before a batch of twin
+	// updates is committed (twinUpdates); tests replace it.
+	yield func()
 
 	mu      sync.Mutex
 	running bool
@@ -198,7 +204,7 @@ func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Twin, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := &Twin{cfg: cfg, bus: b, log: log, now: time.Now, newID: func() string { return bus.NewID().String() },
+	t := &Twin{cfg: cfg, bus: b, log: log, now: time.Now, newID: func() string { return bus.NewID().String() }, yield: runtime.Gosched,
 		store: &store{db: d, retries: cfg.WriteRetries, delay: cfg.RetryDelay, devices: map[string]*deviceState{}}}
 	t.comm = &comm{t: t, pending: map[bus.ID]pendingMsg{}, reports: map[string]reportSlot{}}
 	t.share, t.senderTakes = cfg.Share, cfg.Share != nil
@@ -224,7 +230,8 @@ func (t *Twin) Stats() Stats {
 	}
 	return Stats{Dropped: t.stats.dropped.Load(), Overloaded: t.stats.overloaded.Load(), Errors: t.stats.errors.Load(),
 		CloudDropped: t.stats.cloudDropped.Load(), Resent: t.stats.resent.Load(),
-		Published: t.stats.published.Load(), PublishFails: t.stats.publishFails.Load(), Stalls: r}
+		Published: t.stats.published.Load(), PublishFails: t.stats.publishFails.Load(), Stalls: r,
+		Commits: t.stats.commits.Load(), Committed: t.stats.committed.Load()}
 }
 
 // Run loads the devices from SQLite, applies the local device files, then
