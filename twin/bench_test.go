@@ -3,7 +3,9 @@ package twin
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,7 +69,11 @@ func reportLatency(b *testing.B, lat []time.Duration, n int, el time.Duration) {
 // and p99 and the raw p50. "1" also reports fsync_commits/s: one-row commits with
 // synchronous=FULL in the same directory, with no MQTT, the ceiling of a
 // durable update with one in flight.
+//
+// Both run on as many threads for Go code as the node (nodeProcs), and
+// report updates_per_commit, the group commit's batch.
 func BenchmarkEndToEnd(b *testing.B) {
+	nodeProcs(b)
 	x := startE2E(b, Config{}, nil)
 	x.cloud(bus.OpUpdate, bus.ResMembership, addS1)
 	x.next() // membership/updated
@@ -88,12 +94,17 @@ func BenchmarkEndToEnd(b *testing.B) {
 	seq := inFirst
 	for _, n := range []int{1, 32} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			nodeProcs(b)
 			rawLat, rawEl := window(b.N, n, func(int) { x.c.Publish("bench/raw", 0, false, rawPay) }, func() { <-raw })
+			st := x.tw.Stats()
 			twinLat, twinEl := window(b.N, n, func(int) {
 				x.c.Publish(topic, 0, false, `{"event_id":"b","twin":{"temp":{"actual":{"value":"`+strconv.Itoa(seq)+`"}}}}`)
 				seq++
 			}, func() { <-res })
 			rawRate, twinRate := float64(b.N)/rawEl.Seconds(), float64(b.N)/twinEl.Seconds()
+			if s := x.tw.Stats(); s.Commits > st.Commits {
+				b.ReportMetric(float64(s.Committed-st.Committed)/float64(s.Commits-st.Commits), "updates_per_commit")
+			}
 			b.ReportMetric(twinRate, "twin_updates/s")
 			b.ReportMetric(rawRate, "raw_msgs/s")
 			b.ReportMetric(twinRate/rawRate, "ratio")
@@ -107,6 +118,23 @@ func BenchmarkEndToEnd(b *testing.B) {
 			}
 		})
 	}
+}
+
+// nodeProcs runs the rest of the benchmark with as many threads for Go
+// code as the node runs with by default (runtime.maxProcs: 1, the main
+// package's DefaultMaxProcs), so that twin and the broker hand work to
+// each other as they do in the node; the benchmark's clients share that
+// thread. As in the node, GOMAXPROCS in the environment wins. Each
+// function that measures calls it, sub-benchmarks too: testing runs a
+// sub-benchmark's later rounds after its parent's function has returned
+// and its cleanup has put the setting back.
+func nodeProcs(b *testing.B) {
+	const node = 1
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	prev := runtime.GOMAXPROCS(node)
+	b.Cleanup(func() { runtime.GOMAXPROCS(prev) })
 }
 
 // fsyncRate commits n one-row changes to a database of its own in the
@@ -167,7 +195,11 @@ func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
 // its connection takes them) while another, polite, client sends twin
 // gets one at a time. It reports the polite client's get latency (p50 and
 // p99; the budget is p99 <= 50 ms), the flood's rate and the overload
-// (503) results the flooding client got.
+// (503) results the flooding client got. It runs on the runtime's own
+// threads, not nodeProcs: its clients are in the benchmark's process,
+// and a flooding client on the node's one thread would take that thread
+// from the node, which a client in another process, as in the field,
+// cannot (README "The flood" has that case).
 func BenchmarkFairShare(b *testing.B) {
 	x := startE2E(b, Config{}, nil)
 	x.cloud(bus.OpUpdate, bus.ResMembership, addS1)
