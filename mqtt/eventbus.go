@@ -81,6 +81,7 @@ type EventBus struct {
 	yield     func()
 	broker    *broker
 	remote    *remote
+	pubTo     []transport // broker and remote, those there are
 	ready     chan struct{}
 
 	mu      sync.Mutex // guards filters
@@ -115,6 +116,12 @@ func New(cfg Config, b *bus.Bus, store *db.DB, log *slog.Logger) (*EventBus, err
 		if e.remote, err = newRemote(cfg.External, log.With("broker", "external"), e.deliver); err != nil {
 			return nil, err
 		}
+	}
+	if e.broker != nil {
+		e.pubTo = append(e.pubTo, e.broker)
+	}
+	if e.remote != nil {
+		e.pubTo = append(e.pubTo, e.remote)
 	}
 	if err := b.AddModule(bus.ModuleMQTT, bus.GroupBus); err != nil {
 		return nil, fmt.Errorf("mqtt: register: %w", err)
@@ -421,16 +428,7 @@ func (e *EventBus) Stats() Stats {
 
 // transports are the brokers of the mode. In both mode an egress message goes
 // to both, as KubeEdge publishes to both (docs/protocol.md 4.1, eventbus.go).
-func (e *EventBus) transports() []transport {
-	var ts []transport
-	if e.broker != nil {
-		ts = append(ts, e.broker)
-	}
-	if e.remote != nil {
-		ts = append(ts, e.remote)
-	}
-	return ts
-}
+func (e *EventBus) transports() []transport { return e.pubTo }
 
 // egress handles a message sent to module eventbus (docs/protocol.md 4.3).
 func (e *EventBus) egress(ctx context.Context, msg bus.Message) {

@@ -127,5 +127,12 @@ func ValidFilter(f string) bool {
 // ValidTopic reports whether t is a valid topic name to publish to: a valid
 // filter without wildcards (MQTT 3.1.1 4.7.3).
 func ValidTopic(t string) bool {
-	return ValidFilter(t) && !strings.ContainsAny(t, "+#")
+	// ValidFilter without its level checks, which a name without
+	// wildcards passes, and so without allocating: every result twin
+	// publishes is checked here.
+	if t == "" || len(t) > 65535 || !utf8.ValidString(t) || strings.ContainsAny(t, "+#\x00") {
+		return false
+	}
+	first, _, _ := strings.Cut(t, "/")
+	return !strings.EqualFold(first, "$share")
 }
