@@ -598,7 +598,11 @@ func twinRows(bs []bench) []row {
 			limit = fmt.Sprintf("≥ %.0f/s (½ of %.0f/s bare)", r/2, r)
 			good = verdict(m["ratio"] >= 0.5)
 		}
-		rows = append(rows, row{label, fmt.Sprintf("%.0f /s (ratio %.2f)", m["twin_updates/s"], m["ratio"]), limit, good})
+		v := fmt.Sprintf("%.0f /s (ratio %.2f", m["twin_updates/s"], m["ratio"])
+		if u, ok := m["updates_per_commit"]; ok && n != "1" {
+			v += fmt.Sprintf("; %.1f updates a commit", u)
+		}
+		rows = append(rows, row{label, v + ")", limit, good})
 		if p99, ok := m["p99-µs"]; ok {
 			v := fmt.Sprintf("%.2f/%.2f ms", m["p50-µs"]/1000, p99/1000)
 			if r, ok := m["raw_p50-µs"]; ok {
