@@ -67,7 +67,7 @@ type update struct {
 // lone update loses one yield with nothing else to run, which returns at
 // once.
 func (t *Twin) twinUpdates(ctx context.Context, j job) {
-	jobs := []job{j}
+	jobs := []*job{&j} // pointers: a job holds a whole bus.Message (392 bytes on 64-bit)
 	var next *job
 	looked := 0 // len(jobs) when the worker last gave way
 	for next == nil && len(jobs) < maxBatch {
@@ -75,7 +75,7 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 		case j2 := <-t.twin.inbox:
 			if j2.act == actTwinUpdate && j2.done == nil {
 				t.done(j2)
-				jobs = append(jobs, *j2)
+				jobs = append(jobs, j2)
 			} else {
 				next = j2
 			}
@@ -91,7 +91,7 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 	tx := t.store.begin()
 	ups := make([]update, len(jobs))
 	for i, j := range jobs {
-		ups[i] = t.stageUpdate(tx, j)
+		ups[i] = t.stageUpdate(tx, *j)
 	}
 	if tx.change.Empty() {
 		tx.abort()
@@ -109,11 +109,11 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 	for i, u := range ups {
 		if u.code != 0 {
 			t.publishError(u.topic, u.eventID, u.code, u.reason)
-			t.answer(jobs[i], u.code, u.reason)
+			t.answer(*jobs[i], u.code, u.reason)
 			continue
 		}
 		t.publish(u.topic, twinMessage{baseMessage: baseMessage{EventID: u.eventID, Timestamp: u.now}, Twin: u.out.result})
-		t.answer(jobs[i], codeOK, "")
+		t.answer(*jobs[i], codeOK, "")
 		t.twinAfter(jobs[i].id, u.eventID, u.out, u.now)
 	}
 	if next != nil {
