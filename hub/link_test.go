@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -33,11 +32,7 @@ func TestBootstrapThenReuseCertificate(t *testing.T) {
 	}
 	// No connection to the certificate server is kept open: nothing asks
 	// it again until the next renewal.
-	for deadline := time.Now().Add(10 * time.Second); srv.CertConns() != 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections to the certificate server still open 10 s after the bootstrap", srv.CertConns())
-		}
-	}
+	waitConnsClosed(t, "the certificate server", func() int64 { return int64(srv.CertConns()) })
 	full := n.c.Config()
 	pemBytes, err := os.ReadFile(full.CertFile)
 	if err != nil {
@@ -304,14 +299,7 @@ func TestPlacementURL(t *testing.T) {
 		io.WriteString(w, "wss://"+srv.Addr+"\n")
 	}))
 	var open atomic.Int64 // connections to the placement server
-	place.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			open.Add(-1)
-		}
-	}
+	place.Config.ConnState = hubtest.CountConns(&open)
 	place.StartTLS()
 	defer place.Close()
 	cfg := Config{PlacementURL: place.URL + "/v1/placement_external/message_queue", InsecureSkipVerify: true,
@@ -327,9 +315,16 @@ func TestPlacementURL(t *testing.T) {
 	if node, project := srv.Node(); node != testNode || project != "proj" {
 		t.Errorf("cloud sees node %q project %q, want %q proj", node, project, testNode)
 	}
-	for deadline := time.Now().Add(10 * time.Second); open.Load() != 0; time.Sleep(10 * time.Millisecond) {
+	waitConnsClosed(t, "the placement server", open.Load)
+}
+
+// waitConnsClosed fails t unless the node has closed its connections to a
+// server (open counts them) within 10 s of its requests.
+func waitConnsClosed(t *testing.T, server string, open func() int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); open() != 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d connections to the placement server still open 10 s after the lookup", open.Load())
+			t.Fatalf("%d connections to %s still open 10 s after the requests", open(), server)
 		}
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"edgenode/bus"
@@ -111,6 +113,19 @@ func (s *Server) Rejected() int {
 // CertConns returns how many connections to the certificate endpoints
 // are open: a node that keeps none open after its requests leaves 0.
 func (s *Server) CertConns() int { return int(s.crtOpen.Load()) }
+
+// CountConns is an http.Server ConnState hook that keeps open, the
+// connections the server has open.
+func CountConns(open *atomic.Int64) func(net.Conn, http.ConnState) {
+	return func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+}
 
 // Issued returns the number of node certificates signed.
 func (s *Server) Issued() int {

@@ -197,14 +197,7 @@ func NewServer(cfg Config) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ca.crt", s.serveCA)
 	mux.HandleFunc("GET /edge.crt", s.serveEdgeCert)
-	s.crtSrv = &http.Server{Handler: mux, ErrorLog: discardLog(), ConnState: func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			s.crtOpen.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			s.crtOpen.Add(-1)
-		}
-	}}
+	s.crtSrv = &http.Server{Handler: mux, ErrorLog: discardLog(), ConnState: CountConns(&s.crtOpen)}
 	// Ports below the ephemeral range: Pause releases them and Resume
 	// binds them again, and in between no other process's port-0
 	// listener or outgoing connection (the node's redials included) can
