@@ -81,8 +81,11 @@ type EventBus struct {
 	yield     func()
 	broker    *broker
 	remote    *remote
-	pubTo     []transport // broker and remote, those there are
-	ready     chan struct{}
+	// transports are the brokers of the mode. In both mode an egress
+	// message goes to both, as KubeEdge publishes to both
+	// (docs/protocol.md 4.1, eventbus.go).
+	transports []transport
+	ready      chan struct{}
 
 	mu      sync.Mutex // guards filters
 	filters []string
@@ -118,10 +121,10 @@ func New(cfg Config, b *bus.Bus, store *db.DB, log *slog.Logger) (*EventBus, err
 		}
 	}
 	if e.broker != nil {
-		e.pubTo = append(e.pubTo, e.broker)
+		e.transports = append(e.transports, e.broker)
 	}
 	if e.remote != nil {
-		e.pubTo = append(e.pubTo, e.remote)
+		e.transports = append(e.transports, e.remote)
 	}
 	if err := b.AddModule(bus.ModuleMQTT, bus.GroupBus); err != nil {
 		return nil, fmt.Errorf("mqtt: register: %w", err)
@@ -426,10 +429,6 @@ func (e *EventBus) Stats() Stats {
 	return s
 }
 
-// transports are the brokers of the mode. In both mode an egress message goes
-// to both, as KubeEdge publishes to both (docs/protocol.md 4.1, eventbus.go).
-func (e *EventBus) transports() []transport { return e.pubTo }
-
 // egress handles a message sent to module eventbus (docs/protocol.md 4.3).
 func (e *EventBus) egress(ctx context.Context, msg bus.Message) {
 	var err error
@@ -469,7 +468,7 @@ func (e *EventBus) publish(topic string, payload []byte) error {
 		return fmt.Errorf("mqtt: publish %q: %w", topic, ErrBadTopic)
 	}
 	var errs []error
-	for _, t := range e.transports() {
+	for _, t := range e.transports {
 		if err := t.publish(topic, payload); err != nil {
 			e.pubErrs.Add(1)
 			errs = append(errs, err)
@@ -529,7 +528,7 @@ func (e *EventBus) subscribe(ctx context.Context, filter string) error {
 	}
 	e.mu.Unlock()
 	var errs []error
-	for _, t := range e.transports() {
+	for _, t := range e.transports {
 		errs = append(errs, t.subscribe(filter))
 	}
 	e.log.Info("mqtt subscribed", "topic", filter)
@@ -554,7 +553,7 @@ func (e *EventBus) unsubscribe(ctx context.Context, filter string) error {
 		return nil
 	}
 	var errs []error
-	for _, t := range e.transports() {
+	for _, t := range e.transports {
 		errs = append(errs, t.unsubscribe(filter))
 	}
 	if e.broker != nil {
