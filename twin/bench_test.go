@@ -73,7 +73,6 @@ func reportLatency(b *testing.B, lat []time.Duration, n int, el time.Duration) {
 // Both run on as many threads for Go code as the node (nodeProcs), and
 // report updates_per_commit, the group commit's batch.
 func BenchmarkEndToEnd(b *testing.B) {
-	nodeProcs(b)
 	x := startE2E(b, Config{}, nil)
 	x.cloud(bus.OpUpdate, bus.ResMembership, addS1)
 	x.next() // membership/updated
@@ -124,10 +123,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 // code as the node runs with by default (runtime.maxProcs: 1, the main
 // package's DefaultMaxProcs), so that twin and the broker hand work to
 // each other as they do in the node; the benchmark's clients share that
-// thread. As in the node, GOMAXPROCS in the environment wins. Each
-// function that measures calls it, sub-benchmarks too: testing runs a
-// sub-benchmark's later rounds after its parent's function has returned
-// and its cleanup has put the setting back.
+// thread. As in the node, GOMAXPROCS in the environment wins. The
+// sub-benchmarks that measure call it themselves: testing runs a
+// sub-benchmark's later rounds after its parent's function has returned,
+// so a setting made there would be gone.
 func nodeProcs(b *testing.B) {
 	const node = 1
 	if os.Getenv("GOMAXPROCS") != "" {
