@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/xid"
 
+	"github.com/mochi-mqtt/server/v2/mempool"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -559,7 +560,11 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	pk = cl.ops.hooks.OnPacketEncode(cl, pk)
 
 	var err error
-	buf := new(bytes.Buffer)
+	// edgenode: the packet is encoded into a pooled buffer, and a queue of
+	// packets is gathered in one (outbuf), instead of a new buffer grown
+	// by doubling for each (see README.md of this folder).
+	buf := mempool.GetBuffer()
+	defer mempool.PutBuffer(buf)
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectEncode(buf)
@@ -621,7 +626,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 			if buf.Len() >= cl.ops.options.ClientNetWriteBufferSize {
 				return buf.WriteTo(cl.Net.Conn)
 			}
-			cl.Net.outbuf = new(bytes.Buffer)
+			cl.Net.outbuf = mempool.GetBuffer() // edgenode: pooled
 		}
 
 		n, _ := cl.Net.outbuf.Write(buf.Bytes()) // will always be successful
@@ -654,6 +659,7 @@ func (cl *Client) flushOutbuf() (err error) {
 
 	_, err = cl.Net.outbuf.WriteTo(cl.Net.Conn)
 	if err == nil {
+		mempool.PutBuffer(cl.Net.outbuf) // edgenode: back to the pool
 		cl.Net.outbuf = nil
 	}
 	return
