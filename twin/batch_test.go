@@ -161,3 +161,35 @@ func TestTwinUpdateBatchYields(t *testing.T) {
 		t.Errorf("commits %d of %d updates after %d more yields, want 2 of 4 after 1", s.Commits, s.Committed, yields-len(later))
 	}
 }
+
+// The updates of one group commit reach the communication worker as one
+// report per device, merged as that worker merges the reports that wait
+// (merge.go): the newest side of each twin, the twins of every update.
+func TestTwinUpdateBatchReport(t *testing.T) {
+	ctx := context.Background()
+	tw, _, _, mk := batchTwin(t)
+	const topic = "$hw/events/device/default/s1/twin/update"
+	for _, p := range []string{
+		`{"event_id":"2","twin":{"temp":{"actual":{"value":"oops"}}}}`,
+		`{"event_id":"3","twin":{"temp":{"actual":{"value":"5"}}}}`,
+		`{"event_id":"4","twin":{"hum":{"expected":{"value":"40"}}}}`,
+	} {
+		j := mk(topic, p)
+		tw.twin.inbox <- &j
+	}
+	tw.twinUpdates(ctx, mk(topic, `{"event_id":"1","twin":{"temp":{"actual":{"value":"3"}}}}`))
+
+	if n := len(tw.com.inbox); n != 1 {
+		t.Fatalf("%d jobs for the communication worker, want 1", n)
+	}
+	j := <-tw.com.inbox
+	if j.act != actSendToCloud || j.twins == nil || j.msg.Route.Resource != "device/default/s1/"+bus.ResTwinEdgeUpdated {
+		t.Fatalf("job %v for %q with twins %v, want a twin report of s1", j.act, j.msg.Route.Resource, j.twins)
+	}
+	temp, hum := j.twins.Twin["temp"], j.twins.Twin["hum"]
+	if len(j.twins.Twin) != 2 || temp == nil || temp.Actual == nil || *temp.Actual.Value != "5" ||
+		temp.ActualVersion == nil || temp.ActualVersion.Edge != 3 || hum == nil || hum.Expected == nil || *hum.Expected.Value != "40" {
+		b, _ := json.Marshal(j.twins)
+		t.Errorf("report %s, want temp actual 5 at edge version 3 and hum expected 40", b)
+	}
+}

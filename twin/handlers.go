@@ -106,6 +106,7 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 			}
 		}
 	}
+	var reports batchReports
 	for i, u := range ups {
 		if u.code != 0 {
 			t.publishError(u.topic, u.eventID, u.code, u.reason)
@@ -114,7 +115,11 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 		}
 		t.publish(u.topic, twinMessage{baseMessage: baseMessage{EventID: u.eventID, Timestamp: u.now}, Twin: u.out.result})
 		t.answer(*jobs[i], codeOK, "")
-		t.twinAfter(jobs[i].id, u.eventID, u.out, u.now)
+		t.publishAfter(jobs[i].id, u.eventID, u.out, u.now)
+		reports.add(jobs[i].id, u.out.toCloud, u.now)
+	}
+	for _, r := range reports {
+		t.reportToCloud(r.id, r.twins, r.now)
 	}
 	if next != nil {
 		t.handleTwin(ctx, *next)
@@ -183,6 +188,13 @@ func (t *Twin) wants(id string) outputs {
 // (edge/pkg/devicetwin/dtmanager/twin.go, v1.23), and on a small board they
 // cost more than the result the app waits for.
 func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
+	t.publishAfter(id, eventID, out, now)
+	t.reportToCloud(id, out.toCloud, now)
+}
+
+// publishAfter publishes the document and delta of a committed twin
+// change, if it has them (twinAfter).
+func (t *Twin) publishAfter(id, eventID string, out twinOutcome, now int64) {
 	if len(out.document) > 0 {
 		t.publish(deviceTopic(id, sufDocument), twinDocument{baseMessage: baseMessage{EventID: eventID, Timestamp: now}, Twin: out.document})
 	}
@@ -190,11 +202,47 @@ func (t *Twin) twinAfter(id, eventID string, out twinOutcome, now int64) {
 		out.delta.EventID = t.newID()
 		t.publish(deviceTopic(id, sufDelta), out.delta)
 	}
-	if len(out.toCloud) > 0 {
-		m := &twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: out.toCloud}
-		t.queue(t.com, job{act: actSendToCloud, twins: m, msg: bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate,
-			string(bus.KindDevice)+"/"+id+"/"+bus.ResTwinEdgeUpdated, nil)})
+}
+
+// reportToCloud queues the edge_updated report of device id's twins for
+// the cloud, if there is any.
+func (t *Twin) reportToCloud(id string, twins map[string]*msgTwin, now int64) {
+	if len(twins) == 0 {
+		return
 	}
+	m := &twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: twins}
+	t.queue(t.com, job{act: actSendToCloud, twins: m, msg: bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate,
+		string(bus.KindDevice)+"/"+id+"/"+bus.ResTwinEdgeUpdated, nil)})
+}
+
+// batchReports gathers the cloud reports of one group commit, one per
+// device, each merged as the communication worker merges a device's
+// reports that wait (merge.go): a batch of updates to a device becomes
+// one report, and one job for that worker, instead of one each.
+type batchReports []batchReport
+
+type batchReport struct {
+	id    string
+	twins map[string]*msgTwin // owned: the first update's map, the later merged in
+	now   int64
+}
+
+// add merges one committed update's report of device id into the batch.
+// twins, the update's own map, is taken over.
+func (b *batchReports) add(id string, twins map[string]*msgTwin, now int64) {
+	if len(twins) == 0 {
+		return
+	}
+	for i := range *b {
+		r := &(*b)[i]
+		if r.id == id {
+			dst := twinMessage{Twin: r.twins}
+			mergeTwins(&dst, &twinMessage{Twin: twins}, true)
+			r.now = now
+			return
+		}
+	}
+	*b = append(*b, batchReport{id: id, twins: twins, now: now})
 }
 
 func (t *Twin) twinGet(j job) {

@@ -225,8 +225,12 @@ func TestReportPerDevice(t *testing.T) {
 	up := func(dev, val string) {
 		e.mqtt("$hw/events/device/default/"+dev+"/twin/update", `{"twin":{"t":{"actual":{"value":"`+val+`"}}}}`)
 	}
+	// The first update of each device is committed on its own: updates
+	// queued together are committed as one and reported as one
+	// (TestTwinUpdateBatchReport).
 	up("d1", "1")
 	up("d2", "1")
+	e.settle()
 	up("d1", "2")
 	up("d2", "2")
 	up("d1", "3")
