@@ -75,6 +75,7 @@ type tx struct {
 	change  db.DeviceChange
 	put     map[string]*deviceState
 	removed map[string]bool
+	twinAt  map[db.DeviceKey]int // index in change.PutTwins of each twin staged
 }
 
 // begin takes the write lock; the caller must end with commit or abort.
@@ -106,6 +107,24 @@ func (t *tx) add(d *deviceState) {
 	delete(t.removed, d.ID)
 	t.put[d.ID] = d
 	t.change.PutDevices = append(t.change.PutDevices, d.row())
+}
+
+// putTwin stages a twin's row. A twin staged before in this change has
+// its row replaced where it stands: db applies one put per twin, at the
+// place of the first with the values of the last (applyDevices), so the
+// rows end the same, and a group commit of many updates to one twin holds
+// one row instead of a slice grown by each.
+func (t *tx) putTwin(row db.DeviceTwin) {
+	k := db.DeviceKey{DeviceID: row.DeviceID, Name: row.Name}
+	if i, ok := t.twinAt[k]; ok {
+		t.change.PutTwins[i] = row
+		return
+	}
+	if t.twinAt == nil {
+		t.twinAt = map[db.DeviceKey]int{}
+	}
+	t.twinAt[k] = len(t.change.PutTwins)
+	t.change.PutTwins = append(t.change.PutTwins, row)
 }
 
 // remove stages the removal of device id.

@@ -1,11 +1,31 @@
 package twin
 
 import (
+	"database/sql"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"edgenode/db"
 )
+
+// A twin staged again in the same change replaces its row where it
+// stands, so a group commit of many updates to one twin holds one row;
+// the order of the first puts stays.
+func TestPutTwinReplaces(t *testing.T) {
+	row := func(dev, name, actual string) db.DeviceTwin {
+		return db.DeviceTwin{DeviceID: dev, Name: name, Actual: sql.NullString{String: actual, Valid: true}}
+	}
+	var x tx
+	for _, r := range []db.DeviceTwin{row("d1", "a", "1"), row("d1", "b", "1"), row("d2", "a", "1"), row("d1", "a", "2"), row("d2", "a", "3")} {
+		x.putTwin(r)
+	}
+	want := []db.DeviceTwin{row("d1", "a", "2"), row("d1", "b", "1"), row("d2", "a", "3")}
+	if diff := cmp.Diff(want, x.change.PutTwins); diff != "" {
+		t.Errorf("PutTwins (-want +got):\n%s", diff)
+	}
+}
 
 // A failed commit publishes a 500 and leaves both the tables and the
 // in-memory view as they were: the view is never ahead of SQLite.
