@@ -1,6 +1,7 @@
 package twin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -186,6 +187,9 @@ type Twin struct {
 	// yield gives way to the other goroutines before a batch of twin
 	// updates is committed (twinUpdates); tests replace it.
 	yield func()
+	// scratch holds *[]byte buffers publish encodes into before it copies
+	// the payload out at its size.
+	scratch sync.Pool
 
 	mu      sync.Mutex
 	running bool
@@ -370,13 +374,27 @@ func (t *Twin) subscribed(topic string) bool {
 	return t.cfg.Subscribed == nil || t.cfg.Subscribed(topic)
 }
 
+// maxScratch bounds the encoding buffers Twin keeps (scratch): one that
+// grew past it, for a large document, is dropped.
+const maxScratch = 16 << 10
+
 // publish encodes v and hands it to the eventbus for topic (docs/protocol.md
 // 4.3: content is the payload bytes).
 func (t *Twin) publish(topic string, v any) {
 	var b []byte
 	var err error
 	if a, ok := v.(jsonAppender); ok {
-		b = a.appendJSON(make([]byte, 0, 512))
+		// Encoded into a pooled scratch buffer and copied out at its
+		// size: a result is about 250 bytes, and the eventbus keeps b.
+		sp, _ := t.scratch.Get().(*[]byte)
+		if sp == nil {
+			sp = new([]byte)
+		}
+		*sp = a.appendJSON((*sp)[:0])
+		b = bytes.Clone(*sp)
+		if cap(*sp) <= maxScratch {
+			t.scratch.Put(sp)
+		}
 	} else if b, err = json.Marshal(v); err != nil {
 		t.log.Error("encode payload", "topic", topic, "err", err)
 		return
