@@ -40,7 +40,9 @@
 // queued while one is being written are committed together in one
 // transaction (one fsync), a repeated twin written once, and still
 // answered one by one in order. The result, document, delta and
-// edge_updated payloads are encoded by hand in one pass (encode.go).
+// edge_updated payloads are encoded by hand in one pass (encode.go), and
+// update requests of the usual shape decoded by hand (decode.go), with
+// encoding/json as the reference for both.
 //
 // BenchmarkEndToEnd measures a twin update through the embedded broker
 // beside a bare publish/receive round trip of the same run (make bench

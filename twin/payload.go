@@ -222,11 +222,18 @@ func decode(b []byte, v any) error {
 }
 
 // decodeTwinUpdate reads a twin update request and checks its keys and
-// values (docs/protocol.md 5.2). v1.23.1 allows an empty value.
+// values (docs/protocol.md 5.2). v1.23.1 allows an empty value. The
+// request goes through decodeTwinUpdateFast, and through encoding/json
+// when that declines it.
 func decodeTwinUpdate(b []byte, era bus.Era) (twinMessage, error) {
-	var m twinMessage
-	if err := decode(b, &m); err != nil {
-		return m, err
+	m, ok := decodeTwinUpdateFast(b)
+	if !ok {
+		// Apart from m: what decode is given goes to the heap.
+		var j twinMessage
+		if err := decode(b, &j); err != nil {
+			return j, err
+		}
+		m = j
 	}
 	if m.Twin == nil {
 		return m, ErrNoTwin
