@@ -83,8 +83,8 @@ func TestApplyDevices(t *testing.T) {
 
 // Puts of the same key in one change end as the last of them, as when
 // each is applied in its own change, and new rows get their ids in the
-// order of their first put. (Ids themselves may differ: a conflicting
-// upsert can use up an AUTOINCREMENT id.)
+// order of their first put. (Ids themselves may differ from those of
+// separate changes.)
 func TestApplyDevicesRepeatedKeys(t *testing.T) {
 	ctx := context.Background()
 	twin := func(dev, name, v string) DeviceTwin {

@@ -56,6 +56,48 @@ var migrations = []string{
 	CREATE TABLE sub_topics (
 		topic text NOT NULL PRIMARY KEY
 	);`,
+	// 2: device_attr and device_twin without AUTOINCREMENT. With it, every
+	// upsert also rewrote the table's row in sqlite_sequence, so a commit
+	// of one twin update wrote two pages to the WAL, and fsynced them,
+	// instead of one (TestTwinCommitPages). The id is still the rowid,
+	// given by SQLite, in the same column; it may now be given again once
+	// the highest row is deleted, and nothing keys by it: rows are keyed
+	// by (deviceid, name) (docs/protocol.md 5.3). Rows and ids are copied
+	// as they are; dropping the old tables drops their sqlite_sequence
+	// rows.
+	`CREATE TABLE device_attr_2 (
+		id integer NOT NULL PRIMARY KEY,
+		deviceid text NOT NULL DEFAULT '',
+		name text NOT NULL DEFAULT '',
+		description text NOT NULL DEFAULT '',
+		value text NOT NULL DEFAULT '',
+		optional bool NOT NULL DEFAULT 0,
+		attr_type text NOT NULL DEFAULT '',
+		metadata text NOT NULL DEFAULT ''
+	);
+	INSERT INTO device_attr_2 SELECT * FROM device_attr;
+	DROP TABLE device_attr;
+	ALTER TABLE device_attr_2 RENAME TO device_attr;
+	CREATE UNIQUE INDEX device_attr_key ON device_attr (deviceid, name);
+	CREATE TABLE device_twin_2 (
+		id integer NOT NULL PRIMARY KEY,
+		deviceid text NOT NULL DEFAULT '',
+		name text NOT NULL DEFAULT '',
+		description text NOT NULL DEFAULT '',
+		expected text,
+		actual text,
+		expected_meta text,
+		actual_meta text,
+		expected_version text NOT NULL DEFAULT '',
+		actual_version text NOT NULL DEFAULT '',
+		optional bool NOT NULL DEFAULT 0,
+		attr_type text NOT NULL DEFAULT '',
+		metadata text NOT NULL DEFAULT ''
+	);
+	INSERT INTO device_twin_2 SELECT * FROM device_twin;
+	DROP TABLE device_twin;
+	ALTER TABLE device_twin_2 RENAME TO device_twin;
+	CREATE UNIQUE INDEX device_twin_key ON device_twin (deviceid, name);`,
 }
 
 // SchemaVersion is the user_version this binary writes.
