@@ -74,6 +74,7 @@ func reportLatency(b *testing.B, lat []time.Duration, n int, el time.Duration) {
 // report updates_per_commit, the group commit's batch.
 func BenchmarkEndToEnd(b *testing.B) {
 	x := startE2E(b, Config{}, nil)
+	x.quiet.Store(true) // the topics twin publishes on are not recorded: main does not
 	x.cloud(bus.OpUpdate, bus.ResMembership, addS1)
 	x.next() // membership/updated
 	if err := mqtttest.Wait(x.c.Unsubscribe(e2eFilters...)); err != nil {
@@ -123,10 +124,12 @@ func BenchmarkEndToEnd(b *testing.B) {
 // code as the node runs with by default (runtime.maxProcs: 1, the main
 // package's DefaultMaxProcs), so that twin and the broker hand work to
 // each other as they do in the node; the benchmark's clients share that
-// thread. As in the node, GOMAXPROCS in the environment wins. The
-// sub-benchmarks that measure call it themselves: testing runs a
-// sub-benchmark's later rounds after its parent's function has returned,
-// so a setting made there would be gone.
+// thread. The process runs on one CPU (oneCPU), as on the node's
+// one-core target. As in the node, GOMAXPROCS in the environment wins,
+// and then the process keeps its CPUs. The sub-benchmarks that measure
+// call it themselves: testing runs a sub-benchmark's later rounds after
+// its parent's function has returned, so a setting made there would be
+// gone.
 func nodeProcs(b *testing.B) {
 	const node = 1
 	if os.Getenv("GOMAXPROCS") != "" {
@@ -134,6 +137,7 @@ func nodeProcs(b *testing.B) {
 	}
 	prev := runtime.GOMAXPROCS(node)
 	b.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	oneCPU(b)
 }
 
 // fsyncRate commits n one-row changes to a database of its own in the
@@ -201,6 +205,7 @@ func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
 // cannot (README "The flood" has that case).
 func BenchmarkFairShare(b *testing.B) {
 	x := startE2E(b, Config{}, nil)
+	x.quiet.Store(true) // the topics twin publishes on are not recorded: main does not
 	x.cloud(bus.OpUpdate, bus.ResMembership, addS1)
 	x.next() // membership/updated
 	if err := mqtttest.Wait(x.c.Unsubscribe(e2eFilters...)); err != nil {
