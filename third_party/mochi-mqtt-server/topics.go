@@ -620,6 +620,15 @@ func releaseSubscribers(s *Subscribers) {
 }
 
 // scanSubscribers returns a list of client subscriptions matching an indexed topic address.
+//
+// edgenode: the walk holds the index's write lock (x.root), which every
+// change of the index holds too (Subscribe, Unsubscribe, InlineSubscribe,
+// InlineUnsubscribe, RetainMessage), and reads each level's children and
+// subscriptions without their own read locks: v2.7.9 took a read lock for
+// every child it looked up (three a level) and every set of subscriptions
+// it read. The topic's levels are taken one after the other as the walk
+// goes down, not isolated again from the topic's start at each depth. See
+// README.md of this folder.
 func (x *TopicsIndex) scanSubscribers(topic string, d int, n *particle, subs *Subscribers) *Subscribers {
 	if n == nil {
 		n = x.root
@@ -629,43 +638,65 @@ func (x *TopicsIndex) scanSubscribers(topic string, d int, n *particle, subs *Su
 		return subs
 	}
 
-	key, hasNext := isolateParticle(topic, d)
-	for _, partKey := range []string{key, "+"} {
-		if particle := n.particles.get(partKey); particle != nil { // [MQTT-3.3.2-3]
-			if hasNext {
-				x.scanSubscribers(topic, d+1, particle, subs)
-			} else {
-				x.gatherSubscriptions(topic, particle, subs)
-				x.gatherSharedSubscriptions(particle, subs)
-				x.gatherInlineSubscriptions(particle, subs)
-
-				if wild := particle.particles.get("#"); wild != nil && partKey != "+" {
-					x.gatherSubscriptions(topic, wild, subs) // also match any subs where filter/# is filter as per 4.7.1.2
-					x.gatherSharedSubscriptions(wild, subs)
-					x.gatherInlineSubscriptions(particle, subs)
-				}
-			}
+	rest := topic
+	for i := 0; i < d; i++ {
+		_, after, found := strings.Cut(rest, "/")
+		if !found {
+			break
 		}
+		rest = after
 	}
+	x.root.Lock()
+	defer x.root.Unlock()
+	x.scanLevels(topic, rest, n, subs)
+	return subs
+}
 
-	if particle := n.particles.get("#"); particle != nil {
+// scanLevels matches rest, the levels of topic below node n, against the
+// children of n; x.root is held.
+func (x *TopicsIndex) scanLevels(topic, rest string, n *particle, subs *Subscribers) {
+	key, next, hasNext := strings.Cut(rest, "/")
+	x.scanChild(topic, next, hasNext, n, key, subs)
+	x.scanChild(topic, next, hasNext, n, "+", subs)
+
+	if particle := n.particles.internal["#"]; particle != nil {
 		x.gatherSubscriptions(topic, particle, subs)
 		x.gatherSharedSubscriptions(particle, subs)
 		x.gatherInlineSubscriptions(particle, subs)
 	}
-
-	return subs
 }
 
-// gatherSubscriptions collects any matching subscriptions, and gathers any identifiers or highest qos values.
+// scanChild goes on with the child partKey of n, if there is one: down to
+// the next level, or, at the topic's last level, gathering its
+// subscriptions; x.root is held.
+func (x *TopicsIndex) scanChild(topic, next string, hasNext bool, n *particle, partKey string, subs *Subscribers) {
+	particle := n.particles.internal[partKey] // [MQTT-3.3.2-3]
+	if particle == nil {
+		return
+	}
+	if hasNext {
+		x.scanLevels(topic, next, particle, subs)
+		return
+	}
+	x.gatherSubscriptions(topic, particle, subs)
+	x.gatherSharedSubscriptions(particle, subs)
+	x.gatherInlineSubscriptions(particle, subs)
+
+	if wild := particle.particles.internal["#"]; wild != nil && partKey != "+" {
+		x.gatherSubscriptions(topic, wild, subs) // also match any subs where filter/# is filter as per 4.7.1.2
+		x.gatherSharedSubscriptions(wild, subs)
+		x.gatherInlineSubscriptions(particle, subs)
+	}
+}
+
+// gatherSubscriptions collects any matching subscriptions, and gathers any
+// identifiers or highest qos values; x.root is held.
 func (x *TopicsIndex) gatherSubscriptions(topic string, particle *particle, subs *Subscribers) {
 	if subs.Subscriptions == nil {
 		subs.Subscriptions = map[string]packets.Subscription{}
 	}
 
-	// edgenode: read under the read lock instead of from a copy (GetAll).
-	particle.subscriptions.RLock()
-	defer particle.subscriptions.RUnlock()
+	// edgenode: read under x.root instead of from a copy (GetAll).
 	for client, sub := range particle.subscriptions.internal {
 		if len(sub.Filter) > 0 && topic[0] == '$' && (sub.Filter[0] == '+' || sub.Filter[0] == '#') { // don't match $ topics with top level wildcards [MQTT-4.7.1-1] [MQTT-4.7.1-2]
 			continue
@@ -680,15 +711,14 @@ func (x *TopicsIndex) gatherSubscriptions(topic string, particle *particle, subs
 	}
 }
 
-// gatherSharedSubscriptions gathers all shared subscriptions for a particle.
+// gatherSharedSubscriptions gathers all shared subscriptions for a
+// particle; x.root is held.
 func (x *TopicsIndex) gatherSharedSubscriptions(particle *particle, subs *Subscribers) {
 	if subs.Shared == nil {
 		subs.Shared = map[string]map[string]packets.Subscription{}
 	}
 
-	// edgenode: read under the read lock instead of from a copy (GetAll).
-	particle.shared.RLock()
-	defer particle.shared.RUnlock()
+	// edgenode: read under x.root instead of from a copy (GetAll).
 	for _, shares := range particle.shared.internal {
 		for client, sub := range shares {
 			if _, ok := subs.Shared[sub.Filter]; !ok {
@@ -700,15 +730,14 @@ func (x *TopicsIndex) gatherSharedSubscriptions(particle *particle, subs *Subscr
 	}
 }
 
-// gatherSharedSubscriptions gathers all inline subscriptions for a particle.
+// gatherSharedSubscriptions gathers all inline subscriptions for a
+// particle; x.root is held.
 func (x *TopicsIndex) gatherInlineSubscriptions(particle *particle, subs *Subscribers) {
 	if subs.InlineSubscriptions == nil {
 		subs.InlineSubscriptions = map[int]InlineSubscription{}
 	}
 
-	// edgenode: read under the read lock instead of from a copy (GetAll).
-	particle.inlineSubscriptions.RLock()
-	defer particle.inlineSubscriptions.RUnlock()
+	// edgenode: read under x.root instead of from a copy (GetAll).
 	for id, inline := range particle.inlineSubscriptions.internal {
 		subs.InlineSubscriptions[id] = inline
 	}
