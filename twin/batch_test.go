@@ -193,3 +193,29 @@ func TestTwinUpdateBatchReport(t *testing.T) {
 		t.Errorf("report %s, want temp actual 5 at edge version 3 and hum expected 40", b)
 	}
 }
+
+// The jobs a batch takes from the inbox go back to the pool once the
+// batch is answered (jobPool), emptied.
+func TestTwinUpdateBatchFreesJobs(t *testing.T) {
+	ctx := context.Background()
+	tw, _, _, mk := batchTwin(t)
+	const topic = "$hw/events/device/default/s1/twin/update"
+	var taken []*job
+	for _, v := range []string{"5", "7"} {
+		p := tw.jobs.get(mk(topic, `{"event_id":"`+v+`","twin":{"temp":{"actual":{"value":"`+v+`"}}}}`))
+		taken = append(taken, p)
+		tw.twin.inbox <- p
+	}
+	next := tw.jobs.get(mk(topic[:len(topic)-len("update")]+"get", `{"event_id":"g"}`))
+	taken = append(taken, next)
+	tw.twin.inbox <- next
+	tw.twinUpdates(ctx, mk(topic, `{"event_id":"1","twin":{"temp":{"actual":{"value":"3"}}}}`))
+	if s := tw.Stats(); s.Committed != 3 {
+		t.Fatalf("%d updates committed, want 3", s.Committed)
+	}
+	for i, p := range taken {
+		if p.act != actNone || p.payload != nil || p.topic != "" {
+			t.Errorf("job %d (%v %q) not given back emptied", i, p.act, p.topic)
+		}
+	}
+}

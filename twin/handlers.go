@@ -121,11 +121,15 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 	for _, r := range reports {
 		t.reportToCloud(r.id, r.twins, r.now)
 	}
+	for _, p := range jobs[1:] { // taken from the inbox; jobs[0] is j
+		t.jobs.put(p)
+	}
 	if next != nil {
 		t.handleTwin(ctx, *next)
 		if next.done != nil {
 			close(next.done)
 		}
+		t.jobs.put(next)
 	}
 }
 

@@ -31,6 +31,7 @@ type job struct {
 type worker struct {
 	name   string
 	inbox  chan *job // pointers: a queue of jobs by value held 400 KB resident once used
+	jobs   *jobPool  // where a handled job from inbox goes back; nil: nowhere
 	ping   chan struct{}
 	handle func(ctx context.Context, j job)
 	// idle, if set, calls onIdle whenever the worker has received no job
@@ -67,6 +68,7 @@ func (w *worker) loop(ctx context.Context) {
 			if j.done != nil {
 				close(j.done)
 			}
+			w.jobs.put(j)
 			if tm != nil {
 				tm.Reset(w.idle)
 			}
@@ -75,6 +77,33 @@ func (w *worker) loop(ctx context.Context) {
 			tm.Reset(w.idle)
 		}
 	}
+}
+
+// jobPool recycles the jobs that go through the workers' inboxes: each
+// MQTT request and each report for the cloud is one, about 400 bytes
+// (it holds a whole bus message), which a job made for the inbox left
+// to the collector. Whoever takes a job from an inbox and is done with
+// it puts it back: the worker's loop, and twinUpdates for the jobs it
+// takes into its batch.
+type jobPool struct{ p sync.Pool }
+
+// get returns a pooled job holding j.
+func (s *jobPool) get(j job) *job {
+	p, _ := s.p.Get().(*job)
+	if p == nil {
+		p = new(job)
+	}
+	*p = j
+	return p
+}
+
+// put empties p and keeps it for get. A nil pool keeps nothing.
+func (s *jobPool) put(p *job) {
+	if s == nil {
+		return
+	}
+	*p = job{}
+	s.p.Put(p)
 }
 
 // ErrStuck: a worker has not answered the health check's ping within the

@@ -28,9 +28,11 @@ func (t *Twin) dispatchShared(w *worker, j job) {
 		t.overload(j)
 		return
 	}
+	p := t.jobs.get(j)
 	select {
-	case w.inbox <- &j:
+	case w.inbox <- p:
 	default:
+		t.jobs.put(p)
 		t.share.Release(client)
 		t.overload(j)
 	}

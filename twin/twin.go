@@ -190,6 +190,7 @@ type Twin struct {
 	// scratch holds *[]byte buffers publish encodes into before it copies
 	// the payload out at its size.
 	scratch sync.Pool
+	jobs    jobPool // the jobs of the workers' inboxes
 
 	mu      sync.Mutex
 	running bool
@@ -219,6 +220,9 @@ func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Twin, error) {
 	t.twin = newWorker("twin", cfg.QueueLen, t.handleTwin)
 	t.dev = newWorker("device", cfg.QueueLen, t.handleDevice)
 	t.com = newWorker("communication", cfg.QueueLen, t.comm.handle)
+	for _, w := range []*worker{t.mem, t.twin, t.dev, t.com} {
+		w.jobs = &t.jobs
+	}
 	t.com.idle, t.com.onIdle = cfg.ResendInterval, t.comm.resend
 	if err := b.AddModule(bus.ModuleTwin, bus.GroupTwin); err != nil {
 		return nil, fmt.Errorf("twin: new: %w", err)
@@ -305,9 +309,11 @@ func (t *Twin) dispatch(msg bus.Message) {
 }
 
 func (t *Twin) queue(w *worker, j job) {
+	p := t.jobs.get(j)
 	select {
-	case w.inbox <- &j:
+	case w.inbox <- p:
 	default:
+		t.jobs.put(p)
 		t.stats.dropped.Add(1)
 		t.log.Debug("worker queue full", "worker", w.name, "action", j.act)
 	}
