@@ -219,3 +219,32 @@ func TestTwinUpdateBatchFreesJobs(t *testing.T) {
 		}
 	}
 }
+
+// A batch asks once per device whether clients subscribe to the
+// document and the delta (wants), not once per update.
+func TestTwinUpdateBatchAsksOnce(t *testing.T) {
+	ctx := context.Background()
+	tw, b, _, mk := batchTwin(t)
+	var asked []string
+	tw.cfg.Subscribed = func(topic string) bool {
+		asked = append(asked, topic)
+		return strings.HasSuffix(topic, "/document")
+	}
+	const topic = "$hw/events/device/default/s1/twin/update"
+	for _, v := range []string{"5", "7"} {
+		j := mk(topic, `{"event_id":"`+v+`","twin":{"temp":{"actual":{"value":"`+v+`"}}}}`)
+		tw.twin.inbox <- &j
+	}
+	tw.twinUpdates(ctx, mk(topic, `{"event_id":"3","twin":{"temp":{"actual":{"value":"3"}}}}`))
+	if len(asked) != 2 {
+		t.Errorf("asked about %q, want the document and the delta once", asked)
+	}
+	var got []string
+	for b.Depth(bus.ModuleMQTT) > 0 {
+		m, _ := b.Receive(ctx, bus.ModuleMQTT)
+		got = append(got, strings.TrimPrefix(m.Route.Resource, "$hw/events/device/default/s1/twin/update"))
+	}
+	if want := "/result /document /result /document /result /document"; strings.Join(got, " ") != want {
+		t.Errorf("published %q, want %s", got, want)
+	}
+}

@@ -90,8 +90,9 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 	}
 	tx := t.store.begin()
 	ups := make([]update, len(jobs))
+	var dev batchDevice
 	for i, j := range jobs {
-		ups[i] = t.stageUpdate(tx, *j)
+		ups[i] = t.stageUpdate(tx, *j, &dev)
 	}
 	if tx.change.Empty() {
 		tx.abort()
@@ -133,14 +134,35 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 	}
 }
 
-// stageUpdate checks one update request and stages its change in tx.
-func (t *Twin) stageUpdate(tx *tx, j job) update {
-	u := update{topic: deviceTopic(j.id, sufTwinUpdate+sufResult), code: codeBadRequest, now: t.nowMS()}
+// batchDevice is what the updates of one device in a batch share,
+// worked out for the first of them: their result topic, and what they
+// build besides the result (wants). A batch is mostly updates of one
+// device, each of which made both anew.
+type batchDevice struct {
+	id     string
+	result string
+	wants  outputs
+}
+
+// of returns d for device id, worked out again if d is another device's.
+func (d *batchDevice) of(t *Twin, id string) *batchDevice {
+	if d.result == "" || d.id != id {
+		*d = batchDevice{id: id, result: deviceTopic(id, sufTwinUpdate+sufResult), wants: t.wants(id)}
+	}
+	return d
+}
+
+// stageUpdate checks one update request and stages its change in tx; dev
+// is the batch's (twinUpdates).
+func (t *Twin) stageUpdate(tx *tx, j job, dev *batchDevice) update {
+	u := update{code: codeBadRequest, now: t.nowMS()}
 	if j.err != nil {
 		u.topic = j.topic + sufResult
 		u.reason = j.err.Error()
 		return u
 	}
+	dev = dev.of(t, j.id)
+	u.topic = dev.result
 	if len(j.payload) > t.cfg.MaxPayload {
 		u.reason = ErrTooLarge.Error()
 		return u
@@ -151,15 +173,15 @@ func (t *Twin) stageUpdate(tx *tx, j job) update {
 		u.reason = err.Error()
 		return u
 	}
-	dev := tx.edit(j.id)
-	if dev == nil {
+	d := tx.edit(j.id)
+	if d == nil {
 		u.code, u.reason = codeNotFound, "Update rejected due to the device is not existed"
 		if t.cfg.Era != bus.EraV03 {
 			u.reason = "update rejected due to the device is not existed"
 		}
 		return u
 	}
-	u.out, err = dealTwins(tx, t.cfg.Era, dev, req.Twin, dealREST, t.wants(j.id), u.now)
+	u.out, err = dealTwins(tx, t.cfg.Era, d, req.Twin, dealREST, dev.wants, u.now)
 	if err != nil {
 		// Nothing of the request is kept (docs/protocol.md 5.4): dealTwins
 		// changed nothing.
