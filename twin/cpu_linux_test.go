@@ -9,11 +9,12 @@ import (
 )
 
 // oneCPU runs the rest of the benchmark's process on one CPU, the first
-// it may use, as the node runs on its one-core target. On a host of more
-// cores the kernel moved the benchmark's busy thread and its wakeups
-// between cores, and the bare round trip of BenchmarkEndToEnd came out at
-// one of two rates by the run, 35,000 or 50,000 a second on the two-core
-// host of README "Bench"; on one CPU it is the higher every run.
+// it may use, as the node runs on its one-core target. On the two-core
+// host of README "Bench" the bare round trip of BenchmarkEndToEnd came out
+// at one of two rates by the run, about 35,000 or 50,000 a second, each in
+// about half the runs; with the process on one CPU, 26 of 30 runs gave
+// the higher. The rest of the spread comes from the host, not the kernel's
+// placement of threads.
 func oneCPU(b *testing.B) {
 	var all unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &all); err != nil || all.Count() < 2 {
