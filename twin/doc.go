@@ -54,8 +54,11 @@
 // broker client writer; the eventbus sends to twin from the reader's
 // goroutine and the worker publishes through EventBus.Publish) where a
 // bare round trip is handed on once, and it produces one publish (the
-// result; the document and delta only when a client subscribes to them)
-// and one edge_updated message.
+// result; the document and delta only when a client subscribes to them).
+// The updates of one commit go to the cloud as one edge_updated report
+// per device. The jobs of the workers' inboxes and the buffers payloads
+// are encoded into are pooled, so that an update leaves little for the
+// collector, which on one thread is time taken from the updates.
 //
 // Fair share: each MQTT client may have Config.ClientShare requests
 // queued; the eventbus takes the share (Config.Share) and answers a
