@@ -100,6 +100,55 @@ var migrations = []string{
 	CREATE UNIQUE INDEX device_twin_key ON device_twin (deviceid, name);`,
 }
 
+// schema is where the migrations lead, written out: a new file is made
+// at it in one step (migrate). Applied one by one to an empty file, the
+// table rebuilds of migration 2 cost a new node about 0.3 MiB of SQLite's
+// memory until it restarts, for tables with no rows. Keep it equal to
+// the migrations' end (TestNewFileSchemaIsMigrated).
+const schema = `CREATE TABLE meta (
+		"key" varchar(256) NOT NULL PRIMARY KEY,
+		"type" varchar(32) NOT NULL DEFAULT '',
+		"value" text
+	);
+	CREATE INDEX meta_type ON meta ("type");
+	CREATE TABLE device (
+		id varchar(64) NOT NULL PRIMARY KEY,
+		name text NOT NULL DEFAULT '',
+		description text NOT NULL DEFAULT '',
+		state text NOT NULL DEFAULT '',
+		last_online text NOT NULL DEFAULT ''
+	);
+	CREATE TABLE device_attr (
+		id integer NOT NULL PRIMARY KEY,
+		deviceid text NOT NULL DEFAULT '',
+		name text NOT NULL DEFAULT '',
+		description text NOT NULL DEFAULT '',
+		value text NOT NULL DEFAULT '',
+		optional bool NOT NULL DEFAULT 0,
+		attr_type text NOT NULL DEFAULT '',
+		metadata text NOT NULL DEFAULT ''
+	);
+	CREATE UNIQUE INDEX device_attr_key ON device_attr (deviceid, name);
+	CREATE TABLE device_twin (
+		id integer NOT NULL PRIMARY KEY,
+		deviceid text NOT NULL DEFAULT '',
+		name text NOT NULL DEFAULT '',
+		description text NOT NULL DEFAULT '',
+		expected text,
+		actual text,
+		expected_meta text,
+		actual_meta text,
+		expected_version text NOT NULL DEFAULT '',
+		actual_version text NOT NULL DEFAULT '',
+		optional bool NOT NULL DEFAULT 0,
+		attr_type text NOT NULL DEFAULT '',
+		metadata text NOT NULL DEFAULT ''
+	);
+	CREATE UNIQUE INDEX device_twin_key ON device_twin (deviceid, name);
+	CREATE TABLE sub_topics (
+		topic text NOT NULL PRIMARY KEY
+	);`
+
 // SchemaVersion is the user_version this binary writes.
 var SchemaVersion = len(migrations)
 
@@ -113,23 +162,28 @@ func (d *DB) migrate(ctx context.Context) error {
 	if v > len(migrations) {
 		return fmt.Errorf("db: %s: schema version %d, this edgenode knows %d: %w", d.path, v, len(migrations), ErrTooNew)
 	}
-	for ; v < len(migrations); v++ {
+	for v < len(migrations) {
 		tx, err := d.sql.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("db: migrate to %d: %w", v+1, err)
 		}
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("db: migrate to %d: %w", v+1, err)
+		ddl, to := migrations[v], v+1
+		if v == 0 {
+			ddl, to = schema, len(migrations) // a new file: the end in one step
 		}
-		// PRAGMA takes no parameters; v is our own integer.
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("db: migrate to %d: %w", v+1, err)
+			return fmt.Errorf("db: migrate to %d: %w", to, err)
+		}
+		// PRAGMA takes no parameters; to is our own integer.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", to)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("db: migrate to %d: %w", to, err)
 		}
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("db: migrate to %d: %w", v+1, err)
+			return fmt.Errorf("db: migrate to %d: %w", to, err)
 		}
+		v = to
 	}
 	return nil
 }

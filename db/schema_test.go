@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,6 +119,80 @@ func TestTwinCommitPages(t *testing.T) {
 		}
 		if frames := (fi.Size() - 32) / frame; frames != int64(i+1) {
 			t.Errorf("after %d one-twin commits the WAL holds %d pages, want %d", i+1, frames, i+1)
+		}
+	}
+}
+
+// A new file is made at schema in one step; a file of schema 1 is
+// migrated. Both must end with the same tables, columns and indexes
+// (sqlite_sequence aside: a file made new has no AUTOINCREMENT table
+// and so none).
+func TestNewFileSchemaIsMigrated(t *testing.T) {
+	ctx := context.Background()
+	describe := func(s *sql.DB) []string {
+		t.Helper()
+		var out []string
+		rows, err := s.QueryContext(ctx, `SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var objs [][3]string
+		for rows.Next() {
+			var o [3]string
+			if err := rows.Scan(&o[0], &o[1], &o[2]); err != nil {
+				t.Fatal(err)
+			}
+			objs = append(objs, o)
+		}
+		rows.Close()
+		for _, o := range objs {
+			out = append(out, strings.Join(o[:], " "))
+			q := "PRAGMA table_xinfo(" + o[1] + ")"
+			if o[0] == "index" {
+				q = "PRAGMA index_xinfo(" + o[1] + ")"
+			}
+			cols, err := s.QueryContext(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names, _ := cols.Columns()
+			for cols.Next() {
+				vals := make([]any, len(names))
+				ptrs := make([]any, len(names))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := cols.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, fmt.Sprint("  ", vals))
+			}
+			cols.Close()
+		}
+		return out
+	}
+	made := openTest(t)
+	old := filepath.Join(t.TempDir(), FileName)
+	s, err := sql.Open("sqlite", "file:"+old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Exec(migrations[0] + ";PRAGMA user_version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	migrated, err := Open(ctx, old, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer migrated.Close()
+	if diff := cmp.Diff(describe(migrated.SQL()), describe(made.SQL())); diff != "" {
+		t.Errorf("schema of a new file (+) against a migrated one (-):\n%s", diff)
+	}
+	for _, d := range []*DB{made, migrated} {
+		var v int
+		if err := d.SQL().QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != SchemaVersion {
+			t.Errorf("user_version = %d, %v, want %d", v, err, SchemaVersion)
 		}
 	}
 }
