@@ -2,6 +2,7 @@ package twin
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 
 	"edgenode/bus"
@@ -227,6 +228,23 @@ func BenchmarkPayloadEncode(b *testing.B) {
 			if _, err := json.Marshal(m); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// versionJSON writes a version column as json.Marshal does.
+func FuzzVersionJSON(f *testing.F) {
+	for _, v := range [][2]int64{{0, 0}, {1, 0}, {0, 3}, {-1, 9}, {math.MaxInt64, math.MinInt64}} {
+		f.Add(v[0], v[1])
+	}
+	f.Fuzz(func(t *testing.T, cloud, edge int64) {
+		v := &twinVersion{Cloud: cloud, Edge: edge}
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := versionJSON(v); got != string(want) {
+			t.Errorf("versionJSON(%+v) = %s, want %s", *v, got, want)
 		}
 	})
 }

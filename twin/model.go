@@ -179,12 +179,19 @@ func valueCols(v *value) (val, meta sql.NullString) {
 		sql.NullString{String: `{"timestamp":` + strconv.FormatInt(v.TS, 10) + `}`, Valid: true}
 }
 
+// versionJSON is the version column of v: what json.Marshal makes of it
+// ({"cloud":n,"edge":m}), written without reflection, as every staged
+// twin writes two.
 func versionJSON(v *twinVersion) string {
 	if v == nil {
 		return ""
 	}
-	b, _ := json.Marshal(v)
-	return string(b)
+	b := make([]byte, 0, 32)
+	b = append(b, `{"cloud":`...)
+	b = strconv.AppendInt(b, v.Cloud, 10)
+	b = append(b, `,"edge":`...)
+	b = strconv.AppendInt(b, v.Edge, 10)
+	return string(append(b, '}'))
 }
 
 // fromRows builds the in-memory view from the tables. Unreadable JSON in a
