@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,7 +68,10 @@ type update struct {
 // lone update loses one yield with nothing else to run, which returns at
 // once.
 func (t *Twin) twinUpdates(ctx context.Context, j job) {
-	jobs := []*job{&j} // pointers: a job holds a whole bus.Message (392 bytes on 64-bit)
+	// Pointers: a job holds a whole bus.Message (392 bytes on 64-bit). The
+	// slices are the worker's, kept from batch to batch (batchJobs,
+	// batchUps).
+	jobs := append(t.batchJobs[:0], t.jobs.get(j))
 	var next *job
 	looked := 0 // len(jobs) when the worker last gave way
 	for next == nil && len(jobs) < maxBatch {
@@ -89,7 +93,7 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 		t.yield()
 	}
 	tx := t.store.begin()
-	ups := make([]update, len(jobs))
+	ups := slices.Grow(t.batchUps[:0], len(jobs))[:len(jobs)]
 	var dev batchDevice
 	for i, j := range jobs {
 		ups[i] = t.stageUpdate(tx, *j, &dev)
@@ -122,9 +126,12 @@ func (t *Twin) twinUpdates(ctx context.Context, j job) {
 	for _, r := range reports {
 		t.reportToCloud(r.id, r.twins, r.now)
 	}
-	for _, p := range jobs[1:] { // taken from the inbox; jobs[0] is j
+	for _, p := range jobs {
 		t.jobs.put(p)
 	}
+	clear(jobs) // nothing kept alive by the slices till the next batch
+	clear(ups)
+	t.batchJobs, t.batchUps = jobs[:0], ups[:0]
 	if next != nil {
 		t.handleTwin(ctx, *next)
 		if next.done != nil {

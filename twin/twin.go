@@ -191,6 +191,10 @@ type Twin struct {
 	// the payload out at its size.
 	scratch sync.Pool
 	jobs    jobPool // the jobs of the workers' inboxes
+	// batchJobs and batchUps are twinUpdates' slices, kept for the next
+	// batch; only the twin worker uses them.
+	batchJobs []*job
+	batchUps  []update
 
 	mu      sync.Mutex
 	running bool
