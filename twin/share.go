@@ -28,11 +28,7 @@ func (t *Twin) dispatchShared(w *worker, j job) {
 		t.overload(j)
 		return
 	}
-	p := t.jobs.get(j)
-	select {
-	case w.inbox <- p:
-	default:
-		t.jobs.put(p)
+	if !t.offer(w, j) {
 		t.share.Release(client)
 		t.overload(j)
 	}

@@ -313,13 +313,22 @@ func (t *Twin) dispatch(msg bus.Message) {
 }
 
 func (t *Twin) queue(w *worker, j job) {
+	if !t.offer(w, j) {
+		t.stats.dropped.Add(1)
+		t.log.Debug("worker queue full", "worker", w.name, "action", j.act)
+	}
+}
+
+// offer puts j, in a job from the pool, in w's inbox unless the inbox is
+// full, and reports whether it did.
+func (t *Twin) offer(w *worker, j job) bool {
 	p := t.jobs.get(j)
 	select {
 	case w.inbox <- p:
+		return true
 	default:
 		t.jobs.put(p)
-		t.stats.dropped.Add(1)
-		t.log.Debug("worker queue full", "worker", w.name, "action", j.act)
+		return false
 	}
 }
 
