@@ -581,7 +581,7 @@ func (x *TopicsIndex) scanMessages(filter string, d int, n *particle, pks []pack
 // Subscribers returns a map of clients who are subscribed to matching filters,
 // their subscription ids and highest qos.
 func (x *TopicsIndex) Subscribers(topic string) *Subscribers {
-	return x.scanSubscribers(topic, 0, nil, &Subscribers{
+	return x.scanSubscribers(topic, &Subscribers{
 		Shared:              map[string]map[string]packets.Subscription{},
 		SharedSelected:      map[string]packets.Subscription{},
 		Subscriptions:       map[string]packets.Subscription{},
@@ -604,7 +604,7 @@ var subscribersPool = sync.Pool{New: func() any {
 // edgenode: pooledSubscribers is Subscribers from subscribersPool; the
 // caller gives it back with releaseSubscribers once it is done with it.
 func (x *TopicsIndex) pooledSubscribers(topic string) *Subscribers {
-	return x.scanSubscribers(topic, 0, nil, subscribersPool.Get().(*Subscribers))
+	return x.scanSubscribers(topic, subscribersPool.Get().(*Subscribers))
 }
 
 // edgenode: releaseSubscribers empties s and puts it back in the pool.
@@ -627,28 +627,17 @@ func releaseSubscribers(s *Subscribers) {
 // subscriptions without their own read locks: v2.7.9 took a read lock for
 // every child it looked up (three a level) and every set of subscriptions
 // it read. The topic's levels are taken one after the other as the walk
-// goes down, not isolated again from the topic's start at each depth. See
-// README.md of this folder.
-func (x *TopicsIndex) scanSubscribers(topic string, d int, n *particle, subs *Subscribers) *Subscribers {
-	if n == nil {
-		n = x.root
-	}
-
+// goes down, not isolated again from the topic's start at each depth, and
+// the walk starts at the root (v2.7.9 also took a depth and a node to
+// start from, always 0 and the root). See README.md of this folder.
+func (x *TopicsIndex) scanSubscribers(topic string, subs *Subscribers) *Subscribers {
 	if len(topic) == 0 {
 		return subs
 	}
 
-	rest := topic
-	for i := 0; i < d; i++ {
-		_, after, found := strings.Cut(rest, "/")
-		if !found {
-			break
-		}
-		rest = after
-	}
 	x.root.Lock()
 	defer x.root.Unlock()
-	x.scanLevels(topic, rest, n, subs)
+	x.scanLevels(topic, topic, x.root, subs)
 	return subs
 }
 
