@@ -28,13 +28,22 @@ type twinState struct {
 
 func (t *twinState) deleted() bool { return t.Type == typeDeleted }
 
+// stateBlock holds a twinState and room for everything it points to, so
+// that a clone, or a twin a deal builds, takes one allocation instead of
+// one per side.
+type stateBlock struct {
+	t        twinState
+	exp, act value
+	ev, av   twinVersion
+}
+
 // clone returns a deep copy, made in one allocation.
-func (t *twinState) clone() *twinState {
-	b := &struct {
-		t        twinState
-		exp, act value
-		ev, av   twinVersion
-	}{t: *t}
+func (t *twinState) clone() *twinState { return &t.cloneBlock().t }
+
+// cloneBlock returns a deep copy in a block whose unused room a deal may
+// fill (twinSides).
+func (t *twinState) cloneBlock() *stateBlock {
+	b := &stateBlock{t: *t}
 	c := &b.t
 	if t.Expected != nil {
 		b.exp = *t.Expected
@@ -52,7 +61,7 @@ func (t *twinState) clone() *twinState {
 		b.av = *t.ActVer
 		c.ActVer = &b.av
 	}
-	return c
+	return b
 }
 
 // msgBlock holds a msgTwin and everything it points to, so that msg

@@ -2,7 +2,7 @@ package twin
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 
 	"edgenode/bus"
@@ -94,11 +94,12 @@ func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, d
 	if want&withDocument != 0 {
 		out.document = map[string]*twinDoc{}
 	}
-	keys := make([]string, 0, len(req))
+	var kb [4]string
+	keys := kb[:0]
 	for k := range req {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	// The new twins go into dev only once every key is dealt with, so a
 	// request that fails leaves dev as it was, with no copy kept to undo.
 	type staged struct {
@@ -190,17 +191,18 @@ func dealDelete(out *twinOutcome, era bus.Era, key string, cur *twinState, r *ms
 
 // dealAdd adds a new twin or revives a tombstone.
 func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType, now int64) (*twinState, error) {
-	nt := &twinState{Optional: true, Type: "string"}
+	b := &stateBlock{t: twinState{Optional: true}}
 	if cur != nil {
-		nt = cur.clone()
-		nt.Type = "string"
+		b = cur.cloneBlock()
 	}
+	nt := &b.t
+	nt.Type = "string"
 	if r.Metadata != nil && r.Metadata.Type != "" {
 		nt.Type = r.Metadata.Type
 	}
-	res := &msgTwin{era: era}
-	up := &msgTwin{era: era} // edge_updated entry: the sides set, with their versions
-	sides := twinSides(r, nt, res, up)
+	d := &dealBlock{}
+	res, up := d.entries(era) // up: the sides set, with their versions
+	sides := twinSides(r, b, d)
 	for _, s := range sides {
 		if s.req == nil || s.req.Value == nil {
 			continue
@@ -218,18 +220,13 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 			}
 			return nil, nil
 		}
-		*s.val = &value{V: *s.req.Value, TS: now}
-		*s.ver = &v
-		tv := &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
-		*s.res, *s.up = tv, tv
-		uv := v
-		*s.upVer = &uv
+		s.set(*s.req.Value, v, now)
 	}
 	if r.Optional != nil && (cur == nil || nt.Optional) {
 		nt.Optional = *r.Optional
 	}
-	opt := nt.Optional
-	res.Optional, res.Metadata = &opt, &typeMetadata{Type: nt.Type}
+	d.opt, d.typ = nt.Optional, typeMetadata{Type: nt.Type}
+	res.Optional, res.Metadata = &d.opt, &d.typ
 	if out.document != nil {
 		out.document[key] = &twinDoc{Current: nt.msg(era, false)}
 	}
@@ -253,11 +250,12 @@ func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTw
 // v1.23.1). Device files are the exception: an unchanged side of a file read
 // again at start is left alone.
 func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType, now int64) (*twinState, error) {
-	nt := cur.clone()
-	res := &msgTwin{era: era} // update/result entry: the sides in the request
-	up := &msgTwin{era: era}  // edge_updated entry: those sides with their versions
+	b := cur.cloneBlock()
+	nt := &b.t
+	d := &dealBlock{}
+	res, up := d.entries(era) // the sides in the request; up: with their versions
 	changed := false
-	sides := twinSides(r, nt, res, up)
+	sides := twinSides(r, b, d)
 	for _, s := range sides {
 		if s.req == nil || s.req.Value == nil {
 			continue
@@ -279,12 +277,7 @@ func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *m
 			// unchanged side keeps its row and publishes nothing.
 			continue
 		}
-		*s.ver = &v
-		*s.val = &value{V: *s.req.Value, TS: now}
-		tv := &twinValue{Value: s.req.Value, Metadata: &valueMetadata{Timestamp: now}}
-		*s.res, *s.up = tv, tv
-		uv := v
-		*s.upVer = &uv
+		s.set(*s.req.Value, v, now)
 		changed = true
 	}
 	if r.Optional != nil && !*r.Optional && cur.Optional {
@@ -298,8 +291,8 @@ func dealCompare(out *twinOutcome, era bus.Era, key string, cur *twinState, r *m
 	if !changed {
 		return nil, nil
 	}
-	opt := nt.Optional
-	res.Optional, res.Metadata = &opt, &typeMetadata{Type: nt.Type}
+	d.opt, d.typ = nt.Optional, typeMetadata{Type: nt.Type}
+	res.Optional, res.Metadata = &d.opt, &d.typ
 	if out.document != nil {
 		out.document[key] = &twinDoc{Last: cur.msg(era, false), Current: nt.msg(era, false)}
 	}
@@ -343,7 +336,8 @@ func delta(era bus.Era, dev *deviceState, now int64) (twinDelta, bool) {
 }
 
 // twinSide ties one side (expected or actual) of a request to the new
-// state's value and version and to the result and edge_updated entries.
+// state's value and version, to the result and edge_updated entries, and
+// to the room for them in the twin's and the deal's blocks.
 type twinSide struct {
 	req    *twinValue
 	reqVer *twinVersion
@@ -352,12 +346,51 @@ type twinSide struct {
 	res    **twinValue
 	up     **twinValue
 	upVer  **twinVersion
+
+	valAt  *value       // room for *val (stateBlock)
+	verAt  *twinVersion // room for *ver (stateBlock)
+	tvAt   *twinValue   // room for *res and *up (dealBlock)
+	metaAt *valueMetadata
+	upAt   *twinVersion // room for *upVer (dealBlock)
 }
 
-// twinSides returns the expected and the actual side, in that order.
-func twinSides(r *msgTwin, nt *twinState, res, up *msgTwin) [2]twinSide {
+// set gives the side value v at version ver, stamped now, in the new
+// state and in both entries.
+func (s twinSide) set(v string, ver twinVersion, now int64) {
+	*s.valAt, *s.verAt = value{V: v, TS: now}, ver
+	*s.val, *s.ver = s.valAt, s.verAt
+	*s.metaAt = valueMetadata{Timestamp: now}
+	*s.tvAt = twinValue{Value: s.req.Value, Metadata: s.metaAt}
+	*s.res, *s.up = s.tvAt, s.tvAt
+	*s.upAt = ver
+	*s.upVer = s.upAt
+}
+
+// dealBlock holds a deal's result and edge_updated entries of one twin
+// and everything they point to, in one allocation.
+type dealBlock struct {
+	res, up msgTwin
+	tv      [2]twinValue
+	meta    [2]valueMetadata
+	upVer   [2]twinVersion
+	opt     bool
+	typ     typeMetadata
+}
+
+// entries returns the block's result and edge_updated entries, for era.
+func (d *dealBlock) entries(era bus.Era) (res, up *msgTwin) {
+	d.res.era, d.up.era = era, era
+	return &d.res, &d.up
+}
+
+// twinSides returns the expected and the actual side, in that order, of
+// request r, the new state in b and the entries in d.
+func twinSides(r *msgTwin, b *stateBlock, d *dealBlock) [2]twinSide {
+	nt, res, up := &b.t, &d.res, &d.up
 	return [2]twinSide{
-		{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected, &up.Expected, &up.ExpectedVersion},
-		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual, &up.Actual, &up.ActualVersion},
+		{r.Expected, r.ExpectedVersion, &nt.Expected, &nt.ExpVer, &res.Expected, &up.Expected, &up.ExpectedVersion,
+			&b.exp, &b.ev, &d.tv[0], &d.meta[0], &d.upVer[0]},
+		{r.Actual, r.ActualVersion, &nt.Actual, &nt.ActVer, &res.Actual, &up.Actual, &up.ActualVersion,
+			&b.act, &b.av, &d.tv[1], &d.meta[1], &d.upVer[1]},
 	}
 }
