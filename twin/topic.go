@@ -109,14 +109,8 @@ func checkID(id string, max int) error {
 	if id == "" || strings.ContainsAny(id, "+#\x00") {
 		return ErrBadTopic
 	}
-	levels := strings.Split(id, "/")
-	if len(levels) > max {
-		return ErrBadTopic
-	}
-	for _, l := range levels {
-		if l == "" {
-			return ErrBadTopic
-		}
+	if strings.Count(id, "/") >= max || id[0] == '/' || id[len(id)-1] == '/' || strings.Contains(id, "//") {
+		return ErrBadTopic // too many levels, or an empty one
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -220,4 +221,37 @@ func TestDealBuildsWhatIsWanted(t *testing.T) {
 	if a, b := string(mustJSON(t, txAll.change.PutTwins)), string(mustJSON(t, txNone.change.PutTwins)); a != b {
 		t.Errorf("stored rows differ: %s vs %s", a, b)
 	}
+}
+
+// checkIDBySplit is checkID's rule written the plain way: at most max
+// levels, none empty, no wildcard or NUL.
+func checkIDBySplit(id string, max int) bool {
+	if id == "" || strings.ContainsAny(id, "+#\x00") {
+		return false
+	}
+	levels := strings.Split(id, "/")
+	return len(levels) <= max && !slices.Contains(levels, "")
+}
+
+func TestCheckID(t *testing.T) {
+	for _, id := range []string{"", "a", "a/b", "a/b/c", "/a", "a/", "/", "//", "a//b", "a+b", "#", "a/#", "a\x00b", "ns/name", "é/ü"} {
+		for _, max := range []int{1, 2} {
+			if got, want := checkID(id, max) == nil, checkIDBySplit(id, max); got != want {
+				t.Errorf("checkID(%q, %d) ok = %v, want %v", id, max, got, want)
+			}
+		}
+	}
+}
+
+func FuzzCheckID(f *testing.F) {
+	for _, id := range []string{"a", "a/b", "a//b", "/a", "a/b/c"} {
+		f.Add(id)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		for _, max := range []int{1, 2, 3} {
+			if got, want := checkID(id, max) == nil, checkIDBySplit(id, max); got != want {
+				t.Fatalf("checkID(%q, %d) ok = %v, want %v", id, max, got, want)
+			}
+		}
+	})
 }
