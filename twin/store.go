@@ -76,6 +76,7 @@ type tx struct {
 	put     map[string]*deviceState
 	removed map[string]bool
 	twinAt  map[db.DeviceKey]int // index in change.PutTwins of each twin staged
+	twinSrc []*twinState         // the state each row of change.PutTwins is made from (staged)
 }
 
 // begin takes the write lock; the caller must end with commit or abort.
@@ -109,22 +110,34 @@ func (t *tx) add(d *deviceState) {
 	t.change.PutDevices = append(t.change.PutDevices, d.row())
 }
 
-// putTwin stages a twin's row. A twin staged before in this change has
-// its row replaced where it stands: db applies one put per twin, at the
-// place of the first with the values of the last (applyDevices), so the
-// rows end the same, and a group commit of many updates to one twin holds
-// one row instead of a slice grown by each.
-func (t *tx) putTwin(row db.DeviceTwin) {
-	k := db.DeviceKey{DeviceID: row.DeviceID, Name: row.Name}
+// putTwin stages twin name of device dev in state st. A twin staged
+// before in this change has its row replaced where it stands: db applies
+// one put per twin, at the place of the first with the values of the last
+// (applyDevices), so the rows end the same, and a group commit of many
+// updates to one twin holds one row instead of a slice grown by each. The
+// row is made from the last state only, when the change is applied
+// (staged): a state, once staged, is not changed (a deal changes a clone).
+func (t *tx) putTwin(dev, name string, st *twinState) {
+	k := db.DeviceKey{DeviceID: dev, Name: name}
 	if i, ok := t.twinAt[k]; ok {
-		t.change.PutTwins[i] = row
+		t.twinSrc[i] = st
 		return
 	}
 	if t.twinAt == nil {
 		t.twinAt = map[db.DeviceKey]int{}
 	}
 	t.twinAt[k] = len(t.change.PutTwins)
-	t.change.PutTwins = append(t.change.PutTwins, row)
+	t.change.PutTwins = append(t.change.PutTwins, db.DeviceTwin{DeviceID: dev, Name: name})
+	t.twinSrc = append(t.twinSrc, st)
+}
+
+// staged returns the change, its twin rows made from their last state.
+func (t *tx) staged() db.DeviceChange {
+	for i, st := range t.twinSrc {
+		r := &t.change.PutTwins[i]
+		*r = twinRow(r.DeviceID, r.Name, st)
+	}
+	return t.change
 }
 
 // remove stages the removal of device id.
@@ -144,9 +157,9 @@ func (t *tx) commit(ctx context.Context) error {
 	var err error
 	for i := 0; i < t.s.retries; i++ {
 		if t.s.w != nil {
-			err = t.s.w.Apply(ctx, t.change)
+			err = t.s.w.Apply(ctx, t.staged())
 		} else {
-			err = t.s.db.ApplyDevices(ctx, t.change)
+			err = t.s.db.ApplyDevices(ctx, t.staged())
 		}
 		if err == nil || errors.Is(err, db.ErrFull) {
 			break // a full disk stays full for a while: answer at once

@@ -1,7 +1,6 @@
 package twin
 
 import (
-	"database/sql"
 	"testing"
 	"time"
 
@@ -14,15 +13,19 @@ import (
 // stands, so a group commit of many updates to one twin holds one row;
 // the order of the first puts stays.
 func TestPutTwinReplaces(t *testing.T) {
-	row := func(dev, name, actual string) db.DeviceTwin {
-		return db.DeviceTwin{DeviceID: dev, Name: name, Actual: sql.NullString{String: actual, Valid: true}}
+	state := func(actual string) *twinState {
+		return &twinState{Actual: &value{V: actual, TS: 1}, ActVer: &twinVersion{Edge: 1}, Type: "string"}
 	}
+	type put struct{ dev, name, actual string }
 	var x tx
-	for _, r := range []db.DeviceTwin{row("d1", "a", "1"), row("d1", "b", "1"), row("d2", "a", "1"), row("d1", "a", "2"), row("d2", "a", "3")} {
-		x.putTwin(r)
+	for _, p := range []put{{"d1", "a", "1"}, {"d1", "b", "1"}, {"d2", "a", "1"}, {"d1", "a", "2"}, {"d2", "a", "3"}} {
+		x.putTwin(p.dev, p.name, state(p.actual))
 	}
-	want := []db.DeviceTwin{row("d1", "a", "2"), row("d1", "b", "1"), row("d2", "a", "3")}
-	if diff := cmp.Diff(want, x.change.PutTwins); diff != "" {
+	var want []db.DeviceTwin
+	for _, p := range []put{{"d1", "a", "2"}, {"d1", "b", "1"}, {"d2", "a", "3"}} {
+		want = append(want, twinRow(p.dev, p.name, state(p.actual)))
+	}
+	if diff := cmp.Diff(want, x.staged().PutTwins); diff != "" {
 		t.Errorf("PutTwins (-want +got):\n%s", diff)
 	}
 }

@@ -114,12 +114,12 @@ func FuzzTwinUpdate(f *testing.F) {
 		tx := &tx{}
 		if _, err := dealTwins(tx, era, dev, req.Twin, dealType(dt%3), withAll, 5); err != nil {
 			// A failing request changes nothing (docs/protocol.md 5.4).
-			if after := string(mustJSON(t, dev.Twins)); after != before || len(tx.change.PutTwins) != 0 {
-				t.Fatalf("dealTwins failed (%v) but changed the device: %s -> %s, %d rows staged", err, before, after, len(tx.change.PutTwins))
+			if after := string(mustJSON(t, dev.Twins)); after != before || len(tx.staged().PutTwins) != 0 {
+				t.Fatalf("dealTwins failed (%v) but changed the device: %s -> %s, %d rows staged", err, before, after, len(tx.staged().PutTwins))
 			}
 			return
 		}
-		for _, r := range tx.change.PutTwins {
+		for _, r := range tx.staged().PutTwins {
 			got := fromRows([]db.Device{{ID: "d"}}, nil, []db.DeviceTwin{r})["d"].Twins[r.Name]
 			if want := dev.Twins[r.Name]; string(mustJSON(t, got.msg(era, true))) != string(mustJSON(t, want.msg(era, true))) {
 				t.Fatalf("twin %q does not round-trip through its row: %+v vs %+v", r.Name, got, want)
@@ -218,7 +218,7 @@ func TestDealBuildsWhatIsWanted(t *testing.T) {
 	if a, b := string(mustJSON(t, all.toCloud)), string(mustJSON(t, none.toCloud)); a != b {
 		t.Errorf("cloud share differs: %s vs %s", a, b)
 	}
-	if a, b := string(mustJSON(t, txAll.change.PutTwins)), string(mustJSON(t, txNone.change.PutTwins)); a != b {
+	if a, b := string(mustJSON(t, txAll.staged().PutTwins)), string(mustJSON(t, txNone.staged().PutTwins)); a != b {
 		t.Errorf("stored rows differ: %s vs %s", a, b)
 	}
 }

@@ -129,7 +129,7 @@ func dealTwins(tx *tx, era bus.Era, dev *deviceState, req map[string]*msgTwin, d
 	}
 	for _, s := range nts {
 		dev.Twins[s.key] = s.t
-		tx.putTwin(twinRow(dev.ID, s.key, s.t))
+		tx.putTwin(dev.ID, s.key, s.t)
 	}
 	// The delta is taken now, from this change's result: a later change
 	// in the same transaction must not show in it (docs/protocol.md 5.2).
