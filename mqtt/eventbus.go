@@ -389,7 +389,10 @@ func (e *EventBus) route(client, topic string, payload []byte) bool {
 	default:
 		e.toHub.Add(1)
 	}
-	e.log.Debug("mqtt ingress", "topic", topic, "dest", d, "bytes", len(payload))
+	if e.log.Enabled(context.Background(), slog.LevelDebug) {
+		// Checked first: the arguments alone cost an allocation a message.
+		e.log.Debug("mqtt ingress", "topic", topic, "dest", d, "bytes", len(payload))
+	}
 	return err == nil
 }
 
