@@ -149,3 +149,98 @@ func TestQueuedPacketsIntact(t *testing.T) {
 	}
 }
 
+// TestKeptRoutesFollowSubscriptions: the broker keeps the subscribers of
+// a topic it has routed for the topic's next publish, up to a number of
+// topics, until the subscriptions change
+// (third_party/mochi-mqtt-server/README.md). Every publish must still
+// reach exactly the subscriptions of its moment: after a subscribe, an
+// unsubscribe and a client's disconnect, on topics kept and on more
+// topics than are kept.
+func TestKeptRoutesFollowSubscriptions(t *testing.T) {
+	b := standIns(t, 64)
+	eb := mqtttest.Start(t, mqtt.Config{Internal: mqtt.BrokerConfig{ClientQueue: 1024}}, b, mqtttest.Store(t))
+	type counter struct {
+		name string
+		c    paho.Client
+		n    atomic.Int64
+	}
+	connect := func(name string) *counter {
+		k := &counter{name: name}
+		count := func(paho.Client, paho.Message) { k.n.Add(1) }
+		k.c = mqtttest.Connect(t, mqtttest.ClientOptions(eb.Addr()).SetClientID(name).SetDefaultPublishHandler(count))
+		return k
+	}
+	sub := func(k *counter, filter string) {
+		t.Helper()
+		if err := mqtttest.Wait(k.c.Subscribe(filter, 0, func(paho.Client, paho.Message) { k.n.Add(1) })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unsub := func(k *counter, filter string) {
+		t.Helper()
+		if err := mqtttest.Wait(k.c.Unsubscribe(filter)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := func(n int, topic func(i int) string) {
+		t.Helper()
+		for i := range n {
+			if err := eb.Publish(topic(i), []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	one := func(topic string) func(int) string { return func(int) string { return topic } }
+	many := func(i int) string { return fmt.Sprintf("many/%d", i) }
+	wait := func(when string, want map[*counter]int64) {
+		t.Helper()
+		time.Sleep(50 * time.Millisecond) // what should not come has had time to
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ok := true
+			for k, n := range want {
+				ok = ok && k.n.Load() == n
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				for k, n := range want {
+					if got := k.n.Load(); got != n {
+						t.Fatalf("%s: %s got %d messages, want %d", when, k.name, got, n)
+					}
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	a, c := connect("a"), connect("c")
+	sub(a, "kept/t")
+	send(3, one("kept/t")) // the first publish finds the route, the others reuse it
+	wait("one subscriber", map[*counter]int64{a: 3, c: 0})
+	sub(c, "kept/+")
+	send(2, one("kept/t"))
+	wait("after a subscribe", map[*counter]int64{a: 5, c: 2})
+	unsub(a, "kept/t")
+	send(2, one("kept/t"))
+	wait("after an unsubscribe", map[*counter]int64{a: 5, c: 4})
+
+	// More topics than are kept: each reaches its subscriber, twice,
+	// and none after the unsubscribe.
+	sub(c, "many/#")
+	send(200, many)
+	send(200, many)
+	wait("many topics", map[*counter]int64{a: 5, c: 404})
+	unsub(c, "many/#")
+	send(200, many)
+	wait("many topics, unsubscribed", map[*counter]int64{a: 5, c: 404})
+
+	// A client that is gone gets nothing, and the others still do.
+	d := connect("d")
+	sub(d, "kept/t")
+	send(1, one("kept/t"))
+	wait("a third subscriber", map[*counter]int64{c: 405, d: 1})
+	d.c.Disconnect(0)
+	send(1, one("kept/t"))
+	wait("after a disconnect", map[*counter]int64{c: 406, d: 1})
+}

@@ -998,8 +998,11 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 		}
 	}
 
-	subscribers := s.Topics.pooledSubscribers(pk.TopicName) // edgenode: pooled
-	defer releaseSubscribers(subscribers)
+	// edgenode: kept from the topic's last publish, or pooled.
+	subscribers, kept := s.Topics.routedSubscribers(pk.TopicName)
+	if !kept {
+		defer releaseSubscribers(subscribers)
+	}
 	if len(subscribers.Shared) > 0 {
 		subscribers = s.hooks.OnSelectSubscribers(subscribers, pk)
 		if len(subscribers.SharedSelected) == 0 {

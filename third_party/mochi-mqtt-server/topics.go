@@ -350,6 +350,11 @@ func (s *Subscribers) MergeSharedSelected() {
 type TopicsIndex struct {
 	Retained *packets.Packets
 	root     *particle // a leaf containing a message and more leaves.
+
+	// edgenode: routes holds the subscribers of recently published
+	// topics (routedSubscribers); x.root is held to read or change it,
+	// and every change of the subscriptions empties it.
+	routes map[string]*Subscribers
 }
 
 // NewTopicsIndex returns a pointer to a new instance of Index.
@@ -368,6 +373,7 @@ func NewTopicsIndex() *TopicsIndex {
 func (x *TopicsIndex) InlineSubscribe(subscription InlineSubscription) bool {
 	x.root.Lock()
 	defer x.root.Unlock()
+	x.routes = nil // edgenode: see routedSubscribers
 
 	var existed bool
 	n := x.set(subscription.Filter, 0)
@@ -382,6 +388,7 @@ func (x *TopicsIndex) InlineSubscribe(subscription InlineSubscription) bool {
 func (x *TopicsIndex) InlineUnsubscribe(id int, filter string) bool {
 	x.root.Lock()
 	defer x.root.Unlock()
+	x.routes = nil // edgenode: see routedSubscribers
 
 	particle := x.seek(filter, 0)
 	if particle == nil {
@@ -401,6 +408,7 @@ func (x *TopicsIndex) InlineUnsubscribe(id int, filter string) bool {
 func (x *TopicsIndex) Subscribe(client string, subscription packets.Subscription) bool {
 	x.root.Lock()
 	defer x.root.Unlock()
+	x.routes = nil // edgenode: see routedSubscribers
 
 	var existed bool
 	prefix, _ := isolateParticle(subscription.Filter, 0)
@@ -423,6 +431,7 @@ func (x *TopicsIndex) Subscribe(client string, subscription packets.Subscription
 func (x *TopicsIndex) Unsubscribe(filter, client string) bool {
 	x.root.Lock()
 	defer x.root.Unlock()
+	x.routes = nil // edgenode: see routedSubscribers
 
 	var d int
 	prefix, _ := isolateParticle(filter, 0)
@@ -601,10 +610,40 @@ var subscribersPool = sync.Pool{New: func() any {
 	}
 }}
 
-// edgenode: pooledSubscribers is Subscribers from subscribersPool; the
-// caller gives it back with releaseSubscribers once it is done with it.
-func (x *TopicsIndex) pooledSubscribers(topic string) *Subscribers {
-	return x.scanSubscribers(topic, subscribersPool.Get().(*Subscribers))
+// edgenode: maxRoutes bounds the topics whose subscribers are kept
+// (routedSubscribers).
+const maxRoutes = 64
+
+// edgenode: routedSubscribers returns the subscribers of topic and
+// whether they are kept for the topic's next publish: they are then
+// shared, never to be changed or released; otherwise the caller gives
+// them back with releaseSubscribers. A node publishes on a few topics
+// again and again (a device's twin request and result), each a walk of
+// seven or eight levels, and its subscriptions change seldom. Routes
+// with shared subscriptions, which a publish changes (SelectShared), are
+// not kept, nor more than maxRoutes topics: the first kept stay until the
+// subscriptions change. See README.md of this folder.
+func (x *TopicsIndex) routedSubscribers(topic string) (*Subscribers, bool) {
+	subs := subscribersPool.Get().(*Subscribers)
+	if len(topic) == 0 {
+		return subs, false
+	}
+
+	x.root.Lock()
+	defer x.root.Unlock()
+	if kept, ok := x.routes[topic]; ok {
+		subscribersPool.Put(subs)
+		return kept, true
+	}
+	x.scanLevels(topic, topic, x.root, subs)
+	if len(subs.Shared) > 0 || len(x.routes) >= maxRoutes {
+		return subs, false
+	}
+	if x.routes == nil {
+		x.routes = make(map[string]*Subscribers, maxRoutes)
+	}
+	x.routes[topic] = subs
+	return subs, true
 }
 
 // edgenode: releaseSubscribers empties s and puts it back in the pool.
