@@ -623,7 +623,12 @@ func twinRows(bs []bench) []row {
 		m := fs.metrics
 		rows = append(rows,
 			row{"twin/get of a polite client while another floods updates: p50/p99", fmt.Sprintf("%.2f/%.2f ms, %.0f unanswered", m["get_p50-ms"], m["get_p99-ms"], m["gets_lost"]), "p99 ≤ 50 ms", verdict(m["get_p99-ms"] <= 50 && m["gets_lost"] == 0)},
-			row{"the flooding client: sent / done / overload (503) results", fmt.Sprintf("%.0f / %.0f / %.0f per s", m["flood_sent/s"], m["flood_done/s"], m["flood_503/s"]), "503 results > 0", verdict(m["flood_503/s"] > 0)})
+			// A flood twin keeps up with is slowed, not refused: a request
+			// waits up to 10 ms for a place in its client's share before it
+			// gets a 503 (README "MQTT", Fair share), so 503s come only
+			// while twin cannot take one for that long. mqtt's TestTwinShare
+			// and twin's TestFairShare check the 503 itself.
+			row{"the flooding client: sent / done / overload (503) results", fmt.Sprintf("%.0f / %.0f / %.1f per s", m["flood_sent/s"], m["flood_done/s"], m["flood_503/s"]), "(503 only while twin cannot take a request for 10 ms)", "-"})
 	}
 	if len(rows) > 0 {
 		return rows
