@@ -1,9 +1,12 @@
 package mqtt
 
 import (
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -121,5 +124,47 @@ func BenchmarkSubscribers(b *testing.B) {
 		if len(x.Subscribers(topic).Subscriptions) != 1 {
 			b.Fatal("no subscriber")
 		}
+	}
+}
+
+// TestKeptRoutesWhileSubscribing: the broker keeps a topic's subscribers
+// for its next publish (third_party/mochi-mqtt-server/README.md) and
+// shares them between publishes on several goroutines while others
+// subscribe and unsubscribe, inline and shared. Every publish must reach
+// the one subscription that never changes; the race detector checks
+// that a kept route is only read.
+func TestKeptRoutesWhileSubscribing(t *testing.T) {
+	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	var stay atomic.Int64
+	if err := srv.Subscribe("a/+/c", 1, func(*mochi.Client, packets.Subscription, packets.Packet) { stay.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
+	nop := func(*mochi.Client, packets.Subscription, packets.Packet) {}
+	var sent atomic.Int64
+	noDeadlock(t, func(i int) {
+		f := []string{"a/b/c", "a/#", "+/b/+", "a/b/#"}[i%4]
+		if err := srv.Subscribe(f, 2+i%3, nop); err != nil {
+			t.Error(err)
+		}
+		if err := srv.Unsubscribe(f, 2+i%3); err != nil {
+			t.Error(err)
+		}
+		x := srv.Topics
+		x.Subscribe("c"+strconv.Itoa(i%3), packets.Subscription{Filter: "$share/g/" + f})
+		x.Unsubscribe("$share/g/"+f, "c"+strconv.Itoa(i%3))
+	}, func() {
+		var wg sync.WaitGroup
+		for _, topic := range []string{"a/b/c", "a/x/c", "a/b/c"} {
+			wg.Go(func() {
+				if err := srv.Publish(topic, []byte("x"), false, 0); err != nil {
+					t.Error(err)
+				}
+				sent.Add(1)
+			})
+		}
+		wg.Wait()
+	})
+	if got, want := stay.Load(), sent.Load(); got != want {
+		t.Errorf("the unchanged subscription got %d of %d publishes", got, want)
 	}
 }
