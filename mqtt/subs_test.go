@@ -235,12 +235,19 @@ func TestKeptRoutesFollowSubscriptions(t *testing.T) {
 	send(200, many)
 	wait("many topics, unsubscribed", map[*counter]int64{a: 5, c: 404})
 
-	// A client that is gone gets nothing, and the others still do.
+	// A client that is gone gets nothing, and the others still do. It
+	// is gone once the broker counts it out: its subscriptions go first.
+	clients := eb.Stats().Clients
 	d := connect("d")
 	sub(d, "kept/t")
 	send(1, one("kept/t"))
 	wait("a third subscriber", map[*counter]int64{c: 405, d: 1})
 	d.c.Disconnect(0)
+	for deadline := time.Now().Add(5 * time.Second); eb.Stats().Clients != clients; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the broker still counts %d clients, want %d", eb.Stats().Clients, clients)
+		}
+	}
 	send(1, one("kept/t"))
 	wait("after a disconnect", map[*counter]int64{c: 406, d: 1})
 }
