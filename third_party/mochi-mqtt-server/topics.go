@@ -624,17 +624,16 @@ const maxRoutes = 64
 // not kept, nor more than maxRoutes topics: the first kept stay until the
 // subscriptions change. See README.md of this folder.
 func (x *TopicsIndex) routedSubscribers(topic string) (*Subscribers, bool) {
-	subs := subscribersPool.Get().(*Subscribers)
 	if len(topic) == 0 {
-		return subs, false
+		return subscribersPool.Get().(*Subscribers), false
 	}
 
 	x.root.Lock()
 	defer x.root.Unlock()
 	if kept, ok := x.routes[topic]; ok {
-		subscribersPool.Put(subs)
 		return kept, true
 	}
+	subs := subscribersPool.Get().(*Subscribers)
 	x.scanLevels(topic, topic, x.root, subs)
 	if len(subs.Shared) > 0 || len(x.routes) >= maxRoutes {
 		return subs, false
