@@ -155,11 +155,12 @@ func (t *tx) abort() { t.s.writeMu.Unlock() }
 func (t *tx) commit(ctx context.Context) error {
 	defer t.s.writeMu.Unlock()
 	var err error
+	change := t.staged()
 	for i := 0; i < t.s.retries; i++ {
 		if t.s.w != nil {
-			err = t.s.w.Apply(ctx, t.staged())
+			err = t.s.w.Apply(ctx, change)
 		} else {
-			err = t.s.db.ApplyDevices(ctx, t.staged())
+			err = t.s.db.ApplyDevices(ctx, change)
 		}
 		if err == nil || errors.Is(err, db.ErrFull) {
 			break // a full disk stays full for a while: answer at once
