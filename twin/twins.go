@@ -191,9 +191,11 @@ func dealDelete(out *twinOutcome, era bus.Era, key string, cur *twinState, r *ms
 
 // dealAdd adds a new twin or revives a tombstone.
 func dealAdd(out *twinOutcome, era bus.Era, key string, cur *twinState, r *msgTwin, dt dealType, now int64) (*twinState, error) {
-	b := &stateBlock{t: twinState{Optional: true}}
+	var b *stateBlock
 	if cur != nil {
-		b = cur.cloneBlock()
+		b = cur.cloneBlock() // a tombstone revived
+	} else {
+		b = &stateBlock{t: twinState{Optional: true}}
 	}
 	nt := &b.t
 	nt.Type = "string"
