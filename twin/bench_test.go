@@ -57,7 +57,7 @@ func reportLatency(b *testing.B, lat []time.Duration, n int, el time.Duration) {
 // BenchmarkEndToEnd measures the design budget: a twin update end to end
 // (MQTT publish -> committed to SQLite -> update/result received) against
 // a bare publish/receive round trip through the same embedded broker, by
-// the same paho client, run one after the other in the same benchmark so
+// the same paho client, interleaved in the same benchmark (interleave) so
 // that both see the same machine load. The client subscribes to the raw
 // topic and the result topic only, as an app waiting for its result does,
 // so twin, which asks the broker, publishes no document or delta.
@@ -66,9 +66,10 @@ func reportLatency(b *testing.B, lat []time.Duration, n int, el time.Duration) {
 // (latency is then per window of 32), where twin commits the updates
 // queued together in one transaction. Both report twin_updates/s,
 // raw_msgs/s, their ratio (the budget is ratio >= 0.5) and the twin p50
-// and p99 and the raw p50. "1" also reports fsync_commits/s: one-row commits with
-// synchronous=FULL in the same directory, with no MQTT, the ceiling of a
-// durable update with one in flight.
+// and p99 and the raw p50. "1" also reports fsync_commits/s: one-row
+// commits with synchronous=FULL in the same directory, with no MQTT, the
+// ceiling of a durable update with one in flight, interleaved with the
+// other two.
 //
 // Both run on as many threads for Go code as the node (nodeProcs), and
 // report updates_per_commit, the group commit's batch.
@@ -95,26 +96,31 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for _, n := range []int{1, 32} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			nodeProcs(b)
-			rawLat, rawEl := window(b.N, n, func(int) { x.c.Publish("bench/raw", 0, false, rawPay) }, func() { <-raw })
-			st := x.tw.Stats()
-			twinLat, twinEl := window(b.N, n, func(int) {
+			rawLeg := &leg{send: func(int) { x.c.Publish("bench/raw", 0, false, rawPay) }, recv: func() { <-raw }}
+			twinLeg := &leg{send: func(int) {
 				x.c.Publish(topic, 0, false, `{"event_id":"b","twin":{"temp":{"actual":{"value":"`+strconv.Itoa(seq)+`"}}}}`)
 				seq++
-			}, func() { <-res })
-			rawRate, twinRate := float64(b.N)/rawEl.Seconds(), float64(b.N)/twinEl.Seconds()
+			}, recv: func() { <-res }}
+			legs := []*leg{rawLeg, twinLeg}
+			if n == 1 {
+				legs = append(legs, fsyncLeg(b))
+			}
+			st := x.tw.Stats()
+			interleave(b.N, n, legs...)
+			rawRate, twinRate := rawLeg.rate(b.N), twinLeg.rate(b.N)
 			if s := x.tw.Stats(); s.Commits > st.Commits {
 				b.ReportMetric(float64(s.Committed-st.Committed)/float64(s.Commits-st.Commits), "updates_per_commit")
 			}
 			b.ReportMetric(twinRate, "twin_updates/s")
 			b.ReportMetric(rawRate, "raw_msgs/s")
 			b.ReportMetric(twinRate/rawRate, "ratio")
-			p50, p99 := percentiles(twinLat)
+			p50, p99 := percentiles(twinLeg.lat)
 			b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
 			b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
-			p50, _ = percentiles(rawLat)
+			p50, _ = percentiles(rawLeg.lat)
 			b.ReportMetric(float64(p50.Microseconds()), "raw_p50-µs")
 			if n == 1 {
-				b.ReportMetric(fsyncRate(b, b.N), "fsync_commits/s")
+				b.ReportMetric(legs[2].rate(b.N), "fsync_commits/s")
 			}
 		})
 	}
@@ -140,30 +146,59 @@ func nodeProcs(b *testing.B) {
 	oneCPU(b)
 }
 
-// fsyncRate commits n one-row changes to a database of its own in the
-// benchmark's temp dir, with the pragmas db.Open sets, and returns the
-// commits per second.
-func fsyncRate(b *testing.B, n int) float64 {
+// fsyncLeg commits one-row changes, one a request, to a database of its
+// own in the benchmark's temp dir, with the pragmas db.Open sets: the
+// durable-commit rate beside twin's with one update in flight.
+func fsyncLeg(b *testing.B) *leg {
 	ctx := context.Background()
 	d, err := db.Open(ctx, filepath.Join(b.TempDir(), db.FileName), db.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer d.Close()
+	b.Cleanup(func() { d.Close() })
 	w, err := d.DeviceWriter(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer w.Close()
+	b.Cleanup(func() { w.Close() })
 	row := db.DeviceTwin{DeviceID: "d", Name: "t", Expected: sql.NullString{String: "1", Valid: true}}
-	start := time.Now()
-	for i := range n {
+	return &leg{send: func(i int) {
 		row.Actual = sql.NullString{String: strconv.Itoa(i), Valid: true}
 		if err := w.Apply(ctx, db.DeviceChange{PutTwins: []db.DeviceTwin{row}}); err != nil {
 			b.Fatal(err)
 		}
+	}, recv: func() {}}
+}
+
+// A leg is one kind of request of an interleaved benchmark: how to send
+// the i-th and wait for an answer, and the latencies and time it took.
+type leg struct {
+	send func(i int)
+	recv func()
+	lat  []time.Duration
+	el   time.Duration
+	sent int
+}
+
+// rate returns the requests a second of a leg that did total.
+func (l *leg) rate(total int) float64 { return float64(total) / l.el.Seconds() }
+
+// interleave runs total requests of each leg, n in flight, in rounds: each
+// round runs a few windows of every leg, one leg after the other, so that
+// the legs whose rates are compared see the same load on the machine. Run
+// one after the other in full, the ratio of two 1 s runs swung by half on
+// a shared host.
+func interleave(total, n int, legs ...*leg) {
+	chunk := max(64, 8*n)
+	for i := 0; i < total; i += chunk {
+		k := min(chunk, total-i)
+		for _, l := range legs {
+			lat, el := window(k, n, func(j int) { l.send(l.sent + j) }, l.recv)
+			l.sent += k
+			l.lat = append(l.lat, lat...)
+			l.el += el
+		}
 	}
-	return float64(n) / time.Since(start).Seconds()
 }
 
 // window runs total requests, n in flight: send n, then wait for n
