@@ -61,7 +61,7 @@ func main() {
 	cpuWindow := flag.Duration("cpu-window", time.Minute, "how long the idle node's CPU is counted (0: not measured)")
 	cpuSettle := flag.Duration("cpu-settle", 10*time.Second, "how long the idle node settles before its CPU is counted")
 	burst := flag.Int("burst", 10000, "twin updates of the burst before the idle CPU is counted again (0: none)")
-	only := flag.String("only", "", "run only these rows: idle-cpu, stream (the tunnel's idle cost and a scrape)")
+	only := flag.String("only", "", "run only these rows: idle-cpu, stream (the tunnel's idle cost and a scrape), board (the -board file's rows, nothing run)")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -75,6 +75,10 @@ func main() {
 		rows = append(rows, row{"binary size, make armv6", "not built: " + err.Error(), "≤ 16 MiB", "-"})
 	}
 
+	if *only == "board" {
+		printRows(machine, started, *markdown, append(rows, boardRows(*boardFile)...))
+		return
+	}
 	if *only == "stream" {
 		rows = append(rows, streamRows(runBenches(ctx, streamRuns(*cpuWindow, *benchtime)))...)
 		printRows(machine, started, *markdown, rows)
