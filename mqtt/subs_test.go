@@ -243,11 +243,7 @@ func TestKeptRoutesFollowSubscriptions(t *testing.T) {
 	send(1, one("kept/t"))
 	wait("a third subscriber", map[*counter]int64{c: 405, d: 1})
 	d.c.Disconnect(0)
-	for deadline := time.Now().Add(5 * time.Second); eb.Stats().Clients != clients; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the broker still counts %d clients, want %d", eb.Stats().Clients, clients)
-		}
-	}
+	waitStats(t, eb, func(s mqtt.Stats) bool { return s.Clients == clients })
 	send(1, one("kept/t"))
 	wait("after a disconnect", map[*counter]int64{c: 406, d: 1})
 }
