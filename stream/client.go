@@ -35,6 +35,8 @@ type Client struct {
 	h   http.Handler
 	log *slog.Logger
 
+	cert certCache // owned by Run's goroutine
+
 	connected atomic.Bool
 	dials     atomic.Int64
 	requests  atomic.Int64
@@ -107,12 +109,12 @@ func (c *Client) Run(ctx context.Context) error {
 // edge/pkg/edgestream/edgestream.go, TLSClientConnect): the node
 // certificate, no server verification, HTTP/1.1 only.
 func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
-	cert, err := tls.LoadX509KeyPair(c.cfg.CertFile, c.cfg.KeyFile)
+	cert, err := c.cert.load(c.cfg.CertFile, c.cfg.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("stream: node certificate: %w", err)
 	}
 	tc := &tls.Config{
-		Certificates: []tls.Certificate{cert},
+		Certificates: []tls.Certificate{*cert},
 		// cloudstream's tunnel certificate names the cloudcore host,
 		// and edgecore does not check it either (KubeEdge v1.23.1
 		// edge/pkg/edgestream/edgestream.go).
