@@ -307,6 +307,16 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// stream: EdgeStream, kubectl logs and top through cloudstream's
 	// tunnel, served by the pod module's kubelet paths.
 	if sc := cfg.streamConfig(); sc.Enabled() {
+		// The InternalIP of the node's last status, picked again each
+		// round, as edgecore asks the board at every dial when
+		// edged.nodeIP is empty; the board itself before the first.
+		iface := cfg.NodeStatus.Interface
+		sc.NodeIP = func() string {
+			if ip := node.InternalIP(); ip != "" {
+				return ip
+			}
+			return pickAddress(iface)
+		}
 		st, err := stream.New(sc, pr.Handler(), log.With("module", "stream"))
 		if err != nil {
 			return err
@@ -394,25 +404,26 @@ func (c *Config) streamDefaults() {
 	}
 }
 
+// pickAddress returns the address the board picks as the node's
+// InternalIP on iface ("" for its own choice), or "" if none.
+func pickAddress(iface string) string {
+	ifs, err := board.Interfaces()
+	if err != nil {
+		return ""
+	}
+	ip, err := board.PickAddress(ifs, iface)
+	if err != nil {
+		return ""
+	}
+	return ip.String()
+}
+
 // streamConfig is the stream module's Config: the file's stream section
-// with the node name, the hub's node certificate, and the node's
-// InternalIP as the board picks it (asked again at every dial, as
-// edgecore does when edged.nodeIP is empty).
+// with the node name and the hub's node certificate. run adds the node's
+// InternalIP.
 func (c *Config) streamConfig() stream.Config {
 	s := c.Stream
 	hc := c.hubConfig()
 	s.NodeName, s.CertFile, s.KeyFile = c.NodeName, hc.CertFile, hc.KeyFile
-	iface := c.NodeStatus.Interface
-	s.NodeIP = func() string {
-		ifs, err := board.Interfaces()
-		if err != nil {
-			return ""
-		}
-		ip, err := board.PickAddress(ifs, iface)
-		if err != nil {
-			return ""
-		}
-		return ip.String()
-	}
 	return s
 }

@@ -44,6 +44,11 @@ func TestRunServesStream(t *testing.T) {
 	if got := tun.Header.Get("SessionHostNameOverride"); got != "n1" {
 		t.Errorf("SessionHostNameOverride = %q, want n1", got)
 	}
+	// The node's InternalIP: as its status gives it, or as the board
+	// picks it when no status was made yet (the cloud is unreachable).
+	if got, want := tun.Header.Get("SessionInternalIP"), pickAddress(""); got != want {
+		t.Errorf("SessionInternalIP = %q, want %q", got, want)
+	}
 	for _, tt := range []struct {
 		typ        stream.Type
 		path, want string

@@ -240,7 +240,8 @@ type Node struct {
 
 	sent, failed, leaseOK, leaseFailed atomic.Uint64
 	registered                         atomic.Bool
-	known                              chan struct{} // closed once the cloud has the node
+	internalIP                         atomic.Pointer[string] // as last picked
+	known                              chan struct{}          // closed once the cloud has the node
 	knownOnce                          sync.Once
 }
 
@@ -268,6 +269,17 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, host Host) (*Node, error) {
 // its port into the node when the stream tunnel connects, and finds
 // nothing to write to before.
 func (n *Node) Known() <-chan struct{} { return n.known }
+
+// InternalIP returns the InternalIP the node reported last, "" before the
+// first status or while it has none. The stream tunnel sends it at every
+// dial; asking the board there instead cost a netlink dump of every link
+// and address a dial.
+func (n *Node) InternalIP() string {
+	if p := n.internalIP.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 func (n *Node) setRegistered() {
 	n.registered.Store(true)
@@ -396,6 +408,13 @@ func (n *Node) address(full bool) net.IP {
 			n.ifName = ifc.Name
 			break
 		}
+	}
+	s := ""
+	if n.ip != nil {
+		s = n.ip.String()
+	}
+	if p := n.internalIP.Load(); p == nil || *p != s {
+		n.internalIP.Store(&s)
 	}
 	return n.ip
 }

@@ -493,7 +493,8 @@ func TestRoundsFollowTheLink(t *testing.T) {
 
 // TestAddressCheckedCheaply: between full listings of the interfaces (with
 // the other facts), the picked interface is only checked; a changed
-// address or a down interface brings the full listing back.
+// address or a down interface brings the full listing back. InternalIP
+// (what the stream tunnel sends) follows every change.
 func TestAddressCheckedCheaply(t *testing.T) {
 	b := bus.New(bus.Config{}, nil)
 	lists := 0
@@ -514,6 +515,9 @@ func TestAddressCheckedCheaply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := n.InternalIP(); got != "" {
+		t.Errorf("InternalIP() before the first round = %q, want none", got)
+	}
 	for i, tt := range []struct {
 		full   bool
 		change func()
@@ -533,6 +537,9 @@ func TestAddressCheckedCheaply(t *testing.T) {
 		got := n.address(tt.full)
 		if (got == nil && tt.want != "") || (got != nil && got.String() != tt.want) || lists != tt.lists {
 			t.Errorf("round %d: address = %v after %d listings, want %q after %d", i, got, lists, tt.want, tt.lists)
+		}
+		if got := n.InternalIP(); got != tt.want {
+			t.Errorf("round %d: InternalIP() = %q, want %q", i, got, tt.want)
 		}
 	}
 }
