@@ -1,12 +1,15 @@
 package board
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 )
 
 // Uname is what uname(2) says about the running kernel.
@@ -157,8 +160,11 @@ func Arch(machine string, c CPUInfo) (arch, variant string) {
 	return runtime.GOARCH, ""
 }
 
+// parseFile reads name and parses it. parse must not keep the bytes: they
+// are in a buffer kept for the next read (readPooled).
 func parseFile(fsys fs.FS, name string, parse func([]byte) error) error {
-	b, err := fs.ReadFile(fsys, name)
+	bp, b, err := readPooled(fsys, name)
+	defer readBufs.Put(bp)
 	if err != nil {
 		return fmt.Errorf("board: read /%s: %w", name, err)
 	}
@@ -171,17 +177,52 @@ func parseFile(fsys fs.FS, name string, parse func([]byte) error) error {
 // parseOptional is parseFile that returns fs.ErrNotExist unwrapped-able for
 // a missing or empty file.
 func parseOptional(fsys fs.FS, name string, parse func([]byte) error) error {
-	b, err := fs.ReadFile(fsys, name)
+	bp, b, err := readPooled(fsys, name)
+	defer readBufs.Put(bp)
 	if err != nil {
 		return fmt.Errorf("board: read /%s: %w", name, err)
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return fmt.Errorf("board: /%s is empty: %w", name, fs.ErrNotExist)
 	}
 	if err := parse(b); err != nil {
 		return fmt.Errorf("board: /%s: %w", name, err)
 	}
 	return nil
+}
+
+// readBufs holds the buffers parseFile reads into. The node status reads
+// /proc/meminfo and /proc/loadavg every round (Refresh); fs.ReadFile
+// grew a new buffer for each (their size is 0 to stat), about 9 KiB a
+// round and most of an idle node's garbage after the stream tunnel's.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// readPooled reads name into a buffer from readBufs; the caller puts bp
+// back once done with b.
+func readPooled(fsys fs.FS, name string) (bp *[]byte, b []byte, err error) {
+	bp = readBufs.Get().(*[]byte)
+	f, err := fsys.Open(name)
+	if err != nil {
+		return bp, nil, err
+	}
+	defer f.Close()
+	b = (*bp)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*bp = b
+			return bp, nil, err
+		}
+	}
+	*bp = b
+	return bp, b, nil
 }
 
 func readTrim(fsys fs.FS, name string) string {

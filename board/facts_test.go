@@ -485,3 +485,26 @@ func TestInterfaceIPv4(t *testing.T) {
 		t.Error("InterfaceIPv4(no-such-if0) = nil error")
 	}
 }
+
+// TestParseFileReusesBuffer: files read one after another into the
+// pooled buffer each come out whole and alone, whether longer than the
+// buffer or shorter than the one before.
+func TestParseFileReusesBuffer(t *testing.T) {
+	long := strings.Repeat("MemTotal:  1 kB\n", 700) // 11,200 bytes
+	fsys := fstest.MapFS{
+		"long":  {Data: []byte(long)},
+		"short": {Data: []byte("0.00 0.01 0.05 1/64 321\n")},
+	}
+	for _, name := range []string{"long", "short", "long", "short"} {
+		var got string
+		if err := parseFile(fsys, name, func(b []byte) error { got = string(b); return nil }); err != nil {
+			t.Fatalf("parseFile(%s) = %v", name, err)
+		}
+		if want := string(fsys[name].Data); got != want {
+			t.Errorf("parseFile(%s) read %d bytes, want %d", name, len(got), len(want))
+		}
+	}
+	if err := parseOptional(fsys, "absent", func([]byte) error { return nil }); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("parseOptional(absent) = %v, want fs.ErrNotExist", err)
+	}
+}
