@@ -148,8 +148,27 @@ func (b *broker) serve() error {
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("mqtt: serve: %w", err)
 	}
+	if b.cfg.SysInterval <= 0 {
+		dropSysTopics(b.srv)
+	}
 	b.started.Store(true)
 	return nil
+}
+
+// dropSysTopics deletes the $SYS topics that mochi-mqtt v2.7.9 publishes,
+// retained, once when it starts (Server.Serve), whatever its interval.
+// With sysInterval 0 the broker then publishes none, as configured,
+// rather than a snapshot of its first instant that never changes. The
+// broker's housekeeping also copies every retained message twice a
+// minute (clearExpiredRetainedMessages): these 20 were 38 KiB of an idle
+// node's 120 KiB of garbage a minute. No client can see them first: the
+// listener is not bound yet.
+func dropSysTopics(srv *mochi.Server) {
+	for topic := range srv.Topics.Retained.GetAll() {
+		if strings.HasPrefix(topic, mochi.SysPrefix+"/") {
+			srv.Topics.RetainMessage(packets.Packet{TopicName: topic, FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}})
+		}
+	}
 }
 
 // listen binds the listener and accepts clients on it. It may be called
