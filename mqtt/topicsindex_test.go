@@ -108,6 +108,26 @@ func TestSubscribersWhileSubscribing(t *testing.T) {
 	})
 }
 
+// Retained messages are looked up for a wildcard subscribe while others
+// are retained and cleared: under the race detector (mochi-mqtt v2.7.9
+// read a level's retained topic under no lock), and without deadlock.
+func TestRetainedWhileSubscribing(t *testing.T) {
+	x := mochi.NewTopicsIndex()
+	stay := packets.Packet{TopicName: "a/stay/c", Payload: []byte("x"), FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}}
+	x.RetainMessage(stay)
+	noDeadlock(t, func(i int) {
+		pk := packets.Packet{TopicName: "a/b" + strconv.Itoa(i%3) + "/c", FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}}
+		if i%2 == 0 {
+			pk.Payload = []byte("y")
+		}
+		x.RetainMessage(pk)
+	}, func() {
+		if !slices.ContainsFunc(x.Messages("a/+/c"), func(pk packets.Packet) bool { return pk.TopicName == stay.TopicName }) {
+			t.Error("Messages(a/+/c) lost a retained message not changed meanwhile")
+		}
+	})
+}
+
 // BenchmarkSubscribers: routing one twin result through an index that
 // holds the node's static filters (inline) and a client's subscription
 // to the result, as in twin's BenchmarkEndToEnd.

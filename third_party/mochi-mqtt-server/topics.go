@@ -532,6 +532,12 @@ func (x *TopicsIndex) trim(n *particle) {
 
 // Messages returns a slice of any retained messages which match a filter.
 func (x *TopicsIndex) Messages(filter string) []packets.Packet {
+	// edgenode: the walk reads each level's retainPath, which RetainMessage
+	// writes under the index's lock (the root's); v2.7.9 read it under no
+	// lock, a data race between a retained publish and a subscribe with a
+	// wildcard. The caller sends what it returns after the lock is let go.
+	x.root.Lock()
+	defer x.root.Unlock()
 	return x.scanMessages(filter, 0, nil, []packets.Packet{})
 }
 
