@@ -211,3 +211,19 @@ func TestParseStatTicks(t *testing.T) {
 		t.Error("parseStatTicks(short) = nil error, want one")
 	}
 }
+
+func TestParseSchedstat(t *testing.T) {
+	got, err := parseSchedstat([]byte("15236870 2211431 97\n"))
+	if err != nil || got != 15236870*time.Nanosecond {
+		t.Errorf("parseSchedstat = %v, %v; want 15.23687ms, nil", got, err)
+	}
+	for _, bad := range []string{"", "12 34", "x 1 2", "-5 1 2"} {
+		if _, err := parseSchedstat([]byte(bad)); err == nil {
+			t.Errorf("parseSchedstat(%q) = nil error, want one", bad)
+		}
+	}
+	// The bench's own threads, read as the node's are.
+	if d, err := runTime(os.Getpid()); err != nil || d <= 0 {
+		t.Errorf("runTime(self) = %v, %v; want > 0", d, err)
+	}
+}
