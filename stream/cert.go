@@ -14,13 +14,13 @@ import (
 // has another size or modification time; the hub renews the certificate
 // by renaming new files into place (durable.WriteFile).
 type certCache struct {
-	cert      *tls.Certificate
-	crt, key  os.FileInfo
-	crtf, kef string
+	cert     *tls.Certificate
+	crt, key os.FileInfo
 }
 
-// load returns the pair in certFile and keyFile, from the cache when
-// neither file changed since it was loaded.
+// load returns the pair in certFile and keyFile (a client's, always the
+// same two), from the cache when neither file changed since it was
+// loaded.
 func (c *certCache) load(certFile, keyFile string) (*tls.Certificate, error) {
 	crt, err := os.Stat(certFile)
 	if err != nil {
@@ -30,7 +30,7 @@ func (c *certCache) load(certFile, keyFile string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.cert != nil && certFile == c.crtf && keyFile == c.kef && same(c.crt, crt) && same(c.key, key) {
+	if c.cert != nil && same(c.crt, crt) && same(c.key, key) {
 		return c.cert, nil
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -38,7 +38,7 @@ func (c *certCache) load(certFile, keyFile string) (*tls.Certificate, error) {
 		c.cert = nil
 		return nil, err
 	}
-	*c = certCache{cert: &pair, crt: crt, key: key, crtf: certFile, kef: keyFile}
+	*c = certCache{cert: &pair, crt: crt, key: key}
 	return c.cert, nil
 }
 
