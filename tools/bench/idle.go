@@ -198,7 +198,7 @@ type idleCPU struct {
 	// runPerMin is the threads' run time over the window, per minute
 	// (runTime); 0 if the kernel does not keep it.
 	runPerMin time.Duration
-	mem         memory
+	mem       memory
 	// mallocs and collections over the window, per minute, from the
 	// node's /metrics (one scrape's own allocations included).
 	mallocsPerMin, gcsPerMin float64
@@ -307,8 +307,8 @@ func twinBurst(broker string, n, window int) (int64, error) {
 	return got.Load(), nil
 }
 
-// runPerMin formats a run time a minute, or says it was not read.
-func runPerMin(d time.Duration) string {
+// fmtRunTime formats a run time a minute, or says it was not read.
+func fmtRunTime(d time.Duration) string {
 	if d <= 0 {
 		return "run time not read"
 	}
@@ -327,7 +327,7 @@ func idleCPURows(ctx context.Context, bin string, settle, window time.Duration, 
 	var rows []row
 	add := func(label string, c idleCPU) {
 		rows = append(rows,
-			row{label + ": CPU (its threads' run time)", fmt.Sprintf("%.1f ticks/min (%s)", c.ticksPerMin, runPerMin(c.runPerMin)), fmt.Sprintf("≤ %d ticks/min", maxIdleTicks), verdict(c.ticksPerMin <= maxIdleTicks)},
+			row{label + ": CPU (its threads' run time)", fmt.Sprintf("%.1f ticks/min (%s)", c.ticksPerMin, fmtRunTime(c.runPerMin)), fmt.Sprintf("≤ %d ticks/min", maxIdleTicks), verdict(c.ticksPerMin <= maxIdleTicks)},
 			row{label + ": VmRSS / RssAnon", mib(c.mem.rss) + " / " + mib(c.mem.anon), "≤ 20 / 6 MiB", verdict(c.mem.rss <= maxRSS && c.mem.anon <= maxRssAnon)},
 			row{label + ": heap allocations / collections per min, twin messages resent to the cloud", fmt.Sprintf("%.0f / %.1f, %.0f", c.mallocsPerMin, c.gcsPerMin, c.resent), "-", "-"})
 	}
