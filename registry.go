@@ -76,10 +76,20 @@ func (r *Registry) Probe(name string, probe func() error) {
 
 // Modules returns every module's health, in the order they were added,
 // with probes applied.
-func (r *Registry) Modules() []ModuleHealth {
+func (r *Registry) Modules() []ModuleHealth { return r.appendModules(nil) }
+
+// stackModules is how many modules appendModules's callers hold on their
+// stack: the node has about a dozen. The watchdog and the node status ask
+// every few seconds, and a node that is healthy allocates nothing for it.
+const stackModules = 32
+
+// appendModules appends every module's health to out, as Modules returns
+// it.
+func (r *Registry) appendModules(out []ModuleHealth) []ModuleHealth {
+	var pb [stackModules]func() error
+	probes := pb[:0]
 	r.mu.Lock()
-	out := make([]ModuleHealth, 0, len(r.order))
-	probes := make([]func() error, 0, len(r.order))
+	first := len(out)
 	for _, n := range r.order {
 		out = append(out, *r.mods[n])
 		probes = append(probes, r.probes[n])
@@ -87,11 +97,12 @@ func (r *Registry) Modules() []ModuleHealth {
 	r.mu.Unlock()
 	// Probes run outside the lock: they may call into other modules.
 	for i, p := range probes {
-		if p == nil || out[i].State != StateRunning {
+		m := &out[first+i]
+		if p == nil || m.State != StateRunning {
 			continue
 		}
 		if err := p(); err != nil {
-			out[i].State, out[i].Detail = StateFailed, err.Error()
+			m.State, m.Detail = StateFailed, err.Error()
 		}
 	}
 	return out
@@ -100,7 +111,8 @@ func (r *Registry) Modules() []ModuleHealth {
 // Failed reports whether a module failed, as opposed to stopping with
 // the node: the watchdog then leaves the board's timer running.
 func (r *Registry) Failed() bool {
-	return slices.ContainsFunc(r.Modules(), func(m ModuleHealth) bool { return m.State == StateFailed })
+	var buf [stackModules]ModuleHealth
+	return slices.ContainsFunc(r.appendModules(buf[:0]), func(m ModuleHealth) bool { return m.State == StateFailed })
 }
 
 // StartTimeout is how long a module may stay starting before it counts as
@@ -112,7 +124,8 @@ const StartTimeout = 5 * time.Minute
 // modules are unhealthy too: while the node runs, every module should.
 func (r *Registry) Unhealthy() []string {
 	var bad []string
-	for _, m := range r.Modules() {
+	var buf [stackModules]ModuleHealth
+	for _, m := range r.appendModules(buf[:0]) {
 		switch {
 		case m.State == StateRunning:
 		case m.State == StateStarting && time.Since(m.Since) < StartTimeout:

@@ -64,3 +64,26 @@ func TestRegistryStartTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestRegistryHealthyAllocatesNothing: the watchdog asks Failed and
+// Unhealthy at every kick and the node status asks Unhealthy every round;
+// with every module running and its probe passing, neither allocates.
+func TestRegistryHealthyAllocatesNothing(t *testing.T) {
+	r := NewRegistry()
+	for _, m := range []string{"eventbus", "metamanager", "edgehub", "devicetwin", "edged", "nodestatus",
+		"mqtt", "stream", "dmi", "servicebus", "health", "watchdog"} {
+		r.Set(m, StateRunning, "")
+		r.Probe(m, func() error { return nil })
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if r.Failed() || len(r.Unhealthy()) > 0 {
+			t.Fatal("a healthy registry reads as unhealthy")
+		}
+	}); n != 0 {
+		t.Errorf("Failed and Unhealthy allocated %v times a call, want 0", n)
+	}
+	r.Set("mqtt", StateFailed, "listener closed")
+	if !r.Failed() || !cmp.Equal(r.Unhealthy(), []string{"mqtt"}) {
+		t.Errorf("Failed() = %v, Unhealthy() = %v after mqtt failed, want true, [mqtt]", r.Failed(), r.Unhealthy())
+	}
+}
