@@ -105,7 +105,7 @@ func Collect(fsys fs.FS, u Uname) (Facts, error) {
 		errs = append(errs, err)
 	}
 	_ = parseOptional(fsys, "proc/loadavg", func(b []byte) (err error) {
-		f.Tasks, err = ParseLoadavg(strings.NewReader(string(b)))
+		f.Tasks, err = parseLoadavg(b)
 		return err
 	})
 	_ = parseOptional(fsys, "proc/sys/kernel/pid_max", func(b []byte) (err error) {
@@ -124,7 +124,7 @@ func Refresh(fsys fs.FS, f *Facts) error {
 		return err
 	})
 	_ = parseOptional(fsys, "proc/loadavg", func(b []byte) (err error) {
-		f.Tasks, err = ParseLoadavg(strings.NewReader(string(b)))
+		f.Tasks, err = parseLoadavg(b)
 		return err
 	})
 	return err

@@ -348,6 +348,10 @@ var loadavgTests = []struct {
 	{"0.08 0.21 0.19\n", 0, ErrSyntax},
 	{"0.08 0.21 0.19 1-98 1234\n", 0, ErrSyntax},
 	{"0.08 0.21 0.19 1/-3 1234\n", 0, ErrSyntax},
+	{"0.08\t0.21  0.19\t2/117 1234", 117, nil},
+	{"0.08 0.21 0.19 1/99999999999 1234\n", 0, ErrSyntax},
+	{"0.08 0.21 0.19 1/ 1234\n", 0, ErrSyntax},
+	{"", 0, ErrSyntax},
 }
 
 func TestParseLoadavg(t *testing.T) {

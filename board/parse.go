@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -321,20 +322,49 @@ func ParseID(r io.Reader) (string, error) {
 // ParseLoadavg reads /proc/loadavg and returns the number of tasks
 // (threads) that exist, the denominator of its fourth field "running/total".
 func ParseLoadavg(r io.Reader) (int, error) {
-	b, err := io.ReadAll(io.LimitReader(r, 256))
+	b, err := io.ReadAll(io.LimitReader(r, maxLoadavg))
 	if err != nil {
 		return 0, fmt.Errorf("board: read loadavg: %w", err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 4 {
+	return parseLoadavg(b)
+}
+
+// maxLoadavg is as much of /proc/loadavg as is read: five short fields.
+const maxLoadavg = 256
+
+// parseLoadavg is ParseLoadavg on the file's bytes. The node status calls
+// it every round, and it allocates nothing unless the file is bad.
+func parseLoadavg(b []byte) (int, error) {
+	b = b[:min(len(b), maxLoadavg)]
+	var f []byte
+	rest := b
+	for range 4 {
+		f, rest = asciiField(rest)
+	}
+	_, total, ok := bytes.Cut(f, []byte{'/'})
+	n, okN := parseDecimal(total)
+	if len(f) == 0 {
 		return 0, fmt.Errorf("board: loadavg %q: %w", trunc(string(b)), ErrSyntax)
 	}
-	_, total, ok := strings.Cut(f[3], "/")
-	n, err := strconv.Atoi(total)
-	if !ok || err != nil || n < 0 {
-		return 0, fmt.Errorf("board: loadavg %q: %w", trunc(f[3]), ErrSyntax)
+	if !ok || !okN || n > math.MaxInt32 {
+		return 0, fmt.Errorf("board: loadavg %q: %w", trunc(string(f)), ErrSyntax)
 	}
-	return n, nil
+	return int(n), nil
+}
+
+// asciiField returns the first field of b separated by ASCII white space,
+// and what follows it.
+func asciiField(b []byte) (f, rest []byte) {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
+	i := 0
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	j := i
+	for j < len(b) && !isSpace(b[j]) {
+		j++
+	}
+	return b[i:j], b[j:]
 }
 
 // parseInt reads a file holding one decimal integer (/proc/sys/kernel/pid_max).
