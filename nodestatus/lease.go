@@ -23,15 +23,18 @@ import (
 // null/node/<name>; when it is there, the node only patches its status,
 // and a NotFound answer to the patch (the node was deleted in the cloud)
 // brings the insert back.
-func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) {
+//
+// It reports whether the cloud now has st's status: sent in this round,
+// or the same as the last one sent.
+func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) bool {
 	if !n.registered.Load() && n.register(ctx, st, now) {
-		return
+		return n.last == st
 	}
 	if !n.registered.Load() {
-		return
+		return false
 	}
 	if sameStatus(n.last, st) && now.Sub(n.lastSent) < n.cfg.ReportFrequency {
-		return
+		return true
 	}
 	// The content is a strategic merge patch of the status, as a JSON
 	// string (KubeEdge v1.23.1 cloud/pkg/edgecontroller/controller/upstream.go
@@ -53,13 +56,14 @@ func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) {
 			n.registered.Store(false)
 			n.gone = true // meta's copy is stale: insert, do not trust it
 			n.lease = nil
-			return
+			return false
 		}
 		n.log.Debug("nodepatch failed, retrying next round", "err", err)
-		return
+		return false
 	}
 	n.sent.Add(1)
 	n.last, n.lastSent = st, now
+	return true
 }
 
 // register finds the node registered in an earlier run or inserts it. It
@@ -149,7 +153,7 @@ func (n *Node) renewLease(ctx context.Context, now time.Time) {
 	if !n.registered.Load() {
 		return
 	}
-	res := bus.ResourcePath(LeaseNamespace, bus.KindLease, n.cfg.NodeName)
+	res := n.leaseRes
 	op := bus.OpUpdate
 	if n.lease == nil && n.created {
 		// A node this run created has no lease: insert it without the
@@ -196,7 +200,7 @@ func (n *Node) renewLease(ctx context.Context, now time.Time) {
 	if !isNull(obj) && json.Unmarshal(obj, &got) == nil && got.Metadata.Name != "" {
 		l = got
 	}
-	n.lease = &l
+	*n.lease = l // n.lease is this run's; a round allocates no new one
 	n.leaseOK.Add(1)
 }
 

@@ -225,11 +225,13 @@ type Node struct {
 
 	// Owned by Run's goroutine.
 	last       *NodeStatus // last status sent (or built, in v0.3)
+	lastKey    statusKey   // what last was built from
 	lastSent   time.Time
 	nodeUID    string
 	created    bool // this run created the node, so it has no lease yet
 	gone       bool // the cloud said NotFound to a patch: insert again
 	lease      *Lease
+	leaseRes   string // the lease's resource, made once
 	runtime    string
 	runtimeAt  time.Time
 	facts      board.Facts // collected at factsAt, refreshed every round
@@ -260,7 +262,8 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, host Host) (*Node, error) {
 	if err := b.AddModule(bus.ModuleNodeStatus, ""); err != nil {
 		return nil, fmt.Errorf("nodestatus: %w", err)
 	}
-	return &Node{cfg: cfg, b: b, log: log, host: host.defaults(), warnedOnce: map[string]bool{}, known: make(chan struct{})}, nil
+	return &Node{cfg: cfg, b: b, log: log, host: host.defaults(), warnedOnce: map[string]bool{}, known: make(chan struct{}),
+		leaseRes: bus.ResourcePath(LeaseNamespace, bus.KindLease, cfg.NodeName)}, nil
 }
 
 // Known is closed once the cloud has the node: registered in this run or
@@ -340,15 +343,24 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 }
 
-// round builds the status once and sends it in the era's shape.
+// round builds the status once and sends it in the era's shape. In v1.23
+// a round whose status would be the one the cloud has, within
+// ReportFrequency, builds none: it only renews the lease.
 func (n *Node) round(ctx context.Context) {
 	now := time.Now()
-	st := BuildStatus(n.cfg, n.inputs(ctx, now), n.last, now)
+	in := n.inputs(ctx, now)
 	if n.cfg.Era == bus.EraV03 {
+		st := BuildStatus(n.cfg, in, n.last, now)
 		n.sendV03(ctx, &st)
 		return
 	}
-	n.sendV123(ctx, &st, now)
+	key := keyOf(n.cfg, in)
+	if !n.registered.Load() || n.last == nil || key != n.lastKey || now.Sub(n.lastSent) >= n.cfg.ReportFrequency {
+		st := BuildStatus(n.cfg, in, n.last, now)
+		if n.sendV123(ctx, &st, now) {
+			n.lastKey = key
+		}
+	}
 	n.renewLease(ctx, now)
 }
 

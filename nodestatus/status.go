@@ -3,6 +3,7 @@ package nodestatus
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -214,9 +215,12 @@ func BuildStatus(cfg Config, in Inputs, prev *NodeStatus, now time.Time) NodeSta
 		st.Addresses = append(st.Addresses, NodeAddress{Type: "InternalIP", Address: in.IP.String()})
 	}
 	st.Addresses = append(st.Addresses, NodeAddress{Type: "Hostname", Address: cmpOr(cfg.NodeName, f.Hostname)})
-	for _, c := range conditions(cfg.Thresholds, in) {
+	stamp := now.UTC().Format(timeFormat)
+	conds := conditions(cfg.Thresholds, in)
+	st.Conditions = make([]NodeCondition, 0, len(conds))
+	for _, c := range conds {
 		nc := NodeCondition{Type: c.typ, Status: c.status, Reason: c.reason, Message: c.message,
-			LastHeartbeatTime: now.UTC().Format(timeFormat), LastTransitionTime: now.UTC().Format(timeFormat)}
+			LastHeartbeatTime: stamp, LastTransitionTime: stamp}
 		if p := findCondition(prev, c.typ); p != nil && p.Status == c.status {
 			nc.LastTransitionTime = p.LastTransitionTime
 		}
@@ -226,9 +230,11 @@ func BuildStatus(cfg Config, in Inputs, prev *NodeStatus, now time.Time) NodeSta
 }
 
 // conditions evaluates the four node conditions in the kubelet's order.
-func conditions(t Thresholds, in Inputs) []conditionState {
+// They are an array, compared whole by statusKey.
+func conditions(t Thresholds, in Inputs) [4]conditionState {
 	f := in.Facts
-	out := make([]conditionState, 0, 4)
+	var arr [4]conditionState
+	out := arr[:0]
 	if f.Memory.Available < t.MemoryAvailable {
 		out = append(out, conditionState{CondMemoryPressure, condTrue, "EdgeHasInsufficientMemory",
 			fmt.Sprintf("available memory %s is below %s", kib(f.Memory.Available), kib(t.MemoryAvailable))})
@@ -263,7 +269,33 @@ func conditions(t Thresholds, in Inputs) []conditionState {
 	default:
 		out = append(out, conditionState{CondReady, condTrue, "EdgeReady", "edge is posting ready status"})
 	}
-	return out
+	return arr
+}
+
+// statusKey is everything BuildStatus makes a status of, but the time and
+// the previous status: two rounds with equal keys build statuses that
+// differ only in their heartbeat times (sameStatus). The status round
+// compares keys to leave a status it would not send unbuilt: an idle
+// node's facts change (free memory, tasks) but its status does not, and
+// building it made 2 KiB of garbage every 10 s.
+type statusKey struct {
+	cpus              int
+	memory, disk      uint64 // capacity
+	ip                netip.Addr
+	machineID, bootID string
+	kernel, osImage   string
+	arch, hostname    string
+	runtime           string
+	conditions        [4]conditionState
+}
+
+// keyOf returns in's statusKey under cfg.
+func keyOf(cfg Config, in Inputs) statusKey {
+	f := in.Facts
+	ip, _ := netip.AddrFromSlice(in.IP)
+	return statusKey{cpus: f.CPUs, memory: f.Memory.Total, disk: f.Disk.Total, ip: ip,
+		machineID: f.MachineID, bootID: f.BootID, kernel: f.Uname.Release, osImage: f.OSImage,
+		arch: f.Arch, hostname: cmpOr(cfg.NodeName, f.Hostname), runtime: in.Runtime, conditions: conditions(cfg.Thresholds, in)}
 }
 
 func findCondition(s *NodeStatus, typ string) *NodeCondition {

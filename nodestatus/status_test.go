@@ -213,3 +213,54 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("Validate(defaults) = %v", errs)
 	}
 }
+
+// TestStatusKey: two inputs have the same statusKey exactly when the
+// statuses built from them differ in their heartbeat times only, so that
+// the status round may skip building a status whose key it has sent. Each
+// case changes one thing that BuildStatus reads, or one fact that it
+// reads only through a threshold.
+func TestStatusKey(t *testing.T) {
+	cfg := Config{NodeName: "edge-1"}.Defaults()
+	base := Inputs{Facts: pizeroFacts(t), IP: net.ParseIP("192.168.1.23"), Runtime: "1.1.5"}
+	tests := []struct {
+		name   string
+		change func(*Inputs)
+		same   bool
+	}{
+		{"nothing", func(*Inputs) {}, true},
+		{"free memory, above the threshold", func(in *Inputs) { in.Facts.Memory.Available -= 4 << 20; in.Facts.Memory.Free++ }, true},
+		{"tasks, few", func(in *Inputs) { in.Facts.Tasks += 7 }, true},
+		{"disk free, plenty", func(in *Inputs) { in.Facts.Disk.Free -= 1 << 20; in.Facts.Disk.InodesFree-- }, true},
+		{"the host name, with a node name set", func(in *Inputs) { in.Facts.Hostname = "other" }, true},
+		{"the same address, another slice", func(in *Inputs) { in.IP = net.ParseIP("192.168.1.23") }, true},
+		{"free memory, below the threshold", func(in *Inputs) { in.Facts.Memory.Available = 50 << 20 }, false},
+		{"disk free, below the threshold", func(in *Inputs) { in.Facts.Disk.Free = 1 << 20 }, false},
+		{"inodes, below the threshold", func(in *Inputs) { in.Facts.Disk.InodesFree = 10 }, false},
+		{"tasks, near pid_max", func(in *Inputs) { in.Facts.Tasks = in.Facts.PIDMax - 1 }, false},
+		{"a module unhealthy", func(in *Inputs) { in.Unhealthy = []string{"twin"} }, false},
+		{"no runtime", func(in *Inputs) { in.Runtime = "" }, false},
+		{"another runtime", func(in *Inputs) { in.Runtime = "1.2.0" }, false},
+		{"another address", func(in *Inputs) { in.IP = net.ParseIP("192.168.1.24") }, false},
+		{"no address", func(in *Inputs) { in.IP = nil }, false},
+		{"CPUs", func(in *Inputs) { in.Facts.CPUs = 4 }, false},
+		{"memory total", func(in *Inputs) { in.Facts.Memory.Total += 1 << 20 }, false},
+		{"disk total", func(in *Inputs) { in.Facts.Disk.Total += 1 << 30 }, false},
+		{"machine id", func(in *Inputs) { in.Facts.MachineID = "ffff" }, false},
+		{"boot id", func(in *Inputs) { in.Facts.BootID = "ffff" }, false},
+		{"kernel", func(in *Inputs) { in.Facts.Uname.Release = "6.12.1" }, false},
+		{"OS image", func(in *Inputs) { in.Facts.OSImage = "Debian 13" }, false},
+		{"architecture", func(in *Inputs) { in.Facts.Arch = "arm64" }, false},
+	}
+	t0 := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	prev := BuildStatus(cfg, base, nil, t0)
+	for _, tt := range tests {
+		in := base
+		in.Facts.Memory = base.Facts.Memory
+		tt.change(&in)
+		st := BuildStatus(cfg, in, &prev, t0.Add(10*time.Second))
+		same, keySame := sameStatus(&prev, &st), keyOf(cfg, base) == keyOf(cfg, in)
+		if same != tt.same || keySame != tt.same {
+			t.Errorf("%s: sameStatus = %v, equal keys = %v, want both %v", tt.name, same, keySame, tt.same)
+		}
+	}
+}
