@@ -231,45 +231,43 @@ func BuildStatus(cfg Config, in Inputs, prev *NodeStatus, now time.Time) NodeSta
 
 // conditions evaluates the four node conditions in the kubelet's order.
 // They are an array, compared whole by statusKey.
-func conditions(t Thresholds, in Inputs) [4]conditionState {
+func conditions(t Thresholds, in Inputs) (c [4]conditionState) {
 	f := in.Facts
-	var arr [4]conditionState
-	out := arr[:0]
 	if f.Memory.Available < t.MemoryAvailable {
-		out = append(out, conditionState{CondMemoryPressure, condTrue, "EdgeHasInsufficientMemory",
-			fmt.Sprintf("available memory %s is below %s", kib(f.Memory.Available), kib(t.MemoryAvailable))})
+		c[0] = conditionState{CondMemoryPressure, condTrue, "EdgeHasInsufficientMemory",
+			fmt.Sprintf("available memory %s is below %s", kib(f.Memory.Available), kib(t.MemoryAvailable))}
 	} else {
-		out = append(out, conditionState{CondMemoryPressure, condFalse, "EdgeHasSufficientMemory", "edge has sufficient memory available"})
+		c[0] = conditionState{CondMemoryPressure, condFalse, "EdgeHasSufficientMemory", "edge has sufficient memory available"}
 	}
 	diskLow := f.Disk.Total > 0 && f.Disk.Free*100 < f.Disk.Total*uint64(t.DiskFreePercent)
 	inodesLow := f.Disk.Inodes > 0 && f.Disk.InodesFree*100 < f.Disk.Inodes*uint64(t.InodesFreePercent)
 	switch {
 	case diskLow:
-		out = append(out, conditionState{CondDiskPressure, condTrue, "EdgeHasDiskPressure",
-			fmt.Sprintf("data dir has %s free of %s, below %d%%", kib(f.Disk.Free), kib(f.Disk.Total), t.DiskFreePercent)})
+		c[1] = conditionState{CondDiskPressure, condTrue, "EdgeHasDiskPressure",
+			fmt.Sprintf("data dir has %s free of %s, below %d%%", kib(f.Disk.Free), kib(f.Disk.Total), t.DiskFreePercent)}
 	case inodesLow:
-		out = append(out, conditionState{CondDiskPressure, condTrue, "EdgeHasDiskPressure",
-			fmt.Sprintf("data dir has %d inodes free of %d, below %d%%", f.Disk.InodesFree, f.Disk.Inodes, t.InodesFreePercent)})
+		c[1] = conditionState{CondDiskPressure, condTrue, "EdgeHasDiskPressure",
+			fmt.Sprintf("data dir has %d inodes free of %d, below %d%%", f.Disk.InodesFree, f.Disk.Inodes, t.InodesFreePercent)}
 	default:
-		out = append(out, conditionState{CondDiskPressure, condFalse, "EdgeHasNoDiskPressure", "edge has no disk pressure"})
+		c[1] = conditionState{CondDiskPressure, condFalse, "EdgeHasNoDiskPressure", "edge has no disk pressure"}
 	}
 	if f.PIDMax > 0 && (f.PIDMax-f.Tasks)*100 < f.PIDMax*t.PIDsFreePercent {
-		out = append(out, conditionState{CondPIDPressure, condTrue, "EdgeHasInsufficientPID",
-			fmt.Sprintf("%d of %d process ids in use", f.Tasks, f.PIDMax)})
+		c[2] = conditionState{CondPIDPressure, condTrue, "EdgeHasInsufficientPID",
+			fmt.Sprintf("%d of %d process ids in use", f.Tasks, f.PIDMax)}
 	} else {
-		out = append(out, conditionState{CondPIDPressure, condFalse, "EdgeHasSufficientPID", "edge has sufficient PID available"})
+		c[2] = conditionState{CondPIDPressure, condFalse, "EdgeHasSufficientPID", "edge has sufficient PID available"}
 	}
 	// Ready with reason EdgeReady / EdgeNotReady (KubeEdge v0.3.0 edge/pkg/edged/edged_status.go
 	// setNodeReadyCondition).
 	switch {
 	case in.Runtime == "":
-		out = append(out, conditionState{CondReady, condFalse, "EdgeNotReady", "container runtime (runc) is not available"})
+		c[3] = conditionState{CondReady, condFalse, "EdgeNotReady", "container runtime (runc) is not available"}
 	case len(in.Unhealthy) > 0:
-		out = append(out, conditionState{CondReady, condFalse, "EdgeNotReady", fmt.Sprintf("modules not healthy: %v", in.Unhealthy)})
+		c[3] = conditionState{CondReady, condFalse, "EdgeNotReady", fmt.Sprintf("modules not healthy: %v", in.Unhealthy)}
 	default:
-		out = append(out, conditionState{CondReady, condTrue, "EdgeReady", "edge is posting ready status"})
+		c[3] = conditionState{CondReady, condTrue, "EdgeReady", "edge is posting ready status"}
 	}
-	return arr
+	return c
 }
 
 // statusKey is everything BuildStatus makes a status of, but the time and
