@@ -256,8 +256,9 @@ func TestFollowEndsOnRemove(t *testing.T) {
 func TestUnknownIDsAndTypes(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
 	ctx, tun := e.tunnel(t)
-	// Data for an unknown id: dropped, no answer. RemoveConnect for an
-	// unknown id and an unknown type: answered with RemoveConnect.
+	// Data and RemoveConnect for an unknown id: dropped, no answer, as
+	// edgecore drops them. An unknown type and a connect message that
+	// cannot be served: answered with RemoveConnect.
 	for _, f := range []stream.Frame{
 		{ID: 900, Type: stream.TypeData, Data: []byte("x")},
 		{ID: 901, Type: stream.TypeRemove},
@@ -268,12 +269,12 @@ func TestUnknownIDsAndTypes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := map[uint64]bool{901: true, 902: true, 903: true}
+	want := map[uint64]bool{902: true, 903: true}
 	for len(want) > 0 {
 		select {
 		case f := <-tun.Unmatched:
-			if f.ID == 900 {
-				t.Errorf("answer %v to Data for an unknown id, want none", f.Type)
+			if f.ID == 900 || f.ID == 901 {
+				t.Errorf("answer %v to a frame for an unknown id, want none", f.Type)
 			}
 			if f.Type == stream.TypeRemove {
 				delete(want, f.ID)
@@ -290,6 +291,64 @@ func TestUnknownIDsAndTypes(t *testing.T) {
 	if got, err := r.ReadAll(ctx); err != nil || string(got) != "hello z\n" {
 		t.Errorf("ReadAll() = %q, %v after unknown frames, want hello z", got, err)
 	}
+	noneUnmatched(t, tun)
+}
+
+// noneUnmatched fails for each frame the edge sent for an id the cloud
+// does not serve, as cloudcore logs an error for each (KubeEdge v1.23.1
+// cloud/pkg/cloudstream/session.go, ProxyTunnelMessageToApiserver). The
+// frames come in order: call it after a request sent later has ended.
+func noneUnmatched(t *testing.T, tun *streamtest.Tunnel) {
+	t.Helper()
+	for {
+		select {
+		case f := <-tun.Unmatched:
+			t.Errorf("frame %v for connection %d, which the cloud does not serve", f.Type, f.ID)
+		default:
+			return
+		}
+	}
+}
+
+// TestExecClosedByClient: once the client of an exec has closed its side,
+// cloudstream sends RemoveConnect at every read until the edge answers
+// (KubeEdge v1.23.1 cloud/pkg/cloudstream/containerexec_connection.go,
+// Serve). The edge ends the connection once and sends one RemoveConnect;
+// the ones that come after it are not answered.
+func TestExecClosedByClient(t *testing.T) {
+	e := startEdge(t, testHandler(nil), nil)
+	ctx, tun := e.tunnel(t)
+	r, err := tun.Open(stream.TypeExec, "/exec/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for !strings.Contains(got, "\r\n\r\n") {
+		d, ok, err := r.Next(ctx)
+		if err != nil || !ok {
+			t.Fatalf("Next() = %q, %v, %v before the upgrade's end", d, ok, err)
+		}
+		got += string(d)
+	}
+	for range 200 {
+		if err := r.Remove(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-r.Removed():
+	case <-ctx.Done():
+		t.Fatal("no RemoveConnect from the edge")
+	}
+	// Later frames come after the answers to the 200, if there were any.
+	l, err := tun.Open(stream.TypeLogs, "/hello?name=z", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.ReadAll(ctx); err != nil || string(got) != "hello z\n" {
+		t.Errorf("ReadAll() = %q, %v, want hello z", got, err)
+	}
+	noneUnmatched(t, tun)
 }
 
 func TestCloseConnectRedials(t *testing.T) {

@@ -27,8 +27,10 @@
 // of the connection) as Data frames, then RemoveConnect, always, also
 // after errors, so no request is left hanging. The HTTP status is not
 // carried by the tunnel for logs and metrics, so errors reach the user as
-// body text. An unknown connection id gets RemoveConnect; Data for an
-// unknown id is dropped; each RemoveConnect is answered.
+// body text. A connect message that cannot be served and a frame of an
+// unknown type get RemoveConnect; Data and RemoveConnect for an id that
+// is not served (any more) are dropped, as edgecore drops them: each
+// request sends one RemoveConnect, when it ends.
 //
 // Goroutines: Run dials and reads in the caller's goroutine; per tunnel
 // it starts a pinger and one goroutine per request (at most MaxConns),

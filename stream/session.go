@@ -97,13 +97,22 @@ func (s *session) read(wg *sync.WaitGroup) error {
 				r.conn.deliver(f.Data) // f.Data is a fresh slice per message
 			}
 		case TypeRemove:
+			// A request answers with its own RemoveConnect when it ends.
+			// One for an id not served (any more) is dropped, as edgecore
+			// v1.23.1 drops every message for an unknown id
+			// (edge/pkg/edgestream/tunnel.go, WriteToLocalConnection):
+			// once its client has closed its side, cloudstream's exec loop
+			// sends RemoveConnect again at every read until the edge's
+			// answer arrives (KubeEdge v1.23.1
+			// cloud/pkg/cloudstream/containerexec_connection.go, Serve),
+			// and each answer to one of those made cloudcore log "can not
+			// find apiServer connection id": 1,281 lines for one
+			// "echo x | kubectl exec -i".
 			s.mu.Lock()
 			r, ok := s.conns[f.ID]
 			s.mu.Unlock()
 			if ok {
-				r.cancel() // the request answers with its RemoveConnect
-			} else if err := s.write(Frame{ID: f.ID, Type: TypeRemove}); err != nil {
-				return err
+				r.cancel()
 			}
 		default:
 			// edgecore v1.23.1 panics here; answer and go on.
