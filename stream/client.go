@@ -155,9 +155,19 @@ func (c *Client) session(ctx context.Context) (up time.Duration, err error) {
 	c.connected.Store(true)
 	c.log.Info("stream tunnel connected", "server", c.cfg.Server)
 	defer c.connected.Store(false)
+	node := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	s := &session{c: c, ws: ws, ctx: ctx, conns: map[uint64]*request{}}
-	stop := context.AfterFunc(ctx, func() { ws.Close() })
+	stop := context.AfterFunc(ctx, func() {
+		// When the node stops, the tunnel ends with a websocket close
+		// (1000, normal closure), as the hub's link does, so that
+		// cloudstream reads a clean end instead of an abnormal closure
+		// (1006).
+		if node.Err() != nil {
+			goodbye(ws, min(c.cfg.WriteDeadline, time.Second))
+		}
+		ws.Close()
+	})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -170,4 +180,11 @@ func (c *Client) session(ctx context.Context) (up time.Duration, err error) {
 	ws.Close()
 	wg.Wait()
 	return time.Since(start), err
+}
+
+// goodbye writes a websocket close (1000) that says the node is stopping,
+// waiting at most d for the write.
+func goodbye(ws *websocket.Conn, d time.Duration) {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "node stopping")
+	_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(d))
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"edgenode/stream"
 	"edgenode/stream/streamtest"
 )
@@ -400,5 +402,15 @@ func TestRunReturnsOnCancel(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("Run did not return with a request in flight")
+	}
+	// The cloud read a clean end: cloudcore logs an abnormal closure
+	// (1006) as a reader error.
+	select {
+	case <-tun.Done():
+	case <-ctx.Done():
+		t.Fatal("the tunnel is still up after Run returned")
+	}
+	if c := tun.CloseCode(); c != websocket.CloseNormalClosure {
+		t.Errorf("tunnel closed with code %d, want %d (normal closure)", c, websocket.CloseNormalClosure)
 	}
 }

@@ -156,7 +156,13 @@ type Tunnel struct {
 	Unmatched chan stream.Frame
 	done      chan struct{}
 	NonText   atomic.Int64 // messages that were not Text
+	closeCode atomic.Int64
 }
+
+// CloseCode returns the code of the websocket close the tunnel ended
+// with: the edge's, or 1006 (abnormal closure) when it ended without one.
+// It is 0 while the tunnel is up.
+func (t *Tunnel) CloseCode() int { return int(t.closeCode.Load()) }
 
 // Done is closed when the tunnel has ended.
 func (t *Tunnel) Done() <-chan struct{} { return t.done }
@@ -176,6 +182,11 @@ func (t *Tunnel) read() {
 	for {
 		mt, b, err := t.ws.ReadMessage()
 		if err != nil {
+			code := int64(websocket.CloseAbnormalClosure)
+			if ce, ok := errors.AsType[*websocket.CloseError](err); ok {
+				code = int64(ce.Code)
+			}
+			t.closeCode.Store(code)
 			return
 		}
 		if mt != websocket.TextMessage {
