@@ -161,10 +161,12 @@ type runner interface {
 	Run(ctx context.Context) error
 }
 
-// afterNode runs a module once the cloud has the node. The stream tunnel
-// waits so: cloudstream writes its port into the node object when the
-// tunnel connects, and a fresh node not yet inserted would keep the
-// kubelet port, which kube-apiserver cannot reach through the tunnel.
+// afterNode runs a module once the cloud has the node with this run's
+// first status (nodestatus Node.Known). The stream tunnel waits so:
+// cloudstream writes its port into the node object when the tunnel
+// connects; a fresh node not yet inserted would keep the kubelet port,
+// which kube-apiserver cannot reach through the tunnel, and a status
+// patch that lands during that write makes it fail for 20 s.
 type afterNode struct {
 	known <-chan struct{}
 	runner

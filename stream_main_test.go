@@ -2,38 +2,31 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"edgenode/db"
-
+	"edgenode/hub/hubtest"
 	"edgenode/stream"
 	"edgenode/stream/streamtest"
 )
 
-// TestRunServesStream runs the node with a cloud configured and checks
-// that the stream module dials the tunnel with the node certificate and
+// TestRunServesStream runs the node joined to a test cloud and checks
+// that the stream module dials the tunnel with the node certificate the
+// hub got, once the cloud has the node's status (nodestatus.Known), and
 // serves the pod module's kubelet paths through it.
 func TestRunServesStream(t *testing.T) {
-	srv, err := streamtest.NewServer()
+	hub := hubtest.NewServer(hubtest.Config{})
+	defer hub.Close()
+	srv, err := streamtest.NewServer(hub.CACert())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	cert, key, err := srv.WriteNodeCert(t.TempDir(), "n1")
-	if err != nil {
-		t.Fatal(err)
-	}
 	early, stop := runInProcess(t, "n1", func(c *Config) {
-		// CloudHub is unreachable; the tunnel does not depend on it once
-		// the node is known, here from an earlier run: meta kept the node
-		// object the cloud returned.
-		c.Hub.Server, c.Hub.CertFile, c.Hub.KeyFile = "127.0.0.1:1", cert, key
+		c.Hub.Server, c.Hub.Token, c.Hub.CertServer = hub.Addr, hub.Token("n1"), hub.CertURL
 		c.Stream.Server = srv.Addr()
-		storeNode(t, c.DataDir, "n1")
 	})
 	wctx, wcancel := context.WithTimeout(early, time.Minute)
 	defer wcancel()
@@ -41,11 +34,15 @@ func TestRunServesStream(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no tunnel from the node: %v (run: %v)", err, stop())
 	}
+	// The status went first: cloudstream writes its port into the node
+	// and fails with a conflict if a patch lands in between.
+	if n, ok := hub.APINode("n1"); !ok || len(n.Status.Conditions) == 0 {
+		t.Errorf("the tunnel came before the node's status: node %v, conditions %v", ok, n.Status.Conditions)
+	}
 	if got := tun.Header.Get("SessionHostNameOverride"); got != "n1" {
 		t.Errorf("SessionHostNameOverride = %q, want n1", got)
 	}
-	// The node's InternalIP: as its status gives it, or as the board
-	// picks it when no status was made yet (the cloud is unreachable).
+	// The node's InternalIP, as its status gives it.
 	if got, want := tun.Header.Get("SessionInternalIP"), pickAddress(""); got != want {
 		t.Errorf("SessionInternalIP = %q, want %q", got, want)
 	}
@@ -67,21 +64,6 @@ func TestRunServesStream(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Errorf("run() = %v, want nil", err)
-	}
-}
-
-// storeNode puts the node object into the store under dataDir as meta
-// keeps it once the cloud has answered the node's insert.
-func storeNode(t *testing.T, dataDir, node string) {
-	t.Helper()
-	d, err := db.Open(t.Context(), filepath.Join(dataDir, db.FileName), db.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	obj := `{"kind":"Node","apiVersion":"v1","metadata":{"name":"` + node + `","uid":"uid-` + node + `"}}`
-	if err := d.UpsertMeta(t.Context(), db.Meta{Key: "null/node/" + node, Type: "node", Value: obj}); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -63,6 +63,7 @@ func (n *Node) sendV123(ctx context.Context, st *NodeStatus, now time.Time) bool
 	}
 	n.sent.Add(1)
 	n.last, n.lastSent = st, now
+	n.setKnown()
 	return true
 }
 
@@ -90,6 +91,7 @@ func (n *Node) register(ctx context.Context, st *NodeStatus, now time.Time) bool
 		n.created, n.gone = true, false
 		n.sent.Add(1)
 		n.last, n.lastSent = st, now
+		n.setKnown()
 		n.log.Info("node registered", "node", n.cfg.NodeName)
 		return true
 	case errors.Is(err, ErrAlreadyExists):

@@ -266,11 +266,20 @@ func New(cfg Config, b *bus.Bus, log *slog.Logger, host Host) (*Node, error) {
 		leaseRes: bus.ResourcePath(LeaseNamespace, bus.KindLease, cfg.NodeName)}, nil
 }
 
-// Known is closed once the cloud has the node: registered in this run or
-// an earlier one (v1.23), or a first status delivered (v0.3). Whatever
-// must find the node object in the cloud waits for it: cloudstream writes
-// its port into the node when the stream tunnel connects, and finds
-// nothing to write to before.
+// Known is closed once the cloud has the node with this run's first
+// status: the node inserted with it or patched with it (v1.23), or the
+// first status delivered (v0.3). Whatever must find the node object in
+// the cloud waits for it: cloudstream writes its port into the node when
+// the stream tunnel connects, and finds nothing to write to before. It
+// also waits for the patch: cloudstream reads the node and writes it back
+// whole (KubeEdge v1.23.1 cloud/pkg/cloudstream/tunnelserver.go,
+// updateNodeKubeletEndpoint), and a patch of ours that lands in between
+// makes that write fail with a conflict, which it tries again only 20 s
+// later; until then it serves no kubectl logs or exec for the node.
+// Checked against a real cloudcore, whose log showed the conflict at
+// every start of a node registered before. A patch refused because the
+// hub is not connected yet does not count: the round that the connection
+// starts sends it again, and that one lands.
 func (n *Node) Known() <-chan struct{} { return n.known }
 
 // InternalIP returns the InternalIP the node reported last, "" before the
@@ -284,10 +293,7 @@ func (n *Node) InternalIP() string {
 	return ""
 }
 
-func (n *Node) setRegistered() {
-	n.registered.Store(true)
-	n.setKnown()
-}
+func (n *Node) setRegistered() { n.registered.Store(true) }
 
 func (n *Node) setKnown() { n.knownOnce.Do(func() { close(n.known) }) }
 

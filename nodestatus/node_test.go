@@ -559,3 +559,95 @@ func TestUnchangedRoundAllocations(t *testing.T) {
 		t.Errorf("Stats() = %+v, want no status sent and no lease failed", s)
 	}
 }
+
+// TestKnownAfterFirstStatus: Known closes once the cloud has this run's
+// first status, not when the node is found registered: cloudstream's
+// write of its port into the node fails with a conflict, and waits 20 s,
+// if the status patch lands between its read and its write. A node
+// registered before closes it when its patch is taken; one whose patch
+// is refused (the hub not connected yet), when a later round's patch is;
+// a new node, when its insert is taken; one whose insert is refused, not
+// at all.
+func TestKnownAfterFirstStatus(t *testing.T) {
+	tests := []struct {
+		name    string
+		refused int // patches refused before one is taken; -1: every insert and patch
+		stored  bool
+		firstAt time.Duration // when Known closes
+	}{
+		{"registered before", 0, true, 0},
+		{"registered before, first patch refused", 1, true, 10 * time.Second},
+		{"inserted", 0, false, 0},
+		{"insert refused", -1, false, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := bus.New(bus.Config{}, nil)
+				if err := b.AddModule(bus.ModuleMeta, bus.GroupMeta); err != nil {
+					t.Fatal(err)
+				}
+				h := &fakeHost{runtime: "1.1.5"}
+				n, err := New(Config{NodeName: "pizero"}, b, nil, h.host())
+				if err != nil {
+					t.Fatal(err)
+				}
+				gone, refused, answered := false, 0, false
+				answer := storedNodeMeta(&gone)
+				if !tt.stored {
+					answer = (&cloud{inserts: 1}).answer
+				}
+				start := time.Now()
+				ctx, cancel := context.WithCancel(t.Context())
+				go func() {
+					for {
+						m, err := b.Receive(ctx, bus.ModuleMeta)
+						if err != nil {
+							return
+						}
+						status := m.Route.Operation == bus.OpPatch || m.Route.Operation == bus.OpInsert && m.Route.Resource == "null/node/pizero"
+						if status && !answered {
+							select {
+							case <-n.Known():
+								t.Errorf("Known closed before the %s was answered", m.Route.Operation)
+							default:
+							}
+						}
+						r := answer(m)
+						if tt.refused < 0 && status {
+							e := m.ErrorResp(bus.ModuleMeta, "failed to process remote: not connected")
+							r = &e
+						}
+						if m.Route.Operation == bus.OpPatch && refused < tt.refused {
+							refused++
+							e := m.ErrorResp(bus.ModuleMeta, "failed to process remote: not connected")
+							r = &e
+						}
+						answered = answered || status
+						b.SendResp(*r)
+					}
+				}()
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					n.Run(ctx)
+				}()
+				known := time.Duration(-1)
+				go func() {
+					select {
+					case <-n.Known():
+						known = time.Since(start)
+					case <-ctx.Done():
+					}
+				}()
+				time.Sleep(25 * time.Second) // two rounds and a half
+				cancel()
+				<-done
+				synctest.Wait()
+				if known != tt.firstAt {
+					t.Errorf("Known closed after %v (-1: not at all), want %v", known, tt.firstAt)
+				}
+			})
+		})
+	}
+}

@@ -37,8 +37,10 @@
 // exec and attach included. All have exited when Run returns. Redials
 // wait a capped, jittered backoff that starts again after a tunnel that
 // stayed up; a cloud without cloudStream costs one log line, not one per
-// dial. main starts Run only once the cloud has the node (cloudstream
-// writes its port into the node object when the tunnel connects).
+// dial. main starts Run only once the cloud has the node and this run's
+// first status (cloudstream writes its port into the node object when the
+// tunnel connects, and a status patch landing meanwhile makes that write
+// fail for 20 s; nodestatus Node.Known).
 //
 // Persistence: none. Sub-package streamtest is an in-process cloudstream
 // tunnel server for tests.

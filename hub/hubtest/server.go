@@ -33,6 +33,7 @@ package hubtest
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -259,6 +260,10 @@ func (s *Server) listen(wsAddr, crtAddr string) error {
 
 // CAPEM returns the CA certificate in PEM.
 func (s *Server) CAPEM() []byte { return pemCert(s.ca.der) }
+
+// CACert returns the CA certificate, which signs the nodes' certificates:
+// a cloudstream stand-in trusts it, as cloudstream trusts CloudHub's CA.
+func (s *Server) CACert() *x509.Certificate { return s.ca.cert }
 
 // CAHash returns the sha256 hex of the CA's DER.
 func (s *Server) CAHash() string { return s.ca.caHash() }

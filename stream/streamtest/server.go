@@ -42,11 +42,15 @@ type Server struct {
 
 // NewServer listens on 127.0.0.1:0 with TLS that requires a client
 // certificate of its CA (cloudstream: RequireAndVerifyClientCert, KubeEdge
-// v1.23.1 cloud/pkg/cloudstream/tunnelserver.go).
-func NewServer() (*Server, error) {
+// v1.23.1 cloud/pkg/cloudstream/tunnelserver.go), or of one of trust:
+// cloudstream trusts CloudHub's CA, which signs the nodes' certificates.
+func NewServer(trust ...*x509.Certificate) (*Server, error) {
 	ca, err := newAuthority()
 	if err != nil {
 		return nil, err
+	}
+	for _, c := range trust {
+		ca.pool.AddCert(c)
 	}
 	sc, err := ca.serverCert()
 	if err != nil {
