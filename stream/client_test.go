@@ -186,17 +186,7 @@ func TestTunnelServesRequests(t *testing.T) {
 func TestExecCarriesRawBytes(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
 	ctx, tun := e.tunnel(t)
-	readUntil := func(r *streamtest.Request, want string) {
-		t.Helper()
-		var got string
-		for !strings.Contains(got, want) {
-			d, ok, err := r.Next(ctx)
-			if err != nil || !ok {
-				t.Fatalf("Next() = %q, %v, %v after %q, want %q", d, ok, err, got, want)
-			}
-			got += string(d)
-		}
-	}
+	readUntil := func(r *streamtest.Request, want string) { readUntil(ctx, t, r, want) }
 
 	t.Run("cloud ends", func(t *testing.T) {
 		r, err := tun.Open(stream.TypeExec, "/exec/echo", nil)
@@ -235,6 +225,20 @@ func TestExecCarriesRawBytes(t *testing.T) {
 	})
 }
 
+// readUntil reads r's Data until it holds want, failing the test if the
+// edge ends the request or ctx ends first.
+func readUntil(ctx context.Context, t *testing.T, r *streamtest.Request, want string) {
+	t.Helper()
+	var got string
+	for !strings.Contains(got, want) {
+		d, ok, err := r.Next(ctx)
+		if err != nil || !ok {
+			t.Fatalf("Next() = %q, %v, %v after %q, want %q", d, ok, err, got, want)
+		}
+		got += string(d)
+	}
+}
+
 func TestFollowEndsOnRemove(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
 	ctx, tun := e.tunnel(t)
@@ -242,14 +246,7 @@ func TestFollowEndsOnRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got string
-	for !strings.Contains(got, "line 2\n") {
-		d, ok, err := r.Next(ctx)
-		if err != nil || !ok {
-			t.Fatalf("Next() = %q, %v, %v before line 2", d, ok, err)
-		}
-		got += string(d)
-	}
+	readUntil(ctx, t, r, "line 2\n")
 	if err := r.Cancel(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -285,23 +282,24 @@ func TestUnknownIDsAndTypes(t *testing.T) {
 			t.Fatalf("no RemoveConnect for ids %v", want)
 		}
 	}
-	// The tunnel is still up and serving.
+	noneUnmatched(ctx, t, tun) // and the tunnel is still up and serving
+}
+
+// noneUnmatched serves one logs request through tun, then fails for each
+// frame the edge sent for an id the cloud does not serve, as cloudcore
+// logs an error for each (KubeEdge v1.23.1
+// cloud/pkg/cloudstream/session.go, ProxyTunnelMessageToApiserver).
+// Frames come in order, so the answers to whatever was sent before the
+// request have arrived once it has ended.
+func noneUnmatched(ctx context.Context, t *testing.T, tun *streamtest.Tunnel) {
+	t.Helper()
 	r, err := tun.Open(stream.TypeLogs, "/hello?name=z", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := r.ReadAll(ctx); err != nil || string(got) != "hello z\n" {
-		t.Errorf("ReadAll() = %q, %v after unknown frames, want hello z", got, err)
+		t.Errorf("ReadAll() = %q, %v, want hello z", got, err)
 	}
-	noneUnmatched(t, tun)
-}
-
-// noneUnmatched fails for each frame the edge sent for an id the cloud
-// does not serve, as cloudcore logs an error for each (KubeEdge v1.23.1
-// cloud/pkg/cloudstream/session.go, ProxyTunnelMessageToApiserver). The
-// frames come in order: call it after a request sent later has ended.
-func noneUnmatched(t *testing.T, tun *streamtest.Tunnel) {
-	t.Helper()
 	for {
 		select {
 		case f := <-tun.Unmatched:
@@ -324,14 +322,7 @@ func TestExecClosedByClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got string
-	for !strings.Contains(got, "\r\n\r\n") {
-		d, ok, err := r.Next(ctx)
-		if err != nil || !ok {
-			t.Fatalf("Next() = %q, %v, %v before the upgrade's end", d, ok, err)
-		}
-		got += string(d)
-	}
+	readUntil(ctx, t, r, "\r\n\r\n") // the upgrade's answer
 	for range 200 {
 		if err := r.Remove(); err != nil {
 			t.Fatal(err)
@@ -342,15 +333,7 @@ func TestExecClosedByClient(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no RemoveConnect from the edge")
 	}
-	// Later frames come after the answers to the 200, if there were any.
-	l, err := tun.Open(stream.TypeLogs, "/hello?name=z", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := l.ReadAll(ctx); err != nil || string(got) != "hello z\n" {
-		t.Errorf("ReadAll() = %q, %v, want hello z", got, err)
-	}
-	noneUnmatched(t, tun)
+	noneUnmatched(ctx, t, tun)
 }
 
 func TestCloseConnectRedials(t *testing.T) {
