@@ -32,6 +32,9 @@ type comm struct {
 	// yet confirmed and the one waiting to go next, into which newer
 	// reports are merged (merge.go).
 	reports map[string]reportSlot
+	// confirmed holds, per device twin report (reportKey), the twins the
+	// cloud has confirmed a report of since the start (repeatNew).
+	confirmed map[string]map[string]struct{}
 }
 
 // pendingMsg is a cloud-bound message waiting for its confirmation.
@@ -242,9 +245,62 @@ func (c *comm) compact(list []pendingRef) []pendingRef {
 func (c *comm) confirm(id bus.ID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.pending[id]; ok {
-		c.forget(id)
+	p, ok := c.pending[id]
+	if !ok {
+		return
 	}
+	repeat := c.repeatNew(p)
+	if repeat == nil {
+		c.forget(id)
+		return
+	}
+	// The repeat goes with the report waiting next, as older than it, or
+	// else right after the confirmed one.
+	if n, ok := c.pending[c.reports[p.key].next]; ok {
+		mergeTwins(n.twins, repeat, false)
+		n.msg.Content = nil
+		c.pending[c.reports[p.key].next] = n
+		c.forget(id)
+		return
+	}
+	c.forget(id)
+	c.add(bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, p.msg.Route.Resource, nil), p.key, repeat)
+}
+
+// repeatNew returns the entries of the confirmed twin report p for the
+// twins the cloud confirms for the first time since the start, to be
+// reported once more; nil if there are none, or p is no twin report, or
+// the era is v0.3. c.mu is held.
+//
+// cloudcore v1.23.1 drops the values of the first report of a twin that
+// the device's status does not list yet: it appends a new entry for the
+// twin and then sets the values on its own copy of it
+// (cloud/pkg/devicecontroller/controller/upstream.go,
+// findOrCreateTwinByName). The second report finds the entry and lands.
+// Checked against a real cloudcore: a twin's first reported value stayed
+// "" in the Device's status until the next report. A twin the status
+// already lists costs one message more after each start of the node.
+func (c *comm) repeatNew(p pendingMsg) *twinMessage {
+	if p.twins == nil || c.t.cfg.Era == bus.EraV03 || !strings.HasSuffix(p.key, "/"+bus.ResTwinEdgeUpdated) {
+		return nil
+	}
+	seen := c.confirmed[p.key]
+	var repeat *twinMessage
+	for name, tw := range p.twins.Twin {
+		if _, ok := seen[name]; ok {
+			continue
+		}
+		if seen == nil {
+			seen = map[string]struct{}{}
+			c.confirmed[p.key] = seen
+		}
+		seen[name] = struct{}{}
+		if repeat == nil {
+			repeat = &twinMessage{baseMessage: baseMessage{EventID: c.t.newID(), Timestamp: c.t.nowMS()}, Twin: map[string]*msgTwin{}}
+		}
+		repeat.Twin[name] = tw
+	}
+	return repeat
 }
 
 // resend sends every unconfirmed message again (docs/protocol.md 5.6: when the worker

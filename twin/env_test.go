@@ -2,6 +2,7 @@ package twin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -140,6 +141,25 @@ func (e *env) report() bus.Message {
 		e.t.Fatal(err)
 	}
 	return m
+}
+
+// repeat takes the report that follows first, the first report of its
+// twins (comm.repeatNew), confirms it and checks that it carries first's
+// twins again.
+func (e *env) repeat(first bus.Message) {
+	e.t.Helper()
+	m := e.report()
+	twins := func(b []byte) string {
+		var v struct{ Twin json.RawMessage }
+		if err := json.Unmarshal(b, &v); err != nil {
+			e.t.Fatalf("report %s: %v", b, err)
+		}
+		return string(v.Twin)
+	}
+	if m.Route.Resource != first.Route.Resource || twins(m.Content) != twins(first.Content) {
+		e.t.Errorf("report after the first of its twins = %s %s, want its twins again: %s %s",
+			m.Route.Resource, m.Content, first.Route.Resource, first.Content)
+	}
 }
 
 type pub struct{ Topic, Payload string }

@@ -454,3 +454,53 @@ func TestMergeTwin(t *testing.T) {
 		})
 	}
 }
+
+// TestReportRepeatsNewTwins: cloudcore v1.23.1 drops the values of the
+// first report of a twin that the device's status does not list yet
+// (comm.repeatNew). Once the cloud confirms the first report of a twin
+// since the start, the twin's entry goes once more: in a report of its
+// own, or with the report waiting next, under that report's newer value.
+// A twin confirmed before is not repeated, nor is anything in v0.3.
+func TestReportRepeatsNewTwins(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCommTest(t, Config{})
+		c.connect()
+		r1 := c.send("a", "k", "1")
+		c.hub()
+		c.confirm(r1.Header.ID)
+		got := c.hub()
+		if len(got) != 1 || got[0].Route.Resource != "device/a/twin/edge_updated" ||
+			!strings.Contains(string(got[0].Content), `"twin":{"k":{"actual":{"value":"1"}}}`) {
+			t.Fatalf("after the first confirmation of k sent %v, want k's report once more", got)
+		}
+		c.confirm(got[0].Header.ID)
+		if got := c.hub(); len(got) != 0 {
+			t.Fatalf("after the repeat's confirmation sent %v, want nothing", got)
+		}
+		r2 := c.send("a", "k", "2")
+		c.hub()
+		c.confirm(r2.Header.ID)
+		if got := c.hub(); len(got) != 0 {
+			t.Fatalf("after a second report of k sent %v, want nothing", got)
+		}
+		r3 := c.send("a", "j", "3")
+		c.hub()
+		r4 := c.send("a", "k", "4") // waits for r3's confirmation
+		c.confirm(r3.Header.ID)
+		got = c.hub()
+		want := `{"event_id":"4","timestamp":1,"twin":{"j":{"actual":{"value":"3"}},"k":{"actual":{"value":"4"}}}}`
+		if len(got) != 1 || got[0].Header.ID != r4.Header.ID || string(got[0].Content) != want {
+			t.Fatalf("after j's first confirmation sent %v, want the next report with j in it: %s", got, want)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		c := newCommTest(t, Config{Era: bus.EraV03})
+		c.connect()
+		r1 := c.send("a", "k", "1")
+		c.hub()
+		c.confirm(r1.Header.ID)
+		if got := c.hub(); len(got) != 0 {
+			t.Fatalf("v0.3: after the first confirmation of k sent %v, want nothing", got)
+		}
+	})
+}

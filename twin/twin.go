@@ -215,7 +215,7 @@ func New(cfg Config, b *bus.Bus, d *db.DB, log *slog.Logger) (*Twin, error) {
 	}
 	t := &Twin{cfg: cfg, bus: b, log: log, now: time.Now, newID: func() string { return bus.NewID().String() }, yield: runtime.Gosched,
 		store: &store{db: d, retries: cfg.WriteRetries, delay: cfg.RetryDelay, devices: map[string]*deviceState{}}}
-	t.comm = &comm{t: t, pending: map[bus.ID]pendingMsg{}, reports: map[string]reportSlot{}}
+	t.comm = &comm{t: t, pending: map[bus.ID]pendingMsg{}, reports: map[string]reportSlot{}, confirmed: map[string]map[string]struct{}{}}
 	t.share, t.senderTakes = cfg.Share, cfg.Share != nil
 	if t.share == nil {
 		t.share = bus.NewShare(cfg.ClientShare)

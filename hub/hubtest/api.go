@@ -54,10 +54,19 @@ type api struct {
 	podDeletes    int // final pod deletes that removed a pod
 
 	followUps []bus.Message // pushed after the answer, as watch events are
+
+	// deviceTwins is each device's twins as its status lists them, by
+	// device id and twin name (deviceReport).
+	deviceTwins map[string]map[string]*DeviceTwin
 }
 
+// DeviceTwin is one twin in a device's status: the reported value (from
+// the edge's actual value) and the observed desired one (its expected).
+type DeviceTwin struct{ Reported, ObservedDesired string }
+
 func newAPI() api {
-	return api{nodes: map[string]*corev1.Node{}, pods: map[string]*corev1.Pod{}, leases: map[string]*coordinationv1.Lease{}}
+	return api{nodes: map[string]*corev1.Node{}, pods: map[string]*corev1.Pod{}, leases: map[string]*coordinationv1.Lease{},
+		deviceTwins: map[string]map[string]*DeviceTwin{}}
 }
 
 func (a *api) nextRV() string {
@@ -88,6 +97,7 @@ func contentData(content []byte) []byte {
 // held.
 func (s *Server) apiRequest(m bus.Message) (bus.Message, bool) {
 	if isDeviceReport(m) {
+		s.deviceReport(m)
 		// The device controller confirms each twin and state report
 		// (KubeEdge v1.23.1 cloud/pkg/devicecontroller/controller/upstream.go
 		// updateDeviceStatus): group twin, parent the report's id, "OK".
@@ -498,4 +508,55 @@ func isDeviceReport(m bus.Message) bool {
 	res := m.Route.Resource
 	return m.Route.Operation == bus.OpUpdate && strings.HasPrefix(res, string(bus.KindDevice)+"/") &&
 		(strings.HasSuffix(res, "/"+bus.ResTwinEdgeUpdated) || strings.HasSuffix(res, "/state/update"))
+}
+
+// deviceReport applies a twin report (device/<id>/twin/edge_updated) to
+// the device's status as cloudcore v1.23.1 does, with its flaw: a twin
+// the status does not list yet is added without the report's values,
+// because findOrCreateTwinByName returns a copy of the entry it appends
+// (cloud/pkg/devicecontroller/controller/upstream.go). The next report
+// of the twin sets them. s.mu is held.
+func (s *Server) deviceReport(m bus.Message) {
+	id, ok := strings.CutPrefix(m.Route.Resource, string(bus.KindDevice)+"/")
+	if id, ok = strings.CutSuffix(id, "/"+bus.ResTwinEdgeUpdated); !ok {
+		return
+	}
+	var report struct {
+		Twin map[string]*struct {
+			Expected, Actual *struct{ Value *string }
+		}
+	}
+	if json.Unmarshal(m.Content, &report) != nil {
+		return
+	}
+	twins := s.api.deviceTwins[id]
+	if twins == nil {
+		twins = map[string]*DeviceTwin{}
+		s.api.deviceTwins[id] = twins
+	}
+	for name, tw := range report.Twin {
+		st, ok := twins[name]
+		if !ok {
+			twins[name] = &DeviceTwin{}
+			continue
+		}
+		if tw != nil && tw.Actual != nil && tw.Actual.Value != nil {
+			st.Reported = *tw.Actual.Value
+		}
+		if tw != nil && tw.Expected != nil && tw.Expected.Value != nil {
+			st.ObservedDesired = *tw.Expected.Value
+		}
+	}
+}
+
+// DeviceTwinStatus returns twin name of device id as the device's status
+// lists it, and whether it lists it.
+func (s *Server) DeviceTwinStatus(id, name string) (DeviceTwin, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tw, ok := s.api.deviceTwins[id][name]
+	if !ok {
+		return DeviceTwin{}, false
+	}
+	return *tw, true
 }

@@ -128,3 +128,29 @@ func TestAPIConfirmsDeviceReports(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceReportsLikeCloudcore: the device status keeps what twin
+// reports set, and loses the values of a twin's first report, as
+// cloudcore v1.23.1 does.
+func TestDeviceReportsLikeCloudcore(t *testing.T) {
+	s := NewServer(Config{})
+	defer s.Close()
+	report := func(content string) {
+		t.Helper()
+		m := bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, "device/default/d1/twin/edge_updated", []byte(content))
+		if _, ok := call(s, m); !ok {
+			t.Fatalf("report %s not answered", content)
+		}
+	}
+	report(`{"event_id":"a","twin":{"temp":{"actual":{"value":"21"}}}}`)
+	if got, ok := s.DeviceTwinStatus("default/d1", "temp"); !ok || got != (DeviceTwin{}) {
+		t.Errorf("after the first report: %+v, %v, want the twin listed without values", got, ok)
+	}
+	report(`{"event_id":"b","twin":{"temp":{"actual":{"value":"22"},"expected":{"value":"20"}},"hum":{"actual":{"value":"40"}}}}`)
+	if got, _ := s.DeviceTwinStatus("default/d1", "temp"); got != (DeviceTwin{Reported: "22", ObservedDesired: "20"}) {
+		t.Errorf("after the second report: %+v, want reported 22, observed desired 20", got)
+	}
+	if got, ok := s.DeviceTwinStatus("default/d1", "hum"); !ok || got.Reported != "" {
+		t.Errorf("a new twin in the second report: %+v, %v, want listed without values", got, ok)
+	}
+}
