@@ -273,3 +273,51 @@ func TestCloudLargeMessages(t *testing.T) {
 		t.Errorf("hub bad frames = %d, want 0", got)
 	}
 }
+
+// TestTwinReportReachesDeviceStatus: a twin value an app reports reaches
+// the device's status in the cloud, against hubtest's device status,
+// which loses the first report of a new twin as cloudcore v1.23.1 does:
+// twin reports a twin's first value once more after the cloud confirms it.
+func TestTwinReportReachesDeviceStatus(t *testing.T) {
+	srv := hubtest.NewServer(hubtest.Config{})
+	defer srv.Close()
+	n := startCloudNode(t, srv, t.TempDir(), srv.Token(e2eNode))
+	if err := n.b.AddModule(bus.ModuleMQTT, bus.GroupBus); err != nil {
+		t.Fatal(err)
+	}
+	// As the device controller sends a device bound to the node.
+	srv.Push(bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpUpdate, bus.ResMembership,
+		[]byte(`{"event_id":"m","added_devices":[{"id":"default/d1","name":"d1","state":"unknown",`+
+			`"twin":{"temp":{"expected":{"value":"20"},"optional":false,"metadata":{"type":"string"}}}}]}`)))
+	publish := func(suffix string) {
+		t.Helper()
+		for {
+			m, err := n.b.Receive(waitCtx(t), bus.ModuleMQTT)
+			if err != nil {
+				t.Fatalf("no publish on .../%s: %v", suffix, err)
+			}
+			if strings.HasSuffix(m.Route.Resource, suffix) {
+				return
+			}
+		}
+	}
+	publish("membership/updated")
+	// As the eventbus hands an app's publish to twin.
+	up := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, "$hw/events/device/default/d1/twin/update",
+		[]byte(`{"event_id":"u","twin":{"temp":{"actual":{"value":"21"}}}}`))
+	if err := n.b.Send(bus.ModuleTwin, up); err != nil {
+		t.Fatal(err)
+	}
+	publish("twin/update/result")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, ok := srv.DeviceTwinStatus("default/d1", "temp")
+		if ok && got.Reported == "21" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the device's status has temp %+v (listed %v) 30 s after the update, want reported 21", got, ok)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
