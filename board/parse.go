@@ -190,10 +190,17 @@ func parseMemInfo(b []byte) (MemInfo, error) {
 
 // field splits the first field (separated by spaces or tabs) off b and
 // returns it and the rest.
-func field(b []byte) (f, rest []byte) {
-	b = bytes.TrimLeft(b, " \t")
-	if i := bytes.IndexAny(b, " \t"); i >= 0 {
-		return b[:i], bytes.TrimLeft(b[i:], " \t")
+func field(b []byte) (f, rest []byte) { return fieldSep(b, " \t") }
+
+// asciiSpace is ASCII's white space, the separators of /proc/loadavg's
+// fields.
+const asciiSpace = " \t\n\r\v\f"
+
+// fieldSep is field with the separators in seps.
+func fieldSep(b []byte, seps string) (f, rest []byte) {
+	b = bytes.TrimLeft(b, seps)
+	if i := bytes.IndexAny(b, seps); i >= 0 {
+		return b[:i], bytes.TrimLeft(b[i:], seps)
 	}
 	return b, nil
 }
@@ -339,32 +346,17 @@ func parseLoadavg(b []byte) (int, error) {
 	var f []byte
 	rest := b
 	for range 4 {
-		f, rest = asciiField(rest)
+		f, rest = fieldSep(rest, asciiSpace)
 	}
-	_, total, ok := bytes.Cut(f, []byte{'/'})
-	n, okN := parseDecimal(total)
 	if len(f) == 0 {
 		return 0, fmt.Errorf("board: loadavg %q: %w", trunc(string(b)), ErrSyntax)
 	}
+	_, total, ok := bytes.Cut(f, []byte{'/'})
+	n, okN := parseDecimal(total)
 	if !ok || !okN || n > math.MaxInt32 {
 		return 0, fmt.Errorf("board: loadavg %q: %w", trunc(string(f)), ErrSyntax)
 	}
 	return int(n), nil
-}
-
-// asciiField returns the first field of b separated by ASCII white space,
-// and what follows it.
-func asciiField(b []byte) (f, rest []byte) {
-	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
-	i := 0
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	j := i
-	for j < len(b) && !isSpace(b[j]) {
-		j++
-	}
-	return b[i:j], b[j:]
 }
 
 // parseInt reads a file holding one decimal integer (/proc/sys/kernel/pid_max).
