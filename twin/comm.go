@@ -249,22 +249,20 @@ func (c *comm) confirm(id bus.ID) {
 	if !ok {
 		return
 	}
-	repeat := c.repeatNew(p)
-	if repeat == nil {
-		c.forget(id)
-		return
-	}
-	// The repeat goes with the report waiting next, as older than it, or
+	// A repeat goes with the report waiting next, as older than it, or
 	// else right after the confirmed one.
-	if n, ok := c.pending[c.reports[p.key].next]; ok {
-		mergeTwins(n.twins, repeat, false)
-		n.msg.Content = nil
-		c.pending[c.reports[p.key].next] = n
-		c.forget(id)
-		return
+	repeat := c.repeatNew(p)
+	nextID := c.reports[p.key].next
+	next, waiting := c.pending[nextID]
+	if repeat != nil && waiting {
+		mergeTwins(next.twins, repeat, false)
+		next.msg.Content = nil
+		c.pending[nextID] = next
 	}
 	c.forget(id)
-	c.add(bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, p.msg.Route.Resource, nil), p.key, repeat)
+	if repeat != nil && !waiting {
+		c.add(bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate, p.msg.Route.Resource, nil), p.key, repeat)
+	}
 }
 
 // repeatNew returns the entries of the confirmed twin report p for the
