@@ -536,14 +536,17 @@ func (s *Server) deviceReport(m bus.Message) {
 	}
 	for name, tw := range report.Twin {
 		st, ok := twins[name]
-		if !ok {
+		switch {
+		case !ok:
 			twins[name] = &DeviceTwin{}
 			continue
+		case tw == nil:
+			continue
 		}
-		if tw != nil && tw.Actual != nil && tw.Actual.Value != nil {
+		if tw.Actual != nil && tw.Actual.Value != nil {
 			st.Reported = *tw.Actual.Value
 		}
-		if tw != nil && tw.Expected != nil && tw.Expected.Value != nil {
+		if tw.Expected != nil && tw.Expected.Value != nil {
 			st.ObservedDesired = *tw.Expected.Value
 		}
 	}
