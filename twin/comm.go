@@ -33,7 +33,8 @@ type comm struct {
 	// reports are merged (merge.go).
 	reports map[string]reportSlot
 	// confirmed holds, per device twin report (reportKey), the twins the
-	// cloud has confirmed a report of since the start (repeatNew).
+	// cloud has confirmed a report of since the start, or since the device
+	// was last removed (repeatNew, forgetDevices).
 	confirmed map[string]map[string]struct{}
 }
 
@@ -266,9 +267,10 @@ func (c *comm) confirm(id bus.ID) {
 }
 
 // repeatNew returns the entries of the confirmed twin report p for the
-// twins the cloud confirms for the first time since the start, to be
-// reported once more; nil if there are none, or p is no twin report, or
-// the era is v0.3. c.mu is held.
+// twins the cloud confirms for the first time since the start, or since
+// their device was removed (forgetDevices), to be reported once more; nil
+// if there are none, or p is no twin report, or the era is v0.3. c.mu is
+// held.
 //
 // cloudcore v1.23.1 drops the values of the first report of a twin that
 // the device's status does not list yet: it appends a new entry for the
@@ -299,6 +301,17 @@ func (c *comm) repeatNew(p pendingMsg) *twinMessage {
 		repeat.Twin[name] = tw
 	}
 	return repeat
+}
+
+// forgetDevices forgets which twins of the devices ids the cloud has
+// confirmed (repeatNew): a device removed here is removed at the cloud,
+// and the Device it may be added as again lists none of its twins yet.
+func (c *comm) forgetDevices(ids []wireDevice) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range ids {
+		delete(c.confirmed, string(bus.KindDevice)+"/"+w.ID+"/"+bus.ResTwinEdgeUpdated)
+	}
 }
 
 // resend sends every unconfirmed message again (docs/protocol.md 5.6: when the worker

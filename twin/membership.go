@@ -138,6 +138,7 @@ func (t *Twin) publishMembership(eventID string, mc memChange, now int64) {
 		t.publish(node, membershipUpdate{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Added: mc.added})
 	}
 	if len(mc.removed) > 0 {
+		t.comm.forgetDevices(mc.removed)
 		t.publish(node, membershipUpdate{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Removed: mc.removed})
 	}
 	for _, id := range sortedKeys(mc.attrs) {

@@ -504,3 +504,37 @@ func TestReportRepeatsNewTwins(t *testing.T) {
 		}
 	})
 }
+
+// TestRepeatAfterReadd: a device removed and added again is a new Device
+// to the cloud, whose status lists none of its twins yet, so the first
+// report of each of its twins after the re-add is repeated as after a
+// start (comm.repeatNew).
+func TestRepeatAfterReadd(t *testing.T) {
+	e := setupS1(t, Config{})
+	e.connect()
+	e.report() // detail request
+	update := func(v string) {
+		t.Helper()
+		e.mqtt("$hw/events/device/default/s1/twin/update", `{"event_id":"u`+v+`","twin":{"temp":{"actual":{"value":"`+v+`"}}}}`)
+		m := e.report()
+		e.settle()
+		if n := e.b.Depth(bus.ModuleHub); n != 1 {
+			t.Fatalf("after the first report of temp (%s) %d messages for the cloud, want its repeat", v, n)
+		}
+		e.repeat(m)
+	}
+	update("2")
+	e.cloud(bus.OpUpdate, bus.ResMembership, `{"event_id":"r","removed_devices":[{"id":"default/s1","name":"s1"}]}`)
+	e.cloud(bus.OpUpdate, bus.ResMembership, addS1)
+	e.settle() // the membership worker is not the twin worker
+	if v := stored(e, "default/s1")["temp actual"]; v != `1 {"cloud":1,"edge":1}` {
+		t.Fatalf("temp after the re-add = %s, want the added device's 1 {cloud:1,edge:1}", v)
+	}
+	update("3")
+	e.mqtt("$hw/events/device/default/s1/twin/update", `{"event_id":"u4","twin":{"temp":{"actual":{"value":"4"}}}}`)
+	e.report()
+	e.settle()
+	if n := e.b.Depth(bus.ModuleHub); n != 0 {
+		t.Errorf("after a second report of temp since the re-add %d messages for the cloud, want none", n)
+	}
+}
