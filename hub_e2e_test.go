@@ -278,6 +278,8 @@ func TestCloudLargeMessages(t *testing.T) {
 // the device's status in the cloud, against hubtest's device status,
 // which loses the first report of a new twin as cloudcore v1.23.1 does:
 // twin reports a twin's first value once more after the cloud confirms it.
+// The same holds for a device removed and added again, which the cloud
+// gives a new, empty status.
 func TestTwinReportReachesDeviceStatus(t *testing.T) {
 	srv := hubtest.NewServer(hubtest.Config{})
 	defer srv.Close()
@@ -286,9 +288,10 @@ func TestTwinReportReachesDeviceStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As the device controller sends a device bound to the node.
-	srv.Push(bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpUpdate, bus.ResMembership,
+	add := bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpUpdate, bus.ResMembership,
 		[]byte(`{"event_id":"m","added_devices":[{"id":"default/d1","name":"d1","state":"unknown",`+
-			`"twin":{"temp":{"expected":{"value":"20"},"optional":false,"metadata":{"type":"string"}}}}]}`)))
+			`"twin":{"temp":{"expected":{"value":"20"},"optional":false,"metadata":{"type":"string"}}}}]}`))
+	srv.Push(add)
 	publish := func(suffix string) {
 		t.Helper()
 		for {
@@ -302,22 +305,36 @@ func TestTwinReportReachesDeviceStatus(t *testing.T) {
 		}
 	}
 	publish("membership/updated")
-	// As the eventbus hands an app's publish to twin.
-	up := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, "$hw/events/device/default/d1/twin/update",
-		[]byte(`{"event_id":"u","twin":{"temp":{"actual":{"value":"21"}}}}`))
-	if err := n.b.Send(bus.ModuleTwin, up); err != nil {
-		t.Fatal(err)
-	}
-	publish("twin/update/result")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, ok := srv.DeviceTwinStatus("default/d1", "temp")
-		if ok && got.Reported == "21" {
-			return
+	report := func(v string) {
+		t.Helper()
+		// As the eventbus hands an app's publish to twin.
+		up := bus.NewMessage(bus.ModuleBusSrc, bus.GroupUser, bus.OpResponse, "$hw/events/device/default/d1/twin/update",
+			[]byte(`{"event_id":"u","twin":{"temp":{"actual":{"value":"`+v+`"}}}}`))
+		if err := n.b.Send(bus.ModuleTwin, up); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the device's status has temp %+v (listed %v) 30 s after the update, want reported 21", got, ok)
+		publish("twin/update/result")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, ok := srv.DeviceTwinStatus("default/d1", "temp")
+			if ok && got.Reported == v {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the device's status has temp %+v (listed %v) 30 s after the update, want reported %s", got, ok, v)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	report("21")
+	// kubectl delete device, then apply it again.
+	srv.Push(bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpUpdate, bus.ResMembership,
+		[]byte(`{"event_id":"r","removed_devices":[{"id":"default/d1","name":"d1"}]}`)))
+	publish("membership/updated")
+	if _, ok := srv.DeviceTwinStatus("default/d1", "temp"); ok {
+		t.Fatal("the device's status still lists temp after the device was removed")
+	}
+	srv.Push(bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpUpdate, bus.ResMembership, add.Content))
+	publish("membership/updated")
+	report("22")
 }

@@ -343,8 +343,10 @@ func (s *Server) putLease(ns, name string, create bool, data []byte) (any, error
 }
 
 // storePushed keeps a pod the test pushes to the node, as the API holds
-// the pods the cloud sends.
+// the pods the cloud sends, and drops the status of a device it removes
+// (devicesPushed).
 func (s *Server) storePushed(m bus.Message) {
+	s.devicesPushed(m)
 	r := m.Res
 	if !r.Valid(m.Route.Operation) || r.Kind != bus.KindPod || r.Name == "" {
 		return
@@ -549,6 +551,40 @@ func (s *Server) deviceReport(m bus.Message) {
 		if tw.Expected != nil && tw.Expected.Value != nil {
 			st.ObservedDesired = *tw.Expected.Value
 		}
+	}
+}
+
+// devicesPushed drops the status of the devices a pushed membership
+// message takes off the node: a Device deleted in the cloud takes its
+// status with it, and a Device applied again starts with an empty one
+// (checked against a real v1.23.1 cloud). A membership update names them
+// in removed_devices; a detail reply is the whole list. s.mu is held.
+func (s *Server) devicesPushed(m bus.Message) {
+	if !m.Route.Source.IsDeviceController() || !strings.Contains(m.Route.Resource, bus.ResMembership) {
+		return
+	}
+	type device struct{ ID string }
+	var msg struct {
+		Removed []device `json:"removed_devices"`
+		Devices []device `json:"devices"`
+	}
+	if json.Unmarshal(m.Content, &msg) != nil {
+		return
+	}
+	if strings.Contains(m.Route.Resource, bus.ResMembershipDetail) {
+		listed := map[string]bool{}
+		for _, d := range msg.Devices {
+			listed[d.ID] = true
+		}
+		for id := range s.api.deviceTwins {
+			if !listed[id] {
+				delete(s.api.deviceTwins, id)
+			}
+		}
+		return
+	}
+	for _, d := range msg.Removed {
+		delete(s.api.deviceTwins, d.ID)
 	}
 }
 
