@@ -303,14 +303,14 @@ func (c *comm) repeatNew(p pendingMsg) *twinMessage {
 	return repeat
 }
 
-// forgetDevices forgets which twins of the devices ids the cloud has
-// confirmed (repeatNew): a device removed here is removed at the cloud,
-// and the Device it may be added as again lists none of its twins yet.
-func (c *comm) forgetDevices(ids []wireDevice) {
+// forgetDevices forgets which twins of devs the cloud has confirmed
+// (repeatNew): a device removed here is removed at the cloud, and the
+// Device it may be added as again lists none of its twins yet.
+func (c *comm) forgetDevices(devs []wireDevice) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, w := range ids {
-		delete(c.confirmed, string(bus.KindDevice)+"/"+w.ID+"/"+bus.ResTwinEdgeUpdated)
+	for _, d := range devs {
+		delete(c.confirmed, twinReportResource(d.ID))
 	}
 }
 

@@ -245,7 +245,13 @@ func (t *Twin) reportToCloud(id string, twins map[string]*msgTwin, now int64) {
 	}
 	m := &twinMessage{baseMessage: baseMessage{EventID: t.newID(), Timestamp: now}, Twin: twins}
 	t.queue(t.com, job{act: actSendToCloud, twins: m, msg: bus.NewMessage(bus.ModuleTwin, bus.GroupResource, bus.OpUpdate,
-		string(bus.KindDevice)+"/"+id+"/"+bus.ResTwinEdgeUpdated, nil)})
+		twinReportResource(id), nil)})
+}
+
+// twinReportResource is the resource of device id's twin reports to the
+// cloud, device/<id>/twin/edge_updated, and their key (reportKey).
+func twinReportResource(id string) string {
+	return string(bus.KindDevice) + "/" + id + "/" + bus.ResTwinEdgeUpdated
 }
 
 // batchReports gathers the cloud reports of one group commit, one per
