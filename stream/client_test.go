@@ -78,6 +78,17 @@ func (e *edge) tunnel(t *testing.T) (context.Context, *streamtest.Tunnel) {
 	return ctx, tun
 }
 
+// openReq opens a request of typ for pathQuery on tun, as cloudstream
+// does for a kubectl logs or exec.
+func openReq(t *testing.T, tun *streamtest.Tunnel, typ stream.Type, pathQuery string) *streamtest.Request {
+	t.Helper()
+	r, err := tun.Open(typ, pathQuery, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -156,10 +167,7 @@ func TestTunnelServesRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := tun.Open(tt.typ, tt.path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := openReq(t, tun, tt.typ, tt.path)
 			got, err := r.ReadAll(ctx)
 			if err != nil {
 				t.Fatalf("ReadAll(%s) error %v", tt.path, err)
@@ -189,10 +197,7 @@ func TestExecCarriesRawBytes(t *testing.T) {
 	readUntil := func(r *streamtest.Request, want string) { readUntil(ctx, t, r, want) }
 
 	t.Run("cloud ends", func(t *testing.T) {
-		r, err := tun.Open(stream.TypeExec, "/exec/echo", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := openReq(t, tun, stream.TypeExec, "/exec/echo")
 		readUntil(r, "101 Switching Protocols\r\n\r\n")
 		big := strings.Repeat("0123456789", 30<<10) // more than the edge queues
 		go func() {
@@ -210,10 +215,7 @@ func TestExecCarriesRawBytes(t *testing.T) {
 	})
 
 	t.Run("edge ends", func(t *testing.T) {
-		r, err := tun.Open(stream.TypeExec, "/exec/once", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := openReq(t, tun, stream.TypeExec, "/exec/once")
 		readUntil(r, "\r\n\r\n")
 		if err := r.Write([]byte("abc")); err != nil {
 			t.Fatal(err)
@@ -242,10 +244,7 @@ func readUntil(ctx context.Context, t *testing.T, r *streamtest.Request, want st
 func TestFollowEndsOnRemove(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
 	ctx, tun := e.tunnel(t)
-	r, err := tun.Open(stream.TypeLogs, "/follow", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openReq(t, tun, stream.TypeLogs, "/follow")
 	readUntil(ctx, t, r, "line 2\n")
 	if err := r.Cancel(ctx); err != nil {
 		t.Fatal(err)
@@ -293,10 +292,7 @@ func TestUnknownIDsAndTypes(t *testing.T) {
 // request have arrived once it has ended.
 func noneUnmatched(ctx context.Context, t *testing.T, tun *streamtest.Tunnel) {
 	t.Helper()
-	r, err := tun.Open(stream.TypeLogs, "/hello?name=z", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openReq(t, tun, stream.TypeLogs, "/hello?name=z")
 	if got, err := r.ReadAll(ctx); err != nil || string(got) != "hello z\n" {
 		t.Errorf("ReadAll() = %q, %v, want hello z", got, err)
 	}
@@ -318,10 +314,7 @@ func noneUnmatched(ctx context.Context, t *testing.T, tun *streamtest.Tunnel) {
 func TestExecClosedByClient(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
 	ctx, tun := e.tunnel(t)
-	r, err := tun.Open(stream.TypeExec, "/exec/echo", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openReq(t, tun, stream.TypeExec, "/exec/echo")
 	readUntil(ctx, t, r, "\r\n\r\n") // the upgrade's answer
 	for range 200 {
 		if err := r.Remove(); err != nil {
@@ -369,10 +362,7 @@ func TestQuietWhileRefused(t *testing.T) {
 func TestRunReturnsOnCancel(t *testing.T) {
 	e := startEdge(t, testHandler(nil), nil)
 	ctx, tun := e.tunnel(t)
-	r, err := tun.Open(stream.TypeLogs, "/follow", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openReq(t, tun, stream.TypeLogs, "/follow")
 	if _, _, err := r.Next(ctx); err != nil {
 		t.Fatal(err)
 	}
