@@ -33,8 +33,9 @@ type comm struct {
 	// reports are merged (merge.go).
 	reports map[string]reportSlot
 	// confirmed holds, per device twin report (reportKey), the twins the
-	// cloud has confirmed a report of since the start, or since the device
-	// was last removed (repeatNew, forgetDevices).
+	// cloud has confirmed a report of since the link last came up, or
+	// since the device was last removed (repeatNew, forgetDevices,
+	// lifeCycle).
 	confirmed map[string]map[string]struct{}
 }
 
@@ -267,8 +268,8 @@ func (c *comm) confirm(id bus.ID) {
 }
 
 // repeatNew returns the entries of the confirmed twin report p for the
-// twins the cloud confirms for the first time since the start, or since
-// their device was removed (forgetDevices), to be reported once more; nil
+// twins the cloud confirms for the first time since the link came up, or
+// since their device was removed (forgetDevices), to be reported once more; nil
 // if there are none, or p is no twin report, or the era is v0.3. c.mu is
 // held.
 //
@@ -279,7 +280,7 @@ func (c *comm) confirm(id bus.ID) {
 // findOrCreateTwinByName). The second report finds the entry and lands.
 // Checked against a real cloudcore: a twin's first reported value stayed
 // "" in the Device's status until the next report. A twin the status
-// already lists costs one message more after each start of the node.
+// already lists costs one message more after each connection.
 func (c *comm) repeatNew(p pendingMsg) *twinMessage {
 	if p.twins == nil || c.t.cfg.Era == bus.EraV03 || !strings.HasSuffix(p.key, "/"+bus.ResTwinEdgeUpdated) {
 		return nil
@@ -340,6 +341,11 @@ func (c *comm) lifeCycle(msg bus.Message) {
 	was := c.connected
 	c.connected = s == bus.CloudConnected
 	if !was && c.connected {
+		// The cloud may have deleted and created again a Device while the
+		// link was down, and the detail list that follows carries no UID
+		// to tell: the first report of each twin since now goes twice
+		// (repeatNew), one message more a twin reported, a connection.
+		clear(c.confirmed)
 		c.sendHeld()
 	}
 	c.mu.Unlock()

@@ -458,7 +458,7 @@ func TestMergeTwin(t *testing.T) {
 // TestReportRepeatsNewTwins: cloudcore v1.23.1 drops the values of the
 // first report of a twin that the device's status does not list yet
 // (comm.repeatNew). Once the cloud confirms the first report of a twin
-// since the start, the twin's entry goes once more: in a report of its
+// since the link came up, the twin's entry goes once more: in a report of its
 // own, or with the report waiting next, under that report's newer value.
 // A twin confirmed before is not repeated, nor is anything in v0.3.
 func TestReportRepeatsNewTwins(t *testing.T) {
@@ -501,6 +501,40 @@ func TestReportRepeatsNewTwins(t *testing.T) {
 		c.confirm(r1.Header.ID)
 		if got := c.hub(); len(got) != 0 {
 			t.Fatalf("v0.3: after the first confirmation of k sent %v, want nothing", got)
+		}
+	})
+}
+
+// TestRepeatAfterReconnect: a Device deleted and created again at the
+// cloud while the link was down lists none of its twins, and nothing the
+// node gets on reconnecting tells it so; the first report of each twin
+// after a reconnect is repeated as after a start (comm.repeatNew).
+func TestRepeatAfterReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCommTest(t, Config{})
+		c.connect()
+		first := func(v string) {
+			t.Helper()
+			r := c.send("a", "k", v)
+			c.hub()
+			c.confirm(r.Header.ID)
+			got := c.hub()
+			if len(got) != 1 || !strings.Contains(string(got[0].Content), `"k":{"actual":{"value":"`+v+`"}}`) {
+				t.Fatalf("after the confirmation of k=%s sent %v, want k's report once more", v, got)
+			}
+			c.confirm(got[0].Header.ID)
+			c.hub()
+		}
+		first("1")
+		c.tw.com.inbox <- &job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect,
+			bus.ResNodeConnection, bus.JSONString(bus.CloudDisconnected))}
+		c.connect()
+		first("2")
+		r := c.send("a", "k", "3")
+		c.hub()
+		c.confirm(r.Header.ID)
+		if got := c.hub(); len(got) != 0 {
+			t.Fatalf("after a second report of k since the reconnect sent %v, want nothing", got)
 		}
 	})
 }
