@@ -279,7 +279,7 @@ func TestCloudLargeMessages(t *testing.T) {
 // which loses the first report of a new twin as cloudcore v1.23.1 does:
 // twin reports a twin's first value once more after the cloud confirms it.
 // The same holds for a device removed and added again, which the cloud
-// gives a new, empty status.
+// gives a new, empty status, also while the node is offline.
 func TestTwinReportReachesDeviceStatus(t *testing.T) {
 	srv := hubtest.NewServer(hubtest.Config{})
 	defer srv.Close()
@@ -337,4 +337,18 @@ func TestTwinReportReachesDeviceStatus(t *testing.T) {
 	srv.Push(bus.NewMessage(bus.SourceDeviceController, bus.GroupTwin, bus.OpUpdate, bus.ResMembership, add.Content))
 	publish("membership/updated")
 	report("22")
+	// The same while the node is offline: nothing tells the node.
+	links := srv.Connects()
+	srv.Pause()
+	if err := srv.WaitDisconnected(waitCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.RecreateDevice("default/d1")
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.WaitConnects(waitCtx(t), links+1); err != nil {
+		t.Fatal(err)
+	}
+	report("23")
 }

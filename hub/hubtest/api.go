@@ -588,6 +588,16 @@ func (s *Server) devicesPushed(m bus.Message) {
 	}
 }
 
+// RecreateDevice drops the status of device id as kubectl delete and
+// apply of its Device do, without telling the node: as while the node is
+// offline, whose membership detail after it reconnects lists the device
+// as before (the list carries no UID).
+func (s *Server) RecreateDevice(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.api.deviceTwins, id)
+}
+
 // DeviceTwinStatus returns twin name of device id as the device's status
 // lists it, and whether it lists it.
 func (s *Server) DeviceTwinStatus(id, name string) (DeviceTwin, bool) {
