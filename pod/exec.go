@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/moby/spdystream"
 )
@@ -148,9 +149,15 @@ func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
 	}
 	defer s.close()
 	w, container, rc, ctx := s.w, s.container, s.rc, s.ctx
+	// Input goes in once the output is followed: what the container
+	// answers to it comes after that place, so the client sees it.
+	following := make(chan struct{})
+	var once sync.Once
+	follows := func() { once.Do(func() { close(following) }) }
 	if rc.stdin != nil {
 		in := w.stdinOf(container)
 		rc.run(func() {
+			<-following
 			if in == nil {
 				_, _ = io.Copy(io.Discard, rc.stdin)
 				return
@@ -169,7 +176,8 @@ func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
 	if rc.stderr != nil {
 		errOut = rc.stderr
 	}
-	w.followOutput(ctx, container, out, errOut)
+	w.followOutput(ctx, container, out, errOut, follows)
+	follows() // the output had ended: nothing to wait for
 	_ = rc.writeStatus(exitStatus(0, nil, nil))
 }
 
@@ -194,10 +202,11 @@ func (w *worker) stdinOf(container string) *os.File {
 
 // followOutput writes what the container prints from now on, its stdout
 // to out and its stderr to errOut (either may be nil: that stream is
-// dropped), until its output ends (it stopped) or ctx ends. The lines come
-// from the container's CRI log records, so this is the one place attach
-// knows the log format.
-func (w *worker) followOutput(ctx context.Context, container string, out, errOut io.Writer) {
+// dropped), until its output ends (it stopped) or ctx ends. following
+// runs, maybe more than once, when the place to follow from is fixed. The
+// lines come from the container's CRI log records, so this is the one
+// place attach knows the log format.
+func (w *worker) followOutput(ctx context.Context, container string, out, errOut io.Writer, following func()) {
 	q := logQuery{follow: true, tail: 0}
 	var line []byte
 	_ = w.output(container).readTo(ctx, &logWriter{q: q, each: func(s logStream, text []byte, partial bool) error {
@@ -214,7 +223,7 @@ func (w *worker) followOutput(ctx context.Context, container string, out, errOut
 		}
 		_, err := dst.Write(line)
 		return err
-	}}, func() error { return nil })
+	}}, func() error { following(); return nil })
 }
 
 // running reports whether container is running, as the pod's last status

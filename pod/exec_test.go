@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -379,7 +380,12 @@ func TestExecAndAttachThroughTunnel(t *testing.T) {
 		p := testPod("tunnel-attach-in", c)
 		e.h.send(bus.OpInsert, bus.KindPod, "default", "tunnel-attach-in", p)
 		e.h.waitStatus("tunnel-attach-in", 2*time.Minute, running("reader"))
-		for i, word := range []string{"hello", "again"} { // a second attach reaches it too
+		// Attach after attach reaches it, and each sees the answer to its
+		// own input however soon the input comes: the output is followed
+		// before the input goes in (it once was not, and one attach in a
+		// few dozen on a loaded machine saw nothing).
+		for i := range 40 {
+			word := "w" + strconv.Itoa(i)
 			actx, acancel := context.WithCancel(ctx)
 			in, inw := io.Pipe()
 			out := &syncBuffer{}

@@ -217,7 +217,9 @@ func (o *output) read(ctx context.Context, w io.Writer, q logQuery) error {
 	return o.readTo(ctx, newLogWriter(bw, q), bw.Flush)
 }
 
-// readTo is read into l; flush runs before each wait for more.
+// readTo is read into l. With follow, flush runs once the place to follow
+// from is fixed (what the container writes from then on reaches l), and
+// before each wait for more.
 func (o *output) readTo(ctx context.Context, l *logWriter, flush func() error) error {
 	o.mu.Lock()
 	files := logFiles(o.path)
@@ -236,6 +238,10 @@ func (o *output) readTo(ctx context.Context, l *logWriter, flush func() error) e
 	}
 	if err != nil || !live {
 		return ignoreLimit(err)
+	}
+	if err := flush(); err != nil {
+		fs[len(fs)-1].Close()
+		return err
 	}
 	return ignoreLimit(o.follow(ctx, l, flush, followPos{rl: rl, f: fs[len(fs)-1], off: off, gen: gen, seq: seq}))
 }
