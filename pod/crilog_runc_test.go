@@ -2,6 +2,7 @@ package pod
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -119,16 +120,14 @@ func TestFollowStreamsNewLines(t *testing.T) {
 	h.send(bus.OpInsert, bus.KindPod, "default", "follow", p)
 	h.waitLog("follow", "tick", "tick 2\n")
 	attached := make(chan []string, 1)
+	w := h.r.worker("default", "follow")
+	if w == nil {
+		t.Fatal("no worker for pod default/follow")
+	}
 	go func() {
-		var got []string
-		err := h.r.followOutput(context.Background(), "default", "follow", "tick", func(s logStream, text []byte, partial bool) error {
-			got = append(got, fmt.Sprintf("%s %v %s", s, partial, text))
-			return nil
-		})
-		if err != nil {
-			got = append(got, err.Error())
-		}
-		attached <- got
+		var out, errOut bytes.Buffer
+		w.followOutput(context.Background(), "tick", &out, &errOut, func() {})
+		attached <- append(strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n"), strings.Split(errOut.String(), "\n")...)
 	}()
 	srv := httptest.NewServer(h.r.Handler())
 	defer srv.Close()
@@ -156,15 +155,17 @@ func TestFollowStreamsNewLines(t *testing.T) {
 			t.Fatalf("followed line %d = %q, want %q (in %v)", i, l, "tick "+strconv.Itoa(first+i), lines)
 		}
 	}
-	// followOutput (attach) gets the records from its start to the end.
+	// followOutput (attach) gets the lines from its start to the end, on
+	// stdout, and nothing on stderr (the empty line after the split).
 	got := <-attached
-	if len(got) < 5 || got[len(got)-1] != "stdout false tick 29" {
-		t.Fatalf("followOutput records = %v, want each from its start to tick 29", got)
+	if len(got) < 6 || got[len(got)-2] != "tick 29" || got[len(got)-1] != "" {
+		t.Fatalf("followOutput lines = %q, want each from its start to tick 29 on stdout, none on stderr", got)
 	}
-	first, _ = strconv.Atoi(strings.TrimPrefix(got[0], "stdout false tick "))
+	got = got[:len(got)-1]
+	first, _ = strconv.Atoi(strings.TrimPrefix(got[0], "tick "))
 	for i, g := range got {
-		if want := "stdout false tick " + strconv.Itoa(first+i); g != want {
-			t.Fatalf("followOutput record %d = %q, want %q", i, g, want)
+		if want := "tick " + strconv.Itoa(first+i); g != want {
+			t.Fatalf("followOutput line %d = %q, want %q", i, g, want)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -340,18 +339,4 @@ func ignoreLimit(err error) error {
 		return nil
 	}
 	return err
-}
-
-// followOutput calls fn with each record the container ns/pod/container
-// writes from now on (text without its newline; partial for a piece of a
-// longer line), from the caller's goroutine, until the container's output
-// ends, a newer instance starts, fn fails or ctx ends. It is what attach
-// shows of a container's stdout and stderr.
-func (r *Runner) followOutput(ctx context.Context, ns, pod, container string, fn func(s logStream, text []byte, partial bool) error) error {
-	w := r.worker(ns, pod)
-	if w == nil {
-		return fmt.Errorf("%w: pod %s/%s", ErrNotFound, ns, pod)
-	}
-	q := logQuery{follow: true, tail: 0}
-	return w.output(container).readTo(ctx, &logWriter{q: q, each: fn}, func() error { return nil })
 }
