@@ -351,6 +351,21 @@ func (c *commTest) confirm(id bus.ID) {
 	c.tw.com.inbox <- &job{act: actConfirm, msg: m}
 }
 
+// report sends a report of twin k of device dev, confirms it once it has
+// gone to the hub, and returns what the hub got after the confirmation.
+func (c *commTest) report(dev, k, v string) []bus.Message {
+	r := c.send(dev, k, v)
+	c.hub()
+	c.confirm(r.Header.ID)
+	return c.hub()
+}
+
+// disconnect tells the worker that the link went down.
+func (c *commTest) disconnect() {
+	c.tw.com.inbox <- &job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect,
+		bus.ResNodeConnection, bus.JSONString(bus.CloudDisconnected))}
+}
+
 func (c *commTest) connect() {
 	c.tw.com.inbox <- &job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect,
 		bus.ResNodeConnection, bus.JSONString(bus.CloudConnected))}
@@ -465,10 +480,7 @@ func TestReportRepeatsNewTwins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCommTest(t, Config{})
 		c.connect()
-		r1 := c.send("a", "k", "1")
-		c.hub()
-		c.confirm(r1.Header.ID)
-		got := c.hub()
+		got := c.report("a", "k", "1")
 		if len(got) != 1 || got[0].Route.Resource != "device/a/twin/edge_updated" ||
 			!strings.Contains(string(got[0].Content), `"twin":{"k":{"actual":{"value":"1"}}}`) {
 			t.Fatalf("after the first confirmation of k sent %v, want k's report once more", got)
@@ -477,10 +489,7 @@ func TestReportRepeatsNewTwins(t *testing.T) {
 		if got := c.hub(); len(got) != 0 {
 			t.Fatalf("after the repeat's confirmation sent %v, want nothing", got)
 		}
-		r2 := c.send("a", "k", "2")
-		c.hub()
-		c.confirm(r2.Header.ID)
-		if got := c.hub(); len(got) != 0 {
+		if got := c.report("a", "k", "2"); len(got) != 0 {
 			t.Fatalf("after a second report of k sent %v, want nothing", got)
 		}
 		r3 := c.send("a", "j", "3")
@@ -496,10 +505,7 @@ func TestReportRepeatsNewTwins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCommTest(t, Config{Era: bus.EraV03})
 		c.connect()
-		r1 := c.send("a", "k", "1")
-		c.hub()
-		c.confirm(r1.Header.ID)
-		if got := c.hub(); len(got) != 0 {
+		if got := c.report("a", "k", "1"); len(got) != 0 {
 			t.Fatalf("v0.3: after the first confirmation of k sent %v, want nothing", got)
 		}
 	})
@@ -515,10 +521,7 @@ func TestRepeatAfterReconnect(t *testing.T) {
 		c.connect()
 		first := func(v string) {
 			t.Helper()
-			r := c.send("a", "k", v)
-			c.hub()
-			c.confirm(r.Header.ID)
-			got := c.hub()
+			got := c.report("a", "k", v)
 			if len(got) != 1 || !strings.Contains(string(got[0].Content), `"k":{"actual":{"value":"`+v+`"}}`) {
 				t.Fatalf("after the confirmation of k=%s sent %v, want k's report once more", v, got)
 			}
@@ -526,14 +529,10 @@ func TestRepeatAfterReconnect(t *testing.T) {
 			c.hub()
 		}
 		first("1")
-		c.tw.com.inbox <- &job{act: actLifeCycle, msg: bus.NewMessage(bus.ModuleEdgeHub, bus.GroupTwin, bus.OpConnect,
-			bus.ResNodeConnection, bus.JSONString(bus.CloudDisconnected))}
+		c.disconnect()
 		c.connect()
 		first("2")
-		r := c.send("a", "k", "3")
-		c.hub()
-		c.confirm(r.Header.ID)
-		if got := c.hub(); len(got) != 0 {
+		if got := c.report("a", "k", "3"); len(got) != 0 {
 			t.Fatalf("after a second report of k since the reconnect sent %v, want nothing", got)
 		}
 	})
