@@ -152,8 +152,7 @@ func (k *kubeletServer) serveAttach(rw http.ResponseWriter, req *http.Request) {
 	// Input goes in once the output is followed: what the container
 	// answers to it comes after that place, so the client sees it.
 	following := make(chan struct{})
-	var once sync.Once
-	follows := func() { once.Do(func() { close(following) }) }
+	follows := sync.OnceFunc(func() { close(following) })
 	if rc.stdin != nil {
 		in := w.stdinOf(container)
 		rc.run(func() {
